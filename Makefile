@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+# python3.12 from PATH, else from pyenv's versions folder
+PYTHON ?= $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12; do \
+	  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3.12 not found: install Python 3.12 or pass PYTHON=/path/to/python3.12"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/pyrocompress demo --out demo-out
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check pyrocompress tests
+	$(VENV)/bin/ruff format --check pyrocompress tests
+	$(VENV)/bin/python -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pyrocompress tests
+	$(VENV)/bin/ruff format --check pyrocompress tests
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format pyrocompress tests
+	$(VENV)/bin/ruff check --fix pyrocompress tests
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

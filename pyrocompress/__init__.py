@@ -1,0 +1,59 @@
+"""pyrocompress: Bayesian compression and feature selection of neural networks, on Pyro.
+
+Data flows one way: data → :func:`bayesianize` (model and guide) → :func:`fit` (SVI) →
+:class:`Posterior` (analysis) → :func:`prune` (pruning plan) → compact ``nn.Sequential``
+and report.
+"""
+
+from pyrocompress import distributions, priors
+from pyrocompress.analysis import BitPrecision, Posterior
+from pyrocompress.export import SelectFeatures, load_compact, save_compact
+from pyrocompress.infer import History, evaluate, fit
+from pyrocompress.likelihoods import CategoricalLikelihood, GaussianLikelihood
+from pyrocompress.nn import (
+    BayesianConv2d,
+    BayesianLinear,
+    BayesianNetwork,
+    bayesianize,
+    lenet5_caffe,
+    lenet_300_100,
+    mlp,
+)
+from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
+from pyrocompress.pruning import REPORT_KEYS, PruneResult, PruningPlan, make_plan, prune
+from pyrocompress.reparam import LocalReparameterization
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REPORT_KEYS",
+    "BayesianConv2d",
+    "BayesianLinear",
+    "BayesianNetwork",
+    "BitPrecision",
+    "CategoricalLikelihood",
+    "Gaussian",
+    "GaussianLikelihood",
+    "GroupHorseshoe",
+    "GroupNormalJeffreys",
+    "History",
+    "LocalReparameterization",
+    "Posterior",
+    "PruneResult",
+    "PruningPlan",
+    "SelectFeatures",
+    "SpikeAndSlab",
+    "__version__",
+    "bayesianize",
+    "distributions",
+    "evaluate",
+    "fit",
+    "lenet5_caffe",
+    "lenet_300_100",
+    "load_compact",
+    "make_plan",
+    "mlp",
+    "priors",
+    "prune",
+    "save_compact",
+]

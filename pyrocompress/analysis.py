@@ -1,0 +1,182 @@
+r"""Posterior analysis: inclusion probabilities, log-alpha, SNR, effective weights, bits.
+
+Everything here reads the guide's parameters (the fitted variational posterior); nothing
+is sampled. For a layer with gate :math:`g` per group and non-centred weights
+:math:`\tilde w \sim N(\mu, \sigma^2)` under the guide, the effective weight
+:math:`w = g\tilde w` has
+
+.. math::
+
+    E[w] = E[g]\,\mu, \qquad
+    \mathrm{Var}[w] = E[g^2](\sigma^2 + \mu^2) - E[g]^2\mu^2,
+
+which for the group normal-Jeffreys guide is Louizos et al. (2017)'s
+:math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 + \sigma_z^2\sigma_w^2`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["BitPrecision", "Posterior", "mantissa_bits", "exponent_bits"]
+
+_MAX_MANTISSA = 23
+
+
+def mantissa_bits(variance: torch.Tensor) -> torch.Tensor:
+    r"""Mantissa bits each weight needs given its posterior variance (Louizos et al. §4).
+
+    The largest :math:`t \in \{1, \dots, 23\}` whose unit round-off
+    :math:`u_t = \tfrac12 2^{1-t}` still exceeds :math:`2V`, i.e. the number of such
+    :math:`t` (0 when even :math:`u_1 = 1/2` is below the noise).
+    """
+    t = torch.arange(1, _MAX_MANTISSA + 1, dtype=torch.float64, device=variance.device)
+    unit_round_off = 0.5 * 2.0 ** (1.0 - t)
+    return (2.0 * variance.double().unsqueeze(-1) < unit_round_off).sum(-1)
+
+
+def exponent_bits(max_abs: float) -> int:
+    r"""Exponent bits for weights whose largest magnitude is ``max_abs`` (Louizos et al. §4).
+
+    :math:`\lceil \log_2(\log_2 m + 1) + 1 \rceil` for :math:`m = \max|w|`, with the inner
+    argument clamped at 1, so that at least one bit is used when :math:`m < 1`.
+    """
+    inner = max(math.log2(max(max_abs, 1e-30)) + 1.0, 1.0)
+    return max(1, math.ceil(math.log2(inner) + 1.0))
+
+
+@dataclass(frozen=True)
+class BitPrecision:
+    """Fixed-point precision of one layer's kept weights: sign + exponent + mantissa."""
+
+    mantissa: int
+    exponent: int
+
+    @property
+    def total(self) -> int:
+        return 1 + self.exponent + self.mantissa
+
+
+class Posterior:
+    """Posterior summaries of a fitted :class:`~pyrocompress.nn.BayesianNetwork`.
+
+    Every method returns a dict from layer name to a tensor, in network order.
+    """
+
+    def __init__(self, bnn):
+        self.bnn = bnn
+        self.prior = bnn.prior
+        self._layers = bnn.bayesian_layers()
+
+    @property
+    def layer_names(self) -> list[str]:
+        return list(self._layers)
+
+    def _each(self, fn) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {
+                name: fn(layer.spec, self.bnn.guide[name]).detach().clone()
+                for name, layer in self._layers.items()
+            }
+
+    # ------------------------------------------------------------------- group level
+    def log_alpha(self) -> dict[str, torch.Tensor]:
+        r"""Per-group :math:`\log\alpha`: the log relative posterior variance of the gate.
+
+        Group normal-Jeffreys: :math:`\log\sigma_z^2 - \log\mu_z^2` (Louizos et al. 2017,
+        §3.1); horseshoe: :math:`\log(e^{v} - 1)` with :math:`v = \mathrm{Var}\log g`;
+        spike-and-slab: :math:`\log((1-\pi)/\pi)`; Gaussian (no gate): the group's
+        :math:`\log(\sum \mathrm{Var}\,w / \sum (E w)^2)`. Large values mark groups to prune.
+        """
+        return self._each(self.prior.group_log_alpha)
+
+    def dropout_rates(self) -> dict[str, torch.Tensor]:
+        r"""Gaussian-dropout rate of each group, :math:`p = \alpha / (1 + \alpha)`."""
+        return {k: torch.sigmoid(v) for k, v in self.log_alpha().items()}
+
+    def inclusion_probabilities(self) -> dict[str, torch.Tensor]:
+        r"""Posterior inclusion probability of each group.
+
+        Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024). Group
+        normal-Jeffreys and horseshoe: :math:`1 - p = 1/(1 + \alpha)`, one minus the
+        group's dropout rate, a monotone map of :math:`\log\alpha`. Not defined for the
+        Gaussian prior (ValueError).
+        """
+        return self._each(self.prior.inclusion_probabilities)
+
+    def snr(self, level: str = "group") -> dict[str, torch.Tensor]:
+        r"""Signal-to-noise ratio :math:`|E w| / \mathrm{sd}\,w` of the effective weights.
+
+        ``level="weight"``: per weight. ``level="group"``:
+        :math:`\lVert E w_g \rVert_2 / (\sum_j \mathrm{Var}\,w_{gj})^{1/2}` over the weights
+        of each group.
+        """
+        mean, var = self.weight_mean(), self.weight_var()
+        if level == "weight":
+            return {k: mean[k].abs() / var[k].sqrt() for k in mean}
+        if level == "group":
+            return {
+                k: self._layers[k].spec.group_sum(mean[k] ** 2).sqrt()
+                / self._layers[k].spec.group_sum(var[k]).sqrt()
+                for k in mean
+            }
+        raise ValueError(f"level must be 'group' or 'weight', got {level!r}")
+
+    # ------------------------------------------------------------------ weight level
+    def _moments(self, spec, guide, conditional: bool):
+        mu, var = self.prior.weight_moments(guide)
+        gm = self.prior.gate_moments(spec, guide, conditional=conditional)
+        if gm is None:
+            return mu, var
+        m1, m2 = (spec.expand_groups(t) for t in gm)
+        return m1 * mu, m2 * (var + mu**2) - (m1 * mu) ** 2
+
+    def weight_mean(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
+        """Posterior mean of the effective weights ``E[g W~]``.
+
+        ``conditional=True``: given that every group is kept (spike-and-slab only differs).
+        """
+        return self._each(lambda s, g: self._moments(s, g, conditional)[0])
+
+    def weight_var(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
+        """Posterior variance of the effective weights."""
+        return self._each(lambda s, g: self._moments(s, g, conditional)[1].clamp_min(0.0))
+
+    def weight_log_alpha(self) -> dict[str, torch.Tensor]:
+        r"""Per-weight :math:`\log\alpha = \log(\mathrm{Var}\,w / (E w)^2)` (Sparse VD)."""
+        snr = self.snr("weight")
+        return {k: -2.0 * v.clamp_min(1e-30).log() for k, v in snr.items()}
+
+    def bit_precision(
+        self, masks: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, BitPrecision]:
+        """Per-layer fixed-point precision from the posterior variance (Louizos et al. §4).
+
+        Mantissa bits: the mean over the layer's kept weights of :func:`mantissa_bits`
+        of their posterior variance (given inclusion), rounded up. Exponent bits:
+        :func:`exponent_bits` of the largest kept posterior-mean magnitude.
+
+        Parameters
+        ----------
+        masks
+            Boolean group masks (True = kept) per layer; all groups when omitted.
+        """
+        means = self.weight_mean(conditional=True)
+        variances = self.weight_var(conditional=True)
+        out = {}
+        for name, layer in self._layers.items():
+            keep = torch.ones(layer.spec.num_groups, dtype=torch.bool)
+            if masks is not None and name in masks:
+                keep = masks[name].to(torch.bool).cpu()
+            full = layer.spec.expand_groups(keep).expand(layer.spec.weight_shape)
+            v = variances[name].cpu()[full]
+            m = means[name].cpu()[full]
+            if v.numel() == 0:
+                out[name] = BitPrecision(0, 1)
+                continue
+            mant = int(math.ceil(mantissa_bits(v).double().mean().item()))
+            out[name] = BitPrecision(mant, exponent_bits(m.abs().max().item()))
+        return out

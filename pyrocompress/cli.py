@@ -1,0 +1,248 @@
+"""Command line: ``pyrocompress demo`` and ``pyrocompress compress``.
+
+Bad input (a wrong option value, missing data, an unusable ``--out``) ends with a one-line
+message on stderr and exit code 2; no output file is written unless the whole run
+succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from pyrocompress import data as datasets
+from pyrocompress.export import save_compact
+from pyrocompress.infer import fit
+from pyrocompress.nn import bayesianize, lenet5_caffe, lenet_300_100, mlp
+from pyrocompress.plots import plot_group_histograms, plot_loss
+from pyrocompress.priors import get_prior
+from pyrocompress.pruning import prune
+from pyrocompress.report import format_report, json_writer, write_outputs
+
+__all__ = ["build_model", "main", "run"]
+
+PRIORS = ("gaussian", "group-nj", "group-horseshoe", "spike-slab")
+DEMO = {
+    "model": "mlp:64-100-100-10",
+    "prior": "group-horseshoe",
+    "dataset": "digits",
+    "epochs": 300,
+    "batch_size": 128,
+    "lr": 1e-2,
+}
+
+
+class UsageError(ValueError):
+    """A problem with the user's input: reported in one line, exit code 2."""
+
+
+def build_model(spec: str, in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Sequential:
+    """A torch model from ``lenet-300-100``, ``lenet-5-caffe`` or ``mlp:784-300-100-10``."""
+    n_in = int(torch.tensor(in_shape).prod())
+    if spec == "lenet-300-100":
+        return lenet_300_100(n_in, num_classes)
+    if spec == "lenet-5-caffe":
+        if tuple(in_shape[-2:]) != (28, 28):
+            raise UsageError(
+                f"lenet-5-caffe needs 28x28 images (--dataset mnist); this data has shape "
+                f"{tuple(in_shape)}"
+            )
+        return lenet5_caffe(in_shape[0] if len(in_shape) == 3 else 1, num_classes)
+    if spec.startswith("mlp:"):
+        try:
+            sizes = [int(s) for s in spec[4:].split("-")]
+        except ValueError:
+            raise UsageError(
+                f"--model {spec}: sizes must be integers, e.g. mlp:784-300-100-10"
+            ) from None
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise UsageError(f"--model {spec}: give at least two positive sizes")
+        if sizes[0] != n_in or sizes[-1] != num_classes:
+            raise UsageError(
+                f"--model {spec}: the first size must be the number of inputs ({n_in}) and "
+                f"the last the number of classes ({num_classes})"
+            )
+        return mlp(sizes)
+    raise UsageError(
+        f"--model {spec!r} is not one of lenet-300-100, lenet-5-caffe, mlp:SIZES "
+        "(e.g. mlp:784-300-100-10)"
+    )
+
+
+def run(
+    *,
+    model: str,
+    prior: str,
+    dataset: str,
+    data_dir: str | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+    out: str | None,
+    kl_warmup: int = 0,
+    tolerance: float = 0.01,
+    progress: bool = True,
+) -> dict:
+    """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file; give a directory (created if missing)")
+    if epochs < 1 or batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be positive integers")
+    if not lr > 0:
+        raise UsageError(f"--lr must be positive, got {lr}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but CUDA is not available")
+    try:
+        splits = datasets.load_dataset(
+            dataset, data_dir=data_dir, seed=seed, flatten=(dataset == "digits")
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from e
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
+    bnn = bayesianize(net, get_prior(prior), feature_names=splits.train.feature_names, seed=seed)
+    history = fit(
+        bnn,
+        splits.train,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        kl_warmup=kl_warmup,
+        validation=splits.val,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    bnn.cpu()
+    meta = {"model": model, "prior": prior, "dataset": dataset, "epochs": epochs, "seed": seed}
+    result = prune(
+        bnn,
+        "auto",
+        validation=(splits.val.X, splits.val.y),
+        test=(splits.test.X, splits.test.y),
+        tolerance=tolerance,
+        metadata=meta,
+    )
+    report = result.report
+    report["seconds"] = time.perf_counter() - start
+    report["history"] = history.to_dict()
+    print(format_report(report))
+    if out is not None:
+        post = bnn.posterior()
+        la = post.log_alpha()
+        writers = {
+            "report.json": json_writer(report),
+            "model.pt": lambda p: save_compact(result.module, p, **meta),
+            "loss.png": lambda p: _save(plot_loss(history), p),
+            "log_alpha.png": lambda p: _save(
+                plot_group_histograms(la, kept=result.plan.masks, xlabel="log α (group)"), p
+            ),
+            "snr.png": lambda p: _save(
+                plot_group_histograms(
+                    {k: v.clamp_min(1e-30).log() for k, v in post.snr("group").items()},
+                    kept=result.plan.masks,
+                    threshold=result.plan.thresholds if result.plan.score == "snr" else None,
+                    xlabel="log SNR (group)",
+                ),
+                p,
+            ),
+        }
+        if bnn.prior.grouped:
+            writers["inclusion.png"] = lambda p: _save(
+                plot_group_histograms(
+                    post.inclusion_probabilities(), kept=result.plan.masks, xlabel="PIP"
+                ),
+                p,
+            )
+        write_outputs(out, writers)
+        print(f"wrote {', '.join(writers)} to {out}")
+    return report
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pyrocompress",
+        description="Bayesian compression of neural networks with Pyro: train with group "
+        "priors, prune from the posterior, export a smaller network.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="MLP on scikit-learn's digits, group horseshoe, auto pruning")
+    d.add_argument("--out", default="demo-out", help="output directory (default: demo-out)")
+    d.add_argument("--epochs", type=int, default=DEMO["epochs"])
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    c = sub.add_parser("compress", help="train, prune and export one model")
+    c.add_argument("--model", required=True, help="lenet-300-100, lenet-5-caffe or mlp:A-B-...")
+    c.add_argument("--prior", required=True, choices=PRIORS)
+    c.add_argument("--dataset", required=True, choices=datasets.DATASET_NAMES)
+    c.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX .gz files")
+    c.add_argument("--epochs", type=int, default=10)
+    c.add_argument("--batch-size", type=int, default=128)
+    c.add_argument("--lr", type=float, default=1e-2)
+    c.add_argument("--kl-warmup", type=int, default=0, help="epochs of linear KL warm-up")
+    c.add_argument("--tolerance", type=float, default=0.01, help="auto rule: max error increase")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    c.add_argument("--out", default=None, help="output directory")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pyrocompress`` command; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    progress = not args.quiet
+    try:
+        if args.command == "demo":
+            run(
+                model=DEMO["model"],
+                prior=DEMO["prior"],
+                dataset=DEMO["dataset"],
+                data_dir=None,
+                epochs=args.epochs,
+                batch_size=DEMO["batch_size"],
+                lr=DEMO["lr"],
+                seed=args.seed,
+                device="cpu",
+                out=args.out,
+                progress=progress,
+            )
+        else:
+            run(
+                model=args.model,
+                prior=args.prior,
+                dataset=args.dataset,
+                data_dir=args.data_dir,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                seed=args.seed,
+                device=args.device,
+                out=args.out,
+                kl_warmup=args.kl_warmup,
+                tolerance=args.tolerance,
+                progress=progress,
+            )
+    except UsageError as e:
+        print(f"pyrocompress: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,430 @@
+"""Export: the physically smaller plain-PyTorch network, its cost, and its file format.
+
+Given boolean group masks for every Bayesian layer, :func:`build_compact` removes every
+unit the masks make useless and copies the posterior-mean weights of the rest into plain
+``nn.Linear`` / ``nn.Conv2d`` modules:
+
+* a pruned input group of a Linear layer removes that input (an input feature, selected
+  by a :class:`SelectFeatures` module at the front, or a neuron of the previous layer,
+  whose row and bias are removed there);
+* a pruned Conv2d channel removes the channel's filter and bias, the matching input
+  channel of the next Conv2d, or its block of inputs of the next Linear after Flatten;
+* a channel all of whose inputs to the next Linear are pruned is removed too.
+
+The compact network computes exactly what the masked posterior-mean Bayesian network
+computes (tested). Where a pruned channel still produced a constant (an activation with
+``f(0) != 0``), that constant's effect on the next layer is folded into its bias.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pyrocompress.nn import BayesianConv2d, BayesianLayer, BayesianLinear, BayesianNetwork
+
+__all__ = [
+    "CompactInfo",
+    "SelectFeatures",
+    "build_compact",
+    "chain_of",
+    "count_flops",
+    "load_compact",
+    "save_compact",
+]
+
+FORMAT = "pyrocompress.compact/1"
+
+
+class SelectFeatures(nn.Module):
+    """Keep the given feature indices of the last dimension (``x[..., indices]``).
+
+    Used where pruning removed input features or flattened positions, so that the compact
+    network still takes the original input.
+    """
+
+    def __init__(self, indices: torch.Tensor | list[int], in_features: int):
+        super().__init__()
+        self.in_features = int(in_features)
+        self.register_buffer("indices", torch.as_tensor(indices, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(-1, self.indices)
+
+    def extra_repr(self) -> str:
+        return f"{len(self.indices)} of {self.in_features}"
+
+
+# ------------------------------------------------------------------------ structure
+def chain_of(net: nn.Module) -> list[nn.Module]:
+    """The leaf modules of a (possibly nested) ``nn.Sequential``, in order.
+
+    Pruning needs to know which layer feeds which; a module tree with its own
+    ``forward`` does not say so, hence the ValueError.
+    """
+    if isinstance(net, BayesianLayer) or not list(net.children()):
+        return [net]
+    if not isinstance(net, nn.Sequential):
+        raise ValueError(
+            f"pruning and export need the network as an nn.Sequential (nested Sequentials "
+            f"are fine), got {type(net).__name__} with its own forward; rewrite it as a "
+            "Sequential of its layers"
+        )
+    out: list[nn.Module] = []
+    for child in net.children():
+        out.extend(chain_of(child))
+    return out
+
+
+def _shapes(chain: list[nn.Module], example: torch.Tensor) -> list[torch.Size]:
+    """Output shape of every chain element for one example (point-estimate mode)."""
+    shapes = []
+    x = example
+    for m in chain:
+        x = m(x)
+        shapes.append(x.shape)
+    return shapes
+
+
+@dataclass
+class CompactInfo:
+    """What :func:`build_compact` measured about the original and the compact network."""
+
+    architecture_before: list[int]
+    architecture_after: list[int]
+    params_before: int
+    params_after: int
+    weights_before: int
+    weights_after: int
+    flops_before: int
+    flops_after: int
+    kept_inputs: dict[str, list[int]] = field(default_factory=dict)
+    kept_outputs: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _macs(layer: nn.Module, out_shape: torch.Size) -> int:
+    if isinstance(layer, nn.Linear | BayesianLinear):
+        return layer.in_features * layer.out_features * math.prod(out_shape[1:-1])
+    kh, kw = layer.kernel_size
+    return layer.in_channels * layer.out_channels * kh * kw * out_shape[-1] * out_shape[-2]
+
+
+def count_flops(net: nn.Module, example: torch.Tensor) -> int:
+    """FLOPs of one forward pass of a plain chain for one example: 2 x multiply-adds of
+    its Linear and Conv2d layers (biases and activations are not counted)."""
+    chain = chain_of(net)
+    with torch.no_grad():
+        shapes = _shapes(chain, example[:1])
+    return sum(
+        2 * _macs(m, s)
+        for m, s in zip(chain, shapes, strict=True)
+        if isinstance(m, nn.Linear | nn.Conv2d)
+    )
+
+
+def build_compact(
+    bnn: BayesianNetwork,
+    masks: dict[str, torch.Tensor],
+    example: torch.Tensor,
+    *,
+    conditional: bool = True,
+    round_weights: dict[str, int] | None = None,
+) -> tuple[nn.Sequential, CompactInfo]:
+    """The smaller plain network equal to the masked posterior-mean network.
+
+    Parameters
+    ----------
+    bnn
+        The fitted network; its ``net`` must be a (nested) ``nn.Sequential``.
+    masks
+        Boolean group masks (True = kept) per Bayesian layer name.
+    example
+        One input (any batch size) for shape propagation.
+    conditional
+        Use the posterior mean given inclusion for kept groups (see
+        :meth:`~pyrocompress.nn.BayesianLayer.point_weights`).
+    round_weights
+        Optional mantissa bits per layer name; weights are then rounded to the grid
+        :math:`2^{-t}` (Louizos et al. 2017, §4) and no longer equal the masked network's.
+    """
+    chain = chain_of(bnn.net)
+    device = next(bnn.guide.parameters()).device
+    example = example[:1].to(device)
+    weighted = [i for i, m in enumerate(chain) if isinstance(m, BayesianLayer)]
+    if not weighted:
+        raise ValueError("the network has no Bayesian layer")
+    bnn.eval()
+    with torch.no_grad(), bnn.point_estimate(masks, conditional=conditional):
+        shapes = _shapes(chain, example)
+        point = {chain[i].spec.name: chain[i]._point for i in weighted}
+    in_shapes = [example.shape] + shapes[:-1]
+
+    # ---- which inputs each layer keeps and which outputs each layer must produce
+    keep_in: dict[int, torch.Tensor] = {}
+    keep_out: dict[int, torch.Tensor] = {}
+    dead_const: dict[int, torch.Tensor] = {}  # consumer index -> constant input of dead units
+    select_after_flatten: dict[int, tuple[torch.Tensor, int]] = {}
+    for pos, i in enumerate(weighted):
+        layer = chain[i]
+        mask = masks[layer.spec.name].to(torch.bool).cpu()
+        if isinstance(layer, BayesianLinear):
+            keep_in[i] = mask.clone()
+        else:
+            keep_in[i] = torch.ones(layer.in_channels, dtype=torch.bool)
+            keep_out[i] = mask.clone()
+        if pos == len(weighted) - 1:
+            keep_out[i] = torch.ones(layer.spec.weight_shape[0], dtype=torch.bool)
+    for pos in range(len(weighted) - 1):
+        p, c = weighted[pos], weighted[pos + 1]
+        prod, cons = chain[p], chain[c]
+        between = chain[p + 1 : c]
+        flat = [m for m in between if isinstance(m, nn.Flatten)]
+        if isinstance(prod, BayesianLinear) and isinstance(cons, BayesianLinear):
+            keep_out[p] = keep_in[c].clone()
+        elif isinstance(prod, BayesianConv2d) and isinstance(cons, BayesianConv2d):
+            keep_in[c] = keep_out[p].clone()
+            if not keep_out[p].all():
+                dead_const[c] = _dead_constant(between, shapes[p], keep_out[p], device)
+        elif isinstance(prod, BayesianConv2d) and isinstance(cons, BayesianLinear) and flat:
+            before_flat = between[: between.index(flat[0])]
+            channel_shape = (
+                _shapes(before_flat, torch.zeros(shapes[p], device=device))[-1]
+                if before_flat
+                else shapes[p]
+            )
+            per_channel = math.prod(channel_shape[2:])
+            used = keep_in[c].reshape(-1, per_channel)
+            alive = keep_out[p] & used.any(dim=1)
+            if not alive.any():
+                # the next layer reads nothing: keep one channel and one of its (zero-weight)
+                # inputs so that the compact network stays a valid, still exact, network
+                c0 = int(keep_out[p].to(torch.int8).argmax())
+                alive[c0] = True
+                used = used.clone()
+                used[c0, 0] = True
+            if not keep_out[p].all():
+                const = _dead_constant(before_flat, shapes[p], keep_out[p], device)
+                dead_const[c] = const.flatten(1)
+            keep_out[p] = alive
+            feat = (used & alive[:, None]).reshape(-1)
+            keep_in[c] = feat
+            within = used[alive].reshape(-1)
+            if not within.all():
+                idx = torch.nonzero(within).squeeze(-1)
+                select_after_flatten[id(flat[0])] = (idx, int(within.numel()))
+        else:
+            raise ValueError(
+                f"cannot prune across {type(prod).__name__} -> {type(cons).__name__}; "
+                "supported: Linear->Linear, Conv2d->Conv2d, Conv2d->Flatten->Linear"
+            )
+
+    # ---- build the compact modules
+    modules: list[nn.Module] = []
+    first = weighted[0]
+    for i, m in enumerate(chain):
+        if i == first and isinstance(m, BayesianLinear) and not keep_in[i].all():
+            idx = torch.nonzero(keep_in[i]).squeeze(-1)
+            modules.append(SelectFeatures(idx, m.in_features))
+        if isinstance(m, BayesianLayer):
+            w, b = point[m.spec.name]
+            w, b = w.detach().cpu().clone(), None if b is None else b.detach().cpu().clone()
+            if i in dead_const:
+                b = _fold(m, w, b, dead_const[i].cpu(), keep_in[i], in_shapes[i])
+            rows = torch.nonzero(keep_out[i]).squeeze(-1)
+            cols = torch.nonzero(keep_in[i]).squeeze(-1)
+            w = w[rows][:, cols]
+            if round_weights is not None and m.spec.name in round_weights:
+                delta = 2.0 ** -round_weights[m.spec.name]
+                w = torch.floor(w / delta + 0.5) * delta
+            if isinstance(m, BayesianLinear):
+                new = nn.Linear(len(cols), len(rows), bias=b is not None)
+            else:
+                new = nn.Conv2d(
+                    len(cols), len(rows), m.kernel_size, m.stride, m.padding, m.dilation,
+                    bias=b is not None,
+                )  # fmt: skip
+            with torch.no_grad():
+                new.weight.copy_(w)
+                if b is not None:
+                    new.bias.copy_(b[rows])
+            modules.append(new)
+        else:
+            modules.append(copy.deepcopy(m).cpu())
+            if id(m) in select_after_flatten:
+                idx, size = select_after_flatten[id(m)]
+                modules.append(SelectFeatures(idx, size))
+    compact = nn.Sequential(*modules).eval()
+
+    # ---- sizes and costs
+    info = _measure(chain, weighted, shapes, keep_in, keep_out, compact, example.cpu())
+    return compact, info
+
+
+def _dead_constant(between, out_shape, alive, device) -> torch.Tensor:
+    """What the elementwise / pooling modules make of a zero channel, for dead channels."""
+    x = torch.zeros(out_shape, device=device)
+    for m in between:
+        if isinstance(m, nn.Flatten):
+            break
+        x = m(x)
+    x = x.clone()
+    x[:, alive] = 0.0
+    return x
+
+
+def _fold(layer, w, b, const, keep_in, in_shape) -> torch.Tensor:
+    """Fold the constant input of removed-but-nonzero units into the bias."""
+    if not bool(const.abs().gt(0).any()):
+        return b
+    if b is None:
+        raise ValueError(
+            f"layer {layer.spec.name!r} reads a constant from a pruned unit but has no bias "
+            "to absorb it; use an activation with f(0) = 0 (ReLU) or give the layer a bias"
+        )
+    dead = const.clone()
+    if isinstance(layer, BayesianLinear):
+        delta = torch.nn.functional.linear(dead.reshape(1, -1), w).reshape(-1)
+        return b + delta
+    out = torch.nn.functional.conv2d(dead, w, None, layer.stride, layer.padding, layer.dilation)
+    per_channel = out.mean(dim=(0, 2, 3))
+    if not torch.allclose(out, per_channel[None, :, None, None].expand_as(out), atol=1e-6):
+        raise ValueError(
+            f"cannot fold the constant output of pruned channels into {layer.spec.name!r}: "
+            "its zero padding makes the contribution position-dependent; use ReLU"
+        )
+    return b + per_channel
+
+
+def _measure(chain, weighted, shapes, keep_in, keep_out, compact, example) -> CompactInfo:
+    arch_before = [chain[weighted[0]].spec.weight_shape[1]]
+    arch_after = [int(keep_in[weighted[0]].sum())]
+    params_b = params_a = weights_b = weights_a = flops_b = 0
+    for pos, i in enumerate(weighted):
+        layer = chain[i]
+        if (
+            pos > 0
+            and isinstance(layer, BayesianLinear)
+            and isinstance(chain[weighted[pos - 1]], BayesianConv2d)
+        ):
+            arch_before.append(layer.in_features)
+            arch_after.append(int(keep_in[i].sum()))
+        arch_before.append(layer.spec.weight_shape[0])
+        arch_after.append(int(keep_out[i].sum()))
+        n_w = math.prod(layer.spec.weight_shape)
+        n_b = layer.spec.weight_shape[0] if layer.spec.has_bias else 0
+        weights_b += n_w
+        params_b += n_w + n_b
+        flops_b += 2 * _macs(layer, shapes[i])
+    for m in compact.modules():
+        if isinstance(m, nn.Linear | nn.Conv2d):
+            weights_a += m.weight.numel()
+            params_a += m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+    names = [chain[i].spec.name for i in weighted]
+
+    def indices(keep: dict[int, torch.Tensor]) -> dict[str, list[int]]:
+        return {n: torch.nonzero(keep[i]).squeeze(-1).tolist() for n, i in zip(names, weighted)}
+
+    return CompactInfo(
+        architecture_before=arch_before,
+        architecture_after=arch_after,
+        params_before=params_b,
+        params_after=params_a,
+        weights_before=weights_b,
+        weights_after=weights_a,
+        flops_before=flops_b,
+        flops_after=count_flops(compact, example),
+        kept_inputs=indices(keep_in),
+        kept_outputs=indices(keep_out),
+    )
+
+
+# ------------------------------------------------------------------------ file format
+_ARGS: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.Linear: ("in_features", "out_features"),
+    nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation"),
+    nn.ReLU: (),
+    nn.ReLU6: (),
+    nn.LeakyReLU: ("negative_slope",),
+    nn.ELU: ("alpha",),
+    nn.SELU: (),
+    nn.GELU: ("approximate",),
+    nn.SiLU: (),
+    nn.Tanh: (),
+    nn.Sigmoid: (),
+    nn.Softplus: ("beta", "threshold"),
+    nn.Hardtanh: ("min_val", "max_val"),
+    nn.Identity: (),
+    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    nn.Flatten: ("start_dim", "end_dim"),
+    nn.Dropout: ("p",),
+    nn.Dropout2d: ("p",),
+    SelectFeatures: ("indices", "in_features"),
+}
+_BY_NAME = {cls.__name__: cls for cls in _ARGS}
+
+
+def _describe(m: nn.Module) -> dict:
+    cls = type(m)
+    if cls not in _ARGS:
+        raise TypeError(f"cannot serialise module {cls.__name__}")
+    spec: dict = {"type": cls.__name__}
+    for arg in _ARGS[cls]:
+        value = getattr(m, arg)
+        if isinstance(value, torch.Tensor):
+            value = value.tolist()
+        spec[arg] = list(value) if isinstance(value, tuple) else value
+    if cls in (nn.Linear, nn.Conv2d):
+        spec["bias"] = m.bias is not None
+    return spec
+
+
+def _construct(spec: dict) -> nn.Module:
+    spec = dict(spec)
+    name = spec.pop("type", None)
+    if name not in _BY_NAME:
+        raise ValueError(f"unknown module type {name!r} in the architecture")
+    cls = _BY_NAME[name]
+    return cls(
+        **{k: tuple(v) if isinstance(v, list) and k != "indices" else v for k, v in spec.items()}
+    )
+
+
+def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata) -> None:
+    """Write ``{"format", "architecture", "state_dict", "metadata"}`` atomically.
+
+    The file loads with ``torch.load(path, weights_only=True)``; :func:`load_compact`
+    rebuilds the module from it.
+    """
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "architecture": [_describe(m) for m in module],
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "metadata": metadata,
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_compact(path: str | os.PathLike) -> nn.Sequential:
+    """Load a compact network written by :func:`save_compact` (``weights_only=True``)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pyrocompress compact model (format {FORMAT})")
+    module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])
+    module.load_state_dict(payload["state_dict"])
+    return module.eval()

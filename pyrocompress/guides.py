@@ -1,0 +1,65 @@
+"""Guides: the variational families of a Bayesian network, with module-local parameters.
+
+The guide of a network is a plain :class:`torch.nn.Module` holding one :class:`LayerGuide`
+per Bayesian layer. Its parameters never enter Pyro's global parameter store, so two
+networks in one notebook never share state, and ``state_dict`` / ``load_state_dict`` of
+the network save and restore the posterior. Which parameters a layer's guide has, and how
+its sites are sampled, is decided by the layer's prior (:mod:`pyrocompress.priors`): the
+guides are fully factorised (mean-field) and non-centred, so Pyro's
+:class:`~pyro.infer.TraceMeanField_ELBO` uses an analytic KL for every site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pyro.poutine as poutine
+from torch import nn
+
+from pyrocompress.priors import LayerSpec, Prior
+
+__all__ = ["LayerGuide", "NetworkGuide"]
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class LayerGuide(nn.Module):
+    """Variational parameters and guide sites of one Bayesian layer."""
+
+    def __init__(self, spec: LayerSpec, prior: Prior):
+        super().__init__()
+        self.spec = spec
+        self.prior = prior
+        prior.init_guide(spec, self)
+
+    def forward(self) -> None:
+        self.prior.guide(self.spec, self)
+
+    def extra_repr(self) -> str:
+        return f"{self.spec.name}: {self.prior!r}"
+
+
+class NetworkGuide(nn.Module):
+    """The guide of a :class:`~pyrocompress.nn.BayesianNetwork`.
+
+    Called with the model's arguments; only ``kl_scale`` is used (KL warm-up scales the
+    guide's sites and the model's latent sites alike, see :func:`pyrocompress.fit`).
+    """
+
+    def __init__(self, specs: Iterable[LayerSpec], prior: Prior):
+        super().__init__()
+        self.layers = nn.ModuleDict({_key(s.name): LayerGuide(s, prior) for s in specs})
+
+    def __getitem__(self, name: str) -> LayerGuide:
+        return self.layers[_key(name)]
+
+    def forward(self, *args, kl_scale: float = 1.0, **kwargs) -> None:
+        if kl_scale != 1.0:
+            with poutine.scale(scale=kl_scale):
+                for layer in self.layers.values():
+                    layer()
+        else:
+            for layer in self.layers.values():
+                layer()

@@ -1,0 +1,227 @@
+"""Training: minibatch SVI with the mean-field ELBO, warm-up, schedules and a history."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import pyro
+import torch
+from pyro.infer import TraceMeanField_ELBO
+from tqdm.auto import tqdm
+
+from pyrocompress.data import Dataset, check_tensors
+from pyrocompress.nn import BayesianNetwork
+from pyrocompress.priors import SpikeAndSlab
+from pyrocompress.reparam import LocalReparameterization
+
+__all__ = ["History", "fit"]
+
+_SCHEDULES = ("constant", "cosine", "exponential")
+
+
+@dataclass
+class History:
+    """Per-epoch record of a :func:`fit` run.
+
+    ``loss`` is the training objective per example, ``-ELBO / N`` with the KL weighted
+    by ``kl_scale`` (averaged over the epoch's minibatches); ``val_metric`` is the
+    validation error rate (classification) or RMSE (regression) of the posterior-mean
+    network, NaN without validation data.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    kl_scale: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    metric_name: str = "error"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+
+def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, Dataset):
+        return data.X, data.y
+    if isinstance(data, tuple | list) and len(data) == 2:
+        X, y = data
+        if not isinstance(X, torch.Tensor):
+            X = torch.as_tensor(X)
+        if not isinstance(y, torch.Tensor):
+            y = torch.as_tensor(y)
+        return X, y
+    raise TypeError(f"{name} must be a pair (X, y) of tensors or a pyrocompress.data.Dataset")
+
+
+def _prepare(bnn: BayesianNetwork, data, name: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+    X, y = _as_xy(data, name)
+    if X.is_floating_point() is False:
+        X = X.float()
+    if bnn.likelihood.task == "classification":
+        check_tensors(X, y, num_classes=_num_outputs(bnn), name=name)
+    else:
+        check_tensors(X, y, name=name)
+        y = y.float()
+    return X.to(device, torch.float32), y.to(device)
+
+
+def _num_outputs(bnn: BayesianNetwork) -> int:
+    last = list(bnn.bayesian_layers().values())[-1]
+    return last.spec.weight_shape[0]
+
+
+def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
+    """Error rate (classification) or RMSE (regression) of the posterior-mean network."""
+    device = next(bnn.parameters()).device
+    X, y = _prepare(bnn, data, "data", device)
+    outs = [bnn.predict_point(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    return bnn.likelihood.error(torch.cat(outs), y)
+
+
+def fit(
+    bnn: BayesianNetwork,
+    data,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    lr_schedule: str = "cosine",
+    kl_warmup: int = 0,
+    validation=None,
+    seed: int | None = 0,
+    device: str | torch.device = "cpu",
+    local_reparam: bool = True,
+    progress: bool = True,
+) -> History:
+    r"""Fit the guide of ``bnn`` by stochastic variational inference.
+
+    Minibatches are drawn without replacement each epoch; the likelihood of a minibatch
+    is scaled by ``N / batch`` through ``pyro.plate`` subsampling, and the loss is Pyro's
+    :class:`~pyro.infer.TraceMeanField_ELBO` (analytic KL for every latent site),
+    divided by ``N`` and minimised with Adam on the module-local parameters of the model
+    and guide.
+
+    Parameters
+    ----------
+    bnn
+        The network from :func:`~pyrocompress.bayesianize`.
+    data
+        ``(X, y)`` tensors or a :class:`~pyrocompress.data.Dataset`.
+    epochs, batch_size, lr
+        Number of passes, minibatch size, Adam learning rate.
+    lr_schedule
+        ``"constant"``, ``"cosine"`` (annealed to 1 % of ``lr`` at the last epoch, the
+        default) or ``"exponential"`` (likewise, geometrically).
+    kl_warmup
+        Number of epochs over which the weight :math:`\beta` of the KL terms rises
+        linearly from 0 to 1 (Sønderby et al. 2016); 0 switches warm-up off.
+    validation
+        Optional ``(X, y)``; its error (or RMSE) of the posterior-mean network is shown
+        in the progress bar and recorded each epoch.
+    seed
+        Seeds torch, numpy and Python's RNGs (``pyro.set_rng_seed``); ``None`` leaves
+        them alone.
+    device
+        ``"cpu"`` or ``"cuda"``; the network and the data are moved there.
+    local_reparam
+        Sample pre-activations (and per-example group gates) instead of one weight draw
+        per minibatch (Kingma et al. 2015). Required by the spike-and-slab prior.
+    progress
+        Show a tqdm progress bar with the loss and the validation metric.
+
+    Returns
+    -------
+    History
+        Per-epoch loss, KL weight, learning rate, validation metric and wall time.
+    """
+    if not isinstance(bnn, BayesianNetwork):
+        raise TypeError("fit expects the BayesianNetwork returned by pyrocompress.bayesianize")
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    if lr_schedule not in _SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
+    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
+        raise ValueError(f"kl_warmup must be a non-negative integer, got {kl_warmup!r}")
+    if isinstance(bnn.prior, SpikeAndSlab) and not local_reparam:
+        raise ValueError(
+            "the spike-and-slab prior needs local_reparam=True: its inclusion gates are "
+            "marginalised in the locally reparametrised pre-activations"
+        )
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    bnn.to(device)
+    X, y = _prepare(bnn, data, "data", device)
+    val = _prepare(bnn, validation, "validation", device) if validation is not None else None
+    n = X.shape[0]
+    batch_size = min(batch_size, n)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = epochs * steps_per_epoch
+
+    optimizer = torch.optim.Adam(bnn.parameters(), lr=lr)
+    if lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=0.01 * lr
+        )
+    elif lr_schedule == "exponential":
+        gamma = 0.01 ** (1.0 / max(total_steps, 1))
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    else:
+        scheduler = None
+    elbo = TraceMeanField_ELBO()
+    history = History(metric_name=bnn.likelihood.metric_name)
+    bar = tqdm(range(epochs), disable=not progress, desc="SVI", unit="epoch")
+    step = 0
+    for epoch in bar:
+        start = time.perf_counter()
+        bnn.train()
+        perm = torch.randperm(n, device=device)
+        total = torch.zeros((), device=device)
+        for i in range(steps_per_epoch):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            beta = min(1.0, (step + 1) / (kl_warmup * steps_per_epoch)) if kl_warmup else 1.0
+            model, guide = bnn, bnn.guide
+            if local_reparam:
+                lrt = LocalReparameterization()
+                model, guide = lrt.model(model), lrt.guide(guide)
+            loss = elbo.differentiable_loss(
+                model, guide, X[idx], y[idx], dataset_size=n, subsample=idx, kl_scale=beta
+            )
+            loss = loss / n
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total = total + loss.detach()
+            step += 1
+        epoch_loss = (total / steps_per_epoch).item()
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(
+                f"the loss became {epoch_loss} at epoch {epoch + 1}; lower the learning rate "
+                f"(lr={lr}) or use a less extreme prior setting ({bnn.prior!r})"
+            )
+        metric = evaluate(bnn, val) if val is not None else float("nan")
+        history.epoch.append(epoch + 1)
+        history.loss.append(epoch_loss)
+        history.kl_scale.append(beta)
+        history.lr.append(optimizer.param_groups[0]["lr"])
+        history.val_metric.append(metric)
+        history.seconds.append(time.perf_counter() - start)
+        postfix = {"loss": f"{epoch_loss:.4f}"}
+        if val is not None:
+            postfix[f"val_{history.metric_name}"] = f"{metric:.4f}"
+        bar.set_postfix(postfix)
+    bnn.eval()
+    return history

@@ -1,0 +1,77 @@
+"""Observation models: the ``obs`` site of a Bayesian network."""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+__all__ = ["CategoricalLikelihood", "GaussianLikelihood", "Likelihood", "get_likelihood"]
+
+
+class Likelihood(nn.Module):
+    """Base class. ``forward(out, y)`` samples (or observes) the site ``obs``."""
+
+    task: str = ""
+
+    def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """Validation metric reported during training: lower is better."""
+        raise NotImplementedError
+
+    metric_name: str = "error"
+
+
+class CategoricalLikelihood(Likelihood):
+    """``y ~ Categorical(softmax(out))``; the metric is the classification error rate."""
+
+    task = "classification"
+    metric_name = "error"
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return pyro.sample("obs", dist.Categorical(logits=out), obs=y)
+
+    def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        return (out.argmax(-1) != y).float().mean().item()
+
+
+class GaussianLikelihood(Likelihood):
+    """``y ~ N(out, sigma^2)`` with the noise scale ``sigma`` a point estimate (type-II ML).
+
+    The metric is the root mean squared error.
+    """
+
+    task = "regression"
+    metric_name = "rmse"
+
+    def __init__(self, noise: float = 1.0):
+        super().__init__()
+        self.log_noise = nn.Parameter(torch.tensor(float(noise)).log())
+
+    @property
+    def noise(self) -> torch.Tensor:
+        return self.log_noise.exp()
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
+        d = dist.Normal(loc, self.noise)
+        if loc.dim() > 1:
+            d = d.to_event(loc.dim() - 1)
+        return pyro.sample("obs", d, obs=y)
+
+    def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
+        return (loc - y).pow(2).mean().sqrt().item()
+
+
+def get_likelihood(likelihood: str | Likelihood) -> Likelihood:
+    """A likelihood from an instance or ``"categorical"`` / ``"gaussian"``."""
+    if isinstance(likelihood, Likelihood):
+        return likelihood
+    if likelihood in ("categorical", "classification"):
+        return CategoricalLikelihood()
+    if likelihood in ("gaussian", "regression"):
+        return GaussianLikelihood()
+    raise ValueError(
+        f"unknown likelihood {likelihood!r}; use 'categorical', 'gaussian' or a Likelihood"
+    )

@@ -1,0 +1,357 @@
+"""Pruning: from posterior summaries to a pruning plan, a compact network and a report.
+
+Rules (``prune(bnn, rule=...)``):
+
+``"log_alpha"``
+    keep a group when :math:`\\log\\alpha < ` ``threshold`` (default 0, i.e. dropout rate
+    below one half; Louizos et al. 2017 threshold per layer by eye).
+``"pip"``
+    keep a group when its posterior inclusion probability is at least ``threshold``
+    (default 0.5: the median-probability model of Barbieri & Berger 2004).
+``"snr"``
+    keep a group when its SNR :math:`\\lVert E w_g\\rVert / (\\sum \\mathrm{Var}\\,w_g)^{1/2}`
+    is at least ``threshold`` (default 1).
+``"sparsity"``
+    remove the fraction ``sparsity`` of all groups with the lowest score.
+``"auto"``
+    no eyeballing: the largest pruning whose validation error (or RMSE) stays within
+    ``tolerance`` of the unpruned posterior-mean network. Groups are ranked by ``score``
+    (group SNR by default); a global threshold is searched over the score's quantiles,
+    then each layer's threshold is raised further, greedily, while the tolerance holds.
+
+Every layer keeps at least one group: a rule that would empty a layer keeps its
+best-scoring group and warns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from pyrocompress.analysis import Posterior
+from pyrocompress.export import CompactInfo, build_compact
+from pyrocompress.nn import BayesianNetwork
+
+__all__ = ["PruneResult", "PruningPlan", "group_scores", "make_plan", "prune", "REPORT_KEYS"]
+
+RULES = ("auto", "log_alpha", "pip", "snr", "sparsity")
+SCORES = ("snr", "log_alpha", "pip")
+
+#: Keys every report has (``report.json``).
+REPORT_KEYS = (
+    "model",
+    "prior",
+    "dataset",
+    "epochs",
+    "seconds",
+    "architecture_before",
+    "architecture_after",
+    "params_before",
+    "params_after",
+    "weight_fraction",
+    "bits_per_layer",
+    "compression_rate_params",
+    "compression_rate_bits",
+    "flops_before",
+    "flops_after",
+    "test_error_bayes",
+    "test_error_compact",
+)
+
+
+@dataclass
+class PruningPlan:
+    """Boolean group masks per layer (True = kept) and how they were chosen."""
+
+    masks: dict[str, torch.Tensor]
+    rule: str
+    score: str | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
+    validation_error_unpruned: float | None = None
+    validation_error_pruned: float | None = None
+
+    def kept(self) -> dict[str, int]:
+        return {k: int(v.sum()) for k, v in self.masks.items()}
+
+
+@dataclass
+class PruneResult:
+    """The compact ``module``, the ``report`` dict and the ``plan`` behind them."""
+
+    module: nn.Sequential
+    report: dict
+    plan: PruningPlan
+    info: CompactInfo
+
+
+def group_scores(post: Posterior, score: str) -> dict[str, torch.Tensor]:
+    """Per-group keep-scores, higher = more important: ``log SNR``, ``-log alpha`` or PIP."""
+    if score == "snr":
+        return {k: v.clamp_min(1e-30).log() for k, v in post.snr("group").items()}
+    if score == "log_alpha":
+        return {k: -v for k, v in post.log_alpha().items()}
+    if score == "pip":
+        return post.inclusion_probabilities()
+    raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+
+
+def _ensure_nonempty(masks, scores) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, mask in masks.items():
+        if not mask.any():
+            best = int(scores[name].argmax())
+            warnings.warn(
+                f"the pruning rule removes every unit of layer {name!r}; keeping its "
+                f"best-scoring group ({best})",
+                stacklevel=3,
+            )
+            mask = mask.clone()
+            mask[best] = True
+        out[name] = mask
+    return out
+
+
+def _validation_error(bnn, masks, X, y, conditional) -> float:
+    out = torch.cat(
+        [
+            bnn.predict_point(X[i : i + 2000], masks, conditional=conditional)
+            for i in range(0, len(X), 2000)
+        ]
+    )
+    return bnn.likelihood.error(out, y)
+
+
+def _kept_params(bnn, masks) -> int:
+    """Weights left by the masks alone (for ranking candidate plans)."""
+    total = 0
+    for name, layer in bnn.bayesian_layers().items():
+        per_group = math.prod(layer.spec.weight_shape) // layer.spec.num_groups
+        total += int(masks[name].sum()) * per_group
+    return total
+
+
+def make_plan(
+    bnn: BayesianNetwork,
+    rule: str = "auto",
+    *,
+    threshold: float | None = None,
+    sparsity: float | None = None,
+    validation=None,
+    tolerance: float = 0.01,
+    score: str = "snr",
+    conditional: bool = True,
+) -> PruningPlan:
+    """Choose which groups to keep; see the module docstring for the rules."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    post = bnn.posterior()
+    if rule == "log_alpha":
+        t = 0.0 if threshold is None else float(threshold)
+        masks = {k: v < t for k, v in post.log_alpha().items()}
+        scores = group_scores(post, "log_alpha")
+        return PruningPlan(_ensure_nonempty(masks, scores), rule, "log_alpha", {"all": t})
+    if rule == "pip":
+        t = 0.5 if threshold is None else float(threshold)
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"a PIP threshold must be in [0, 1], got {t}")
+        scores = post.inclusion_probabilities()
+        masks = {k: v >= t for k, v in scores.items()}
+        return PruningPlan(_ensure_nonempty(masks, scores), rule, "pip", {"all": t})
+    if rule == "snr":
+        t = 1.0 if threshold is None else float(threshold)
+        if t < 0:
+            raise ValueError(f"an SNR threshold must be non-negative, got {t}")
+        snr = post.snr("group")
+        masks = {k: v >= t for k, v in snr.items()}
+        return PruningPlan(_ensure_nonempty(masks, snr), rule, "snr", {"all": t})
+    scores = group_scores(post, score)
+    flat = torch.cat([v.flatten() for v in scores.values()])
+    if rule == "sparsity":
+        if sparsity is None or not 0.0 <= float(sparsity) < 1.0:
+            raise ValueError(f"rule='sparsity' needs sparsity in [0, 1), got {sparsity!r}")
+        n_drop = int(round(float(sparsity) * flat.numel()))
+        t = flat.sort().values[n_drop].item() if n_drop > 0 else -math.inf
+        masks = {k: v >= t for k, v in scores.items()}
+        return PruningPlan(_ensure_nonempty(masks, scores), rule, score, {"all": t})
+
+    # ---- automatic rule
+    if validation is None:
+        raise ValueError("rule='auto' needs validation data: prune(..., validation=(X, y))")
+    if not (isinstance(tolerance, int | float) and 0.0 <= tolerance < 1.0):
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+    device = next(bnn.guide.parameters()).device
+    X, y = validation
+    X, y = torch.as_tensor(X).float().to(device), torch.as_tensor(y).to(device)
+    base = _validation_error(bnn, None, X, y, conditional=False)
+    limit = base + tolerance + 1e-12
+
+    def evaluate(thresholds: dict[str, float]):
+        masks = _ensure_nonempty_quiet({k: v >= thresholds[k] for k, v in scores.items()}, scores)
+        return _validation_error(bnn, masks, X, y, conditional), masks
+
+    quantiles = torch.linspace(0.0, 0.99, 60, dtype=flat.dtype)
+    candidates = sorted(set(torch.quantile(flat, quantiles).tolist()))
+    best = {k: -math.inf for k in scores}
+    best_err, best_masks = evaluate(best)
+    best_size = _kept_params(bnn, best_masks)
+    for t in candidates:
+        th = {k: t for k in scores}
+        err, masks = evaluate(th)
+        size = _kept_params(bnn, masks)
+        if err <= limit and size < best_size:
+            best, best_err, best_masks, best_size = th, err, masks, size
+    for name in scores:  # greedy per-layer refinement
+        layer_scores = scores[name]
+        for t in sorted(set(torch.quantile(layer_scores, quantiles).tolist())):
+            if t <= best[name]:
+                continue
+            th = dict(best, **{name: t})
+            err, masks = evaluate(th)
+            size = _kept_params(bnn, masks)
+            if err <= limit and size <= best_size:
+                best, best_err, best_masks, best_size = th, err, masks, size
+    return PruningPlan(
+        best_masks,
+        "auto",
+        score,
+        {k: float(v) for k, v in best.items()},
+        validation_error_unpruned=base,
+        validation_error_pruned=best_err,
+    )
+
+
+def _ensure_nonempty_quiet(masks, scores):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _ensure_nonempty(masks, scores)
+
+
+def prune(
+    bnn: BayesianNetwork,
+    rule: str = "auto",
+    *,
+    validation=None,
+    test=None,
+    threshold: float | None = None,
+    sparsity: float | None = None,
+    tolerance: float = 0.01,
+    score: str = "snr",
+    quantize: bool = False,
+    example_input: torch.Tensor | None = None,
+    metadata: dict | None = None,
+) -> PruneResult:
+    """Prune a fitted network into a smaller plain ``nn.Sequential`` with a report.
+
+    Parameters
+    ----------
+    bnn
+        A fitted :class:`~pyrocompress.nn.BayesianNetwork` whose ``net`` is a Sequential.
+    rule, threshold, sparsity, tolerance, score
+        The pruning rule and its settings (module docstring).
+    validation
+        ``(X, y)``; required by ``rule="auto"``, also gives the example input.
+    test
+        Optional ``(X, y)``: the report's ``test_error_bayes`` (unpruned posterior-mean
+        network) and ``test_error_compact``; ``None`` in the report without it.
+    quantize
+        Round the compact network's weights to each layer's fixed-point precision
+        (Louizos et al. 2017, §4).
+    example_input
+        An input for shape propagation when neither validation nor test data is given.
+    metadata
+        Extra report entries (``model``, ``prior``, ``dataset``, ``epochs``, ``seconds``).
+
+    Returns
+    -------
+    PruneResult
+        ``.module`` (compact network, eval mode, on CPU), ``.report`` (dict with
+        :data:`REPORT_KEYS` and more), ``.plan``, ``.info``.
+    """
+    if not isinstance(bnn, BayesianNetwork):
+        raise TypeError("prune expects the BayesianNetwork returned by pyrocompress.bayesianize")
+    start = time.perf_counter()
+    plan = make_plan(
+        bnn,
+        rule,
+        threshold=threshold,
+        sparsity=sparsity,
+        validation=validation,
+        tolerance=tolerance,
+        score=score,
+    )
+    for data in (example_input, validation, test):
+        if data is not None:
+            example = data if isinstance(data, torch.Tensor) else torch.as_tensor(data[0])
+            break
+    else:
+        raise ValueError("prune needs an input shape: pass validation, test or example_input")
+    post = bnn.posterior()
+    bits = post.bit_precision(plan.masks)
+    rounding = {k: b.mantissa for k, b in bits.items()} if quantize else None
+    compact, info = build_compact(bnn, plan.masks, example.float(), round_weights=rounding)
+    report = _report(bnn, plan, info, bits, compact, test, metadata or {})
+    report["prune_seconds"] = time.perf_counter() - start
+    return PruneResult(compact, report, plan, info)
+
+
+def _report(bnn, plan, info: CompactInfo, bits, compact, test, metadata) -> dict:
+    names = list(bnn.bayesian_layers())
+    bits_list = [bits[n].total for n in names]
+    # storage: kept weights at their layer's bits, biases at 32 bits
+    kept_bits = 0
+    for m_name, m in zip(
+        names, [m for m in compact if isinstance(m, nn.Linear | nn.Conv2d)], strict=True
+    ):
+        kept_bits += m.weight.numel() * bits[m_name].total
+        kept_bits += 32 * (m.bias.numel() if m.bias is not None else 0)
+    error_bayes = error_compact = None
+    if test is not None:
+        device = next(bnn.guide.parameters()).device
+        X, y = torch.as_tensor(test[0]).float(), torch.as_tensor(test[1])
+        error_bayes = _validation_error(bnn, None, X.to(device), y.to(device), False)
+        with torch.no_grad():
+            out = torch.cat([compact(X[i : i + 2000]) for i in range(0, len(X), 2000)])
+        error_compact = bnn.likelihood.error(out, y)
+    report = {
+        "model": metadata.get("model"),
+        "prior": metadata.get("prior", bnn.prior.key),
+        "dataset": metadata.get("dataset"),
+        "epochs": metadata.get("epochs"),
+        "seconds": metadata.get("seconds"),
+        "architecture_before": info.architecture_before,
+        "architecture_after": info.architecture_after,
+        "params_before": info.params_before,
+        "params_after": info.params_after,
+        "weight_fraction": info.weights_after / info.weights_before,
+        "bits_per_layer": bits_list,
+        "compression_rate_params": info.params_before / info.params_after,
+        "compression_rate_bits": 32.0 * info.params_before / kept_bits,
+        "compression_rate_weights": info.weights_before / info.weights_after,
+        "flops_before": info.flops_before,
+        "flops_after": info.flops_after,
+        "test_error_bayes": error_bayes,
+        "test_error_compact": error_compact,
+        "metric": bnn.likelihood.metric_name,
+        "rule": plan.rule,
+        "score": plan.score,
+        "thresholds": plan.thresholds,
+        "validation_error_unpruned": plan.validation_error_unpruned,
+        "validation_error_pruned": plan.validation_error_pruned,
+        "layers": names,
+        "mantissa_bits": [bits[n].mantissa for n in names],
+        "exponent_bits": [bits[n].exponent for n in names],
+        "kept_inputs": info.kept_inputs.get(names[0]),
+        "notes": (
+            "params count weights and biases; compression_rate_weights counts weights only "
+            "(as Louizos et al. 2017); compression_rate_bits stores kept weights at their "
+            "layer's 1 + exponent + mantissa bits and biases at 32 bits"
+        ),
+    }
+    for k, v in metadata.items():
+        report.setdefault(k, v)
+    return report

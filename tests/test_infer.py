@@ -1,0 +1,86 @@
+import math
+
+import pytest
+import torch
+
+import pyrocompress as pc
+
+RELEVANT, IRRELEVANT = [0, 1, 2], [3, 4, 5, 6, 7]
+
+
+@pytest.mark.parametrize("prior", ["group-nj", "group-horseshoe", "spike-slab", "gaussian"])
+def test_irrelevant_inputs_get_lower_inclusion(prior, relevant_data):
+    """Inputs 3..7 carry no signal: every one of them must rank below every relevant input.
+
+    Inclusion probabilities for the group priors; group SNR for the Gaussian prior, which
+    has no inclusion variable.
+    """
+    X, y = relevant_data
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    bnn = pc.bayesianize(net, prior=prior, seed=0)
+    # the horseshoe's log-normal scale factors start at log-variance -9 (Louizos et al.'s
+    # initialisation) and need more steps before irrelevant groups separate clearly
+    epochs = 400 if prior == "group-horseshoe" else 120
+    pc.fit(bnn, (X, y), epochs=epochs, batch_size=100, lr=1e-2, progress=False)
+    post = bnn.posterior()
+    if prior == "gaussian":
+        score = post.snr("group")["0"]
+    else:
+        score = post.inclusion_probabilities()["0"]
+    assert score[RELEVANT].min() > score[IRRELEVANT].max(), score
+    if prior != "gaussian":
+        assert score[RELEVANT].min() > 0.9 and score[IRRELEVANT].max() < 0.9, score
+
+
+def test_fit_history_and_validation(relevant_data):
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([8, 8, 2]), prior="group-nj", seed=0)
+    h = pc.fit(
+        bnn, (X, y), epochs=4, batch_size=128, kl_warmup=2, validation=(X, y), progress=False
+    )
+    assert h.epoch == [1, 2, 3, 4]
+    assert len(h.loss) == len(h.val_metric) == len(h.lr) == 4
+    assert h.kl_scale[0] < 1.0 and h.kl_scale[-1] == 1.0
+    assert h.lr[-1] < h.lr[0]  # cosine schedule
+    assert all(math.isfinite(v) for v in h.loss)
+    assert 0.0 <= h.val_metric[-1] <= 1.0
+
+
+def test_fit_is_reproducible_with_a_seed(relevant_data):
+    X, y = relevant_data
+    losses = []
+    for _ in range(2):
+        bnn = pc.bayesianize(pc.mlp([8, 8, 2]), prior="group-horseshoe", seed=0)
+        losses.append(pc.fit(bnn, (X, y), epochs=2, progress=False, seed=3).loss)
+    assert losses[0] == losses[1]
+
+
+def test_fit_rejects_bad_input(relevant_data):
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([8, 4, 2]), prior="group-nj")
+    with pytest.raises(ValueError, match="batch_size"):
+        pc.fit(bnn, (X, y), batch_size=0)
+    with pytest.raises(ValueError, match="epochs"):
+        pc.fit(bnn, (X, y), epochs=-1)
+    with pytest.raises(ValueError, match="lr"):
+        pc.fit(bnn, (X, y), lr=0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        pc.fit(bnn, (X, y), lr_schedule="linear")
+    bad = X.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        pc.fit(bnn, (bad, y))
+    with pytest.raises(ValueError):
+        pc.fit(bnn, (X, y + 5))
+    with pytest.raises(TypeError):
+        pc.fit(bnn, X)
+    ss = pc.bayesianize(pc.mlp([8, 4, 2]), prior="spike-slab")
+    with pytest.raises(ValueError, match="local_reparam"):
+        pc.fit(ss, (X, y), local_reparam=False)
+
+
+def test_plain_weight_sampling_path_trains(relevant_data):
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([8, 8, 2]), prior="group-nj", seed=0)
+    h = pc.fit(bnn, (X, y), epochs=3, local_reparam=False, progress=False)
+    assert all(math.isfinite(v) for v in h.loss)

@@ -1,0 +1,265 @@
+"""Statistical tests of the local reparametrisation trick (pyrocompress.reparam / nn).
+
+Under :class:`~pyrocompress.reparam.LocalReparameterization` a Bayesian layer samples its
+pre-activations per example instead of sharing one weight draw across the batch. Per
+output unit both estimators must have the same marginal distribution, in particular the
+same mean and variance; for the spike-and-slab prior the LRT matches the first two moments
+exactly (the gate is marginalised in them) while the distribution itself is not Gaussian,
+so moments are what is tested.
+
+Three Monte-Carlo estimates of the per-output moments are compared, each with tolerances
+from its own standard errors (``se(mean) = sd / sqrt(S)``; ``se(var)`` from the sample
+fourth central moment, ``sqrt((m4 - var^2) / S)``, which is ``var sqrt(2/S)`` for Gaussian
+outputs and stays valid for the heavier-tailed gated ones):
+
+* explicit sampling: one weight draw from the guide per forward pass, replayed into the
+  layer's plain (non-LRT) forward,
+* the LRT forward of the layer,
+* the exact moments, computed in this file from the guide parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.poutine as poutine
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pyrocompress.nn import bayesianize
+from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
+from pyrocompress.reparam import LocalReparameterization, guide_distribution
+
+S = 20_000
+Z = 5.0  # tolerance in standard errors (several hundred comparisons per test)
+
+PRIORS = {
+    "gaussian": Gaussian,
+    "group-nj": GroupNormalJeffreys,
+    "group-horseshoe": GroupHorseshoe,
+    "spike-slab": SpikeAndSlab,
+}
+KINDS = ("linear", "conv2d")
+
+
+@pytest.fixture(autouse=True)
+def _float64_single_thread():
+    """Double precision; one intra-op thread (the tensors are small, and on a shared
+    2-core machine OpenMP's barriers make two threads several times slower)."""
+    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    yield
+    torch.set_default_dtype(old_dtype)
+    torch.set_num_threads(old_threads)
+
+
+def _perturb(guide: torch.nn.Module) -> None:
+    """Non-trivial variational parameters (seeded by the caller)."""
+    with torch.no_grad():
+        for name, p in guide.named_parameters():
+            noise = torch.randn_like(p)
+            if name == "inclusion_logit":  # inclusion probabilities in (0.3, 0.8)
+                pi = 0.3 + 0.5 * torch.rand_like(p)
+                p.copy_(torch.logit(pi))
+            elif name.startswith(("global_", "local_")):  # horseshoe log-normal factors
+                if name.endswith("_log_var"):
+                    p.copy_(-2.5 + 0.3 * noise)
+                else:
+                    p.add_(0.2 * noise)
+            elif name == "scale_loc":
+                p.copy_(1.0 + 0.3 * noise)
+            elif name == "scale_log_var":
+                p.copy_(-2.0 + 0.3 * noise)
+            elif name.endswith("_log_var"):
+                p.copy_(-1.5 + 0.3 * noise)
+            elif name.endswith("_loc"):
+                p.copy_(0.5 * noise)
+            else:  # pragma: no cover
+                raise AssertionError(f"unexpected guide parameter {name}")
+
+
+def _setup(prior_key: str, kind: str, seed: int = 0):
+    torch.manual_seed(seed)
+    pyro.set_rng_seed(seed)
+    if kind == "linear":
+        module = torch.nn.Linear(6, 4)
+        x = torch.randn(3, 6)
+    else:
+        module = torch.nn.Conv2d(2, 3, 3, padding=1)
+        x = torch.randn(2, 2, 5, 5)
+    bnn = bayesianize(torch.nn.Sequential(module), PRIORS[prior_key](), seed=seed)
+    layer, guide = bnn.net[0], bnn.guide["0"]
+    _perturb(guide)
+    return layer, guide, x
+
+
+def _gate_moments(prior_key: str, guide) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(E g, E g^2) per group, from the guide parameters (independently of the library)."""
+    if prior_key == "gaussian":
+        return None
+    if prior_key == "group-nj":
+        mu, var = guide.scale_loc, guide.scale_log_var.exp()
+        return mu, mu**2 + var
+    if prior_key == "group-horseshoe":
+        parts = GroupHorseshoe._PARTS
+        m = 0.5 * sum(getattr(guide, f"{p}_loc") for p in parts)
+        v = 0.25 * sum(getattr(guide, f"{p}_log_var").exp() for p in parts)
+        return (m + 0.5 * v).exp(), (2 * m + 2 * v).exp()
+    pi = torch.sigmoid(guide.inclusion_logit)
+    return pi, pi
+
+
+def _exact_moments(prior_key: str, kind: str, layer, guide, x):
+    """Per-output mean and variance of the layer's output, W = g * W~ with independent
+    gates g (per group), weights W~ and bias."""
+    w_mu, w_var = guide.weight_loc, guide.weight_log_var.exp()
+    b_mu, b_var = guide.bias_loc, guide.bias_log_var.exp()
+    g = _gate_moments(prior_key, guide)
+    m1, m2 = (torch.ones(layer.spec.num_groups),) * 2 if g is None else g
+    if kind == "linear":  # groups are the inputs; the bias is not gated
+        mean = F.linear(x, w_mu * m1, b_mu)
+        var = F.linear(x * x, m2 * (w_var + w_mu**2) - (m1 * w_mu) ** 2, b_var)
+        return mean, var
+    # conv2d: groups are output channels, bias included
+    conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+    mean_c = F.conv2d(x, w_mu, b_mu, **conv)
+    var_c = F.conv2d(x * x, w_var, b_var, **conv)
+    m1, m2 = m1[:, None, None], m2[:, None, None]
+    return m1 * mean_c, m2 * (var_c + mean_c**2) - (m1 * mean_c) ** 2
+
+
+def _moments(samples: torch.Tensor):
+    """Per-output mean, variance and their standard errors over the leading axis."""
+    n = samples.shape[0]
+    mean = samples.mean(0)
+    c = samples - mean
+    var = (c**2).sum(0) / (n - 1)
+    m4 = (c**4).mean(0)
+    se_mean = (var / n).sqrt()
+    se_var = ((m4 - var**2).clamp_min(0) / n).sqrt()
+    return mean, var, se_mean, se_var
+
+
+def _explicit_samples(layer, guide, x, n: int = S) -> torch.Tensor:
+    """n outputs of the plain forward, each with one weight draw shared by the batch.
+
+    The guide's site distributions are sampled n times and each draw is conditioned into
+    the layer's ordinary forward (no LRT handler), vectorised with ``torch.func.vmap``.
+    """
+    guide_trace = poutine.trace(guide).get_trace()
+    values = {
+        name: site["fn"].sample((n,))
+        for name, site in guide_trace.nodes.items()
+        if site["type"] == "sample"
+    }
+
+    def forward(vals):
+        return poutine.condition(layer, data=vals)(x)
+
+    return torch.func.vmap(forward, randomness="error")(values)
+
+
+def _lrt_samples(layer, guide, x, n: int = S) -> torch.Tensor:
+    """n outputs of the LRT forward: the batch repeated n times, each row independent."""
+    lrt = LocalReparameterization()
+    guide_trace = poutine.trace(lrt.guide(guide)).get_trace()
+    x_rep = x.repeat(n, *([1] * (x.dim() - 1)))
+    out = poutine.replay(lrt.model(layer), trace=guide_trace)(x_rep)
+    return out.reshape(n, *x.shape[:1], *out.shape[1:])
+
+
+def _assert_moments_close(samples, mean, var, label: str) -> None:
+    mc_mean, mc_var, se_mean, se_var = _moments(samples)
+    assert mc_mean.shape == mean.shape == var.shape
+    assert (var > 0).all()
+    err_mean = ((mc_mean - mean).abs() / se_mean).max().item()
+    err_var = ((mc_var - var).abs() / se_var).max().item()
+    assert err_mean < Z, f"{label}: mean off by {err_mean:.2f} se"
+    assert err_var < Z, f"{label}: variance off by {err_var:.2f} se"
+
+
+CASES = [(p, k) for p in PRIORS for k in KINDS]
+
+
+@pytest.mark.parametrize(("prior_key", "kind"), CASES)
+def test_explicit_sampling_matches_exact_moments(prior_key, kind):
+    layer, guide, x = _setup(prior_key, kind)
+    mean, var = _exact_moments(prior_key, kind, layer, guide, x)
+    with torch.no_grad():
+        samples = _explicit_samples(layer, guide, x)
+    _assert_moments_close(samples, mean.detach(), var.detach(), "explicit")
+
+
+@pytest.mark.parametrize(("prior_key", "kind"), CASES)
+def test_local_reparam_matches_exact_moments(prior_key, kind):
+    layer, guide, x = _setup(prior_key, kind)
+    mean, var = _exact_moments(prior_key, kind, layer, guide, x)
+    with torch.no_grad():
+        samples = _lrt_samples(layer, guide, x)
+    _assert_moments_close(samples, mean.detach(), var.detach(), "LRT")
+
+
+@pytest.mark.parametrize(("prior_key", "kind"), CASES)
+def test_local_reparam_matches_explicit_sampling(prior_key, kind):
+    """Monte Carlo against Monte Carlo, with the standard errors of both estimates."""
+    layer, guide, x = _setup(prior_key, kind, seed=1)
+    with torch.no_grad():
+        a = _moments(_lrt_samples(layer, guide, x))
+        b = _moments(_explicit_samples(layer, guide, x))
+    mean_z = ((a[0] - b[0]).abs() / (a[2] ** 2 + b[2] ** 2).sqrt()).max().item()
+    var_z = ((a[1] - b[1]).abs() / (a[3] ** 2 + b[3] ** 2).sqrt()).max().item()
+    assert mean_z < Z, f"mean differs by {mean_z:.2f} se"
+    assert var_z < Z, f"variance differs by {var_z:.2f} se"
+
+
+@pytest.mark.parametrize(("prior_key", "kind"), CASES)
+def test_local_moments_with_marginalised_gate_are_exact(prior_key, kind):
+    """``_local_moments`` given the gate's moments (the spike-and-slab path, or no gate for
+    the Gaussian) equals the exact marginal moments, for every prior's gate."""
+    layer, guide, x = _setup(prior_key, kind)
+    mean, var = _exact_moments(prior_key, kind, layer, guide, x)
+    gate = _gate_moments(prior_key, guide)
+    w_var, b_var = guide.weight_log_var.exp(), guide.bias_log_var.exp()
+    got_mean, got_var = layer._local_moments(
+        x, guide.weight_loc, w_var, guide.bias_loc, b_var, gate
+    )
+    torch.testing.assert_close(got_mean, mean, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(got_var, var, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("prior_key", PRIORS)
+def test_vectorised_explicit_path_equals_replay(prior_key):
+    """The vmap-ed conditioning used above is the layer's plain forward, draw by draw."""
+    layer, guide, x = _setup(prior_key, "conv2d")
+    for _ in range(3):
+        guide_trace = poutine.trace(guide).get_trace()
+        with torch.no_grad():
+            direct = poutine.replay(layer, trace=guide_trace)(x)
+            values = {
+                n: s["value"][None] for n, s in guide_trace.nodes.items() if s["type"] == "sample"
+            }
+            vec = torch.func.vmap(lambda v: poutine.condition(layer, data=v)(x))(values)
+        torch.testing.assert_close(vec[0], direct, rtol=1e-12, atol=1e-12)
+
+
+def test_guide_distribution_is_none_outside_the_handler():
+    assert guide_distribution("0.weight") is None
+
+
+@pytest.mark.parametrize("prior_key", PRIORS)
+def test_lrt_draws_are_independent_across_examples(prior_key):
+    """Two identical inputs in one LRT batch get different draws (per-example noise), while
+    the explicit path gives them the same output (one shared weight draw)."""
+    layer, guide, x = _setup(prior_key, "linear")
+    x2 = torch.cat([x[:1], x[:1]])
+    lrt = LocalReparameterization()
+    guide_trace = poutine.trace(lrt.guide(guide)).get_trace()
+    with torch.no_grad():
+        out = poutine.replay(lrt.model(layer), trace=guide_trace)(x2)
+        plain = poutine.replay(layer, trace=guide_trace)(x2)
+    assert not torch.allclose(out[0], out[1])
+    torch.testing.assert_close(plain[0], plain[1])
+    assert math.isfinite(out.sum().item())

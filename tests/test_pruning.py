@@ -1,0 +1,148 @@
+import pytest
+import torch
+from torch import nn
+
+import pyrocompress as pc
+from pyrocompress.export import build_compact, count_flops, load_compact, save_compact
+from pyrocompress.pruning import REPORT_KEYS, make_plan, prune
+
+
+def _trained(net, prior, X, y, epochs=3):
+    bnn = pc.bayesianize(net, prior=prior, seed=0)
+    pc.fit(bnn, (X, y), epochs=epochs, batch_size=64, lr=1e-2, progress=False)
+    return bnn
+
+
+def _random_masks(bnn, frac=0.5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, layer in bnn.bayesian_layers().items():
+        m = torch.rand(layer.spec.num_groups, generator=g) > frac
+        m[0] = True
+        masks[name] = m
+    last = list(masks)[-1]
+    return masks, last
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "group-nj", "group-horseshoe", "spike-slab"])
+def test_compact_mlp_equals_masked_network(prior):
+    torch.manual_seed(0)
+    X, y = torch.randn(64, 12), torch.randint(0, 3, (64,))
+    bnn = _trained(pc.mlp([12, 20, 15, 3]), prior, X, y, epochs=1)
+    masks, _ = _random_masks(bnn)
+    compact, info = build_compact(bnn, masks, X)
+    with torch.no_grad():
+        expected = bnn.predict_point(X, masks, conditional=True)
+        got = compact(X)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # physically smaller: kept inputs of layer k+1 are the rows of layer k
+    linears = [m for m in compact if isinstance(m, nn.Linear)]
+    names = list(masks)
+    assert linears[0].in_features == int(masks[names[0]].sum())
+    assert linears[0].out_features == int(masks[names[1]].sum())
+    assert linears[1].out_features == int(masks[names[2]].sum())
+    assert linears[2].out_features == 3
+    assert info.architecture_after == [
+        int(masks[names[0]].sum()),
+        int(masks[names[1]].sum()),
+        int(masks[names[2]].sum()),
+        3,
+    ]
+    assert info.params_after == sum(p.numel() for p in compact.parameters())
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Sigmoid])
+def test_compact_conv_equals_masked_network(act):
+    """Channels through Flatten; Sigmoid checks the folding of f(0) != 0 into the bias."""
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 3), act(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 5, 3), act(),
+        nn.Flatten(), nn.Linear(5 * 2 * 2, 7), act(), nn.Linear(7, 4),
+    )  # fmt: skip
+    X, y = torch.randn(32, 1, 10, 10), torch.randint(0, 4, (32,))
+    bnn = _trained(net, "group-nj", X, y, epochs=1)
+    masks, _ = _random_masks(bnn, frac=0.4, seed=3)
+    compact, info = build_compact(bnn, masks, X)
+    with torch.no_grad():
+        expected = bnn.predict_point(X, masks, conditional=True)
+        got = compact(X)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    convs = [m for m in compact if isinstance(m, nn.Conv2d)]
+    assert convs[0].out_channels <= int(masks["0"].sum())
+    assert convs[1].in_channels == convs[0].out_channels
+    assert info.architecture_before == [1, 6, 5, 20, 7, 4]
+    assert info.flops_after < info.flops_before
+    assert info.flops_after == count_flops(compact, X)
+
+
+def test_flops_of_lenet5():
+    net = pc.lenet5_caffe()
+    x = torch.zeros(1, 1, 28, 28)
+    macs = 20 * 25 * 24 * 24 + 50 * 20 * 25 * 8 * 8 + 800 * 500 + 500 * 10
+    assert count_flops(net, x) == 2 * macs
+
+
+def test_save_and_load_compact_weights_only(tmp_path):
+    torch.manual_seed(0)
+    X, y = torch.randn(64, 12), torch.randint(0, 3, (64,))
+    bnn = _trained(pc.mlp([12, 20, 3]), "group-nj", X, y, epochs=1)
+    masks, _ = _random_masks(bnn)
+    compact, _ = build_compact(bnn, masks, X)
+    path = tmp_path / "model.pt"
+    save_compact(compact, path, model="mlp")
+    payload = torch.load(path, weights_only=True)
+    assert payload["metadata"] == {"model": "mlp"}
+    loaded = load_compact(path)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(X), compact(X))
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_load_compact_rejects_other_files(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"a": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="not a pyrocompress compact model"):
+        load_compact(path)
+
+
+def test_rules_and_report_keys(relevant_data):
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 16, 2]), "spike-slab", X, y, epochs=5)
+    pip = bnn.posterior().inclusion_probabilities()
+    plan = make_plan(bnn, "pip")
+    for name in pip:
+        expected = pip[name] >= 0.5
+        if expected.any():
+            assert torch.equal(plan.masks[name], expected)
+    plan = make_plan(bnn, "sparsity", sparsity=0.5)
+    total = sum(m.numel() for m in plan.masks.values())
+    assert abs(sum(int(m.sum()) for m in plan.masks.values()) - total / 2) <= 1
+    result = prune(bnn, "auto", validation=(X[:200], y[:200]), test=(X[200:], y[200:]))
+    assert set(REPORT_KEYS) <= set(result.report)
+    r = result.report
+    assert 0 <= r["test_error_bayes"] <= 1 and 0 <= r["test_error_compact"] <= 1
+    assert r["params_after"] <= r["params_before"]
+    assert r["compression_rate_params"] == pytest.approx(r["params_before"] / r["params_after"])
+    assert r["validation_error_pruned"] <= r["validation_error_unpruned"] + 0.01 + 1e-9
+
+
+def test_rule_validation(relevant_data):
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 4, 2]), "group-nj", X, y, epochs=1)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        make_plan(bnn, "magic")
+    with pytest.raises(ValueError, match="needs validation data"):
+        make_plan(bnn, "auto")
+    with pytest.raises(ValueError, match="sparsity"):
+        make_plan(bnn, "sparsity", sparsity=1.5)
+    with pytest.raises(ValueError, match="PIP threshold"):
+        make_plan(bnn, "pip", threshold=2.0)
+
+
+def test_rule_that_empties_a_layer_keeps_best_unit_and_warns(relevant_data):
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 4, 2]), "group-nj", X, y, epochs=1)
+    with pytest.warns(UserWarning, match="removes every unit"):
+        plan = make_plan(bnn, "log_alpha", threshold=-1e9)
+    assert all(int(m.sum()) == 1 for m in plan.masks.values())
