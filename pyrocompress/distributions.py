@@ -176,17 +176,22 @@ def _kl_lognormal_inverse_gamma(q: dist.LogNormal, p: dist.InverseGamma) -> torc
 
 
 def half_cauchy_scale_parts(
-    scale: float | torch.Tensor, shape: torch.Size | tuple = (), *, device=None
+    scale: float | torch.Tensor,
+    shape: torch.Size | tuple = (),
+    *,
+    like: torch.Tensor | None = None,
 ) -> tuple[dist.Gamma, dist.InverseGamma]:
     r"""The Gamma / inverse-Gamma pair whose product's square root is :math:`C^+(0, b)`.
 
     If :math:`a \sim \mathrm{Gamma}(\tfrac12, \text{rate } b^{-2})` and
     :math:`\beta \sim \mathrm{InvGamma}(\tfrac12, 1)` then
     :math:`a\beta = b^2 F(1, 1)` and :math:`\sqrt{a\beta} \sim C^+(0, b)`
-    (Louizos et al. 2017, §3.2; Ingraham & Marks 2017).
+    (Louizos et al. 2017, §3.2; Ingraham & Marks 2017). The tensors take the dtype and
+    device of ``like``.
     """
-    half = torch.tensor(0.5, device=device)
-    rate = torch.as_tensor(scale, dtype=half.dtype, device=device) ** -2
+    like = torch.zeros(()) if like is None else like
+    half = like.new_tensor(0.5)
+    rate = like.new_tensor(float(scale)) ** -2
     gamma = dist.Gamma(half, rate).expand(shape)
-    inv_gamma = dist.InverseGamma(half, torch.ones((), device=device)).expand(shape)
+    inv_gamma = dist.InverseGamma(half, like.new_tensor(1.0)).expand(shape)
     return gamma, inv_gamma

@@ -61,7 +61,7 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _prepare(bnn: BayesianNetwork, data, name: str, device) -> tuple[torch.Tensor, torch.Tensor]:
     X, y = _as_xy(data, name)
-    if X.is_floating_point() is False:
+    if not X.is_floating_point():
         X = X.float()
     if bnn.likelihood.task == "classification":
         check_tensors(X, y, num_classes=_num_outputs(bnn), name=name)

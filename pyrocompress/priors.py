@@ -264,6 +264,7 @@ class Gaussian(Prior):
     grouped = False
 
     def __init__(self, scale: float = 1.0):
+        _check_positive("scale", scale)
         super().__init__(weight_scale=scale, bias_scale=scale)
         self.scale = self.weight_scale
 
@@ -382,8 +383,8 @@ class GroupHorseshoe(Prior):
 
     def _gate_model(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, torch.Tensor]:
         g = spec.num_groups
-        ga, gb = half_cauchy_scale_parts(self.scale_global, (), device=zero.device)
-        la, lb = half_cauchy_scale_parts(1.0, (g,), device=zero.device)
+        ga, gb = half_cauchy_scale_parts(self.scale_global, (), like=zero)
+        la, lb = half_cauchy_scale_parts(1.0, (g,), like=zero)
         return {
             "global_a": pyro.sample(spec.site("global_a"), ga),
             "global_b": pyro.sample(spec.site("global_b"), gb),
@@ -469,6 +470,7 @@ class SpikeAndSlab(Prior):
     key = "spike-slab"
 
     def __init__(self, prior_inclusion: float = 0.1, slab_scale: float = 1.0):
+        _check_positive("slab_scale", slab_scale)
         super().__init__(weight_scale=slab_scale)
         if (
             isinstance(prior_inclusion, bool)

@@ -84,3 +84,27 @@ def test_plain_weight_sampling_path_trains(relevant_data):
     bnn = pc.bayesianize(pc.mlp([8, 8, 2]), prior="group-nj", seed=0)
     h = pc.fit(bnn, (X, y), epochs=3, local_reparam=False, progress=False)
     assert all(math.isfinite(v) for v in h.loss)
+
+
+def test_minibatch_likelihood_is_scaled_to_the_data_set_and_kl_by_warmup():
+    import pyro.poutine as poutine
+
+    bnn = pc.bayesianize(pc.mlp([3, 4, 2]), prior="group-nj", seed=0)
+    X, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    idx = torch.arange(10)
+    guide_tr = poutine.trace(bnn.guide).get_trace(X, y, kl_scale=0.25)
+    model_tr = poutine.trace(poutine.replay(bnn, trace=guide_tr)).get_trace(
+        X, y, dataset_size=1000, subsample=idx, kl_scale=0.25
+    )
+    assert model_tr.nodes["obs"]["scale"] == 100.0
+    latent = [
+        s
+        for name, s in model_tr.nodes.items()
+        if s["type"] == "sample" and not s["is_observed"] and name != "data"  # plate site
+    ]
+    assert latent and all(s["scale"] == 0.25 for s in latent)
+    assert all(
+        s["scale"] == 0.25
+        for s in guide_tr.nodes.values()
+        if s["type"] == "sample" and not s["is_observed"]
+    )
