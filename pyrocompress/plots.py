@@ -27,13 +27,14 @@ def plot_loss(history, ax=None):
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss per example")
     ax.set_yscale("log" if min(history.loss) > 0 else "linear")
+    handles = ax.get_lines()
     vals = [v for v in history.val_metric if not math.isnan(v)]
     if vals:
         ax2 = ax.twinx()
         ax2.plot(history.epoch, history.val_metric, color="C1", label=f"val {history.metric_name}")
         ax2.set_ylabel(f"validation {history.metric_name}")
-        ax2.legend(loc="upper center")
-    ax.legend(loc="upper right")
+        handles = handles + ax2.get_lines()
+    ax.legend(handles=handles, loc="upper right", fontsize=8)
     ax.set_title("SVI training")
     fig.tight_layout()
     return fig

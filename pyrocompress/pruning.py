@@ -16,8 +16,9 @@ Rules (``prune(bnn, rule=...)``):
 ``"auto"``
     no eyeballing: the largest pruning whose validation error (or RMSE) stays within
     ``tolerance`` of the unpruned posterior-mean network. Groups are ranked by ``score``
-    (group SNR by default); a global threshold is searched over the score's quantiles,
-    then each layer's threshold is raised further, greedily, while the tolerance holds.
+    (group SNR by default); a global threshold is found by bisection over 200 quantiles
+    of the score (the error is taken as monotone in the threshold), then each layer's
+    threshold is raised further by bisection while the tolerance holds.
 
 Every layer keeps at least one group: a rule that would empty a layer keeps its
 best-scoring group and warns.
@@ -194,27 +195,31 @@ def make_plan(
         masks = _ensure_nonempty_quiet({k: v >= thresholds[k] for k, v in scores.items()}, scores)
         return _validation_error(bnn, masks, X, y, conditional), masks
 
-    quantiles = torch.linspace(0.0, 0.99, 60, dtype=flat.dtype)
-    candidates = sorted(set(torch.quantile(flat, quantiles).tolist()))
+    def search(candidates: list[float], make) -> tuple[dict, float, dict] | None:
+        """Bisection for the largest feasible threshold (feasibility taken as monotone)."""
+        lo, hi, found = 0, len(candidates) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            th = make(candidates[mid])
+            err, masks = evaluate(th)
+            if err <= limit:
+                found, lo = (th, err, masks), mid + 1
+            else:
+                hi = mid - 1
+        return found
+
+    quantiles = torch.linspace(0.0, 0.995, 200, dtype=flat.dtype)
     best = {k: -math.inf for k in scores}
     best_err, best_masks = evaluate(best)
-    best_size = _kept_params(bnn, best_masks)
-    for t in candidates:
-        th = {k: t for k in scores}
-        err, masks = evaluate(th)
-        size = _kept_params(bnn, masks)
-        if err <= limit and size < best_size:
-            best, best_err, best_masks, best_size = th, err, masks, size
-    for name in scores:  # greedy per-layer refinement
-        layer_scores = scores[name]
-        for t in sorted(set(torch.quantile(layer_scores, quantiles).tolist())):
-            if t <= best[name]:
-                continue
-            th = dict(best, **{name: t})
-            err, masks = evaluate(th)
-            size = _kept_params(bnn, masks)
-            if err <= limit and size <= best_size:
-                best, best_err, best_masks, best_size = th, err, masks, size
+    candidates = sorted(set(torch.quantile(flat, quantiles).tolist()))
+    found = search(candidates, lambda t: {k: t for k in scores})
+    if found is not None:
+        best, best_err, best_masks = found
+    for name in scores:  # per-layer refinement: raise each layer's threshold further
+        above = [t for t in torch.quantile(scores[name], quantiles).tolist() if t > best[name]]
+        found = search(sorted(set(above)), lambda t, n=name, b=best: dict(b, **{n: t}))
+        if found is not None and _kept_params(bnn, found[2]) <= _kept_params(bnn, best_masks):
+            best, best_err, best_masks = found
     return PruningPlan(
         best_masks,
         "auto",
