@@ -206,38 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrocompress`` command; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    progress = not args.quiet
+    if args.command == "demo":
+        settings = {**DEMO, "data_dir": None, "device": "cpu"}
+    else:
+        settings = {
+            k: getattr(args, k)
+            for k in ("model", "prior", "dataset", "data_dir", "batch_size", "lr", "device")
+        }
+        settings.update(kl_warmup=args.kl_warmup, tolerance=args.tolerance)
+    settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
     try:
-        if args.command == "demo":
-            run(
-                model=DEMO["model"],
-                prior=DEMO["prior"],
-                dataset=DEMO["dataset"],
-                data_dir=None,
-                epochs=args.epochs,
-                batch_size=DEMO["batch_size"],
-                lr=DEMO["lr"],
-                seed=args.seed,
-                device="cpu",
-                out=args.out,
-                progress=progress,
-            )
-        else:
-            run(
-                model=args.model,
-                prior=args.prior,
-                dataset=args.dataset,
-                data_dir=args.data_dir,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                seed=args.seed,
-                device=args.device,
-                out=args.out,
-                kl_warmup=args.kl_warmup,
-                tolerance=args.tolerance,
-                progress=progress,
-            )
+        run(**settings)
     except UsageError as e:
         print(f"pyrocompress: error: {e}", file=sys.stderr)
         return 2

@@ -431,7 +431,16 @@ class GroupHorseshoe(Prior):
         return (m + 0.5 * v).exp(), (2.0 * m + 2.0 * v).exp()
 
     def group_log_alpha(self, spec: LayerSpec, module: nn.Module) -> torch.Tensor:
-        r""":math:`\log\alpha = \log(\mathrm{Var}\,g / (\mathrm{E}\,g)^2) = \log(e^{v} - 1)`."""
+        r""":math:`\log\alpha = \log(\mathrm{Var}\,g / (\mathrm{E}\,g)^2) = \log(e^{v} - 1)`.
+
+        The relative posterior variance of the gate, as a public port of BC-GHS prunes on.
+        It reflects the gate's uncertainty, not its size: a group the likelihood switches
+        off first gets a small gate and only later, as its log-normal factors revert to
+        their Gamma / inverse-Gamma priors (:math:`v \to \tfrac12\psi'(\tfrac12) \approx
+        2.47`, :math:`\alpha \approx 11`), a large :math:`\alpha`. Short runs therefore
+        overstate the inclusion probabilities of irrelevant groups; the automatic pruning
+        rule ranks by group SNR, which sees the size of the effective weights.
+        """
         _, v = self.log_gate_moments(module)
         return torch.log(torch.expm1(v).clamp_min(1e-30))
 

@@ -46,16 +46,7 @@ SPECS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _float64_single_thread():
-    """Double precision; one intra-op thread (the tensors are small, and on a shared
-    2-core machine OpenMP's barriers make two threads several times slower)."""
-    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
-    torch.set_num_threads(1)
-    yield
-    torch.set_default_dtype(old_dtype)
-    torch.set_num_threads(old_threads)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _perturb(guide: torch.nn.Module) -> None:
