@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -181,7 +182,15 @@ def fit(
         scheduler = None
     elbo = TraceMeanField_ELBO()
     history = History(metric_name=bnn.likelihood.metric_name)
-    bar = tqdm(range(epochs), disable=not progress, desc="SVI", unit="epoch")
+    # refresh often on a terminal or in a notebook, rarely in a log file
+    interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
+    bar = tqdm(
+        range(epochs),
+        disable=not progress,
+        desc="SVI",
+        unit="epoch",
+        mininterval=0.1 if interactive else 30.0,
+    )
     step = 0
     for epoch in bar:
         start = time.perf_counter()
