@@ -82,6 +82,15 @@ class Posterior:
                 for name, layer in self._layers.items()
             }
 
+    def to_datatree(self, X, y, *, num_samples: int = 200, all_weights: bool = False, **kwargs):
+        """This posterior as an ArviZ 1.x ``xarray.DataTree``; see
+        :func:`pyrocompress.diagnostics.to_datatree`."""
+        from pyrocompress.diagnostics import to_datatree
+
+        return to_datatree(
+            self.bnn, X, y, num_samples=num_samples, all_weights=all_weights, **kwargs
+        )
+
     # ------------------------------------------------------------------- group level
     def log_alpha(self) -> dict[str, torch.Tensor]:
         r"""Per-group :math:`\log\alpha`: the log relative posterior variance of the gate.
