@@ -36,7 +36,8 @@ class CategoricalLikelihood(Likelihood):
 
 
 class GaussianLikelihood(Likelihood):
-    """``y ~ N(out, sigma^2)`` with the noise scale ``sigma`` a point estimate (type-II ML).
+    """``y ~ N(out, sigma^2)``; ``sigma`` is a point estimate (type-II maximum likelihood)
+    or, with ``learn_noise=False``, fixed (conjugate Bayesian linear regression).
 
     The metric is the root mean squared error.
     """
@@ -44,9 +45,15 @@ class GaussianLikelihood(Likelihood):
     task = "regression"
     metric_name = "rmse"
 
-    def __init__(self, noise: float = 1.0):
+    def __init__(self, noise: float = 1.0, *, learn_noise: bool = True):
         super().__init__()
-        self.log_noise = nn.Parameter(torch.tensor(float(noise)).log())
+        if not (isinstance(noise, int | float) and noise > 0):
+            raise ValueError(f"noise must be a positive number, got {noise!r}")
+        log_noise = torch.tensor(float(noise)).log()
+        if learn_noise:
+            self.log_noise = nn.Parameter(log_noise)
+        else:
+            self.register_buffer("log_noise", log_noise)
 
     @property
     def noise(self) -> torch.Tensor:
