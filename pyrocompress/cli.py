@@ -15,12 +15,22 @@ from pathlib import Path
 import torch
 
 from pyrocompress import data as datasets
+from pyrocompress.diagnostics import variable_prefix
 from pyrocompress.export import save_compact
 from pyrocompress.infer import fit
 from pyrocompress.nn import bayesianize, lenet5_caffe, lenet_300_100, mlp
-from pyrocompress.plots import plot_group_histograms, plot_loss
+from pyrocompress.plots import (
+    plot_architecture,
+    plot_bits,
+    plot_forest,
+    plot_group_histograms,
+    plot_input_importance,
+    plot_loss,
+    plot_pip_stem,
+    plot_pruning_curve,
+)
 from pyrocompress.priors import get_prior
-from pyrocompress.pruning import prune
+from pyrocompress.pruning import prune, pruning_curve
 from pyrocompress.report import format_report, json_writer, write_outputs
 
 __all__ = ["build_model", "main", "run"]
@@ -161,9 +171,53 @@ def run(
                 ),
                 p,
             )
+        writers.update(_more_plots(bnn, result, history, splits, seed))
         write_outputs(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+def _more_plots(bnn, result, history, splits, seed) -> dict:
+    """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot."""
+    report, post = result.report, bnn.posterior()
+    first = report["layers"][0]
+    val = (splits.val.X, splits.val.y)
+    writers = {
+        "architecture.png": lambda p: _save(
+            plot_architecture(report["architecture_before"], report["architecture_after"]), p
+        ),
+        "bits.png": lambda p: _save(plot_bits(report["bits_per_layer"], report["layers"]), p),
+        "pruning_curve.png": lambda p: _save(
+            plot_pruning_curve(pruning_curve(bnn, val), metric=report["metric"]), p
+        ),
+    }
+    if bnn.prior.grouped:
+        writers["pip.png"] = lambda p: _save(
+            plot_pip_stem(post.inclusion_probabilities()[first], feature_names=bnn.feature_names),
+            p,
+        )
+    if report.get("kept_inputs") is not None and splits.train.image_shape is not None:
+        shape = tuple(splits.train.image_shape)
+        if (
+            len(report["kept_inputs"]) <= shape[0] * shape[1]
+            and bnn.bayesian_layers()[first].spec.weight_shape[1] == shape[0] * shape[1]
+        ):
+            writers["input_importance.png"] = lambda p: _save(
+                plot_input_importance(report["kept_inputs"], shape), p
+            )
+
+    def forest(path: Path) -> None:
+        n = min(len(splits.val), 500)
+        tree = post.to_datatree(splits.val.X[:n], splits.val.y[:n], num_samples=100, seed=seed)
+        layers = bnn.bayesian_layers()
+        smallest = min(layers, key=lambda k: layers[k].spec.num_groups)
+        var = f"{variable_prefix(smallest)}_scale"
+        dim = tree["posterior"][var].dims[-1]
+        coords = {dim: tree["posterior"][dim].values[:40]}
+        _save(plot_forest(tree, [var], coords=coords), path)
+
+    writers["forest.png"] = forest
+    return writers
 
 
 def _save(fig, path: Path) -> None:

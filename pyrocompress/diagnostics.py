@@ -17,7 +17,14 @@ import numpy as np
 import pyro.poutine as poutine
 import torch
 
-__all__ = ["KHAT_THRESHOLDS", "posterior_draws", "psis_khat", "to_datatree", "vi_diagnostics"]
+__all__ = [
+    "KHAT_THRESHOLDS",
+    "posterior_draws",
+    "psis_khat",
+    "to_datatree",
+    "variable_prefix",
+    "vi_diagnostics",
+]
 
 #: Yao, Vehtari, Simpson & Gelman (2018), "Yes, but did it work?": k-hat < 0.5 the
 #: approximation is good and importance sampling can correct it; 0.5-0.7 usable with care;
@@ -31,7 +38,8 @@ KHAT_THRESHOLDS = {
 }
 
 
-def _var(layer: str) -> str:
+def variable_prefix(layer: str) -> str:
+    """DataTree variable prefix of a layer: ``"1"`` -> ``"layer1"``, ``"fc.0"`` -> ``"fc_0"``."""
     name = re.sub(r"\W", "_", layer)
     return f"layer{name}" if name[:1].isdigit() else name
 
@@ -95,11 +103,11 @@ def _group_dim(bnn, name: str) -> tuple[str, list]:
     layer = bnn.bayesian_layers()[name]
     first = next(iter(bnn.bayesian_layers())) == name
     if layer.spec.kind == "linear":
-        dim = f"{_var(name)}_input"
+        dim = f"{variable_prefix(name)}_input"
         if first and bnn.feature_names is not None:
             return dim, list(bnn.feature_names)
         return dim, list(range(layer.spec.num_groups))
-    return f"{_var(name)}_channel", list(range(layer.spec.num_groups))
+    return f"{variable_prefix(name)}_channel", list(range(layer.spec.num_groups))
 
 
 def to_datatree(
@@ -133,25 +141,25 @@ def to_datatree(
     post, dims, coords = {}, {}, {"obs_id": np.arange(len(y))}
     for name, draws in d["gates"].items():
         dim, coord = _group_dim(bnn, name)
-        var = f"{_var(name)}_scale"
+        var = f"{variable_prefix(name)}_scale"
         post[var] = draws[None]
         dims[var] = [dim]
         coords[dim] = coord
         if all_weights:
             w = d["weights"][name]
-            wvar = f"{_var(name)}_weight"
+            wvar = f"{variable_prefix(name)}_weight"
             post[wvar] = w[None]
-            dims[wvar] = [f"{_var(name)}_w{i}" for i in range(w.ndim - 1)]
+            dims[wvar] = [f"{variable_prefix(name)}_w{i}" for i in range(w.ndim - 1)]
     analysis = bnn.posterior()
     variational, vdims = {}, {}
     for key, values in (("log_alpha", analysis.log_alpha()), ("snr", analysis.snr("group"))):
         for name, v in values.items():
-            variational[f"{_var(name)}_{key}"] = v.cpu().numpy()
-            vdims[f"{_var(name)}_{key}"] = [_group_dim(bnn, name)[0]]
+            variational[f"{variable_prefix(name)}_{key}"] = v.cpu().numpy()
+            vdims[f"{variable_prefix(name)}_{key}"] = [_group_dim(bnn, name)[0]]
     if bnn.prior.grouped:
         for name, v in analysis.inclusion_probabilities().items():
-            variational[f"{_var(name)}_pip"] = v.cpu().numpy()
-            vdims[f"{_var(name)}_pip"] = [_group_dim(bnn, name)[0]]
+            variational[f"{variable_prefix(name)}_pip"] = v.cpu().numpy()
+            vdims[f"{variable_prefix(name)}_pip"] = [_group_dim(bnn, name)[0]]
     dims["obs"] = ["obs_id"]
     data = {
         "posterior": post,

@@ -10,7 +10,16 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-__all__ = ["plot_group_histograms", "plot_loss"]
+__all__ = [
+    "plot_architecture",
+    "plot_bits",
+    "plot_forest",
+    "plot_group_histograms",
+    "plot_input_importance",
+    "plot_loss",
+    "plot_pip_stem",
+    "plot_pruning_curve",
+]
 
 
 def _axes(ax, **kwargs):
@@ -80,3 +89,109 @@ def plot_group_histograms(
     axes[0].set_ylabel("groups")
     fig.tight_layout()
     return fig
+
+
+def plot_pip_stem(
+    pip: torch.Tensor,
+    *,
+    feature_names: list[str] | None = None,
+    threshold: float | None = 0.5,
+    ax=None,
+):
+    """Stem plot of the inclusion probability of every input feature.
+
+    The dashed line marks the selection threshold (0.5: the median-probability model).
+    """
+    p = pip.detach().cpu().float().flatten().numpy()
+    fig, ax = _axes(ax, figsize=(max(4.0, 0.12 * len(p) + 2), 3))
+    ax.stem(range(len(p)), p, basefmt=" ")
+    if threshold is not None:
+        ax.axhline(threshold, color="k", linestyle="--", linewidth=1)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_ylabel("inclusion probability")
+    ax.set_xlabel("input feature")
+    if feature_names is not None and len(feature_names) <= 40:
+        ax.set_xticks(range(len(p)), feature_names, rotation=90, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_input_importance(kept_inputs, image_shape: tuple[int, int], *, values=None, ax=None):
+    """Image of the input pixels a pruned network keeps (or of ``values`` per pixel).
+
+    ``kept_inputs`` is a list of kept pixel indices (the report's ``kept_inputs``).
+    """
+    n = image_shape[0] * image_shape[1]
+    fig, ax = _axes(ax, figsize=(3.2, 3.2))
+    if values is None:
+        img = torch.zeros(n)
+        img[torch.as_tensor(list(kept_inputs), dtype=torch.long)] = 1.0
+        ax.imshow(img.reshape(image_shape).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"kept input pixels: {len(kept_inputs)} of {n}", fontsize=9)
+    else:
+        v = torch.as_tensor(values).detach().cpu().float().reshape(image_shape)
+        im = ax.imshow(v.numpy(), cmap="viridis")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_pruning_curve(curve: list[tuple[float, float]], *, metric: str = "error", ax=None):
+    """Validation metric against the fraction of weights removed.
+
+    ``curve`` is the output of :func:`pyrocompress.pruning.pruning_curve`.
+    """
+    fig, ax = _axes(ax, figsize=(5, 3.5))
+    frac, err = zip(*curve, strict=True) if curve else ((), ())
+    ax.plot(frac, err, marker="o", markersize=3)
+    ax.set_xlabel("fraction of weights removed")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(f"validation {metric} against pruning")
+    fig.tight_layout()
+    return fig
+
+
+def plot_architecture(before: list[int], after: list[int], *, ax=None):
+    """Width of every layer interface (inputs first) before and after pruning."""
+    fig, ax = _axes(ax, figsize=(5, 3.5))
+    x = torch.arange(len(before)).numpy()
+    ax.bar(x - 0.2, before, width=0.4, label="before", color="C7")
+    ax.bar(x + 0.2, after, width=0.4, label="after", color="C2")
+    ax.set_xticks(x, [f"{b}→{a}" for b, a in zip(before, after, strict=True)], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("units / channels")
+    ax.legend(fontsize=8)
+    ax.set_title("architecture")
+    fig.tight_layout()
+    return fig
+
+
+def plot_bits(bits_per_layer: list[int], layer_names: list[str] | None = None, *, ax=None):
+    """Bits per weight (sign + exponent + mantissa) of every layer."""
+    fig, ax = _axes(ax, figsize=(4, 3))
+    names = layer_names or [str(i) for i in range(len(bits_per_layer))]
+    ax.bar(range(len(bits_per_layer)), bits_per_layer, color="C0")
+    ax.set_xticks(range(len(bits_per_layer)), names)
+    ax.axhline(32, color="k", linestyle=":", linewidth=1)
+    ax.set_ylabel("bits per weight")
+    ax.set_xlabel("layer")
+    ax.set_title("fixed-point precision")
+    fig.tight_layout()
+    return fig
+
+
+def plot_forest(tree, var_names: list[str] | None = None, coords: dict | None = None):
+    """arviz-plots forest plot of posterior variables of a DataTree (group scales by default).
+
+    arviz-plots lays out its own figure, so this function takes no Axes.
+    """
+    import arviz_plots as azp
+
+    if var_names is None:
+        var_names = [v for v in tree["posterior"].data_vars if v.endswith("_scale")]
+    pc = azp.plot_forest(
+        tree, var_names=var_names, coords=coords, backend="matplotlib", combined=True
+    )
+    return pc.viz["figure"].item()

@@ -38,7 +38,15 @@ from pyrocompress.analysis import Posterior
 from pyrocompress.export import CompactInfo, build_compact
 from pyrocompress.nn import BayesianNetwork
 
-__all__ = ["PruneResult", "PruningPlan", "group_scores", "make_plan", "prune", "REPORT_KEYS"]
+__all__ = [
+    "REPORT_KEYS",
+    "PruneResult",
+    "PruningPlan",
+    "group_scores",
+    "make_plan",
+    "prune",
+    "pruning_curve",
+]
 
 RULES = ("auto", "log_alpha", "pip", "snr", "sparsity")
 SCORES = ("snr", "log_alpha", "pip")
@@ -360,3 +368,31 @@ def _report(bnn, plan, info: CompactInfo, bits, compact, test, metadata) -> dict
     for k, v in metadata.items():
         report.setdefault(k, v)
     return report
+
+
+def pruning_curve(
+    bnn: BayesianNetwork,
+    validation,
+    *,
+    score: str = "snr",
+    fractions: list[float] | None = None,
+) -> list[tuple[float, float]]:
+    """Validation error (or RMSE) of the masked posterior-mean network as groups are removed.
+
+    Groups are removed in order of ``score`` (globally); returns ``(fraction of weights
+    removed, metric)`` pairs.
+    """
+    fractions = fractions if fractions is not None else [i / 20 for i in range(20)]
+    device = next(bnn.guide.parameters()).device
+    X, y = validation
+    X, y = torch.as_tensor(X).float().to(device), torch.as_tensor(y).to(device)
+    total = _kept_params(bnn, {k: torch.ones_like(v, dtype=torch.bool) for k, v in
+                               bnn.posterior().log_alpha().items()})  # fmt: skip
+    curve = []
+    for f in fractions:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # very sparse plans keep one unit per layer
+            plan = make_plan(bnn, "sparsity", sparsity=f, score=score)
+        err = _validation_error(bnn, plan.masks, X, y, conditional=True)
+        curve.append((1.0 - _kept_params(bnn, plan.masks) / total, err))
+    return curve

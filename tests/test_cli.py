@@ -21,7 +21,8 @@ def _check_outputs(out, model):
     compact = load_compact(out / "model.pt")
     assert sum(p.numel() for p in compact.parameters()) == report["params_after"]
     assert (out / "loss.png").stat().st_size > 0
-    assert (out / "log_alpha.png").stat().st_size > 0
+    for png in ("log_alpha", "snr", "architecture", "bits", "pruning_curve", "forest"):
+        assert (out / f"{png}.png").stat().st_size > 0
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
     return report
 
@@ -31,7 +32,8 @@ def test_demo_smoke(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--epochs", "3", "--quiet"]) == 0
     report = _check_outputs(out, "mlp:64-100-100-10")
     assert report["prior"] == "group-horseshoe" and report["dataset"] == "digits"
-    assert (out / "inclusion.png").exists()
+    assert (out / "inclusion.png").exists() and (out / "pip.png").exists()
+    assert (out / "input_importance.png").exists()  # digits are 8x8 images
     assert "compression (bits)" in capsys.readouterr().out
 
 
