@@ -5,7 +5,7 @@ Data flows one way: data → :func:`bayesianize` (model and guide) → :func:`fi
 and report.
 """
 
-from pyrocompress import distributions, priors
+from pyrocompress import diagnostics, distributions, mcmc, plots, priors
 from pyrocompress.analysis import BitPrecision, Posterior
 from pyrocompress.export import SelectFeatures, load_compact, save_compact
 from pyrocompress.infer import History, evaluate, fit
@@ -45,6 +45,7 @@ __all__ = [
     "SpikeAndSlab",
     "__version__",
     "bayesianize",
+    "diagnostics",
     "distributions",
     "evaluate",
     "fit",
@@ -52,7 +53,9 @@ __all__ = [
     "lenet_300_100",
     "load_compact",
     "make_plan",
+    "mcmc",
     "mlp",
+    "plots",
     "priors",
     "prune",
     "save_compact",

@@ -258,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pyrocompress`` command; returns the exit code."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command line only writes files
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
 
@@ -69,11 +70,11 @@ def posterior_draws(bnn, X: torch.Tensor, y: torch.Tensor, num_samples: int = 20
             g_tr.compute_log_prob()
             m_tr.compute_log_prob()
             obs = m_tr.nodes["obs"]
-            ll = obs["fn"].log_prob(obs["value"])
+            ll = _log_prob64(obs["fn"], obs["value"])
             log_lik.append(ll)
             y_pred.append(obs["fn"].sample())
-            log_q.append(g_tr.log_prob_sum())
-            log_p.append(m_tr.log_prob_sum())
+            log_q.append(g_tr.log_prob_sum().double())
+            log_p.append(m_tr.log_prob_sum().double())
             for name, layer in layers.items():
                 values = {
                     site.rsplit(".", 1)[1]: node["value"]
@@ -97,6 +98,29 @@ def posterior_draws(bnn, X: torch.Tensor, y: torch.Tensor, num_samples: int = 20
     out["log_q"] = torch.stack(log_q).cpu().numpy()
     out["log_p"] = torch.stack(log_p).cpu().numpy()
     return out
+
+
+def _log_prob64(fn, value: torch.Tensor) -> torch.Tensor:
+    """Pointwise log-likelihood in double precision.
+
+    A confidently predicted observation's log-probability otherwise rounds to exactly 0
+    for every draw, and Pareto smoothing in ``arviz_stats.loo`` fails on such a column.
+    """
+    base = fn.base_dist if isinstance(fn, dist.Independent) else fn
+    if isinstance(base, dist.Categorical):
+        # -log1p(sum_{j != y} exp(l_j - l_y)) keeps log-probabilities as small as 1e-300,
+        # where log_softmax rounds them to 0
+        logits = base.logits.double()
+        diff = logits - logits.gather(-1, value.long().unsqueeze(-1))
+        others = diff.exp().scatter(-1, value.long().unsqueeze(-1), 0.0).sum(-1)
+        lp = -torch.log1p(others)
+    elif isinstance(base, dist.Normal):
+        lp = dist.Normal(base.loc.double(), base.scale.double()).log_prob(value.double())
+    else:
+        return fn.log_prob(value).double()
+    if isinstance(fn, dist.Independent):
+        lp = lp.sum(list(range(-fn.reinterpreted_batch_ndims, 0)))
+    return lp
 
 
 def _group_dim(bnn, name: str) -> tuple[str, list]:

@@ -1,11 +1,14 @@
-"""The gold standard: NUTS on the same Pyro model, for problems small enough to sample.
+r"""The gold standard: NUTS on the same Pyro model, for problems small enough to sample.
 
 :func:`run_nuts` runs Pyro's NUTS on a :class:`~pyrocompress.nn.BayesianNetwork`'s model
 (exactly the program SVI fits, without the local reparametrisation handler), one chain
 after another with different seeds, and returns an ArviZ DataTree with one row per chain,
 so that R-hat and ESS are meaningful. :func:`compare_svi_nuts` lays the SVI posterior and
-the NUTS posterior side by side. The spike-and-slab prior has discrete gates, which NUTS
-cannot sample.
+the NUTS posterior side by side.
+
+Two priors are refused: the spike-and-slab's gates are discrete, which NUTS cannot sample
+(and the network cannot be enumerated over), and the normal-Jeffreys prior
+:math:`p(z) \propto 1/|z|` gives an improper posterior, which no sampler can converge to.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
-from pyrocompress.priors import SpikeAndSlab
+from pyrocompress.priors import GroupNormalJeffreys, SpikeAndSlab
 
 __all__ = ["compare_svi_nuts", "run_nuts"]
 
@@ -30,25 +33,48 @@ def run_nuts(
     num_chains: int = 4,
     seed: int = 0,
     target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
 ):
     """NUTS draws of every latent site of ``bnn``'s model given ``(X, y)``, as a DataTree.
 
     Posterior variables are named after the sites with dots replaced by underscores
-    (``layer0_weight`` for site ``0.weight``).
+    (``layer0_weight`` for site ``0.weight``), plus each layer's effective weights
+    ``layer0_effective_weight``. ``max_tree_depth`` caps the trajectory
+    length (2^depth leapfrog steps); lower it for quick looks at funnel-shaped posteriors.
     """
     from arviz_base import from_dict
 
     if isinstance(bnn.prior, SpikeAndSlab):
-        raise ValueError("NUTS cannot sample the spike-and-slab's discrete inclusion gates")
+        raise ValueError(
+            "NUTS cannot sample the spike-and-slab's discrete inclusion gates; use the "
+            "group horseshoe or Gaussian prior for a gold-standard comparison"
+        )
+    if isinstance(bnn.prior, GroupNormalJeffreys):
+        raise ValueError(
+            "the normal-Jeffreys prior p(z) ∝ 1/|z| makes the posterior improper (it is not "
+            "integrable at z = 0), so there is nothing for NUTS to converge to; variational "
+            "inference is well defined only through the approximate KL. Use the group "
+            "horseshoe or Gaussian prior for a gold-standard comparison"
+        )
     chains: dict[str, list[np.ndarray]] = {}
     for c in range(num_chains):
         pyro.set_rng_seed(seed + c)
-        kernel = NUTS(bnn, target_accept_prob=target_accept_prob, jit_compile=False)
+        kernel = NUTS(
+            bnn,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            jit_compile=False,
+        )
         mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps,
                     disable_progbar=True)  # fmt: skip
         mcmc.run(X, y)
-        for site, draws in mcmc.get_samples().items():
+        samples = mcmc.get_samples()
+        for site, draws in samples.items():
             chains.setdefault(site, []).append(draws.detach().cpu().numpy())
+        n = next(iter(samples.values())).shape[0]
+        effective = [_effective(bnn, {k: v[i] for k, v in samples.items()}) for i in range(n)]
+        for key in effective[0]:
+            chains.setdefault(key, []).append(torch.stack([e[key] for e in effective]).numpy())
     posterior = {_name(site): np.stack(v) for site, v in chains.items()}
     return from_dict({"posterior": posterior})
 
@@ -59,8 +85,27 @@ def _name(site: str) -> str:
     return f"layer{head}_{part}" if head[:1].isdigit() else f"{head}_{part}"
 
 
+def _effective(bnn, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Effective weights ``g * W~`` of every layer from one draw of the sites."""
+    out = {}
+    for name, layer in bnn.bayesian_layers().items():
+        parts = {
+            site.rsplit(".", 1)[1]: v
+            for site, v in values.items()
+            if site.rsplit(".", 1)[0] == name
+        }
+        w = parts["weight"]
+        gate = layer.prior.gate(layer.spec, parts)
+        if gate is not None:
+            w = w * layer.spec.expand_groups(gate)
+        out[f"{name}.effective_weight"] = w.detach().cpu()
+    return out
+
+
 def compare_svi_nuts(bnn, nuts_tree, *, num_samples: int = 2000, seed: int = 0) -> dict:
-    """Posterior means and sds of every latent site under SVI (guide draws) and NUTS.
+    """Posterior means and sds of every latent site, and of the effective weights
+    (``<layer>_effective_weight``, the gate times the non-centred weight), under SVI
+    (guide draws) and NUTS.
 
     Returns ``{variable: {"svi_mean", "svi_sd", "nuts_mean", "nuts_sd"}}`` with numpy
     arrays, for the variables NUTS sampled.
@@ -72,9 +117,10 @@ def compare_svi_nuts(bnn, nuts_tree, *, num_samples: int = 2000, seed: int = 0) 
     with torch.no_grad():
         for _ in range(num_samples):
             tr = poutine.trace(bnn.guide).get_trace()
-            for site, node in tr.nodes.items():
-                if node["type"] == "sample":
-                    draws.setdefault(_name(site), []).append(node["value"])
+            values = {s: n["value"] for s, n in tr.nodes.items() if n["type"] == "sample"}
+            values.update(_effective(bnn, values))
+            for site, value in values.items():
+                draws.setdefault(_name(site), []).append(value)
     out = {}
     post = nuts_tree["posterior"]
     for name, values in draws.items():

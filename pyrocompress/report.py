@@ -27,7 +27,10 @@ def format_report(report: dict) -> str:
         ("prior", report.get("prior")),
         ("dataset", report.get("dataset")),
         ("epochs", report.get("epochs")),
-        ("training + pruning time", f"{report.get('seconds') or 0:.1f} s"),
+        (
+            "training + pruning time",
+            None if report.get("seconds") is None else f"{report['seconds']:.1f} s",
+        ),
         ("architecture", f"{arch_b}  ->  {arch_a}"),
         ("parameters", f"{report['params_before']:,}  ->  {report['params_after']:,}"),
         ("|w != 0| / |w|", f"{100 * report['weight_fraction']:.2f} %"),
@@ -45,6 +48,7 @@ def format_report(report: dict) -> str:
         ),
         ("pruning rule", f"{report.get('rule')} (score: {report.get('score')})"),
     ]
+    rows = [(k, v) for k, v in rows if v is not None]  # metadata a notebook did not give
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

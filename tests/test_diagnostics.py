@@ -92,3 +92,16 @@ def test_psis_khat_bounded_weights_and_equal_weights():
     assert psis_khat(np.zeros(100)) == -np.inf
     with pytest.raises(ValueError, match="finite"):
         psis_khat([0.0, np.nan])
+
+
+def test_pointwise_log_likelihood_keeps_tiny_log_probabilities():
+    from pyrocompress.diagnostics import _log_prob64
+
+    fn = torch.distributions.Categorical(logits=torch.tensor([[60.0, 0.0, -5.0]]))
+    lp = _log_prob64(fn, torch.tensor([0]))
+    assert lp.dtype == torch.float64
+    assert lp.item() == pytest.approx(-np.exp(-60.0), rel=1e-9)  # log_softmax gives 0.0
+    reference = torch.distributions.Categorical(logits=torch.tensor([[1.0, 2.0, 0.5]]))
+    assert _log_prob64(reference, torch.tensor([1])).item() == pytest.approx(
+        reference.log_prob(torch.tensor([1])).item(), rel=1e-6
+    )

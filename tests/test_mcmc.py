@@ -60,11 +60,42 @@ def test_svi_and_nuts_agree_on_conjugate_regression(conjugate):
 def test_compare_svi_nuts_lays_both_side_by_side(conjugate):
     bnn, tree, *_ = conjugate
     table = compare_svi_nuts(bnn, tree, num_samples=500)
-    assert set(table) == {"layer_weight", "layer_bias"}
+    assert set(table) == {"layer_weight", "layer_bias", "layer_effective_weight"}
     assert table["layer_weight"]["svi_mean"].shape == table["layer_weight"]["nuts_mean"].shape
 
 
-def test_nuts_refuses_spike_and_slab():
-    bnn = pc.bayesianize(torch.nn.Linear(2, 1), prior="spike-slab", likelihood="gaussian")
-    with pytest.raises(ValueError, match="discrete"):
+@pytest.mark.parametrize("prior, message", [("spike-slab", "discrete"), ("group-nj", "improper")])
+def test_nuts_refuses_priors_it_cannot_sample(prior, message):
+    bnn = pc.bayesianize(torch.nn.Linear(2, 1), prior=prior, likelihood="gaussian")
+    with pytest.raises(ValueError, match=message):
         run_nuts(bnn, torch.zeros(3, 2), torch.zeros(3), num_samples=2, warmup_steps=2)
+
+
+def test_nuts_on_horseshoe_regression_and_a_tiny_network():
+    """Several chains as a DataTree with R-hat and ESS, for a horseshoe regression and a
+    tiny horseshoe network; SVI and NUTS side by side for the regression."""
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(60, 3, generator=g)
+    y = 2 * X[:, 0] + 0.5 * torch.randn(60, generator=g)
+    reg = pc.bayesianize(
+        torch.nn.Linear(3, 1),
+        prior=pc.GroupHorseshoe(1.0),
+        likelihood=GaussianLikelihood(0.5, learn_noise=False),
+        seed=0,
+    )
+    pc.fit(reg, (X, y), epochs=300, batch_size=60, lr=1e-2, progress=False)
+    tree = run_nuts(reg, X, y, num_samples=50, warmup_steps=50, num_chains=2, max_tree_depth=5)
+    summary = azs.summary(tree)
+    assert {"r_hat", "ess_bulk"} <= set(summary.columns)
+    assert tree["posterior"].sizes["chain"] == 2
+    table = compare_svi_nuts(reg, tree, num_samples=200)
+    assert {"layer_weight", "layer_local_a", "layer_global_a"} <= set(table)
+    # the one relevant input: both methods put its weight near 2
+    assert abs(table["layer_effective_weight"]["nuts_mean"][0, 0] - 2) < 0.5
+    assert abs(table["layer_effective_weight"]["svi_mean"][0, 0] - 2) < 0.5
+    yc = (y > 0).long()
+    net = pc.bayesianize(pc.mlp([3, 3, 2]), prior=pc.GroupHorseshoe(1.0), seed=0)
+    tree = run_nuts(
+        net, X[:30], yc[:30], num_samples=10, warmup_steps=10, num_chains=2, max_tree_depth=4
+    )
+    assert tree["posterior"]["layer1_weight"].shape == (2, 10, 3, 3)
