@@ -146,3 +146,16 @@ def test_rule_that_empties_a_layer_keeps_best_unit_and_warns(relevant_data):
     with pytest.warns(UserWarning, match="removes every unit"):
         plan = make_plan(bnn, "log_alpha", threshold=-1e9)
     assert all(int(m.sum()) == 1 for m in plan.masks.values())
+
+
+def test_quantize_rounds_weights_to_each_layers_fixed_point_grid(relevant_data):
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 16, 2]), "group-nj", X, y, epochs=3)
+    result = prune(bnn, "pip", validation=(X, y), quantize=True)
+    linears = [m for m in result.module if isinstance(m, nn.Linear)]
+    assert len(linears) == len(result.report["mantissa_bits"])
+    for layer, t in zip(linears, result.report["mantissa_bits"], strict=True):
+        steps = layer.weight / 2.0**-t
+        torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-4)
+    plain = prune(bnn, "pip", validation=(X, y))
+    assert result.report["architecture_after"] == plain.report["architecture_after"]
