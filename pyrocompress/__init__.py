@@ -5,7 +5,7 @@ Data flows one way: data → :func:`bayesianize` (model and guide) → :func:`fi
 and report.
 """
 
-from pyrocompress import diagnostics, distributions, mcmc, plots, priors
+from pyrocompress import diagnostics, distributions, mcmc, plots, priors, selection
 from pyrocompress.analysis import BitPrecision, Posterior
 from pyrocompress.export import SelectFeatures, load_compact, save_compact
 from pyrocompress.infer import History, evaluate, fit
@@ -59,4 +59,5 @@ __all__ = [
     "priors",
     "prune",
     "save_compact",
+    "selection",
 ]

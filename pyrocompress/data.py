@@ -35,6 +35,9 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "read_idx",
+    "simulate_bai2020",
+    "simulate_sun2021",
+    "simulate_sun2021_classification",
     "write_idx",
 ]
 
@@ -613,3 +616,62 @@ def check_tensors(
         raise ValueError(
             f"{name}: {n_out} labels outside [0, {num_classes}) (min {y_min}, max {y_max})"
         )
+
+
+# ---------------------------------------------------------------- simulation designs
+def _check_size(n: int, p: int, minimum_p: int) -> None:
+    for name, value, low in (("n", n, 2), ("p", p, minimum_p)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def simulate_bai2020(
+    n: int = 3000, p: int = 200, *, noise: float = 1.0, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The feature-selection design of Bai, Song & Cheng (2020), NeurIPS, §5.
+
+    :math:`x \sim U(-1, 1)^p`,
+    :math:`y = 7x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`,
+    :math:`\varepsilon \sim N(0, \text{noise}^2)`; the relevant inputs are the first five
+    (indices 0..4). Returns float32 ``X [n, p]`` and ``y [n]``.
+    """
+    _check_size(n, p, 5)
+    g = torch.Generator().manual_seed(seed)
+    x = 2.0 * torch.rand(n, p, generator=g) - 1.0
+    y = 7 * x[:, 1] / (1 + x[:, 0] ** 2) + 5 * torch.sin(x[:, 2] * x[:, 3]) + 2 * x[:, 4]
+    return x, y + noise * torch.randn(n, generator=g)
+
+
+def _sun2021_inputs(n: int, p: int, seed: int) -> tuple[torch.Tensor, torch.Generator]:
+    g = torch.Generator().manual_seed(seed)
+    e = torch.randn(n, 1, generator=g)
+    z = torch.randn(n, p, generator=g)
+    return (e + z) / math.sqrt(2.0), g
+
+
+def simulate_sun2021(
+    n: int = 10_000, p: int = 2000, *, noise: float = 1.0, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Regression design of Sun, Song & Liang (2021), "Consistent sparse deep learning", JASA.
+
+    Correlated inputs :math:`x_j = (e + z_j)/\sqrt2` with :math:`e, z_j \sim N(0, 1)`
+    (pairwise correlation 0.5), and
+    :math:`y = 5x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`; relevant inputs 0..4.
+    """
+    _check_size(n, p, 5)
+    x, g = _sun2021_inputs(n, p, seed)
+    y = 5 * x[:, 1] / (1 + x[:, 0] ** 2) + 5 * torch.sin(x[:, 2] * x[:, 3]) + 2 * x[:, 4]
+    return x, y + noise * torch.randn(n, generator=g)
+
+
+def simulate_sun2021_classification(
+    n: int = 10_000, p: int = 1000, *, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Classification design of Sun, Song & Liang (2021): the inputs of
+    :func:`simulate_sun2021` and :math:`y = 1` when
+    :math:`e^{x_1} + x_2^2 + 5\sin(x_3x_4) - 3 > 0`; relevant inputs 0..3. ``y`` is int64.
+    """
+    _check_size(n, p, 4)
+    x, _ = _sun2021_inputs(n, p, seed)
+    score = torch.exp(x[:, 0]) + x[:, 1] ** 2 + 5 * torch.sin(x[:, 2] * x[:, 3]) - 3
+    return x, (score > 0).long()

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from pyrocompress.data import Dataset, check_tensors
 from pyrocompress.nn import BayesianNetwork
