@@ -62,6 +62,7 @@ def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path]
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a directory (it is created if missing)")
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".pyrocompress-", dir=out))
     try:
@@ -69,6 +70,11 @@ def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path]
             write(staging / name)
         for name in writers:
             os.replace(staging / name, out / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

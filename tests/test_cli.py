@@ -106,3 +106,25 @@ def test_unknown_prior_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["compress", "--model", "mlp:64-8-10", "--prior", "laplace", "--dataset", "digits"])
     assert e.value.code == 2
+
+
+def test_write_outputs_is_all_or_nothing(tmp_path):
+    from pyrocompress.report import write_outputs
+
+    def good(path):
+        path.write_text("ok")
+
+    def bad(path):
+        raise RuntimeError("plot failed")
+
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError, match="plot failed"):
+        write_outputs(out, {"a.json": good, "b.png": bad})
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    with pytest.raises(RuntimeError):
+        write_outputs(existing, {"a.json": good, "b.png": bad})
+    assert list(existing.iterdir()) == []
+    write_outputs(existing, {"a.json": good})
+    assert [p.name for p in existing.iterdir()] == ["a.json"]
