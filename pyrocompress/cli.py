@@ -171,13 +171,13 @@ def run(
                 ),
                 p,
             )
-        writers.update(_more_plots(bnn, result, history, splits, seed))
+        writers.update(_more_plots(bnn, result, splits, seed))
         write_outputs(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
 
 
-def _more_plots(bnn, result, history, splits, seed) -> dict:
+def _more_plots(bnn, result, splits, seed) -> dict:
     """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot."""
     report, post = result.report, bnn.posterior()
     first = report["layers"][0]

@@ -75,18 +75,10 @@ def posterior_draws(bnn, X: torch.Tensor, y: torch.Tensor, num_samples: int = 20
             y_pred.append(obs["fn"].sample())
             log_q.append(g_tr.log_prob_sum().double())
             log_p.append(m_tr.log_prob_sum().double())
-            for name, layer in layers.items():
-                values = {
-                    site.rsplit(".", 1)[1]: node["value"]
-                    for site, node in g_tr.nodes.items()
-                    if node["type"] == "sample" and site.rsplit(".", 1)[0] == name
-                }
-                gate = layer.prior.gate(layer.spec, values)
-                w = values["weight"]
-                if gate is not None:
-                    w = w * layer.spec.expand_groups(gate)
-                else:
-                    gate = layer.spec.group_sum(w**2).sqrt()
+            values = {s: n["value"] for s, n in g_tr.nodes.items() if n["type"] == "sample"}
+            for name, (gate, w) in bnn.effective_weights(values).items():
+                if gate is None:  # Gaussian prior: the group's weight norm
+                    gate = layers[name].spec.group_sum(w**2).sqrt()
                 out["gates"][name].append(gate)
                 out["weights"][name].append(w)
     finally:

@@ -11,6 +11,7 @@ guides are fully factorised (mean-field) and non-centred, so Pyro's
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import pyro.poutine as poutine
@@ -56,10 +57,6 @@ class NetworkGuide(nn.Module):
         return self.layers[_key(name)]
 
     def forward(self, *args, kl_scale: float = 1.0, **kwargs) -> None:
-        if kl_scale != 1.0:
-            with poutine.scale(scale=kl_scale):
-                for layer in self.layers.values():
-                    layer()
-        else:
+        with poutine.scale(scale=kl_scale) if kl_scale != 1.0 else contextlib.nullcontext():
             for layer in self.layers.values():
                 layer()

@@ -81,8 +81,7 @@ def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
     """Error rate (classification) or RMSE (regression) of the posterior-mean network."""
     device = next(bnn.parameters()).device
     X, y = _prepare(bnn, data, "data", device)
-    outs = [bnn.predict_point(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-    return bnn.likelihood.error(torch.cat(outs), y)
+    return bnn.point_error(X, y, batch_size=batch_size)
 
 
 def fit(
@@ -221,7 +220,7 @@ def fit(
                 f"the loss became {epoch_loss} at epoch {epoch + 1}; lower the learning rate "
                 f"(lr={lr}) or use a less extreme prior setting ({bnn.prior!r})"
             )
-        metric = evaluate(bnn, val) if val is not None else float("nan")
+        metric = bnn.point_error(*val) if val is not None else float("nan")
         history.epoch.append(epoch + 1)
         history.loss.append(epoch_loss)
         history.kl_scale.append(beta)

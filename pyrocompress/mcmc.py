@@ -87,19 +87,10 @@ def _name(site: str) -> str:
 
 def _effective(bnn, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Effective weights ``g * W~`` of every layer from one draw of the sites."""
-    out = {}
-    for name, layer in bnn.bayesian_layers().items():
-        parts = {
-            site.rsplit(".", 1)[1]: v
-            for site, v in values.items()
-            if site.rsplit(".", 1)[0] == name
-        }
-        w = parts["weight"]
-        gate = layer.prior.gate(layer.spec, parts)
-        if gate is not None:
-            w = w * layer.spec.expand_groups(gate)
-        out[f"{name}.effective_weight"] = w.detach().cpu()
-    return out
+    return {
+        f"{name}.effective_weight": w.detach().cpu()
+        for name, (_, w) in bnn.effective_weights(values).items()
+    }
 
 
 def compare_svi_nuts(bnn, nuts_tree, *, num_samples: int = 2000, seed: int = 0) -> dict:

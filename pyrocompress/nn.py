@@ -261,10 +261,7 @@ class BayesianNetwork(PyroModule):
         kl_scale
             Weight of the latent sites (KL warm-up); the guide must get the same value.
         """
-        if kl_scale != 1.0:
-            with poutine.scale(scale=kl_scale):
-                out = self.net(x)
-        else:
+        with poutine.scale(scale=kl_scale) if kl_scale != 1.0 else contextlib.nullcontext():
             out = self.net(x)
         batch = x.shape[0]
         size = batch if dataset_size is None else int(dataset_size)
@@ -313,6 +310,46 @@ class BayesianNetwork(PyroModule):
                 return self.net(x)
         finally:
             self.train(was_training)
+
+    @torch.no_grad()
+    def point_error(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        masks: dict[str, torch.Tensor] | None = None,
+        *,
+        conditional: bool = False,
+        batch_size: int = 2000,
+    ) -> float:
+        """Error rate (classification) or RMSE (regression) of the (masked) posterior-mean
+        network on ``(X, y)``, evaluated in batches."""
+        out = torch.cat(
+            [
+                self.predict_point(X[i : i + batch_size], masks, conditional=conditional)
+                for i in range(0, len(X), batch_size)
+            ]
+        )
+        return self.likelihood.error(out, y)
+
+    def effective_weights(
+        self, values: dict[str, torch.Tensor]
+    ) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
+        """Each layer's gate and effective weight ``g * W~`` from one draw of its sites.
+
+        ``values`` maps site names (``"0.weight"``, ``"0.scale"``, ...) to values, as in a
+        guide trace or an MCMC draw; the gate is ``None`` for the Gaussian prior.
+        """
+        out = {}
+        for name, layer in self.bayesian_layers().items():
+            parts = {
+                site.rsplit(".", 1)[1]: v
+                for site, v in values.items()
+                if site.rsplit(".", 1)[0] == name
+            }
+            gate = layer.prior.gate(layer.spec, parts)
+            w = parts["weight"]
+            out[name] = (gate, w if gate is None else w * layer.spec.expand_groups(gate))
+        return out
 
     def posterior(self):
         """The :class:`~pyrocompress.analysis.Posterior` of this network's guide."""

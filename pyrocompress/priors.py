@@ -114,6 +114,10 @@ class LayerSpec:
         return t.sum(dim=dims)
 
 
+def _variance(log_var: torch.Tensor) -> torch.Tensor:
+    return log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX).exp()
+
+
 def _normal(loc: torch.Tensor, log_var: torch.Tensor) -> dist.Normal:
     return dist.Normal(loc, (0.5 * log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX)).exp())
 
@@ -208,10 +212,10 @@ class Prior:
     # --------------------------------------------------------------- posterior summary
     def weight_moments(self, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and variance of the non-centred weights ``W~``."""
-        return module.weight_loc, module.weight_log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX).exp()
+        return module.weight_loc, _variance(module.weight_log_var)
 
     def bias_moments(self, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        return module.bias_loc, module.bias_log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX).exp()
+        return module.bias_loc, _variance(module.bias_log_var)
 
     def gate_moments(
         self, spec: LayerSpec, module: nn.Module, *, conditional: bool = False
@@ -321,7 +325,7 @@ class GroupNormalJeffreys(Prior):
 
     def gate_moments(self, spec, module, *, conditional=False):
         mu = module.scale_loc
-        var = module.scale_log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX).exp()
+        var = _variance(module.scale_log_var)
         return mu, mu**2 + var
 
     def group_log_alpha(self, spec: LayerSpec, module: nn.Module) -> torch.Tensor:

@@ -125,16 +125,6 @@ def _ensure_nonempty(masks, scores) -> dict[str, torch.Tensor]:
     return out
 
 
-def _validation_error(bnn, masks, X, y, conditional) -> float:
-    out = torch.cat(
-        [
-            bnn.predict_point(X[i : i + 2000], masks, conditional=conditional)
-            for i in range(0, len(X), 2000)
-        ]
-    )
-    return bnn.likelihood.error(out, y)
-
-
 def _kept_params(bnn, masks) -> int:
     """Weights left by the masks alone (for ranking candidate plans)."""
     total = 0
@@ -196,12 +186,12 @@ def make_plan(
     device = next(bnn.guide.parameters()).device
     X, y = validation
     X, y = torch.as_tensor(X).float().to(device), torch.as_tensor(y).to(device)
-    base = _validation_error(bnn, None, X, y, conditional=False)
+    base = bnn.point_error(X, y)
     limit = base + tolerance + 1e-12
 
     def evaluate(thresholds: dict[str, float]):
         masks = _ensure_nonempty_quiet({k: v >= thresholds[k] for k, v in scores.items()}, scores)
-        return _validation_error(bnn, masks, X, y, conditional), masks
+        return bnn.point_error(X, y, masks, conditional=conditional), masks
 
     def search(candidates: list[float], make) -> tuple[dict, float, dict] | None:
         """Bisection for the largest feasible threshold (feasibility taken as monotone)."""
@@ -326,7 +316,7 @@ def _report(bnn, plan, info: CompactInfo, bits, compact, test, metadata) -> dict
     if test is not None:
         device = next(bnn.guide.parameters()).device
         X, y = torch.as_tensor(test[0]).float(), torch.as_tensor(test[1])
-        error_bayes = _validation_error(bnn, None, X.to(device), y.to(device), False)
+        error_bayes = bnn.point_error(X.to(device), y.to(device))
         with torch.no_grad():
             out = torch.cat([compact(X[i : i + 2000]) for i in range(0, len(X), 2000)])
         error_compact = bnn.likelihood.error(out, y)
@@ -386,13 +376,12 @@ def pruning_curve(
     device = next(bnn.guide.parameters()).device
     X, y = validation
     X, y = torch.as_tensor(X).float().to(device), torch.as_tensor(y).to(device)
-    total = _kept_params(bnn, {k: torch.ones_like(v, dtype=torch.bool) for k, v in
-                               bnn.posterior().log_alpha().items()})  # fmt: skip
+    total = sum(math.prod(m.spec.weight_shape) for m in bnn.bayesian_layers().values())
     curve = []
     for f in fractions:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # very sparse plans keep one unit per layer
             plan = make_plan(bnn, "sparsity", sparsity=f, score=score)
-        err = _validation_error(bnn, plan.masks, X, y, conditional=True)
+        err = bnn.point_error(X, y, plan.masks, conditional=True)
         curve.append((1.0 - _kept_params(bnn, plan.masks) / total, err))
     return curve

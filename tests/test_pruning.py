@@ -20,8 +20,7 @@ def _random_masks(bnn, frac=0.5, seed=0):
         m = torch.rand(layer.spec.num_groups, generator=g) > frac
         m[0] = True
         masks[name] = m
-    last = list(masks)[-1]
-    return masks, last
+    return masks
 
 
 @pytest.mark.parametrize("prior", ["gaussian", "group-nj", "group-horseshoe", "spike-slab"])
@@ -29,7 +28,7 @@ def test_compact_mlp_equals_masked_network(prior):
     torch.manual_seed(0)
     X, y = torch.randn(64, 12), torch.randint(0, 3, (64,))
     bnn = _trained(pc.mlp([12, 20, 15, 3]), prior, X, y, epochs=1)
-    masks, _ = _random_masks(bnn)
+    masks = _random_masks(bnn)
     compact, info = build_compact(bnn, masks, X)
     with torch.no_grad():
         expected = bnn.predict_point(X, masks, conditional=True)
@@ -62,7 +61,7 @@ def test_compact_conv_equals_masked_network(act):
     )  # fmt: skip
     X, y = torch.randn(32, 1, 10, 10), torch.randint(0, 4, (32,))
     bnn = _trained(net, "group-nj", X, y, epochs=1)
-    masks, _ = _random_masks(bnn, frac=0.4, seed=3)
+    masks = _random_masks(bnn, frac=0.4, seed=3)
     compact, info = build_compact(bnn, masks, X)
     with torch.no_grad():
         expected = bnn.predict_point(X, masks, conditional=True)
@@ -87,7 +86,7 @@ def test_save_and_load_compact_weights_only(tmp_path):
     torch.manual_seed(0)
     X, y = torch.randn(64, 12), torch.randint(0, 3, (64,))
     bnn = _trained(pc.mlp([12, 20, 3]), "group-nj", X, y, epochs=1)
-    masks, _ = _random_masks(bnn)
+    masks = _random_masks(bnn)
     compact, _ = build_compact(bnn, masks, X)
     path = tmp_path / "model.pt"
     save_compact(compact, path, model="mlp")
