@@ -19,17 +19,17 @@ demo: $(STAMP)
 	$(VENV)/bin/pyrocompress demo --out demo-out
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check pyrocompress tests
-	$(VENV)/bin/ruff format --check pyrocompress tests
+	$(VENV)/bin/ruff check pyrocompress tests benchmarks
+	$(VENV)/bin/ruff format --check pyrocompress tests benchmarks
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check pyrocompress tests
-	$(VENV)/bin/ruff format --check pyrocompress tests
+	$(VENV)/bin/ruff check pyrocompress tests benchmarks
+	$(VENV)/bin/ruff format --check pyrocompress tests benchmarks
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format pyrocompress tests
-	$(VENV)/bin/ruff check --fix pyrocompress tests
+	$(VENV)/bin/ruff format pyrocompress tests benchmarks
+	$(VENV)/bin/ruff check --fix pyrocompress tests benchmarks
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from _common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "results" / "core"
@@ -39,21 +37,6 @@ RUNS = {
         "mnist", "--data-dir", str(MNIST), "--epochs", "10",
     ],
 }  # fmt: skip
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {platform.system()} {platform.release()}"
-    )
 
 
 def row(name: str, r: dict, command: str, wall: float) -> str:

@@ -5,11 +5,15 @@ Data flows one way: data → :func:`bayesianize` (model and guide) → :func:`fi
 and report.
 """
 
-from pyrocompress import diagnostics, distributions, mcmc, plots, priors, selection
+from pyrocompress import data, diagnostics, distributions, mcmc, plots, priors, selection
 from pyrocompress.analysis import BitPrecision, Posterior
 from pyrocompress.export import SelectFeatures, load_compact, save_compact
 from pyrocompress.infer import History, evaluate, fit
-from pyrocompress.likelihoods import CategoricalLikelihood, GaussianLikelihood
+from pyrocompress.likelihoods import (
+    BernoulliLikelihood,
+    CategoricalLikelihood,
+    GaussianLikelihood,
+)
 from pyrocompress.nn import (
     BayesianConv2d,
     BayesianLinear,
@@ -22,6 +26,7 @@ from pyrocompress.nn import (
 from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
 from pyrocompress.pruning import REPORT_KEYS, PruneResult, PruningPlan, make_plan, prune
 from pyrocompress.reparam import LocalReparameterization
+from pyrocompress.selector import FeatureSelector
 
 __version__ = "0.1.0"
 
@@ -31,7 +36,9 @@ __all__ = [
     "BayesianLinear",
     "BayesianNetwork",
     "BitPrecision",
+    "BernoulliLikelihood",
     "CategoricalLikelihood",
+    "FeatureSelector",
     "Gaussian",
     "GaussianLikelihood",
     "GroupHorseshoe",
@@ -45,6 +52,7 @@ __all__ = [
     "SpikeAndSlab",
     "__version__",
     "bayesianize",
+    "data",
     "diagnostics",
     "distributions",
     "evaluate",

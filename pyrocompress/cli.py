@@ -1,4 +1,4 @@
-"""Command line: ``pyrocompress demo`` and ``pyrocompress compress``.
+"""Command line: ``pyrocompress demo``, ``pyrocompress compress`` and ``pyrocompress select``.
 
 Bad input (a wrong option value, missing data, an unusable ``--out``) ends with a one-line
 message on stderr and exit code 2; no output file is written unless the whole run
@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from pyrocompress import data as datasets
@@ -32,8 +33,9 @@ from pyrocompress.plots import (
 from pyrocompress.priors import get_prior
 from pyrocompress.pruning import prune, pruning_curve
 from pyrocompress.report import format_report, json_writer, write_outputs
+from pyrocompress.selector import SELECTION_PRIORS, FeatureSelector, infer_task
 
-__all__ = ["build_model", "main", "run"]
+__all__ = ["build_model", "main", "run", "run_select"]
 
 PRIORS = ("gaussian", "group-nj", "group-horseshoe", "spike-slab")
 DEMO = {
@@ -177,6 +179,103 @@ def run(
     return report
 
 
+def _parse_hidden(text: str) -> tuple[int, ...]:
+    """``"20,10"`` → ``(20, 10)``; ``""``, ``"0"`` or ``"none"`` → ``()`` (a linear model)."""
+    if text.strip().lower() in ("", "0", "none"):
+        return ()
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if not widths or min(widths) < 1:
+        raise UsageError(
+            f"--hidden must be comma-separated positive widths such as 20,10 "
+            f"(or 0 for a linear model), got {text!r}"
+        )
+    return widths
+
+
+def run_select(
+    *,
+    csv: str,
+    target: str,
+    task: str | None = None,
+    prior: str = "spike-slab",
+    hidden: str = "50,20",
+    epochs: int | None = None,
+    fdr: float | None = None,
+    seed: int = 0,
+    out: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Select features of a CSV table; writes ``selection.json`` and ``pip.png`` to ``out``.
+
+    Returns the selection (the contents of ``selection.json``)."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} is a file; give a directory (created if missing)")
+    if epochs is not None and epochs < 1:
+        raise UsageError(f"--epochs must be a positive integer, got {epochs}")
+    if fdr is not None and not 0 <= fdr < 1:
+        raise UsageError(f"--fdr must be a level in [0, 1), such as 0.1; got {fdr}")
+    widths = _parse_hidden(hidden)
+    try:
+        X, y, names = datasets.load_csv(csv, target)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    selector = FeatureSelector(
+        task="auto" if task is None else task,
+        prior=prior,
+        hidden=widths,
+        epochs=epochs,
+        rule="median" if fdr is None else "fdr",
+        fdr_level=0.1 if fdr is None else fdr,
+        random_state=seed,
+        progress=progress,
+    )
+    if task is None:
+        inferred, reason = infer_task(y)
+        print(f"task: {inferred} (inferred: {reason}; override with --task)")
+    else:
+        print(f"task: {task}")
+    try:
+        selector.fit(pd.DataFrame(X, columns=names), y)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    selection = {**selector.summary(), "seconds": selector.fit_seconds_}
+    print(_format_selection(selection, prior, widths, selector.history_.epoch[-1]))
+    if out is not None:
+        pip = torch.as_tensor(selector.inclusion_probabilities_)
+        writers = {
+            "selection.json": json_writer(selection),
+            "pip.png": lambda p: _save(
+                plot_pip_stem(pip, feature_names=names, selected=selector.support_), p
+            ),
+        }
+        write_outputs(out, writers)
+        print(f"wrote {', '.join(writers)} to {out}")
+    return selection
+
+
+def _format_selection(selection: dict, prior: str, hidden: tuple, epochs: int) -> str:
+    pip = selection["inclusion_probabilities"]
+    ranked = sorted(pip, key=pip.get, reverse=True)
+    shown = ranked[: max(10, len(selection["selected"]))]
+    width = max(len(n) for n in shown)
+    arch = "-".join(map(str, hidden)) or "linear"
+    lines = [
+        f"prior {prior}, hidden {arch}, {epochs} epochs, {selection['seconds']:.1f} s",
+        f"rule: {selection['rule']}; selected {len(selection['selected'])} of {len(pip)} "
+        f"features, estimated FDR {selection['estimated_fdr']:.3f}",
+        f"{'feature':<{width}}  PIP",
+    ]
+    for name in shown:
+        mark = "  selected" if name in selection["selected"] else ""
+        lines.append(f"{name:<{width}}  {pip[name]:.3f}{mark}")
+    if len(ranked) > len(shown):
+        lines.append(f"... {len(ranked) - len(shown)} more features with lower PIP")
+    return "\n".join(lines)
+
+
 def _more_plots(bnn, result, splits, seed) -> dict:
     """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot."""
     report, post = result.report, bnn.posterior()
@@ -253,6 +352,32 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     c.add_argument("--out", default=None, help="output directory")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    sel = sub.add_parser(
+        "select", help="select the features of a CSV table by posterior inclusion probability"
+    )
+    sel.add_argument("--csv", required=True, help="CSV file with a header row")
+    sel.add_argument("--target", required=True, help="name of the target column")
+    sel.add_argument(
+        "--task",
+        choices=("regression", "classification"),
+        default=None,
+        help="default: inferred (an integer target with at most 10 values is classification)",
+    )
+    sel.add_argument("--prior", choices=SELECTION_PRIORS, default="spike-slab")
+    sel.add_argument("--hidden", default="50,20", help="hidden widths, 0 for linear (50,20)")
+    sel.add_argument(
+        "--epochs", type=int, default=None, help="default: about 12 000 optimisation steps"
+    )
+    sel.add_argument(
+        "--fdr",
+        type=float,
+        default=None,
+        metavar="Q",
+        help="select by Bayesian FDR at level Q (default: median-probability model)",
+    )
+    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--out", default=None, help="output directory")
+    sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -263,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # the command line only writes files
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "select":
+        settings = {
+            k: getattr(args, k)
+            for k in ("csv", "target", "task", "prior", "hidden", "epochs", "fdr", "seed", "out")
+        }
+        return _guarded(run_select, **settings, progress=not args.quiet)
     if args.command == "demo":
         settings = {**DEMO, "data_dir": None, "device": "cpu"}
     else:
@@ -272,8 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         settings.update(kl_warmup=args.kl_warmup, tolerance=args.tolerance)
     settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
+    return _guarded(run, **settings)
+
+
+def _guarded(command, **settings) -> int:
+    """Run a command; a :class:`UsageError` becomes one line on stderr and exit code 2."""
     try:
-        run(**settings)
+        command(**settings)
     except UsageError as e:
         print(f"pyrocompress: error: {e}", file=sys.stderr)
         return 2

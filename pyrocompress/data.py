@@ -5,7 +5,10 @@ This module provides
 * :class:`Dataset` and :class:`Splits`, small immutable containers for tensors,
 * :func:`read_idx` / :func:`write_idx` for the IDX format used by MNIST,
 * :func:`load_mnist`, :func:`load_digits` and the :func:`load_dataset` dispatcher,
-* :func:`check_tensors`, the input validation used at the boundary of training code.
+* :func:`check_tensors`, the input validation used at the boundary of training code,
+* :func:`load_csv`, a validated table of numeric features and a target column,
+* simulation designs of the feature-selection literature (:func:`simulate_bai2020`,
+  :func:`simulate_sun2021`, :func:`simulate_sun2021_classification`).
 
 Nothing in here downloads anything: MNIST is read from a local directory holding
 the four standard IDX files, and the small "digits" data set ships with scikit-learn.
@@ -32,6 +35,7 @@ __all__ = [
     "Splits",
     "check_tensors",
     "load_dataset",
+    "load_csv",
     "load_digits",
     "load_mnist",
     "read_idx",
@@ -675,3 +679,102 @@ def simulate_sun2021_classification(
     x, _ = _sun2021_inputs(n, p, seed)
     score = torch.exp(x[:, 0]) + x[:, 1] ** 2 + 5 * torch.sin(x[:, 2] * x[:, 3]) - 3
     return x, (score > 0).long()
+
+
+# ------------------------------------------------------------------------------ tables
+def _rows(mask: np.ndarray, limit: int = 5) -> str:
+    """1-based data-row numbers of ``mask`` (the header is not counted)."""
+    rows = (np.flatnonzero(mask) + 1).tolist()
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(map(str, rows[:limit])) + more
+
+
+def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a CSV file with a header row into numeric features and a target column.
+
+    Every column other than ``target`` is a feature and must be numeric. The target may
+    be numeric or hold class labels (strings).
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n, p)
+    y : ndarray, shape (n,)
+    feature_names : list of str
+
+    Raises
+    ------
+    ValueError
+        With a message naming the problem: a missing file, a file that is not CSV, a
+        missing target column, no feature column, a non-numeric feature column, NaN or
+        infinite values (with their rows), fewer than two rows, or a constant target.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"CSV file {path} does not exist (or is not a file)")
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path} is empty; it needs a header row and data rows") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} could not be parsed as CSV: {first}") from err
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    if target not in columns:
+        raise ValueError(
+            f"target column {target!r} not found in {path}; its columns are: " + ", ".join(columns)
+        )
+    if len(set(columns)) != len(columns):
+        dup = sorted({c for c in columns if columns.count(c) > 1})
+        raise ValueError(f"{path} has duplicate column names: {', '.join(dup)}")
+    features = [c for c in columns if c != target]
+    if not features:
+        raise ValueError(f"{path} has no feature column besides the target {target!r}")
+    if len(df) < 2:
+        raise ValueError(f"{path} has {len(df)} data row(s); at least 2 are needed")
+    for c in features:
+        col = df[c]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            bad = pd.to_numeric(col, errors="coerce").isna() & col.notna()
+            i = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise ValueError(
+                f"feature column {c!r} is not numeric (value {col.iloc[i]!r} in data row "
+                f"{i + 1}); encode it as numbers or drop the column"
+            )
+    X = df[features].to_numpy(dtype=np.float64)
+    for j, c in enumerate(features):
+        if np.isnan(X[:, j]).any():
+            raise ValueError(
+                f"feature column {c!r} has missing or NaN values in data row(s) "
+                f"{_rows(np.isnan(X[:, j]))}; impute or drop those rows"
+            )
+        if np.isinf(X[:, j]).any():
+            raise ValueError(
+                f"feature column {c!r} has infinite values in data row(s) "
+                f"{_rows(np.isinf(X[:, j]))}; fix or drop those rows"
+            )
+    col = df[target]
+    if col.isna().any():
+        raise ValueError(
+            f"target column {target!r} has missing or NaN values in data row(s) "
+            f"{_rows(col.isna().to_numpy())}; drop those rows"
+        )
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        y = col.to_numpy(dtype=np.float64)
+        if np.isinf(y).any():
+            raise ValueError(
+                f"target column {target!r} has infinite values in data row(s) "
+                f"{_rows(np.isinf(y))}; fix or drop those rows"
+            )
+        if np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+    else:
+        y = col.astype(str).to_numpy()
+    if len(np.unique(y)) < 2:
+        raise ValueError(
+            f"target column {target!r} is constant (every row is {y[0]!r}); "
+            "there is nothing for a feature to explain"
+        )
+    return X, y, features

@@ -106,6 +106,8 @@ def _log_prob64(fn, value: torch.Tensor) -> torch.Tensor:
         diff = logits - logits.gather(-1, value.long().unsqueeze(-1))
         others = diff.exp().scatter(-1, value.long().unsqueeze(-1), 0.0).sum(-1)
         lp = -torch.log1p(others)
+    elif isinstance(base, dist.Bernoulli):  # binary cross-entropy with logits, in double
+        lp = dist.Bernoulli(logits=base.logits.double()).log_prob(value.double())
     elif isinstance(base, dist.Normal):
         lp = dist.Normal(base.loc.double(), base.scale.double()).log_prob(value.double())
     else:

@@ -65,7 +65,7 @@ def _prepare(bnn: BayesianNetwork, data, name: str, device) -> tuple[torch.Tenso
     if not X.is_floating_point():
         X = X.float()
     if bnn.likelihood.task == "classification":
-        check_tensors(X, y, num_classes=_num_outputs(bnn), name=name)
+        check_tensors(X, y, num_classes=bnn.likelihood.num_classes(_num_outputs(bnn)), name=name)
     else:
         check_tensors(X, y, name=name)
         y = y.float()

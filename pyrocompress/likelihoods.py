@@ -7,7 +7,13 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-__all__ = ["CategoricalLikelihood", "GaussianLikelihood", "Likelihood", "get_likelihood"]
+__all__ = [
+    "BernoulliLikelihood",
+    "CategoricalLikelihood",
+    "GaussianLikelihood",
+    "Likelihood",
+    "get_likelihood",
+]
 
 
 class Likelihood(nn.Module):
@@ -21,6 +27,11 @@ class Likelihood(nn.Module):
 
     metric_name: str = "error"
 
+    def num_classes(self, num_outputs: int) -> int | None:
+        """Number of class labels for a network with ``num_outputs`` outputs; ``None`` for
+        regression."""
+        return num_outputs if self.task == "classification" else None
+
 
 class CategoricalLikelihood(Likelihood):
     """``y ~ Categorical(softmax(out))``; the metric is the classification error rate."""
@@ -33,6 +44,30 @@ class CategoricalLikelihood(Likelihood):
 
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return (out.argmax(-1) != y).float().mean().item()
+
+
+class BernoulliLikelihood(Likelihood):
+    """``y ~ Bernoulli(sigmoid(out))`` for a network with one output (binary labels 0/1);
+    with no hidden layer this is Bayesian logistic regression. The metric is the error
+    rate."""
+
+    task = "classification"
+    metric_name = "error"
+
+    def num_classes(self, num_outputs: int) -> int:
+        if num_outputs != 1:
+            raise ValueError(
+                f"the Bernoulli likelihood needs a network with 1 output, got {num_outputs}"
+            )
+        return 2
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        logits = out.squeeze(-1)
+        obs = None if y is None else y.to(logits.dtype)
+        return pyro.sample("obs", dist.Bernoulli(logits=logits), obs=obs)
+
+    def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        return ((out.squeeze(-1) > 0).long() != y.long()).float().mean().item()
 
 
 class GaussianLikelihood(Likelihood):
@@ -72,13 +107,17 @@ class GaussianLikelihood(Likelihood):
 
 
 def get_likelihood(likelihood: str | Likelihood) -> Likelihood:
-    """A likelihood from an instance or ``"categorical"`` / ``"gaussian"``."""
+    """A likelihood from an instance or ``"categorical"`` / ``"bernoulli"`` /
+    ``"gaussian"``."""
     if isinstance(likelihood, Likelihood):
         return likelihood
+    if likelihood == "bernoulli":
+        return BernoulliLikelihood()
     if likelihood in ("categorical", "classification"):
         return CategoricalLikelihood()
     if likelihood in ("gaussian", "regression"):
         return GaussianLikelihood()
     raise ValueError(
-        f"unknown likelihood {likelihood!r}; use 'categorical', 'gaussian' or a Likelihood"
+        f"unknown likelihood {likelihood!r}; use 'categorical', 'bernoulli', 'gaussian' "
+        "or a Likelihood"
     )

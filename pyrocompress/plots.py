@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 __all__ = [
@@ -93,15 +94,22 @@ def plot_pip_stem(
     *,
     feature_names: list[str] | None = None,
     threshold: float | None = 0.5,
+    selected=None,
     ax=None,
 ):
     """Stem plot of the inclusion probability of every input feature.
 
-    The dashed line marks the selection threshold (0.5: the median-probability model).
+    The dashed line marks the selection threshold (0.5: the median-probability model);
+    ``selected`` (a boolean mask) draws the selected features in a second colour.
     """
-    p = pip.detach().cpu().float().flatten().numpy()
+    p = torch.as_tensor(pip).detach().cpu().float().flatten().numpy()
     fig, ax = _axes(ax, figsize=(max(4.0, 0.12 * len(p) + 2), 3))
     ax.stem(range(len(p)), p, basefmt=" ")
+    if selected is not None:
+        idx = np.flatnonzero(np.asarray(selected, dtype=bool))
+        if len(idx):
+            ax.stem(idx, p[idx], linefmt="C3-", markerfmt="C3o", basefmt=" ", label="selected")
+            ax.legend(loc="upper right", fontsize=7)
     if threshold is not None:
         ax.axhline(threshold, color="k", linestyle="--", linewidth=1)
     ax.set_ylim(-0.02, 1.05)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from pyrocompress.distributions import (
+    ConditionalSlab,
     LogUniform,
     MarginalizedBernoulli,
     half_cauchy_scale_parts,
@@ -192,14 +193,17 @@ class Prior:
         """Sample the layer's guide sites from ``module``'s variational parameters."""
         self._gate_guide(spec, module)
         ndim = len(spec.weight_shape)
-        pyro.sample(
-            spec.site("weight"),
-            _normal(module.weight_loc, module.weight_log_var).to_event(ndim),
-        )
-        if spec.has_bias:
-            pyro.sample(
-                spec.site("bias"), _normal(module.bias_loc, module.bias_log_var).to_event(1)
-            )
+        q_weight, q_bias = self._slab_guides(spec, module)
+        pyro.sample(spec.site("weight"), q_weight.to_event(ndim))
+        if q_bias is not None:
+            pyro.sample(spec.site("bias"), q_bias.to_event(1))
+
+    def _slab_guides(
+        self, spec: LayerSpec, module: nn.Module
+    ) -> tuple[dist.Distribution, dist.Distribution | None]:
+        """Guide factors of the (non-centred) weights and the bias."""
+        q_bias = _normal(module.bias_loc, module.bias_log_var) if spec.has_bias else None
+        return _normal(module.weight_loc, module.weight_log_var), q_bias
 
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The per-group gate computed from sampled site values (plain path)."""
@@ -507,6 +511,15 @@ class SpikeAndSlab(Prior):
     def _gate_guide(self, spec: LayerSpec, module: nn.Module) -> None:
         q = MarginalizedBernoulli(logits=module.inclusion_logit)
         pyro.sample(spec.site("inclusion"), q.to_event(1))
+
+    def _slab_guides(self, spec, module):
+        """Structured factors :math:`q(\\tilde w \\mid \\gamma)`: see :class:`ConditionalSlab`."""
+        pi = torch.sigmoid(module.inclusion_logit)
+        q_weight, q_bias = super()._slab_guides(spec, module)
+        q_weight = ConditionalSlab(q_weight.loc, q_weight.scale, spec.expand_groups(pi))
+        if q_bias is not None and spec.bias_gated:
+            q_bias = ConditionalSlab(q_bias.loc, q_bias.scale, pi)
+        return q_weight, q_bias
 
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return values["inclusion"]

@@ -128,3 +128,117 @@ def test_write_outputs_is_all_or_nothing(tmp_path):
     assert list(existing.iterdir()) == []
     write_outputs(existing, {"a.json": good})
     assert [p.name for p in existing.iterdir()] == ["a.json"]
+
+
+# ----------------------------------------------------------------------------- select
+SELECTION_KEYS = ["features", "inclusion_probabilities", "selected", "rule", "estimated_fdr"]
+
+
+def _table(path, n=120, seed=0, classes=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    y = 3 * X[:, 0] + rng.normal(size=n) * 0.3
+    if classes:
+        y = (y > 0).astype(int)
+    rows = ["age,dose,noise1,noise2,outcome"]
+    rows += [",".join(f"{v:.6g}" for v in (*x, t)) for x, t in zip(X, y)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_select_contract(tmp_path, capsys):
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "sel"
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "4"]
+    assert main([*args, "--epochs", "1500", "--out", str(out), "--quiet"]) == 0
+    sel = json.loads((out / "selection.json").read_text())
+    assert list(sel) == [*SELECTION_KEYS, "seconds"]
+    assert sel["features"] == ["age", "dose", "noise1", "noise2"]
+    assert set(sel["inclusion_probabilities"]) == set(sel["features"])
+    assert all(0 <= p <= 1 for p in sel["inclusion_probabilities"].values())
+    assert sel["selected"] == ["age"], sel["inclusion_probabilities"]
+    assert sel["rule"].startswith("median")
+    assert sel["estimated_fdr"] == pytest.approx(1 - sel["inclusion_probabilities"]["age"])
+    assert sel["seconds"] > 0
+    assert (out / "pip.png").stat().st_size > 0
+    assert sorted(p.name for p in out.iterdir()) == ["pip.png", "selection.json"]
+    printed = capsys.readouterr().out
+    assert "task: regression (inferred: the target takes non-integer values" in printed
+
+
+def test_select_infers_classification_and_uses_fdr(tmp_path, capsys):
+    csv, out = _table(tmp_path / "t.csv", classes=True), tmp_path / "sel"
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "0", "--fdr", "0.05"]
+    assert main([*args, "--epochs", "1500", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "task: classification (inferred: the target takes 2 integer values" in printed
+    sel = json.loads((out / "selection.json").read_text())
+    assert sel["rule"] == "bayesian-fdr (q=0.05)"
+    assert sel["estimated_fdr"] <= 0.05
+    assert "age" in sel["selected"]
+
+
+def test_select_explicit_task_and_prior(tmp_path, capsys):
+    csv = _table(tmp_path / "t.csv", classes=True)
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--task", "regression"]
+    assert main([*args, "--prior", "group-nj", "--epochs", "2", "--hidden", "3", "--quiet"]) == 0
+    assert "task: regression\n" in capsys.readouterr().out
+
+
+GOOD = "a,b,y\n1,2,3\n4,5,6\n7,8,1\n"
+#: case -> (file contents, expected message)
+BAD_CSVS = {
+    "missing target": ("a,b,z\n1,2,3\n4,5,6\n", "target column 'y' not found"),
+    "non-numeric feature": ("a,b,y\n1,red,3\n4,blue,6\n", "feature column 'b' is not numeric"),
+    "NaN feature": ("a,b,y\n1,,3\n4,5,6\n7,8,9\n", "feature column 'b' has missing or NaN"),
+    "nan literal": ("a,b,y\n1,nan,3\n4,5,6\n7,8,9\n", "feature column 'b' has missing or NaN"),
+    "inf feature": ("a,b,y\n1,inf,3\n4,5,6\n", "feature column 'b' has infinite values"),
+    "inf target": ("a,b,y\n1,2,-inf\n4,5,6\n", "target column 'y' has infinite values"),
+    "NaN target": ("a,b,y\n1,2,\n4,5,6\n7,8,9\n", "target column 'y' has missing"),
+    "one row": ("a,b,y\n1,2,3\n", "1 data row(s); at least 2"),
+    "header only": ("a,b,y\n", "0 data row(s); at least 2"),
+    "constant target": ("a,b,y\n1,2,3\n4,5,3\n7,8,3\n", "target column 'y' is constant"),
+    "empty file": ("", "is empty"),
+    "only the target": ("y\n1\n2\n", "no feature column"),
+    "ragged": ("a,b,y\n1,2,3\n4,5,6,7,8\n", "could not be parsed as CSV"),
+    "good, but --out is a file": (GOOD, "is a file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CSVS))
+def test_select_bad_csv_exits_2_with_one_line(tmp_path, capsys, case):
+    text, message = BAD_CSVS[case]
+    csv = tmp_path / "bad.csv"
+    csv.write_text(text)
+    out = tmp_path / "out"
+    if case.startswith("good"):
+        out.write_text("not a directory")
+    code = main(["select", "--csv", str(csv), "--target", "y", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("pyrocompress: error: ") and err.count("\n") == 1, err
+    assert message in err
+    assert "Traceback" not in err
+    if case.startswith("good"):
+        assert out.read_text() == "not a directory"
+    else:
+        assert not out.exists()  # no output folder, no partial files
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--fdr", "1.5"], "--fdr must be a level in [0, 1)"),
+        (["--hidden", "20,x"], "--hidden must be comma-separated"),
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+    ],
+)
+def test_select_bad_options(tmp_path, capsys, extra, message):
+    csv = _table(tmp_path / "t.csv")
+    code = main(["select", "--csv", str(csv), "--target", "outcome", *extra, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_select_missing_file(tmp_path, capsys):
+    code = main(["select", "--csv", str(tmp_path / "nope.csv"), "--target", "y"])
+    assert code == 2 and "does not exist" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from torch.distributions import kl_divergence
 
 import pyrocompress.distributions  # noqa: F401  (registers the KLs)
 from pyrocompress.distributions import (
+    ConditionalSlab,
     LogUniform,
     MarginalizedBernoulli,
     half_cauchy_scale_parts,
@@ -245,3 +246,47 @@ def test_marginalized_bernoulli_expand_keeps_class():
     assert e.batch_shape == (3, 2)
     torch.testing.assert_close(e.probs, torch.tensor([0.2, 0.7]).expand(3, 2))
     assert e.rsample().shape == (3, 2)
+
+
+# --------------------------------------------------------------------- ConditionalSlab
+
+
+def test_conditional_slab_kl_is_the_structured_spike_and_slab_kl():
+    """KL(q(γ) q(w~|γ) || p(γ) p(w~)) by Monte Carlo over the structured family, with
+    q(w~|γ=0) = p(w~), equals KL(Bernoulli) + the registered KL(ConditionalSlab || Normal)."""
+    torch.manual_seed(11)
+    pi = torch.tensor([0.05, 0.5, 0.9], dtype=torch.float64)
+    lam, s = 0.1, 1.5
+    mu = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    sd = torch.tensor([0.2, 0.7, 1.1], dtype=torch.float64)
+    analytic = kl_divergence(
+        dist.Bernoulli(probs=pi), dist.Bernoulli(probs=torch.tensor(lam, dtype=torch.float64))
+    ) + kl_divergence(ConditionalSlab(mu, sd, pi), dist.Normal(0.0, s))
+    g = torch.bernoulli(pi.expand(N_MC, 3))
+    slab = mu + sd * torch.randn(N_MC, 3, dtype=torch.float64)
+    w = torch.where(g == 1, slab, s * torch.randn(N_MC, 3, dtype=torch.float64))
+    log_q = dist.Bernoulli(probs=pi).log_prob(g) + torch.where(
+        g == 1, dist.Normal(mu, sd).log_prob(w), dist.Normal(0.0, s).log_prob(w)
+    )
+    log_p = dist.Bernoulli(probs=torch.tensor(lam, dtype=torch.float64)).log_prob(g)
+    log_p = log_p + dist.Normal(0.0, s).log_prob(w)
+    diff = log_q - log_p
+    se = diff.std(0) / math.sqrt(N_MC)
+    assert ((diff.mean(0) - analytic).abs() < 4 * se + SMALL_ABS).all(), (diff.mean(0), analytic)
+    # the slab's KL is charged in proportion to the inclusion probability
+    full = kl_divergence(dist.Normal(mu, sd), dist.Normal(0.0, s))
+    torch.testing.assert_close(
+        kl_divergence(ConditionalSlab(mu, sd, pi), dist.Normal(0.0, s)), pi * full
+    )
+
+
+def test_conditional_slab_through_independent_and_expand():
+    mu, sd = torch.zeros(4, 3), torch.full((4, 3), 0.5)
+    pi = torch.tensor([0.2, 0.6, 1.0])  # one per column (input group of a Linear weight)
+    q = ConditionalSlab(mu, sd, pi)
+    p = dist.Normal(0.0, 1.0).expand((4, 3))
+    per_weight = pi * kl_divergence(dist.Normal(mu, sd), dist.Normal(0.0, 1.0))
+    torch.testing.assert_close(kl_divergence(q.to_event(2), p.to_event(2)), per_weight.sum())
+    e = ConditionalSlab(0.0, 0.5, 0.3).expand((2, 3))
+    assert isinstance(e, ConditionalSlab) and e.inclusion.shape == (2, 3)
+    assert q.rsample().shape == (4, 3)  # draws are the slab's: they matter only through γ·w~
