@@ -222,8 +222,13 @@ def run_select(
         X, y, names = datasets.load_csv(csv, target)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if task is None:
+        task, reason = infer_task(y)  # once here, so the selector does not infer it again
+        print(f"task: {task} (inferred: {reason}; override with --task)")
+    else:
+        print(f"task: {task}")
     selector = FeatureSelector(
-        task="auto" if task is None else task,
+        task=task,
         prior=prior,
         hidden=widths,
         epochs=epochs,
@@ -232,11 +237,6 @@ def run_select(
         random_state=seed,
         progress=progress,
     )
-    if task is None:
-        inferred, reason = infer_task(y)
-        print(f"task: {inferred} (inferred: {reason}; override with --task)")
-    else:
-        print(f"task: {task}")
     try:
         selector.fit(pd.DataFrame(X, columns=names), y)
     except ValueError as e:
