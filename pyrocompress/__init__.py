@@ -8,7 +8,7 @@ and report.
 from pyrocompress import data, diagnostics, distributions, mcmc, plots, priors, selection
 from pyrocompress.analysis import BitPrecision, Posterior
 from pyrocompress.export import SelectFeatures, load_compact, save_compact
-from pyrocompress.infer import History, evaluate, fit
+from pyrocompress.infer import History, evaluate, fit, pretrain
 from pyrocompress.likelihoods import (
     BernoulliLikelihood,
     CategoricalLikelihood,
@@ -65,6 +65,7 @@ __all__ = [
     "mlp",
     "plots",
     "priors",
+    "pretrain",
     "prune",
     "save_compact",
     "selection",

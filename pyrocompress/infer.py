@@ -17,7 +17,7 @@ from pyrocompress.nn import BayesianNetwork
 from pyrocompress.priors import SpikeAndSlab
 from pyrocompress.reparam import LocalReparameterization
 
-__all__ = ["History", "fit"]
+__all__ = ["History", "fit", "pretrain"]
 
 _SCHEDULES = ("constant", "cosine", "exponential")
 
@@ -84,6 +84,135 @@ def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
     return bnn.point_error(X, y, batch_size=batch_size)
 
 
+def _check_common(caller: str, bnn, epochs, batch_size, lr) -> None:
+    if not isinstance(bnn, BayesianNetwork):
+        raise TypeError(
+            f"{caller} expects the BayesianNetwork returned by pyrocompress.bayesianize"
+        )
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+
+
+def _setup(bnn: BayesianNetwork, seed: int | None, device) -> torch.device:
+    """Seed the RNGs and move ``bnn`` to ``device``."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    bnn.to(device)
+    return device
+
+
+def pretrain(
+    bnn: BayesianNetwork,
+    data,
+    *,
+    group_penalty: float = 1.5e-3,
+    epochs: int = 100,
+    batch_size: int = 256,
+    lr: float = 0.01,
+    seed: int | None = 0,
+    device: str | torch.device = "cpu",
+) -> History:
+    r"""Move the guide's means to a group-lasso point estimate before SVI.
+
+    Trains the posterior-mean network :math:`\bar W = E[g]\,\mu` of ``bnn`` (gates and
+    variances held at their initial values; only the weight and bias means
+    :math:`\mu` move) by Adam on
+
+    .. math::
+        \frac{1}{N}\sum_i -\log p(y_i \mid f_{\bar W}(x_i))
+        + \lambda \sum_{j} \lVert \bar W^{(1)}_{\cdot j} \rVert_2 ,
+
+    the group lasso (Yuan & Lin 2006) over the groups of the first layer — one per input
+    feature for a Linear first layer (Scardapane et al. 2017, "Group sparse
+    regularization for deep neural networks"). The negative log-likelihood is the
+    likelihood's :meth:`~pyrocompress.likelihoods.Likelihood.point_loss` (half the squared
+    error for regression, so :math:`\lambda` is meant for a standardised target).
+
+    Why: in a wide network most inputs are nulls, and at the usual :math:`1/\sqrt{\text{fan-in}}`
+    initialisation an input that acts only through an interaction or a curvature (the
+    :math:`x_1` of Bai, Song & Cheng 2020, entering through :math:`x_2/(1+x_1^2)`) sits
+    at a saddle whose escape direction is second order; SVI's Occam pressure switches its
+    gate off together with the nulls before it is learned. The group penalty shrinks the
+    nulls first, which frees the network to pick up the weak signal; SVI then starts from
+    those means (``benchmarks/selection_bai.py`` measures the effect).
+
+    Parameters
+    ----------
+    bnn
+        The network from :func:`~pyrocompress.bayesianize`; its guide is changed in place.
+    data
+        ``(X, y)`` tensors or a :class:`~pyrocompress.data.Dataset`.
+    group_penalty
+        :math:`\lambda \ge 0`; 0 is plain maximum likelihood of the mean network.
+    epochs, batch_size, lr
+        Passes over the data, minibatch size, Adam learning rate (constant).
+    seed, device
+        As in :func:`fit`.
+
+    Returns
+    -------
+    History
+        Per-epoch penalised objective in ``loss`` (``kl_scale`` is 0: no KL is involved).
+    """
+    _check_common("pretrain", bnn, epochs, batch_size, lr)
+    if not (
+        isinstance(group_penalty, int | float)
+        and not isinstance(group_penalty, bool)
+        and math.isfinite(group_penalty)
+        and group_penalty >= 0
+    ):
+        raise ValueError(f"group_penalty must be a number >= 0, got {group_penalty!r}")
+    device = _setup(bnn, seed, device)
+    X, y = _prepare(bnn, data, "data", device)
+    n = X.shape[0]
+    batch_size = min(batch_size, n)
+    means = [
+        p for name, p in bnn.guide.named_parameters() if name.endswith(("weight_loc", "bias_loc"))
+    ]
+    optimizer = torch.optim.Adam(means, lr=lr)
+    first_name, first = next(iter(bnn.bayesian_layers().items()))
+    history = History(metric_name=bnn.likelihood.metric_name)
+    bnn.train()
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        perm = torch.randperm(n, device=device)
+        total = torch.zeros((), device=device)
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            with bnn.point_estimate(differentiable=True):
+                out = bnn.net(X[idx])
+            loss = bnn.likelihood.point_loss(out, y[idx])
+            if group_penalty:
+                w, _ = first.point_weights(bnn.guide[first_name])
+                norms = first.spec.group_sum(w.square()).clamp_min(1e-24).sqrt()
+                loss = loss + group_penalty * norms.sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total = total + loss.detach() * len(idx)
+        epoch_loss = (total / n).item()
+        if not math.isfinite(epoch_loss):
+            raise FloatingPointError(
+                f"the pre-training loss became {epoch_loss} at epoch {epoch + 1}; lower the "
+                f"learning rate (lr={lr})"
+            )
+        history.epoch.append(epoch + 1)
+        history.loss.append(epoch_loss)
+        history.kl_scale.append(0.0)
+        history.lr.append(lr)
+        history.val_metric.append(float("nan"))
+        history.seconds.append(time.perf_counter() - start)
+    bnn.zero_grad(set_to_none=True)
+    bnn.eval()
+    return history
+
+
 def fit(
     bnn: BayesianNetwork,
     data,
@@ -140,13 +269,7 @@ def fit(
     History
         Per-epoch loss, KL weight, learning rate, validation metric and wall time.
     """
-    if not isinstance(bnn, BayesianNetwork):
-        raise TypeError("fit expects the BayesianNetwork returned by pyrocompress.bayesianize")
-    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    _check_common("fit", bnn, epochs, batch_size, lr)
     if lr_schedule not in _SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
     if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
@@ -156,12 +279,7 @@ def fit(
             "the spike-and-slab prior needs local_reparam=True: its inclusion gates are "
             "marginalised in the locally reparametrised pre-activations"
         )
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
-    if seed is not None:
-        pyro.set_rng_seed(seed)
-    bnn.to(device)
+    device = _setup(bnn, seed, device)
     X, y = _prepare(bnn, data, "data", device)
     val = _prepare(bnn, validation, "validation", device) if validation is not None else None
     n = X.shape[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -23,6 +24,11 @@ class Likelihood(nn.Module):
 
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """Validation metric reported during training: lower is better."""
+        raise NotImplementedError
+
+    def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per example of a point network's output, up to
+        constants (the loss of :func:`pyrocompress.infer.pretrain`)."""
         raise NotImplementedError
 
     metric_name: str = "error"
@@ -44,6 +50,9 @@ class CategoricalLikelihood(Likelihood):
 
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return (out.argmax(-1) != y).float().mean().item()
+
+    def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, y)
 
 
 class BernoulliLikelihood(Likelihood):
@@ -68,6 +77,10 @@ class BernoulliLikelihood(Likelihood):
 
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return ((out.squeeze(-1) > 0).long() != y.long()).float().mean().item()
+
+    def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = out.squeeze(-1)
+        return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
 
 
 class GaussianLikelihood(Likelihood):
@@ -104,6 +117,12 @@ class GaussianLikelihood(Likelihood):
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
         return (loc - y).pow(2).mean().sqrt().item()
+
+    def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Half the mean squared error: the negative log-likelihood at unit noise, the
+        scale of a standardised target (the noise is not trained here)."""
+        loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
+        return 0.5 * F.mse_loss(loc, y.to(loc.dtype))
 
 
 def get_likelihood(likelihood: str | Likelihood) -> Likelihood:

@@ -279,15 +279,18 @@ class BayesianNetwork(PyroModule):
         masks: dict[str, torch.Tensor] | None = None,
         *,
         conditional: bool = False,
+        differentiable: bool = False,
     ) -> Iterator[BayesianNetwork]:
         """Within the block ``self.net(x)`` is the posterior-mean network.
 
         ``masks`` maps layer names to boolean group masks (True = kept); see
-        :meth:`BayesianLayer.point_weights`.
+        :meth:`BayesianLayer.point_weights`. With ``differentiable=True`` the point
+        weights keep their graph to the guide's parameters, so a loss of ``self.net(x)``
+        trains the variational means (:func:`pyrocompress.infer.pretrain`).
         """
         layers = self.bayesian_layers()
         try:
-            with torch.no_grad():
+            with contextlib.nullcontext() if differentiable else torch.no_grad():
                 for name, layer in layers.items():
                     mask = None if masks is None else masks.get(name)
                     layer._point = layer.point_weights(

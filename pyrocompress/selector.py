@@ -27,6 +27,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pyrocompress.infer import fit as fit_svi
+from pyrocompress.infer import pretrain
 from pyrocompress.likelihoods import (
     BernoulliLikelihood,
     CategoricalLikelihood,
@@ -131,6 +132,15 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``DEFAULT_STEPS`` = 12 000 optimisation steps whatever the data size.
     batch_size, lr
         Minibatch size and Adam learning rate (cosine-annealed).
+    pretrain_epochs
+        Epochs of group-lasso pre-training of the variational means before SVI
+        (:func:`pyrocompress.infer.pretrain`); ``None`` (default) is a tenth of
+        ``epochs``, 0 switches pre-training off.
+    pretrain_penalty
+        Group-lasso weight :math:`\lambda` of the pre-training, per example on the
+        standardised target. The default 1.5e-3 was chosen on the Bai et al. (2020) design:
+        without pre-training the default network missed :math:`x_1` (an effect through
+        :math:`x_2/(1+x_1^2)` only) in most runs; 5e-3 shrank it away.
     kl_warmup
         Fraction of the epochs over which the KL weight rises from 0 to 1 (Sønderby et
         al. 2016). It lets the network pick up weak and interacting effects before the
@@ -170,6 +180,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         The fitted Pyro model and guide.
     history_ : History
         Loss and timing per epoch.
+    pretrain_history_ : History or None
+        The pre-training's penalised loss per epoch (``None`` without pre-training).
     n_features_in_, feature_names_in_
         As in scikit-learn (names only when ``X`` is a DataFrame with string columns).
     fit_seconds_ : float
@@ -185,6 +197,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         epochs: int | None = None,
         batch_size: int = 256,
         lr: float = 0.01,
+        pretrain_epochs: int | None = None,
+        pretrain_penalty: float = 1.5e-3,
         kl_warmup: float = 0.1,
         rule: str = "median",
         fdr_level: float = 0.1,
@@ -199,6 +213,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_penalty = pretrain_penalty
         self.kl_warmup = kl_warmup
         self.rule = rule
         self.fdr_level = fdr_level
@@ -231,6 +247,24 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         _positive_int("batch_size", self.batch_size)
         if not (isinstance(self.lr, numbers.Real) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        if self.pretrain_epochs is not None and (
+            isinstance(self.pretrain_epochs, bool)
+            or not isinstance(self.pretrain_epochs, numbers.Integral)
+            or self.pretrain_epochs < 0
+        ):
+            raise ValueError(
+                "pretrain_epochs must be a non-negative integer (0 = no pre-training) or "
+                f"None, got {self.pretrain_epochs!r}"
+            )
+        if not (
+            isinstance(self.pretrain_penalty, numbers.Real)
+            and not isinstance(self.pretrain_penalty, bool)
+            and math.isfinite(self.pretrain_penalty)
+            and self.pretrain_penalty >= 0
+        ):
+            raise ValueError(
+                f"pretrain_penalty must be a number >= 0, got {self.pretrain_penalty!r}"
+            )
         if not (isinstance(self.kl_warmup, numbers.Real) and 0 <= self.kl_warmup <= 1):
             raise ValueError(f"kl_warmup must be a fraction in [0, 1], got {self.kl_warmup!r}")
         if self.rule not in _RULES:
@@ -300,6 +334,21 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         batch = min(self.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         epochs = self.epochs or max(1, math.ceil(DEFAULT_STEPS / steps_per_epoch))
+        pretrain_epochs = (
+            max(1, round(0.1 * epochs)) if self.pretrain_epochs is None else self.pretrain_epochs
+        )
+        self.pretrain_history_ = None
+        if pretrain_epochs:
+            self.pretrain_history_ = pretrain(
+                self.module_,
+                (Xt, yt),
+                group_penalty=float(self.pretrain_penalty),
+                epochs=int(pretrain_epochs),
+                batch_size=batch,
+                lr=self.lr,
+                seed=self.random_state,
+                device=self.device,
+            )
         self.history_ = fit_svi(
             self.module_,
             (Xt, yt),

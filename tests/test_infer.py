@@ -114,3 +114,56 @@ def test_minibatch_likelihood_is_scaled_to_the_data_set_and_kl_by_warmup():
         for s in guide_tr.nodes.values()
         if s["type"] == "sample" and not s["is_observed"]
     )
+
+
+def _sparse_regression(n=400, p=10, seed=0):
+    """y = 2 x0 - x1 + noise 0.1, standardised; inputs 2..p-1 are nulls."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, p, generator=g)
+    y = 2 * X[:, 0] - X[:, 1] + 0.1 * torch.randn(n, generator=g)
+    return X, (y - y.mean()) / y.std()
+
+
+def test_pretrain_fits_the_mean_network_and_shrinks_null_groups():
+    X, y = _sparse_regression()
+    bnn = pc.bayesianize(pc.mlp([10, 1]), prior="spike-slab", likelihood="gaussian", seed=0)
+    guide = bnn.guide["1"]
+    gates = guide.inclusion_logit.detach().clone()
+    log_var = guide.weight_log_var.detach().clone()
+    h = pc.pretrain(bnn, (X, y), group_penalty=0.05, epochs=150, batch_size=100, lr=0.02)
+    assert len(h) == 150 and h.loss[-1] < h.loss[0]
+    # only the means moved: gates and variances are those of the initialisation
+    assert torch.equal(guide.inclusion_logit, gates)
+    assert torch.equal(guide.weight_log_var, log_var)
+    w, _ = bnn.bayesian_layers()["1"].point_weights(guide)
+    w = w.detach().squeeze(0)
+    # the group lasso of a linear model soft-thresholds: the true slopes (2 and -1 over
+    # the target's sd, about 2.24) survive, shrunk by about lambda; the nulls are ~0
+    sd = math.sqrt(5 + 0.01)
+    assert abs(w[0] - 2 / sd) < 0.1 and abs(w[1] + 1 / sd) < 0.1, w
+    assert w[2:].abs().max() < 0.02, w
+    # and the posterior-mean network predicts well
+    assert bnn.point_error(X, y) < 0.15
+
+
+def test_pretrain_without_penalty_is_least_squares_and_training_continues():
+    X, y = _sparse_regression()
+    bnn = pc.bayesianize(pc.mlp([10, 1]), prior="group-nj", likelihood="gaussian", seed=0)
+    pc.pretrain(bnn, (X, y), group_penalty=0.0, epochs=200, batch_size=400, lr=0.05)
+    w, b = bnn.bayesian_layers()["1"].point_weights(bnn.guide["1"])
+    ols = torch.linalg.lstsq(torch.cat([X, torch.ones(len(X), 1)], 1), y[:, None]).solution
+    assert torch.allclose(w.detach().squeeze(0), ols[:-1, 0], atol=5e-3)
+    assert torch.allclose(b.detach(), ols[-1], atol=5e-3)
+    h = pc.fit(bnn, (X, y), epochs=2, progress=False)
+    assert all(math.isfinite(v) for v in h.loss)
+
+
+def test_pretrain_rejects_bad_arguments(relevant_data):
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([8, 4, 2]), prior="group-nj")
+    with pytest.raises(ValueError, match="group_penalty"):
+        pc.pretrain(bnn, (X, y), group_penalty=-1)
+    with pytest.raises(ValueError, match="epochs"):
+        pc.pretrain(bnn, (X, y), epochs=0)
+    with pytest.raises(TypeError, match="pretrain expects"):
+        pc.pretrain(torch.nn.Linear(8, 2), (X, y))

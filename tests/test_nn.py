@@ -88,3 +88,18 @@ def test_model_runs_without_guide_under_plain_pyro():
     pred = Predictive(bnn, guide=bnn.guide, num_samples=5, return_sites=["obs"])
     samples = pred(torch.randn(7, 4))
     assert samples["obs"].shape == (5, 7)
+
+
+def test_differentiable_point_estimate_trains_the_means():
+    bnn = pc.bayesianize(pc.mlp([3, 4, 2]), prior="spike-slab", seed=0)
+    x = torch.randn(5, 3)
+    with bnn.point_estimate(differentiable=True):
+        out = bnn.net(x)
+    out.sum().backward()
+    assert bnn.guide["1"].weight_loc.grad is not None
+    assert bnn.guide["1"].weight_loc.grad.abs().sum() > 0
+    bnn.zero_grad(set_to_none=True)
+    with bnn.point_estimate():
+        out = bnn.net(x)
+    out.sum().backward()  # reaches the (ungated) output bias only
+    assert bnn.guide["1"].weight_loc.grad is None

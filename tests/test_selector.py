@@ -162,6 +162,8 @@ def test_other_priors(prior):
         ({"batch_size": 2.5}, "batch_size must be a positive integer"),
         ({"lr": -1.0}, "lr must be a positive number"),
         ({"kl_warmup": 2}, "kl_warmup must be a fraction"),
+        ({"pretrain_epochs": -1}, "pretrain_epochs must be a non-negative integer"),
+        ({"pretrain_penalty": -0.1}, "pretrain_penalty must be a number >= 0"),
         ({"rule": "bic"}, "rule must be one of"),
         ({"rule": "fdr", "fdr_level": 1.5}, "fdr_level must be in"),
         ({"rule": "top-k"}, "required by rule='top-k'"),
@@ -171,6 +173,14 @@ def test_bad_parameters_are_refused_at_fit(params, message):
     X, y = _nonlinear(n=20, p=3)
     with pytest.raises(ValueError, match=message):
         FeatureSelector(**params).fit(X, y)
+
+
+def test_pretraining_runs_a_tenth_of_the_epochs_by_default_and_can_be_switched_off():
+    X, y = _nonlinear(n=60, p=3)
+    sel = FeatureSelector(epochs=20, hidden=(3,)).fit(X, y)
+    assert len(sel.pretrain_history_) == 2 and len(sel.history_) == 20
+    assert FeatureSelector(epochs=2, pretrain_epochs=0).fit(X, y).pretrain_history_ is None
+    assert len(FeatureSelector(epochs=2, pretrain_epochs=3).fit(X, y).pretrain_history_) == 3
 
 
 def test_bad_targets():
@@ -206,7 +216,7 @@ def test_infer_task_refuses_a_constant_target():
 def test_bai_simulation_defaults_find_the_five_inputs():
     """Issue 4's acceptance criterion: with every default, x1..x5 and no false positive in
     at least 4 of 5 seeds of the Bai, Song & Cheng (2020) design (n = 3000, p = 200).
-    About 2 minutes per seed; ``benchmarks/selection_bai.py`` writes the same numbers to
+    About 1 minute per seed; ``benchmarks/selection_bai.py`` writes the same numbers to
     docs/results/selection-bai.md."""
     exact = 0
     for seed in range(5):
