@@ -43,6 +43,17 @@ class History:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def record(
+        self, loss: float, kl_scale: float, lr: float, val_metric: float, seconds: float
+    ) -> None:
+        """Append one epoch."""
+        self.epoch.append(len(self.epoch) + 1)
+        self.loss.append(loss)
+        self.kl_scale.append(kl_scale)
+        self.lr.append(lr)
+        self.val_metric.append(val_metric)
+        self.seconds.append(seconds)
+
     def __len__(self) -> int:
         return len(self.epoch)
 
@@ -202,12 +213,7 @@ def pretrain(
                 f"the pre-training loss became {epoch_loss} at epoch {epoch + 1}; lower the "
                 f"learning rate (lr={lr})"
             )
-        history.epoch.append(epoch + 1)
-        history.loss.append(epoch_loss)
-        history.kl_scale.append(0.0)
-        history.lr.append(lr)
-        history.val_metric.append(float("nan"))
-        history.seconds.append(time.perf_counter() - start)
+        history.record(epoch_loss, 0.0, lr, float("nan"), time.perf_counter() - start)
     bnn.zero_grad(set_to_none=True)
     bnn.eval()
     return history
@@ -339,12 +345,8 @@ def fit(
                 f"(lr={lr}) or use a less extreme prior setting ({bnn.prior!r})"
             )
         metric = bnn.point_error(*val) if val is not None else float("nan")
-        history.epoch.append(epoch + 1)
-        history.loss.append(epoch_loss)
-        history.kl_scale.append(beta)
-        history.lr.append(optimizer.param_groups[0]["lr"])
-        history.val_metric.append(metric)
-        history.seconds.append(time.perf_counter() - start)
+        lr_now = optimizer.param_groups[0]["lr"]
+        history.record(epoch_loss, beta, lr_now, metric, time.perf_counter() - start)
         postfix = {"loss": f"{epoch_loss:.4f}"}
         if val is not None:
             postfix[f"val_{history.metric_name}"] = f"{metric:.4f}"
