@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import platform
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -22,3 +26,25 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}, {platform.system()} {platform.release()}"
     )
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+
+
+def provenance() -> dict:
+    """The command that ran this script, today's date and the machine."""
+    script = Path(sys.argv[0]).name
+    command = f"python benchmarks/{script} {shlex.join(sys.argv[1:])}".strip()
+    return {"command": command, "date": dt.date.today().isoformat(), "machine": machine()}
+
+
+def write_results(stem: str, result: dict, markdown: list[str]) -> None:
+    """Write ``docs/results/<stem>.json`` and ``<stem>.md``, each through a temporary file
+    and ``os.replace`` so that an interrupted run leaves the previous results whole."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(result, indent=2)), (".md", "\n".join(markdown))):
+        path = RESULTS / f"{stem}{suffix}"
+        tmp = path.with_suffix(suffix + ".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, path)
+    print(f"wrote {RESULTS / stem}.json and .md")

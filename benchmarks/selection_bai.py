@@ -21,25 +21,18 @@ Usage (from the project root, after ``make test`` created .venv)::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shlex
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
-from _common import machine
+from _common import provenance, write_results
 from sklearn.linear_model import LassoCV
 
 from pyrocompress.data import simulate_bai2020
 from pyrocompress.selection import selection_metrics
 from pyrocompress.selector import FeatureSelector
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "results"
 TRUTH = list(range(5))
 
 
@@ -115,21 +108,16 @@ def main() -> int:
         print(f"over every random state: {exact_all} of {len(runs)} fits")
     if args.quick:
         return 0
-    command = "python benchmarks/selection_bai.py " + shlex.join(sys.argv[1:])
     result = {
         "design": f"simulate_bai2020(n={n}, p={p})",
         "estimator": "FeatureSelector() (all defaults)",
-        "command": command.strip(),
-        "date": dt.date.today().isoformat(),
-        "machine": machine(),
+        **provenance(),
         "exact_in": exact,
         "seeds": len(seeds),
         "exact_in_all_fits": exact_all,
         "fits": len(runs),
         "runs": runs,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "selection-bai.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Feature selection on the Bai, Song & Cheng (2020) simulation",
         "",
@@ -161,8 +149,7 @@ def main() -> int:
             f"| {r['estimated_fdr']:.3f} | {r['seconds']:.0f} s "
             f"| {lm['tpr']:.2f} / {r['lasso_selected']} |"
         )
-    (OUT / "selection-bai.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT / 'selection-bai.json'} and {OUT / 'selection-bai.md'}")
+    write_results("selection-bai", result, lines)
     return 0
 
 

@@ -27,25 +27,18 @@ Writes ``docs/results/speed.json`` and ``docs/results/speed.md``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import shlex
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import machine
+from _common import provenance, write_results
 from bcgnj_baseline import LeNet300100GroupNJ
 from torch import nn
 
 import pyrocompress as pc
 from pyrocompress.export import SelectFeatures, count_flops
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "results"
 PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
 BATCH = 128
 
@@ -152,9 +145,7 @@ def main() -> int:
     if args.quick:
         return 0
     result = {
-        "command": ("python benchmarks/speed.py " + shlex.join(sys.argv[1:])).strip(),
-        "date": dt.date.today().isoformat(),
-        "machine": machine(),
+        **provenance(),
         "device": "cpu",
         "threads": args.threads,
         "batch_size": BATCH,
@@ -164,8 +155,6 @@ def main() -> int:
         "flops_ratio": flops_ratio,
         "latency": {str(b): r for b, r in lat.items()},
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Speed: SVI step and compact-network latency (LeNet-300-100, CPU)",
         "",
@@ -191,8 +180,7 @@ def main() -> int:
             f"| {batch} | {r['dense_ms']:.3f} | {r['compact_ms']:.3f} | {r['speedup']:.2f}× "
             f"| {r['speedup'] / flops_ratio:.2f} |"
         )
-    (OUT / "speed.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT / 'speed.json'} and {OUT / 'speed.md'}")
+    write_results("speed", result, lines)
     return 0
 
 
