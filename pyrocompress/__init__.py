@@ -25,7 +25,7 @@ from pyrocompress.nn import (
 )
 from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
 from pyrocompress.pruning import REPORT_KEYS, PruneResult, PruningPlan, make_plan, prune
-from pyrocompress.reparam import LocalReparameterization
+from pyrocompress.reparam import LocalReparamELBO, LocalReparameterization
 from pyrocompress.selector import FeatureSelector
 
 __version__ = "0.1.0"
@@ -44,6 +44,7 @@ __all__ = [
     "GroupHorseshoe",
     "GroupNormalJeffreys",
     "History",
+    "LocalReparamELBO",
     "LocalReparameterization",
     "Posterior",
     "PruneResult",

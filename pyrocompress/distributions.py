@@ -14,6 +14,10 @@ Registered pairs
     Closed forms used by the group horseshoe of Louizos et al. (2017), §3.2, where each
     half-Cauchy scale is written as the square root of a Gamma times an inverse-Gamma
     variable.
+``KL(LogVarNormal || Normal)`` and ``KL(FactorisedLogVarNormal || Independent)``
+    The Gaussian KL from a guide factor stored as mean and log-variance, without the
+    detour through the standard deviation; for a whole weight tensor against an isotropic
+    prior, from three sums (the fast path of a training step).
 ``KL(MarginalizedBernoulli || Bernoulli)``
     Inherited from torch's Bernoulli–Bernoulli KL (spike-and-slab inclusion gates).
 ``KL(ConditionalSlab || Normal)``
@@ -29,9 +33,10 @@ import math
 import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
+from pyro.distributions.util import sum_rightmost
 from torch.distributions import constraints
 from torch.distributions.kl import kl_divergence, register_kl
-from torch.distributions.utils import broadcast_all
+from torch.distributions.utils import broadcast_all, lazy_property
 
 __all__ = [
     "K1",
@@ -39,6 +44,9 @@ __all__ = [
     "K3",
     "ConditionalSlab",
     "LogUniform",
+    "FactorisedLogVarNormal",
+    "IsotropicNormal",
+    "LogVarNormal",
     "MarginalizedBernoulli",
     "half_cauchy_scale_parts",
     "neg_kl_log_uniform",
@@ -112,6 +120,225 @@ class LogUniform(TorchDistribution):
         )
 
 
+class LogVarNormal(dist.Normal):
+    r"""A Normal parametrised by its mean and log-variance, :math:`N(\mu, e^{v})`.
+
+    Variational factors are stored as ``(loc, log_var)``; this class keeps that
+    parametrisation so that the quantities a training step needs are computed once, from
+    ``log_var`` directly: :attr:`variance` :math:`= e^{v}` (what the locally reparametrised
+    layers use) and :attr:`scale` :math:`= e^{v/2}` are lazy and cached on the instance,
+    and the registered KL to a Normal prior reads ``log_var`` instead of taking the log of
+    a standard deviation. It samples and scores exactly as :class:`~pyro.distributions.Normal`.
+
+    ``to_event`` returns a :class:`FactorisedLogVarNormal`, whose KL to a factorised
+    Normal prior with one mean and one scale is computed from three sums (see there).
+    """
+
+    arg_constraints = {"loc": constraints.real, "log_var": constraints.real}
+
+    def __init__(self, loc, log_var, validate_args=None):
+        if isinstance(loc, torch.Tensor) and isinstance(log_var, torch.Tensor):
+            if loc.shape != log_var.shape:
+                loc, log_var = torch.broadcast_tensors(loc, log_var)
+            self.loc, self.log_var = loc, log_var
+        else:
+            self.loc, self.log_var = broadcast_all(loc, log_var)
+        # Normal.__init__ would set a standard deviation; ours is derived lazily
+        TorchDistribution.__init__(self, self.loc.shape, validate_args=validate_args)
+
+    @lazy_property
+    def variance(self) -> torch.Tensor:
+        return self.log_var.exp()
+
+    @lazy_property
+    def scale(self) -> torch.Tensor:
+        return (0.5 * self.log_var).exp()
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(LogVarNormal, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.loc = self.loc.expand(batch_shape)
+        new.log_var = self.log_var.expand(batch_shape)
+        TorchDistribution.__init__(new, batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def to_event(self, reinterpreted_batch_ndims=None):
+        if reinterpreted_batch_ndims is None:
+            reinterpreted_batch_ndims = len(self.batch_shape)
+        if reinterpreted_batch_ndims <= 0:
+            return super().to_event(reinterpreted_batch_ndims)
+        return FactorisedLogVarNormal(self, reinterpreted_batch_ndims)
+
+
+class FactorisedLogVarNormal(dist.Independent):
+    r"""A :class:`LogVarNormal` whose rightmost batch dimensions are one event.
+
+    It is ``LogVarNormal(...).to_event(n)``: the mean-field factor of a whole weight
+    tensor. Its KL to a prior ``Normal(m, s).expand(shape).to_event(n)`` (one mean and one
+    scale broadcast over the tensor, as every prior here has) is the sum
+
+    .. math::
+        \mathrm{KL} = \frac{1}{2}\Big[\frac{\sum_i e^{v_i} + \lVert \mu - m \rVert^2}{s^2}
+        - \sum_i v_i\Big] + n\big(\log s - \tfrac12\big),
+
+    computed from three reductions, with no elementwise KL tensor and so a third of the
+    passes over the weights (forward and backward) that the generic Normal–Normal KL
+    takes. Other priors get the elementwise KL, summed.
+    """
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(FactorisedLogVarNormal, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+
+class IsotropicNormal(dist.Normal):
+    r""":math:`N(m, s^2)` on every element of a tensor, with :math:`m` and :math:`s` numbers.
+
+    The prior of a layer's weights (``IsotropicNormal(0, s, shape).to_event(n)``). It is a
+    :class:`~pyro.distributions.Normal` in every respect; keeping :math:`m` and :math:`s` as
+    Python numbers lets the KL from a :class:`FactorisedLogVarNormal` use them without
+    tensor arithmetic on broadcast copies.
+
+    Parameters
+    ----------
+    loc, scale
+        :math:`m` and :math:`s > 0`.
+    shape
+        Batch shape.
+    like
+        Tensor whose dtype and device the parameters take (default: float32 on the CPU).
+    """
+
+    def __init__(self, loc: float, scale: float, shape=(), *, like: torch.Tensor | None = None):
+        if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        self.loc_value, self.scale_value = float(loc), float(scale)
+        like = torch.zeros(()) if like is None else like
+        shape = torch.Size(shape)
+        super().__init__(
+            like.new_tensor(self.loc_value).expand(shape),
+            like.new_tensor(self.scale_value).expand(shape),
+            validate_args=False,
+        )
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(IsotropicNormal, _instance)
+        new.loc_value, new.scale_value = self.loc_value, self.scale_value
+        return super().expand(batch_shape, _instance=new)
+
+
+def _repeated_value(t: torch.Tensor) -> torch.Tensor | None:
+    """The single value of ``t`` as a 0-dim tensor if ``t`` is one value broadcast (all
+    strides 0, as in ``Normal(0, s).expand(shape)``), else ``None``."""
+    if t.dim() == 0:
+        return t
+    if not any(t.stride()):
+        return t.as_strided((), ())
+    return None
+
+
+def _kl_log_var_normal(q: LogVarNormal, p: dist.Normal) -> torch.Tensor:
+    r"""Elementwise :math:`\tfrac12\big[(e^{v} + (\mu - m)^2)/s^2 - 1 - v\big] + \log s`."""
+    m = _repeated_value(p.loc)
+    s = _repeated_value(p.scale)
+    m = p.loc if m is None else m
+    s = p.scale if s is None else s
+    kl = ((q.variance + (q.loc - m).square()) / s.square() - q.log_var) * 0.5 + (s.log() - 0.5)
+    return kl.expand(torch.broadcast_shapes(kl.shape, p.batch_shape))
+
+
+@register_kl(LogVarNormal, dist.Normal)
+def _kl_log_var_normal_normal(q: LogVarNormal, p: dist.Normal) -> torch.Tensor:
+    return _kl_log_var_normal(q, p)
+
+
+class _GaussianKLSum(torch.autograd.Function):
+    r""":math:`\sum \mathrm{KL}(N(\mu, e^{v}) \,\|\, N(m, s^2))` over the event dims, one
+    autograd node.
+
+    Inputs ``loc``, ``log_var`` and ``var`` :math:`= e^{v}` (the caller's, so that its
+    exponential is shared with the locally reparametrised layer), the numbers ``m`` and
+    ``s``, and the event ``dims``. Gradients: :math:`\partial/\partial\mu = (\mu - m)/s^2`,
+    :math:`\partial/\partial v = -\tfrac12`, :math:`\partial/\partial e^{v} = 1/(2s^2)` per
+    element, the last two returned as broadcast views (no pass over the weights).
+    """
+
+    @staticmethod
+    def forward(ctx, loc, log_var, var, m: float, s: float, dims):
+        diff = loc - m if m else loc
+        inv_s2 = 1.0 / (s * s)
+        size = math.prod(loc.shape[d] for d in dims)
+        sq = torch.linalg.vector_norm(diff, dim=dims).square_()
+        total = sq.add_(var.sum(dims)).mul_(0.5 * inv_s2).sub_(log_var.sum(dims), alpha=0.5)
+        ctx.save_for_backward(diff)
+        ctx.dims, ctx.inv_s2 = dims, inv_s2
+        return total.add_(size * (math.log(s) - 0.5))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (diff,) = ctx.saved_tensors
+        g = grad if grad.dim() == 0 else grad.reshape(grad.shape + (1,) * len(ctx.dims))
+        grad_loc = torch.mul(diff, g * ctx.inv_s2) if ctx.needs_input_grad[0] else None
+        grad_log_var = (g * -0.5).expand(diff.shape) if ctx.needs_input_grad[1] else None
+        grad_var = (g * (0.5 * ctx.inv_s2)).expand(diff.shape) if ctx.needs_input_grad[2] else None
+        return grad_loc, grad_log_var, grad_var, None, None, None
+
+
+class _LogUniformKLSum(torch.autograd.Function):
+    r""":math:`\sum` of the Molchanov et al. (2017) KL approximation over the event dims, one
+    autograd node.
+
+    With :math:`\log\alpha = v - \log\mu^2` clamped to :math:`[-30, 30]` (and
+    :math:`|\mu| \ge 10^{-16}`), :math:`\mathrm{KL} = -(k_1\sigma(k_2 + k_3\log\alpha) -
+    \tfrac12\log(1 + e^{-\log\alpha}) - k_1)` and
+    :math:`\partial\mathrm{KL}/\partial\log\alpha = -k_1k_3\sigma(1-\sigma) - \tfrac12
+    \sigma(-\log\alpha)`, zero where a clamp is active; :math:`\partial\log\alpha/\partial v
+    = 1`, :math:`\partial\log\alpha/\partial\mu = -2/\mu`.
+    """
+
+    @staticmethod
+    def forward(ctx, loc, log_var, dims):
+        sq = loc.square()
+        inside = sq > 1e-32
+        raw = log_var - sq.clamp_min_(1e-32).log_()
+        log_alpha = raw.clamp(-30.0, 30.0)
+        sig = torch.sigmoid(log_alpha * K3 + K2)
+        e = torch.exp(-log_alpha)  # softplus(-a) = log1p(e), sigmoid(-a) = e / (1 + e)
+        kl = torch.log1p(e).mul_(0.5).sub_(sig, alpha=K1).add_(K1)
+        # the derivative is cheap to form here, from what the value already needed
+        d_alpha = (sig - sig.square()).mul_(-K1 * K3)
+        d_alpha.sub_(e.div_(e + 1.0), alpha=0.5).mul_(raw == log_alpha)
+        d_loc = torch.where(inside, d_alpha / loc, 0.0).mul_(-2.0)
+        ctx.save_for_backward(d_loc, d_alpha)
+        ctx.dims = dims
+        return kl.sum(dims)
+
+    @staticmethod
+    def backward(ctx, grad):
+        d_loc, d_log_var = ctx.saved_tensors
+        g = grad if grad.dim() == 0 else grad.reshape(grad.shape + (1,) * len(ctx.dims))
+        grad_loc = d_loc * g if ctx.needs_input_grad[0] else None
+        grad_log_var = d_log_var * g if ctx.needs_input_grad[1] else None
+        return grad_loc, grad_log_var, None
+
+
+@register_kl(FactorisedLogVarNormal, dist.Independent)
+def _kl_factorised_log_var_normal(q: FactorisedLogVarNormal, p: dist.Independent) -> torch.Tensor:
+    n = q.reinterpreted_batch_ndims
+    if p.reinterpreted_batch_ndims != n:  # Pyro's rule for differing event dims
+        return kl_divergence(dist.Independent(q.base_dist, n), p)
+    qb, pb = q.base_dist, p.base_dist
+    dims = tuple(range(-n, 0))
+    if type(qb) is LogVarNormal and qb.batch_shape == pb.batch_shape:
+        if isinstance(pb, IsotropicNormal):
+            args = (qb.loc, qb.log_var, qb.variance, pb.loc_value, pb.scale_value, dims)
+            return _GaussianKLSum.apply(*args)
+        elif type(pb) is LogUniform:
+            return _LogUniformKLSum.apply(qb.loc, qb.log_var, dims)
+    return sum_rightmost(kl_divergence(qb, pb), n)
+
+
 class MarginalizedBernoulli(dist.Bernoulli):
     r"""A Bernoulli inclusion gate whose gradient comes from analytic marginalisation.
 
@@ -138,7 +365,7 @@ class MarginalizedBernoulli(dist.Bernoulli):
         return super().expand(batch_shape, _instance=new)
 
 
-class ConditionalSlab(dist.Normal):
+class ConditionalSlab(LogVarNormal):
     r"""Slab weights of a spike-and-slab group under the structured variational family.
 
     Spike-and-slab with :math:`w = \gamma_g\tilde w` leaves :math:`\tilde w` unidentified when
@@ -165,22 +392,22 @@ class ConditionalSlab(dist.Normal):
 
     Parameters
     ----------
-    loc, scale
-        :math:`\mu, \sigma` of the slab given inclusion.
+    loc, log_var
+        :math:`\mu, \log\sigma^2` of the slab given inclusion.
     inclusion
         :math:`\pi = q(\gamma = 1)`, broadcast against ``loc``.
     """
 
     arg_constraints = {
         "loc": constraints.real,
-        "scale": constraints.positive,
+        "log_var": constraints.real,
         "inclusion": constraints.unit_interval,
     }
 
-    def __init__(self, loc, scale, inclusion, validate_args=None):
-        loc, scale, inclusion = broadcast_all(loc, scale, inclusion)
+    def __init__(self, loc, log_var, inclusion, validate_args=None):
+        loc, log_var, inclusion = broadcast_all(loc, log_var, inclusion)
         self.inclusion = inclusion
-        super().__init__(loc, scale, validate_args=validate_args)
+        super().__init__(loc, log_var, validate_args=validate_args)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(ConditionalSlab, _instance)
@@ -190,12 +417,13 @@ class ConditionalSlab(dist.Normal):
 
 @register_kl(ConditionalSlab, dist.Normal)
 def _kl_conditional_slab_normal(q: ConditionalSlab, p: dist.Normal) -> torch.Tensor:
-    return q.inclusion * kl_divergence(dist.Normal(q.loc, q.scale), p)
+    return q.inclusion * _kl_log_var_normal(q, p)
 
 
 @register_kl(dist.Normal, LogUniform)
 def _kl_normal_log_uniform(q: dist.Normal, p: LogUniform) -> torch.Tensor:
-    log_alpha = 2.0 * (q.scale.log() - q.loc.abs().clamp_min(1e-16).log())
+    log_var = q.log_var if isinstance(q, LogVarNormal) else 2.0 * q.scale.log()
+    log_alpha = log_var - 2.0 * q.loc.abs().clamp_min(1e-16).log()
     kl = -neg_kl_log_uniform(log_alpha.clamp(-30.0, 30.0))
     return kl.expand(torch.broadcast_shapes(kl.shape, p.batch_shape))
 

@@ -56,7 +56,9 @@ class SelectFeatures(nn.Module):
         self.register_buffer("indices", torch.as_tensor(indices, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.index_select(-1, self.indices)
+        # a gather with a broadcast index is about twice as fast as index_select on CPU
+        index = self.indices.expand(*x.shape[:-1], len(self.indices))
+        return torch.gather(x, -1, index)
 
     def extra_repr(self) -> str:
         return f"{len(self.indices)} of {self.in_features}"

@@ -15,9 +15,10 @@ import contextlib
 from collections.abc import Iterable
 
 import pyro.poutine as poutine
+import torch
 from torch import nn
 
-from pyrocompress.priors import LayerSpec, Prior
+from pyrocompress.priors import LOG_VAR_RANGE, LayerSpec, Prior
 
 __all__ = ["LayerGuide", "NetworkGuide"]
 
@@ -55,6 +56,23 @@ class NetworkGuide(nn.Module):
 
     def __getitem__(self, name: str) -> LayerGuide:
         return self.layers[_key(name)]
+
+    def log_var_parameters(self) -> list[nn.Parameter]:
+        """The log-variance parameters of every layer."""
+        return [p for name, p in self.named_parameters() if name.endswith("log_var")]
+
+    @torch.no_grad()
+    def clamp_log_var_(self, params: list[nn.Parameter] | None = None) -> None:
+        """Project every log-variance parameter into ``LOG_VAR_RANGE`` (in place).
+
+        :func:`pyrocompress.fit` calls it after each optimiser step (with the list of
+        :meth:`log_var_parameters`, collected once), the projected-gradient form of the
+        variance clipping of Louizos et al. (2017): the guide's distributions then need no
+        clamp in the autograd graph of every step.
+        """
+        low, high = LOG_VAR_RANGE
+        for p in self.log_var_parameters() if params is None else params:
+            p.clamp_(low, high)
 
     def forward(self, *args, kl_scale: float = 1.0, **kwargs) -> None:
         with poutine.scale(scale=kl_scale) if kl_scale != 1.0 else contextlib.nullcontext():

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from pyrocompress.data import Dataset, check_tensors
 from pyrocompress.nn import BayesianNetwork
 from pyrocompress.priors import SpikeAndSlab
-from pyrocompress.reparam import LocalReparameterization
+from pyrocompress.reparam import LocalReparamELBO
 
 __all__ = ["History", "fit", "pretrain"]
 
@@ -71,7 +71,11 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     raise TypeError(f"{name} must be a pair (X, y) of tensors or a pyrocompress.data.Dataset")
 
 
-def _prepare(bnn: BayesianNetwork, data, name: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _prepare(
+    bnn: BayesianNetwork, data, name: str, device=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated float32 inputs and targets, moved to ``device`` (left where they are if
+    ``None``)."""
     X, y = _as_xy(data, name)
     if not X.is_floating_point():
         X = X.float()
@@ -80,7 +84,62 @@ def _prepare(bnn: BayesianNetwork, data, name: str, device) -> tuple[torch.Tenso
     else:
         check_tensors(X, y, name=name)
         y = y.float()
-    return X.to(device, torch.float32), y.to(device)
+    X = X.to(torch.float32)
+    return (X, y) if device is None else (X.to(device), y.to(device))
+
+
+#: Share of the free accelerator memory a training set may take to be kept there whole.
+_RESIDENT_SHARE = 0.5
+
+
+class _Minibatches:
+    """The training set of one run, drawn in shuffled minibatches without replacement.
+
+    The data stay in memory as tensors (no DataLoader, no worker processes). On the CPU, and
+    on a GPU when they take at most half its free memory, they are moved to the device once
+    and every minibatch is an index into them. A larger set stays in host memory: each
+    minibatch is gathered into pinned (page-locked) memory and copied with
+    ``non_blocking=True``, so that the copy overlaps the previous step's kernels; PyTorch's
+    caching host allocator keeps a pinned block alive until its copy has finished.
+    """
+
+    def __init__(self, X: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int):
+        self.n = X.shape[0]
+        self.batch_size = min(batch_size, self.n)
+        self.steps = math.ceil(self.n / self.batch_size)
+        self.device = device
+        self.resident = device.type != "cuda" or _fits(X.nbytes + y.nbytes, device)
+        if self.resident:
+            self.X, self.y = X.to(device), y.to(device)
+        else:
+            self.X, self.y = X.cpu(), y.cpu()
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        """One epoch of ``(x, y, indices)`` on the device."""
+        home = self.device if self.resident else torch.device("cpu")
+        perm = torch.randperm(self.n, device=home)
+        for i in range(self.steps):
+            idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
+            if self.resident:
+                yield self.X[idx], self.y[idx], idx
+                continue
+            xb = torch.empty((len(idx), *self.X.shape[1:]), dtype=self.X.dtype, pin_memory=True)
+            yb = torch.empty((len(idx), *self.y.shape[1:]), dtype=self.y.dtype, pin_memory=True)
+            torch.index_select(self.X, 0, idx, out=xb)
+            torch.index_select(self.y, 0, idx, out=yb)
+            yield (
+                xb.to(self.device, non_blocking=True),
+                yb.to(self.device, non_blocking=True),
+                idx.pin_memory().to(self.device, non_blocking=True),
+            )
+
+
+def _fits(nbytes: int, device: torch.device) -> bool:
+    free, _ = torch.cuda.mem_get_info(device)
+    return nbytes <= _RESIDENT_SHARE * free
 
 
 def _num_outputs(bnn: BayesianNetwork) -> int:
@@ -105,6 +164,15 @@ def _check_common(caller: str, bnn, epochs, batch_size, lr) -> None:
             raise ValueError(f"{arg} must be a positive integer, got {value!r}")
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
+
+
+def _adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with the fused (single-kernel) update where torch has one for the parameters."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
+        return torch.optim.Adam(params, lr=lr)
 
 
 def _setup(bnn: BayesianNetwork, seed: int | None, device) -> torch.device:
@@ -180,25 +248,21 @@ def pretrain(
     ):
         raise ValueError(f"group_penalty must be a number >= 0, got {group_penalty!r}")
     device = _setup(bnn, seed, device)
-    X, y = _prepare(bnn, data, "data", device)
-    n = X.shape[0]
-    batch_size = min(batch_size, n)
+    batches = _Minibatches(*_prepare(bnn, data, "data"), device, batch_size)
     means = [
         p for name, p in bnn.guide.named_parameters() if name.endswith(("weight_loc", "bias_loc"))
     ]
-    optimizer = torch.optim.Adam(means, lr=lr)
+    optimizer = _adam(means, lr)
     first_name, first = next(iter(bnn.bayesian_layers().items()))
     history = History(metric_name=bnn.likelihood.metric_name)
     bnn.train()
     for epoch in range(epochs):
         start = time.perf_counter()
-        perm = torch.randperm(n, device=device)
         total = torch.zeros((), device=device)
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
+        for xb, yb, idx in batches:
             with bnn.point_estimate(differentiable=True):
-                out = bnn.net(X[idx])
-            loss = bnn.likelihood.point_loss(out, y[idx])
+                out = bnn.net(xb)
+            loss = bnn.likelihood.point_loss(out, yb)
             if group_penalty:
                 w, _ = first.point_weights(bnn.guide[first_name])
                 norms = first.spec.group_sum(w.square()).clamp_min(1e-24).sqrt()
@@ -207,7 +271,7 @@ def pretrain(
             loss.backward()
             optimizer.step()
             total = total + loss.detach() * len(idx)
-        epoch_loss = (total / n).item()
+        epoch_loss = (total / batches.n).item()
         if not math.isfinite(epoch_loss):
             raise FloatingPointError(
                 f"the pre-training loss became {epoch_loss} at epoch {epoch + 1}; lower the "
@@ -237,10 +301,19 @@ def fit(
     r"""Fit the guide of ``bnn`` by stochastic variational inference.
 
     Minibatches are drawn without replacement each epoch; the likelihood of a minibatch
-    is scaled by ``N / batch`` through ``pyro.plate`` subsampling, and the loss is Pyro's
-    :class:`~pyro.infer.TraceMeanField_ELBO` (analytic KL for every latent site),
-    divided by ``N`` and minimised with Adam on the module-local parameters of the model
-    and guide.
+    is scaled by ``N / batch`` through ``pyro.plate`` subsampling, and the loss is the
+    mean-field ELBO with an analytic KL for every latent site — with the local
+    reparametrisation, :class:`~pyrocompress.reparam.LocalReparamELBO` (the value and
+    gradients of :class:`~pyro.infer.TraceMeanField_ELBO` on the same programs, without
+    its unused work); without it, :class:`~pyro.infer.TraceMeanField_ELBO` itself —
+    divided by ``N`` and minimised with Adam (the fused kernel) on the module-local
+    parameters of the model and guide. After each step the guide's log-variances are
+    projected into ``priors.LOG_VAR_RANGE`` (variance clipping, Louizos et al. 2017).
+
+    The data stay in memory as tensors, with no DataLoader: on the device when they fit
+    (on a GPU, at most half its free memory), else in host memory with each minibatch
+    gathered into pinned memory and copied asynchronously. Nothing in the loop waits for
+    the device except the loss read once per epoch.
 
     Parameters
     ----------
@@ -263,7 +336,7 @@ def fit(
         Seeds torch, numpy and Python's RNGs (``pyro.set_rng_seed``); ``None`` leaves
         them alone.
     device
-        ``"cpu"`` or ``"cuda"``; the network and the data are moved there.
+        ``"cpu"`` or ``"cuda"``; the network (and the data, see above) are moved there.
     local_reparam
         Sample pre-activations (and per-example group gates) instead of one weight draw
         per minibatch (Kingma et al. 2015). Required by the spike-and-slab prior.
@@ -286,14 +359,14 @@ def fit(
             "marginalised in the locally reparametrised pre-activations"
         )
     device = _setup(bnn, seed, device)
-    X, y = _prepare(bnn, data, "data", device)
+    batches = _Minibatches(*_prepare(bnn, data, "data"), device, batch_size)
     val = _prepare(bnn, validation, "validation", device) if validation is not None else None
-    n = X.shape[0]
-    batch_size = min(batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
+    n, steps_per_epoch = batches.n, batches.steps
     total_steps = epochs * steps_per_epoch
 
-    optimizer = torch.optim.Adam(bnn.parameters(), lr=lr)
+    optimizer = _adam(bnn.parameters(), lr)
+    log_vars = bnn.guide.log_var_parameters()
+    bnn.guide.clamp_log_var_(log_vars)
     if lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=total_steps, eta_min=0.01 * lr
@@ -303,7 +376,7 @@ def fit(
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     else:
         scheduler = None
-    elbo = TraceMeanField_ELBO()
+    elbo = LocalReparamELBO() if local_reparam else TraceMeanField_ELBO()
     history = History(metric_name=bnn.likelihood.metric_name)
     # refresh often on a terminal or in a notebook, rarely in a log file
     interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
@@ -318,22 +391,17 @@ def fit(
     for epoch in bar:
         start = time.perf_counter()
         bnn.train()
-        perm = torch.randperm(n, device=device)
         total = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            idx = perm[i * batch_size : (i + 1) * batch_size]
+        for xb, yb, idx in batches:
             beta = min(1.0, (step + 1) / (kl_warmup * steps_per_epoch)) if kl_warmup else 1.0
-            model, guide = bnn, bnn.guide
-            if local_reparam:
-                lrt = LocalReparameterization()
-                model, guide = lrt.model(model), lrt.guide(guide)
             loss = elbo.differentiable_loss(
-                model, guide, X[idx], y[idx], dataset_size=n, subsample=idx, kl_scale=beta
+                bnn, bnn.guide, xb, yb, dataset_size=n, subsample=idx, kl_scale=beta
             )
             loss = loss / n
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            bnn.guide.clamp_log_var_(log_vars)
             if scheduler is not None:
                 scheduler.step()
             total = total + loss.detach()

@@ -27,7 +27,7 @@ from torch import nn
 from pyrocompress.guides import NetworkGuide
 from pyrocompress.likelihoods import Likelihood, get_likelihood
 from pyrocompress.priors import Gate, LayerSpec, Prior, _base, get_prior
-from pyrocompress.reparam import guide_distribution
+from pyrocompress.reparam import guide_distributions
 
 __all__ = [
     "BayesianConv2d",
@@ -73,16 +73,16 @@ class BayesianLayer(PyroModule):
         if self._point is not None:
             return self._op(x, *self._point)
         values = self.prior.model(self.spec, x)
-        q_w = guide_distribution(self.spec.site("weight"))
-        if q_w is not None:
-            q_w = _base(q_w)
+        found = guide_distributions([self.spec.site(part) for part in values])
+        if found is not None:
+            qs = {part: _base(q) for part, q in zip(values, found, strict=True)}
+            q_w = qs["weight"]
             b_mean = b_var = None
             if self.spec.has_bias:
-                q_b = _base(guide_distribution(self.spec.site("bias")))
-                b_mean, b_var = q_b.loc, q_b.scale**2
-            gate = self.prior.local_gate(self.spec, x.shape[0])
-            mean, var = self._local_moments(x, q_w.loc, q_w.scale**2, b_mean, b_var, gate)
-            return mean + var.clamp_min(_MIN_VAR).sqrt() * torch.randn_like(mean)
+                b_mean, b_var = qs["bias"].loc, qs["bias"].variance
+            gate = self.prior.local_gate(self.spec, x.shape[0], qs)
+            mean, var = self._local_moments(x, q_w.loc, q_w.variance, b_mean, b_var, gate)
+            return torch.addcmul(mean, var.clamp_min(_MIN_VAR).sqrt_(), torch.randn_like(mean))
         weight, bias = values["weight"], values.get("bias")
         g = self.prior.gate(self.spec, values)
         if g is not None:
@@ -133,12 +133,12 @@ class BayesianLinear(BayesianLayer):
         if isinstance(gate, tuple):  # moments of the gate: marginalise it
             m1, m2 = gate
             mean = F.linear(x, w_mean * m1, b_mean)
-            var = F.linear(x * x, m2 * (w_var + w_mean**2) - (m1 * w_mean) ** 2, b_var)
+            var = F.linear(x.square(), m2 * (w_var + w_mean**2) - (m1 * w_mean) ** 2, b_var)
             return mean, var
         if gate is not None:  # per-example draws [B, in]
             shape = (gate.shape[0],) + (1,) * (x.dim() - 2) + (gate.shape[-1],)
             x = x * gate.reshape(shape)
-        return F.linear(x, w_mean, b_mean), F.linear(x * x, w_var, b_var)
+        return F.linear(x, w_mean, b_mean), F.linear(x.square(), w_var, b_var)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, prior={self.prior!r}"
@@ -163,7 +163,7 @@ class BayesianConv2d(BayesianLayer):
 
     def _local_moments(self, x, w_mean, w_var, b_mean, b_var, gate: Gate):
         mean = self._op(x, w_mean, b_mean)
-        var = self._op(x * x, w_var, b_var)
+        var = self._op(x.square(), w_var, b_var)
         if isinstance(gate, tuple):
             m1, m2 = (t[:, None, None] for t in gate)
             return m1 * mean, m2 * (var + mean**2) - (m1 * mean) ** 2

@@ -37,11 +37,12 @@ from torch import nn
 
 from pyrocompress.distributions import (
     ConditionalSlab,
+    IsotropicNormal,
     LogUniform,
+    LogVarNormal,
     MarginalizedBernoulli,
     half_cauchy_scale_parts,
 )
-from pyrocompress.reparam import guide_distribution
 
 __all__ = [
     "Gaussian",
@@ -54,7 +55,10 @@ __all__ = [
 ]
 
 _LOG_VAR_INIT = -9.0
-_LOG_VAR_MIN, _LOG_VAR_MAX = -30.0, 10.0
+#: Range of every guide log-variance; :meth:`NetworkGuide.clamp_log_var_` projects the
+#: parameters into it after each optimiser step (as Louizos et al. 2017 clip variances).
+LOG_VAR_RANGE = (-30.0, 10.0)
+_LOG_VAR_MIN, _LOG_VAR_MAX = LOG_VAR_RANGE
 
 #: A gate handed to a locally reparametrised layer: ``None`` (no gate), a tensor of
 #: per-example draws ``[batch, groups]``, or the first two moments ``(E g, E g^2)``.
@@ -119,8 +123,9 @@ def _variance(log_var: torch.Tensor) -> torch.Tensor:
     return log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX).exp()
 
 
-def _normal(loc: torch.Tensor, log_var: torch.Tensor) -> dist.Normal:
-    return dist.Normal(loc, (0.5 * log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX)).exp())
+def _normal(loc: torch.Tensor, log_var: torch.Tensor) -> LogVarNormal:
+    # no clamp in the graph: fit keeps log-variances in range (NetworkGuide.clamp_log_var_)
+    return LogVarNormal(loc, log_var)
 
 
 def _event(d: dist.Distribution, ndim: int) -> dist.Distribution:
@@ -157,7 +162,7 @@ class Prior:
         self.bias_scale = _check_positive("bias_scale", bias_scale)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hyper_parameters())
         return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------------- guide parameters
@@ -175,19 +180,37 @@ class Prior:
     # ---------------------------------------------------------------------- model side
     def model(self, spec: LayerSpec, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """Sample the layer's model sites; returns their values by part name."""
-        zero = like.new_zeros(())
-        values = self._gate_model(spec, zero)
-        shape = spec.weight_shape
-        values["weight"] = pyro.sample(
-            spec.site("weight"),
-            dist.Normal(zero, zero + self.weight_scale).expand(shape).to_event(len(shape)),
-        )
-        if spec.has_bias:
-            values["bias"] = pyro.sample(
-                spec.site("bias"),
-                dist.Normal(zero, zero + self.bias_scale).expand(shape[:1]).to_event(1),
-            )
-        return values
+        return {
+            part: pyro.sample(spec.site(part), d)
+            for part, d in self.site_priors(spec, like).items()
+        }
+
+    def site_priors(self, spec: LayerSpec, like: torch.Tensor) -> dict[str, dist.Distribution]:
+        """The prior of each of the layer's sites, by part name, in sampling order.
+
+        Built once per layer shape, device, dtype and hyper-parameter values and then
+        reused: a training step samples every site of every layer, and the priors never
+        change.
+        """
+        key = (spec, like.device, like.dtype, self._hyper_parameters())
+        cache = self.__dict__.setdefault("_site_prior_cache", {})
+        if key not in cache:
+            zero = like.new_zeros(())
+            shape = spec.weight_shape
+            priors = self._gate_priors(spec, zero)
+            weight = IsotropicNormal(0.0, self.weight_scale, shape, like=zero)
+            priors["weight"] = weight.to_event(len(shape))
+            if spec.has_bias:
+                bias = IsotropicNormal(0.0, self.bias_scale, shape[:1], like=zero)
+                priors["bias"] = bias.to_event(1)
+            cache[key] = priors
+        return cache[key]
+
+    def _hyper_parameters(self) -> tuple:
+        return tuple((k, v) for k, v in vars(self).items() if not k.startswith("_"))
+
+    def __getstate__(self) -> dict:  # the cache holds tensors: never pickle or copy it
+        return {k: v for k, v in vars(self).items() if k != "_site_prior_cache"}
 
     def guide(self, spec: LayerSpec, module: nn.Module) -> None:
         """Sample the layer's guide sites from ``module``'s variational parameters."""
@@ -209,8 +232,11 @@ class Prior:
         """The per-group gate computed from sampled site values (plain path)."""
         return None
 
-    def local_gate(self, spec: LayerSpec, batch_size: int) -> Gate:
-        """Per-example gate draws, or gate moments, from the guide (local reparam path)."""
+    def local_gate(
+        self, spec: LayerSpec, batch_size: int, qs: dict[str, dist.Distribution]
+    ) -> Gate:
+        """Per-example gate draws, or gate moments (local reparametrisation path), from the
+        guide's distributions ``qs`` of the layer's sites, by part name."""
         return None
 
     # --------------------------------------------------------------- posterior summary
@@ -249,7 +275,7 @@ class Prior:
     def _gate_init(self, spec: LayerSpec, module: nn.Module) -> None:
         pass
 
-    def _gate_model(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         return {}
 
     def _gate_guide(self, spec: LayerSpec, module: nn.Module) -> None:
@@ -313,9 +339,8 @@ class GroupNormalJeffreys(Prior):
         module.scale_loc = nn.Parameter(1.0 + 0.01 * torch.randn(g))
         module.scale_log_var = nn.Parameter(_LOG_VAR_INIT + 0.01 * torch.randn(g))
 
-    def _gate_model(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = pyro.sample(spec.site("scale"), LogUniform((spec.num_groups,)).to_event(1))
-        return {"scale": z}
+    def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
+        return {"scale": LogUniform((spec.num_groups,)).to_event(1)}
 
     def _gate_guide(self, spec: LayerSpec, module: nn.Module) -> None:
         pyro.sample(spec.site("scale"), _normal(module.scale_loc, module.scale_log_var).to_event(1))
@@ -323,9 +348,8 @@ class GroupNormalJeffreys(Prior):
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return values["scale"]
 
-    def local_gate(self, spec: LayerSpec, batch_size: int) -> Gate:
-        q = _base(guide_distribution(spec.site("scale")))
-        return q.rsample((batch_size,))
+    def local_gate(self, spec, batch_size, qs):
+        return qs["scale"].rsample((batch_size,))
 
     def gate_moments(self, spec, module, *, conditional=False):
         mu = module.scale_loc
@@ -389,20 +413,19 @@ class GroupHorseshoe(Prior):
                 module, f"{part}_log_var", nn.Parameter(_LOG_VAR_INIT + 0.01 * torch.randn(shape))
             )
 
-    def _gate_model(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, torch.Tensor]:
-        g = spec.num_groups
+    def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         ga, gb = half_cauchy_scale_parts(self.scale_global, (), like=zero)
-        la, lb = half_cauchy_scale_parts(1.0, (g,), like=zero)
+        la, lb = half_cauchy_scale_parts(1.0, (spec.num_groups,), like=zero)
         return {
-            "global_a": pyro.sample(spec.site("global_a"), ga),
-            "global_b": pyro.sample(spec.site("global_b"), gb),
-            "local_a": pyro.sample(spec.site("local_a"), la.to_event(1)),
-            "local_b": pyro.sample(spec.site("local_b"), lb.to_event(1)),
+            "global_a": ga,
+            "global_b": gb,
+            "local_a": la.to_event(1),
+            "local_b": lb.to_event(1),
         }
 
     def _lognormal(self, module: nn.Module, part: str) -> dist.LogNormal:
         loc = getattr(module, f"{part}_loc")
-        log_var = getattr(module, f"{part}_log_var").clamp(_LOG_VAR_MIN, _LOG_VAR_MAX)
+        log_var = getattr(module, f"{part}_log_var")
         return dist.LogNormal(loc, (0.5 * log_var).exp())
 
     def _gate_guide(self, spec: LayerSpec, module: nn.Module) -> None:
@@ -414,15 +437,19 @@ class GroupHorseshoe(Prior):
         prod = values["global_a"] * values["global_b"] * values["local_a"] * values["local_b"]
         return prod.sqrt()
 
-    def local_gate(self, spec: LayerSpec, batch_size: int) -> Gate:
-        log_g = 0.0
-        for part in self._PARTS:
-            q = _base(guide_distribution(spec.site(part)))
-            # log of a LogNormal draw per example, reparametrised; global parts as [B, 1]
-            shape = (batch_size, *q.loc.shape) if q.loc.dim() else (batch_size, 1)
-            eps = torch.randn(shape, device=q.loc.device, dtype=q.loc.dtype)
-            log_g = log_g + q.loc + q.scale * eps
-        return (0.5 * log_g).exp()
+    def local_gate(self, spec, batch_size, qs):
+        # log g^2 is a sum of independent normals: the two global parts (shared by the
+        # groups of an example) and the two local parts of each group. Draw each sum once,
+        # reparametrised: the same joint law as four draws, with half the random numbers.
+        loc = qs["global_a"].loc
+        g_loc = qs["global_a"].loc + qs["global_b"].loc
+        g_std = (qs["global_a"].scale ** 2 + qs["global_b"].scale ** 2).sqrt()
+        l_loc = qs["local_a"].loc + qs["local_b"].loc
+        l_std = (qs["local_a"].scale ** 2 + qs["local_b"].scale ** 2).sqrt()
+        eps_g = torch.randn((batch_size, 1), device=loc.device, dtype=loc.dtype)
+        eps_l = torch.randn((batch_size, *l_loc.shape), device=loc.device, dtype=loc.dtype)
+        log_g2 = (g_loc + g_std * eps_g) + (l_loc + l_std * eps_l)
+        return (0.5 * log_g2).exp()
 
     def log_gate_moments(self, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance of :math:`\\log g` under the guide, per group."""
@@ -504,9 +531,9 @@ class SpikeAndSlab(Prior):
     def _gate_init(self, spec: LayerSpec, module: nn.Module) -> None:
         module.inclusion_logit = nn.Parameter(3.0 + 0.01 * torch.randn(spec.num_groups))
 
-    def _gate_model(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         prior = dist.Bernoulli(zero + self.prior_inclusion).expand((spec.num_groups,))
-        return {"inclusion": pyro.sample(spec.site("inclusion"), prior.to_event(1))}
+        return {"inclusion": prior.to_event(1)}
 
     def _gate_guide(self, spec: LayerSpec, module: nn.Module) -> None:
         q = MarginalizedBernoulli(logits=module.inclusion_logit)
@@ -516,17 +543,16 @@ class SpikeAndSlab(Prior):
         """Structured factors :math:`q(\\tilde w \\mid \\gamma)`: see :class:`ConditionalSlab`."""
         pi = torch.sigmoid(module.inclusion_logit)
         q_weight, q_bias = super()._slab_guides(spec, module)
-        q_weight = ConditionalSlab(q_weight.loc, q_weight.scale, spec.expand_groups(pi))
+        q_weight = ConditionalSlab(q_weight.loc, q_weight.log_var, spec.expand_groups(pi))
         if q_bias is not None and spec.bias_gated:
-            q_bias = ConditionalSlab(q_bias.loc, q_bias.scale, pi)
+            q_bias = ConditionalSlab(q_bias.loc, q_bias.log_var, pi)
         return q_weight, q_bias
 
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return values["inclusion"]
 
-    def local_gate(self, spec: LayerSpec, batch_size: int) -> Gate:
-        q = _base(guide_distribution(spec.site("inclusion")))
-        pi = q.probs
+    def local_gate(self, spec, batch_size, qs):
+        pi = qs["inclusion"].probs
         return pi, pi
 
     def gate_moments(self, spec, module, *, conditional=False):

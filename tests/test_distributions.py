@@ -19,7 +19,10 @@ from torch.distributions import kl_divergence
 import pyrocompress.distributions  # noqa: F401  (registers the KLs)
 from pyrocompress.distributions import (
     ConditionalSlab,
+    FactorisedLogVarNormal,
+    IsotropicNormal,
     LogUniform,
+    LogVarNormal,
     MarginalizedBernoulli,
     half_cauchy_scale_parts,
     neg_kl_log_uniform,
@@ -261,7 +264,7 @@ def test_conditional_slab_kl_is_the_structured_spike_and_slab_kl():
     sd = torch.tensor([0.2, 0.7, 1.1], dtype=torch.float64)
     analytic = kl_divergence(
         dist.Bernoulli(probs=pi), dist.Bernoulli(probs=torch.tensor(lam, dtype=torch.float64))
-    ) + kl_divergence(ConditionalSlab(mu, sd, pi), dist.Normal(0.0, s))
+    ) + kl_divergence(ConditionalSlab(mu, 2 * sd.log(), pi), dist.Normal(0.0, s))
     g = torch.bernoulli(pi.expand(N_MC, 3))
     slab = mu + sd * torch.randn(N_MC, 3, dtype=torch.float64)
     w = torch.where(g == 1, slab, s * torch.randn(N_MC, 3, dtype=torch.float64))
@@ -276,17 +279,123 @@ def test_conditional_slab_kl_is_the_structured_spike_and_slab_kl():
     # the slab's KL is charged in proportion to the inclusion probability
     full = kl_divergence(dist.Normal(mu, sd), dist.Normal(0.0, s))
     torch.testing.assert_close(
-        kl_divergence(ConditionalSlab(mu, sd, pi), dist.Normal(0.0, s)), pi * full
+        kl_divergence(ConditionalSlab(mu, 2 * sd.log(), pi), dist.Normal(0.0, s)), pi * full
     )
 
 
 def test_conditional_slab_through_independent_and_expand():
     mu, sd = torch.zeros(4, 3), torch.full((4, 3), 0.5)
     pi = torch.tensor([0.2, 0.6, 1.0])  # one per column (input group of a Linear weight)
-    q = ConditionalSlab(mu, sd, pi)
+    q = ConditionalSlab(mu, 2 * sd.log(), pi)
     p = dist.Normal(0.0, 1.0).expand((4, 3))
     per_weight = pi * kl_divergence(dist.Normal(mu, sd), dist.Normal(0.0, 1.0))
     torch.testing.assert_close(kl_divergence(q.to_event(2), p.to_event(2)), per_weight.sum())
-    e = ConditionalSlab(0.0, 0.5, 0.3).expand((2, 3))
+    e = ConditionalSlab(0.0, 2 * math.log(0.5), 0.3).expand((2, 3))
     assert isinstance(e, ConditionalSlab) and e.inclusion.shape == (2, 3)
     assert q.rsample().shape == (4, 3)  # draws are the slab's: they matter only through γ·w~
+
+
+# ------------------------------------------------ LogVarNormal and its fused KLs (fast path)
+
+
+def test_log_var_normal_is_the_normal_it_parametrises():
+    torch.manual_seed(0)
+    loc, log_var = torch.randn(5, 3), torch.randn(5, 3)
+    q, ref = LogVarNormal(loc, log_var), dist.Normal(loc, (0.5 * log_var).exp())
+    torch.testing.assert_close(q.scale, ref.scale)
+    torch.testing.assert_close(q.variance, ref.variance)
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(q.log_prob(x), ref.log_prob(x))
+    torch.testing.assert_close(q.entropy(), ref.entropy())
+    torch.manual_seed(1)
+    a = q.rsample((2,))
+    torch.manual_seed(1)
+    torch.testing.assert_close(a, ref.rsample((2,)))
+    e = q.expand((4, 5, 3))
+    assert isinstance(e, LogVarNormal) and e.log_var.shape == (4, 5, 3)
+    assert isinstance(q.to_event(2), FactorisedLogVarNormal)
+    assert isinstance(q.to_event(2).expand((7,)), FactorisedLogVarNormal)
+    assert q.to_event(0) is q or q.to_event(0).batch_shape == q.batch_shape
+
+
+def test_isotropic_normal_is_a_normal():
+    p = IsotropicNormal(0.5, 2.0, (3, 4))
+    assert p.batch_shape == (3, 4) and (p.loc == 0.5).all() and (p.scale == 2.0).all()
+    e = p.expand((2, 3, 4))
+    assert isinstance(e, IsotropicNormal) and (e.loc_value, e.scale_value) == (0.5, 2.0)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(p.log_prob(x), dist.Normal(0.5, 2.0).log_prob(x))
+    with pytest.raises(ValueError, match="scale must be a positive"):
+        IsotropicNormal(0.0, 0.0, (2,))
+
+
+def _reference_kl(loc, log_var, m, s, ndims):
+    """torch's own Normal-Normal KL, summed over the event dims."""
+    q = dist.Normal(loc, (0.5 * log_var).exp()).to_event(ndims)
+    p = dist.Normal(torch.tensor(m), torch.tensor(s)).expand(loc.shape).to_event(ndims)
+    return kl_divergence(q, p)
+
+
+@pytest.mark.parametrize(("m", "s"), [(0.0, 1.0), (0.3, 2.5)])
+@pytest.mark.parametrize("shape", [(6, 4), (3, 2, 5, 5), (7,)])
+def test_fused_gaussian_kl_value_and_gradient_equal_torch(m, s, shape):
+    """The one-node KL against an IsotropicNormal prior (value and gradients) is torch's
+    elementwise Normal-Normal KL, summed."""
+    torch.manual_seed(3)
+    loc = torch.randn(shape, requires_grad=True)
+    log_var = (torch.randn(shape) - 2).requires_grad_()
+    n = len(shape)
+    q = LogVarNormal(loc, log_var).to_event(n)
+    p = IsotropicNormal(m, s, shape).to_event(n)
+    fused = kl_divergence(q, p)
+    ref = _reference_kl(loc, log_var, m, s, n)
+    torch.testing.assert_close(fused, ref)
+    g_fused = torch.autograd.grad(fused, (loc, log_var))
+    g_ref = torch.autograd.grad(ref, (loc, log_var))
+    for a, b in zip(g_fused, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+    # and the generic route (a plain Normal prior) gives the same value
+    plain = dist.Normal(torch.tensor(m), torch.tensor(s)).expand(shape).to_event(n)
+    torch.testing.assert_close(kl_divergence(q, plain), ref)
+
+
+def test_fused_gaussian_kl_gradcheck():
+    torch.manual_seed(4)
+    loc = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    log_var = (torch.randn(4, 3, dtype=torch.float64) - 1).requires_grad_()
+
+    def f(loc, log_var):
+        return kl_divergence(
+            LogVarNormal(loc, log_var).to_event(2),
+            IsotropicNormal(0.2, 1.3, (4, 3), like=loc).to_event(2),
+        )
+
+    assert torch.autograd.gradcheck(f, (loc, log_var))
+
+
+def test_fused_log_uniform_kl_value_and_gradient_equal_elementwise():
+    """The one-node Molchanov KL of a group scale equals the elementwise registered KL,
+    summed, in value and gradient; clamped entries (|mu| tiny, log alpha beyond +-30) get
+    zero gradient in both."""
+    torch.manual_seed(5)
+    loc = torch.cat([torch.randn(6), torch.tensor([1e-20, 1e-9])]).requires_grad_()
+    log_var = torch.cat([torch.randn(6) * 3, torch.tensor([0.0, -80.0])]).requires_grad_()
+    p = LogUniform((8,))
+    fused = kl_divergence(LogVarNormal(loc, log_var).to_event(1), p.to_event(1))
+    ref = kl_divergence(dist.Normal(loc, (0.5 * log_var).exp()), p).sum()
+    torch.testing.assert_close(fused, ref)
+    for a, b in zip(
+        torch.autograd.grad(fused, (loc, log_var)),
+        torch.autograd.grad(ref, (loc, log_var)),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b)
+    d = torch.float64
+    inner = (
+        torch.randn(5, dtype=d, requires_grad=True),
+        (torch.randn(5, dtype=d) - 1).requires_grad_(),
+    )
+    assert torch.autograd.gradcheck(
+        lambda a, b: kl_divergence(LogVarNormal(a, b).to_event(1), LogUniform((5,)).to_event(1)),
+        inner,
+    )

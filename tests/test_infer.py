@@ -167,3 +167,48 @@ def test_pretrain_rejects_bad_arguments(relevant_data):
         pc.pretrain(bnn, (X, y), epochs=0)
     with pytest.raises(TypeError, match="pretrain expects"):
         pc.pretrain(torch.nn.Linear(8, 2), (X, y))
+
+
+def test_minibatches_cover_the_data_once_per_epoch():
+    from pyrocompress.infer import _Minibatches
+
+    X = torch.arange(10.0).reshape(10, 1)
+    y = torch.arange(10)
+    batches = _Minibatches(X, y, torch.device("cpu"), batch_size=4)
+    assert len(batches) == 3 and batches.resident
+    seen = []
+    for xb, yb, idx in batches:
+        assert torch.equal(xb[:, 0], idx.float()) and torch.equal(yb, idx)
+        seen.append(idx)
+    assert sorted(torch.cat(seen).tolist()) == list(range(10))
+
+
+def test_fit_keeps_log_variances_in_range(relevant_data):
+    """The projection after each step (the fast path has no clamp in the graph)."""
+    from pyrocompress.priors import LOG_VAR_RANGE
+
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([X.shape[1], 8, 2]), "group-nj", seed=0)
+    with torch.no_grad():
+        bnn.guide["1"].weight_log_var.fill_(50.0)  # far out of range before training
+    pc.fit(bnn, (X, y), epochs=1, lr=1e-3, progress=False)
+    low, high = LOG_VAR_RANGE
+    for name, p in bnn.guide.named_parameters():
+        if name.endswith("log_var"):
+            assert low <= p.min() and p.max() <= high, name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("resident", [True, False])
+def test_fit_on_cuda_resident_and_pinned_data_paths(relevant_data, monkeypatch, resident):
+    """On a GPU the data live on the device when they fit, else minibatches are gathered
+    into pinned host memory and copied asynchronously; both paths train."""
+    import pyrocompress.infer as infer
+
+    if not resident:
+        monkeypatch.setattr(infer, "_RESIDENT_SHARE", 0.0)
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([X.shape[1], 8, 2]), "group-nj", seed=0)
+    h = pc.fit(bnn, (X, y), epochs=3, lr=1e-2, device="cuda", progress=False)
+    assert all(math.isfinite(v) for v in h.loss)
+    assert next(bnn.parameters()).is_cuda

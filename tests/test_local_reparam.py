@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from pyrocompress.nn import bayesianize
 from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
-from pyrocompress.reparam import LocalReparameterization, guide_distribution
+from pyrocompress.reparam import LocalReparamELBO, LocalReparameterization, guide_distribution
 
 S = 20_000
 Z = 5.0  # tolerance in standard errors (several hundred comparisons per test)
@@ -254,3 +254,94 @@ def test_lrt_draws_are_independent_across_examples(prior_key):
     assert not torch.allclose(out[0], out[1])
     torch.testing.assert_close(plain[0], plain[1])
     assert math.isfinite(out.sum().item())
+
+
+# ---------------------------------------------- LocalReparamELBO: the fast path of `fit`
+
+
+def _small_network(prior_key: str, kind: str, likelihood: str):
+    torch.manual_seed(0)
+    if kind == "linear":
+        net = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+        x = torch.randn(8, 5)
+    else:
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 2, 3),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8, 3),
+        )
+        x = torch.randn(8, 1, 6, 6)
+    bnn = bayesianize(net, PRIORS[prior_key](), likelihood=likelihood, seed=0)
+    for name in bnn.bayesian_layers():
+        _perturb(bnn.guide[name])
+    y = torch.randint(0, 3, (8,)) if likelihood == "categorical" else torch.randn(8, 3)
+    return bnn, x, y
+
+
+@pytest.mark.parametrize("prior_key", PRIORS)
+@pytest.mark.parametrize(
+    ("kind", "likelihood"),
+    [("linear", "categorical"), ("conv2d", "categorical"), ("linear", "gaussian")],
+)
+def test_fast_elbo_equals_trace_mean_field_with_local_reparam(prior_key, kind, likelihood):
+    """LocalReparamELBO gives the value and the gradients of TraceMeanField_ELBO run on the
+    LocalReparameterization-wrapped model and guide, when the model sees the same random
+    numbers (the generic path draws every guide site first; the model re-seeds)."""
+    bnn, x, y = _small_network(prior_key, kind, likelihood)
+    kwargs = {"dataset_size": 50, "subsample": torch.arange(8), "kl_scale": 0.3}
+
+    def model(*args, **kw):
+        torch.manual_seed(123)
+        return bnn(*args, **kw)
+
+    lrt = LocalReparameterization()
+    plain = pyro.infer.TraceMeanField_ELBO().differentiable_loss(
+        lrt.model(model), lrt.guide(bnn.guide), x, y, **kwargs
+    )
+    fast = LocalReparamELBO().differentiable_loss(model, bnn.guide, x, y, **kwargs)
+    torch.testing.assert_close(fast, plain, rtol=1e-10, atol=1e-10)
+    params = [p for p in bnn.parameters() if p.requires_grad]
+    g_plain = torch.autograd.grad(plain, params, allow_unused=True)
+    g_fast = torch.autograd.grad(fast, params, allow_unused=True)
+    for (name, _), a, b in zip(bnn.named_parameters(), g_fast, g_plain, strict=True):
+        if b is None:
+            assert a is None or not a.any(), name
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10, msg=name)
+
+
+def test_fast_elbo_draws_no_guide_site():
+    """The guide's weight-sized sites are not sampled: the record holds their means."""
+    bnn, x, y = _small_network("group-nj", "linear", "categorical")
+    model_trace, guide_trace = LocalReparamELBO()._get_trace(bnn, bnn.guide, (x, y), {})
+    w = guide_trace.nodes["0.weight"]
+    torch.testing.assert_close(w["value"], bnn.guide["0"].weight_loc)
+    assert model_trace.nodes["obs"]["is_observed"]
+    assert set(guide_trace.nodes) <= set(model_trace.nodes)
+
+
+def test_fast_elbo_works_with_pyro_svi_and_particles():
+    bnn, x, y = _small_network("spike-slab", "linear", "categorical")
+    optim = pyro.optim.Adam({"lr": 0.01})
+    svi = pyro.infer.SVI(bnn, bnn.guide, optim, LocalReparamELBO(num_particles=3))
+    before = LocalReparamELBO(num_particles=200).loss(bnn, bnn.guide, x, y)
+    for _ in range(30):
+        loss = svi.step(x, y)
+    assert math.isfinite(loss)
+    after = LocalReparamELBO(num_particles=200).loss(bnn, bnn.guide, x, y)
+    assert after < before
+    with pytest.raises(ValueError, match="num_particles"):
+        LocalReparamELBO(num_particles=0)
+
+
+def test_fast_elbo_needs_a_guide_site_for_every_latent():
+    bnn, x, y = _small_network("gaussian", "linear", "categorical")
+
+    def guide(*args, **kwargs):  # forgets the first layer's bias
+        with poutine.block(hide=["0.bias"]):
+            bnn.guide(*args, **kwargs)
+
+    with pytest.raises(ValueError, match="0.bias"):
+        LocalReparamELBO().differentiable_loss(bnn, guide, x, y)
