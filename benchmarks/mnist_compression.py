@@ -1,0 +1,131 @@
+"""MNIST compression of LeNet-300-100 and LeNet-5-Caffe against Louizos et al. (2017).
+
+Each run is one ``pyrocompress compress`` command (the CLI, so the result is literally its
+``report.json``), written to ``docs/results/<model>-<prior>.json``; the command, date,
+machine and wall time of every run go to ``docs/results/mnist-compression.json``.
+``benchmarks/results_page.py`` turns them into ``docs/results.md``.
+
+Training recipe (all runs): MNIST as IDX files from ``--data-dir`` (55,000 train, 5,000
+validation, 10,000 test; pixels in [0, 1]); Adam (fused), learning rate 1e-3 annealed by a
+cosine to 1e-5, batch 128, no KL warm-up; guide initialisation as in the authors' code
+(weight means N(0, 1/fan-in), log-variances -9, group scales at 1); the local
+reparametrisation with per-example group noise; log-variances kept in [-30, 10]. Pruning:
+the automatic rule (``--tolerance``: the largest pruning, layer thresholds on the group
+SNR, whose validation error stays within the tolerance of the unpruned posterior mean);
+bit precision per layer from the posterior variances (Louizos et al. 2017, §4). The
+number of epochs is the budget given on the command line (the paper: 200).
+
+Usage (from the project root; MNIST at ../shared/data/mnist)::
+
+    .venv/bin/python benchmarks/mnist_compression.py --jobs 2          # every run
+    .venv/bin/python benchmarks/mnist_compression.py --only lenet-5-caffe-group-nj
+    .venv/bin/python benchmarks/mnist_compression.py --quick           # 1 epoch, no files
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from _common import RESULTS, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+#: run name -> (model, prior, epochs). Epochs are this CPU's budget, not the paper's 200.
+RUNS = {
+    "lenet-300-100-group-nj": ("lenet-300-100", "group-nj", 80),
+    "lenet-300-100-group-horseshoe": ("lenet-300-100", "group-horseshoe", 80),
+    "lenet-5-caffe-group-nj": ("lenet-5-caffe", "group-nj", 8),
+    "lenet-5-caffe-group-horseshoe": ("lenet-5-caffe", "group-horseshoe", 8),
+    "lenet-300-100-spike-slab": ("lenet-300-100", "spike-slab", 80),
+    "lenet-300-100-gaussian": ("lenet-300-100", "gaussian", 80),
+}
+TOLERANCE = 0.003  # 0.3 points of validation error
+
+
+def command(model: str, prior: str, epochs: int, data_dir: Path) -> list[str]:
+    return [
+        "compress", "--model", model, "--prior", prior, "--dataset", "mnist",
+        "--data-dir", str(data_dir), "--epochs", str(epochs), "--batch-size", "128",
+        "--lr", "1e-3", "--tolerance", str(TOLERANCE), "--seed", "0",
+    ]  # fmt: skip
+
+
+def run_one(name: str, epochs: int | None, data_dir: Path, threads: int, write: bool) -> dict:
+    model, prior, default_epochs = RUNS[name]
+    args = command(model, prior, epochs or default_epochs, data_dir)
+    shown = "pyrocompress " + " ".join(
+        shlex.quote(a if a != str(data_dir) else "../shared/data/mnist") for a in args
+    )
+    exe = str(Path(sys.executable).with_name("pyrocompress"))
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        subprocess.run([exe, *args, "--out", tmp, "--quiet"], check=True, cwd=ROOT, env=env)
+        wall = time.perf_counter() - start
+        report = json.loads((Path(tmp) / "report.json").read_text())
+    if write:
+        path = RESULTS / f"{name}.json"
+        tmp_path = path.with_suffix(".json.tmp")
+        tmp_path.write_text(json.dumps(report, indent=2) + "\n")
+        os.replace(tmp_path, path)
+    err = report["test_error_compact"]
+    print(
+        f"{name}: {report['architecture_after']} test error {100 * err:.2f} % "
+        f"(posterior mean {100 * report['test_error_bayes']:.2f} %), compression "
+        f"{report['compression_rate_params']:.1f}x params, "
+        f"{report['compression_rate_bits']:.1f}x bits, {wall:.0f} s",
+        flush=True,
+    )
+    return {
+        "command": shown,
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "threads": threads,
+        "wall_seconds": wall,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=list(RUNS), action="append")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    ap.add_argument("--epochs", type=int, help="override every run's epochs")
+    ap.add_argument("--data-dir", type=Path, default=MNIST)
+    ap.add_argument("--quick", action="store_true", help="1 epoch each, nothing written")
+    args = ap.parse_args()
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
+    names = args.only or list(RUNS)
+    epochs = 1 if args.quick else args.epochs
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {
+            n: pool.submit(run_one, n, epochs, args.data_dir, threads, not args.quick)
+            for n in names
+        }
+        done = {n: f.result() for n, f in futures.items()}
+    if args.quick:
+        return 0
+    index = RESULTS / "mnist-compression.json"
+    runs = json.loads(index.read_text()) if index.exists() else {}
+    runs.update(done)
+    tmp_path = index.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(runs, indent=2) + "\n")
+    os.replace(tmp_path, index)
+    print(f"wrote {index} and docs/results/<run>.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,277 @@
+"""Assemble ``docs/results.md`` from the measured JSON files in ``docs/results/``.
+
+Nothing here measures anything: every number on the page comes from a file that a script
+in ``benchmarks/`` wrote, with the command, date and machine of its run. A study whose
+file is missing is listed as not yet measured.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/results_page.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from _common import RESULTS
+
+PAGE = RESULTS.parent / "results.md"
+
+#: Louizos, Ullrich & Welling (2017), Table 1, and Molchanov et al. (2017), as the issue
+#: quotes them: error %, architecture, compression by parameters and with bits.
+ANCHORS = {
+    "lenet-300-100": [
+        ("BC-GNJ (Louizos et al. 2017)", "≈ 1.8", "278-98-13", None, None),
+        ("BC-GHS (Louizos et al. 2017)", "≈ 1.8", "311-86-14", None, None),
+        ("Sparse VD (Molchanov et al. 2017)", "1.92", "—", "68×", None),
+    ],
+    "lenet-5-caffe": [
+        ("BC-GNJ (Louizos et al. 2017)", "1.0", "8-13-88-13", "108×", "361×"),
+        ("BC-GHS (Louizos et al. 2017)", "1.0", "5-10-76-16", "156×", "419×"),
+    ],
+}
+#: The targets of the reproduce issue: max test error, min compression with bits.
+TARGETS = {"lenet-300-100": (0.018, 60.0), "lenet-5-caffe": (0.010, 420.0)}
+PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _arch(report: dict) -> str:
+    after = report["architecture_after"]
+    if report["model"] == "lenet-5-caffe":  # channels of the convolutions, then hidden units
+        return "-".join(map(str, after[1:-1]))
+    return "-".join(map(str, after[:-1]))
+
+
+def compression_section() -> list[str]:
+    runs = _load("mnist-compression.json") or {}
+    lines = [
+        "## MNIST compression (Louizos et al. 2017)",
+        "",
+        "Written by `benchmarks/mnist_compression.py` (training recipe in its docstring); each "
+        "row's full `report.json` is `docs/results/<model>-<prior>.json`. Architecture: kept "
+        "inputs (or channels) and hidden units; errors on the 10,000 test images; compression "
+        "= parameters before / after, and with the per-layer bit precision (32-bit floats "
+        "before).",
+    ]
+    for model, (max_err, min_bits) in TARGETS.items():
+        lines += [
+            "",
+            f"### {model}",
+            "",
+            "| method | epochs | test error (compact) | posterior mean | architecture "
+            "| compression (params) | compression (bits) | target met |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for paper in ANCHORS[model]:
+            name, err, arch, params, bits = paper
+            lines.append(f"| {name} | paper | {err} % | | {arch} | {params or '—'} "
+                         f"| {bits or '—'} | (anchor) |")  # fmt: skip
+        for prior in PRIORS:
+            report = _load(f"{model}-{prior}.json")
+            if report is None:
+                continue
+            err, bits = report["test_error_compact"], report["compression_rate_bits"]
+            met = err <= max_err and bits >= min_bits
+            gap = []
+            if err > max_err:
+                gap.append(f"error +{100 * (err - max_err):.2f} pts")
+            if bits < min_bits:
+                gap.append(f"bits {bits:.0f}× < {min_bits:.0f}×")
+            lines.append(
+                f"| pyrocompress {prior} | {report['epochs']} | {100 * err:.2f} % "
+                f"| {100 * report['test_error_bayes']:.2f} % | {_arch(report)} "
+                f"| {report['compression_rate_params']:.1f}× | {bits:.1f}× "
+                f"| {'yes' if met else 'no: ' + ', '.join(gap)} |"
+            )
+        lines.append("")
+        lines.append(f"Target: test error ≤ {100 * max_err:.1f} % at ≥ {min_bits:.0f}× with bits.")
+    lines += ["", *gap_paragraph()]
+    if runs:
+        lines += ["", "| run | command | date | machine | wall time |", "|---|---|---|---|---|"]
+        for name, r in runs.items():
+            lines.append(
+                f"| {name} | `{r['command']}` | {r['date']} | {r['machine']}, "
+                f"{r['threads']} thread(s) | {r['wall_seconds'] / 60:.1f} min |"
+            )
+    return lines
+
+
+def gap_paragraph() -> list[str]:
+    """Where the runs fall short of the targets, and why, from the reports themselves."""
+    out = []
+    for model, (max_err, min_bits) in TARGETS.items():
+        for prior in PRIORS:
+            r = _load(f"{model}-{prior}.json")
+            if r is None:
+                continue
+            out.append(
+                f"- {model}, {prior}, {r['epochs']} epochs: the unpruned posterior-mean "
+                f"network errs {100 * r['test_error_bayes']:.2f} % "
+                f"({'above' if r['test_error_bayes'] > max_err else 'within'} the "
+                f"{100 * max_err:.1f} % target before any pruning); the automatic rule then "
+                f"keeps {r['params_after']:,} of {r['params_before']:,} parameters "
+                f"({r['compression_rate_bits']:.0f}× with bits against the ≥ {min_bits:.0f}× "
+                "target)."
+                + (
+                    f" The compact network errs {100 * r['test_error_compact']:.2f} % "
+                    f"({', '.join(map(str, r['bits_per_layer']))} bits per layer, weights "
+                    "given inclusion): worse than the posterior mean with little or nothing "
+                    "pruned, not yet diagnosed — an open problem."
+                    if r["test_error_compact"] - r["test_error_bayes"] > 0.02
+                    else ""
+                )
+            )
+    if not out:
+        return []
+    runs = _load("mnist-compression.json") or {}
+    per_epoch = {}
+    for name, r in runs.items():
+        report = _load(f"{name}.json")
+        if report is not None and r.get("threads") == 1:
+            model = report["model"]
+            per_epoch.setdefault(model, []).append(r["wall_seconds"] / report["epochs"])
+    pace = "; ".join(
+        f"{m}: about {sum(v) / len(v):.0f} s per epoch on one core, so 200 epochs take "
+        f"{200 * sum(v) / len(v) / 3600:.1f} h"
+        for m, v in per_epoch.items()
+    )
+    return [
+        "**Where the runs fall short, and why.** Every run here trained for a fraction of the "
+        f"200 epochs of Louizos et al. ({pace}, pruning and plots included). After so few "
+        "epochs the group scales have not separated — the automatic rule finds little to "
+        "prune, above all in LeNet-5-Caffe — and on LeNet-300-100 the Bayesian network "
+        "itself is not yet as accurate as the target:",
+        "",
+        *out,
+        "",
+        "What would close the gap: the full 200 epochs (on a GPU, or hours per run on this "
+        "CPU), and the parts of the authors' public recipe these runs do not use — their "
+        "tutorial code scales inputs to [−1, 1], clips the first layer's weight variances "
+        "at 0.04 and prunes at fixed log α thresholds (−2.8, −3, −5); none of these is an "
+        "option of `pyrocompress compress` yet.",
+    ]
+
+
+def speed_section() -> list[str]:
+    speed = _load("speed.json")
+    if speed is None:
+        return ["## Speed", "", "Not yet measured (`benchmarks/speed.py`)."]
+    lines = [
+        "## Speed",
+        "",
+        f"`{speed['command']}`, {speed['date']}, {speed['machine']} ({speed['device']}); "
+        "full table in [results/speed.md](results/speed.md).",
+        "",
+        "| network | pyrocompress group-nj ms/step | × hand-written BC-GNJ | × deterministic |",
+        "|---|---|---|---|",
+    ]
+    for model, rows in speed["step_ms"].items():
+        r = rows["pyrocompress group-nj"]
+        lines.append(f"| {model} | {r['ms']:.2f} | {r['vs_baseline']:.2f} | {r['vs_floor']:.2f} |")
+    lat = speed["latency"]["1000"]
+    lines += [
+        "",
+        f"Compact 278-98-13 LeNet-300-100 at batch 1000: {lat['speedup']:.2f}× faster than the "
+        f"dense network, {lat['speedup'] / speed['flops_ratio']:.2f} of its "
+        f"{speed['flops_ratio']:.1f}× FLOPs ratio.",
+    ]
+    return lines
+
+
+def selection_section() -> list[str]:
+    bai = _load("selection-bai.json")
+    lines = ["## Feature selection", ""]
+    if bai is not None:
+        lines += [
+            f"Bai, Song & Cheng (2020) design, default `FeatureSelector`: exactly x1…x5 "
+            f"selected in {bai['exact_in']} of {bai['seeds']} seeds, "
+            f"{bai['exact_in_all_fits']} of {bai['fits']} fits over two initialisations "
+            f"(`{bai['command']}`, {bai['date']}, {bai['machine']}; table in "
+            "[results/selection-bai.md](results/selection-bai.md)).",
+            "",
+        ]
+    study = RESULTS / "selection-study.md"
+    if study.exists():
+        lines += _body(study, level=3)
+    else:
+        lines += [
+            "The replicated study (`benchmarks/selection_study.py`: Bai et al. and Sun et al. "
+            "designs, 10 replications, three group priors against LassoCV and "
+            "ARDRegression) is not yet measured.",
+        ]
+    return lines
+
+
+def _body(path: Path, level: int) -> list[str]:
+    """A study's own Markdown page, its headings moved down to ``level``."""
+    out = []
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            depth = len(line) - len(line.lstrip("#"))
+            line = "#" * (depth + level - 1) + line[depth:]
+        out.append(line.replace("](self-compression.png)", "](results/self-compression.png)"))
+    return out
+
+
+def study_sections() -> list[str]:
+    lines: list[str] = []
+    for stem, title, script in (
+        ("self-compression", "Self-compression (Carannante et al. 2020)", "self_compression"),
+        ("svi-vs-nuts", "SVI against NUTS", "svi_vs_nuts"),
+    ):
+        path = RESULTS / f"{stem}.md"
+        lines += [f"## {title}", ""]
+        if path.exists():
+            lines += _body(path, level=3)[1:] + [""]
+        else:
+            lines += [f"Not yet measured (`benchmarks/{script}.py`).", ""]
+        if stem == "svi-vs-nuts" and path.exists():
+            lines += nuts_reading(_load("svi-vs-nuts.json"))
+    return lines
+
+
+def nuts_reading(r: dict) -> list[str]:
+    """What the SVI-NUTS comparison says, computed from its file."""
+    w_svi, w_nuts = r["effective_weight_svi"], r["effective_weight_nuts"]
+    dw = max(abs(a - b) for a, b in zip(w_svi, w_nuts, strict=True))
+    return [
+        f"Reading: the posterior means of the effective weights agree to within {dw:.3f} "
+        f"(SVI in {r['svi_seconds']:.0f} s against {r['nuts_seconds']:.0f} s of NUTS), but "
+        "the gate-based inclusion probabilities do not: in the non-centred model "
+        "w = g·w̃ only the product is identified, so under the exact posterior the gate g "
+        "trades scale with w̃ along a ridge and its relative variance stays large even for "
+        "strong inputs, while the mean-field guide collapses that ridge. A probability "
+        "defined on the gate alone is a property of the variational family, not of the "
+        "posterior; comparing inclusion across inference methods needs a functional of the "
+        "effective weight (the next step of this study).",
+        "",
+    ]
+
+
+def main() -> int:
+    lines = [
+        "# Measured results",
+        "",
+        "Assembled by `benchmarks/results_page.py` from the JSON files in `docs/results/`; "
+        "every number below was measured by the script named with it, on the machine and "
+        "date given. No GPU was available for these runs.",
+        "",
+    ]
+    for section in (compression_section, speed_section, selection_section, study_sections):
+        lines += section() + [""]
+    tmp = PAGE.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines).rstrip() + "\n")
+    os.replace(tmp, PAGE)
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

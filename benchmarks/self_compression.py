@@ -1,0 +1,199 @@
+"""Self-compression study (Carannante et al. 2020): a Gaussian BNN against its deterministic twin.
+
+Both networks are LeNet-300-100 (or LeNet-5-Caffe with ``--model lenet-5-caffe``), trained
+on MNIST with the same budget: Adam, learning rate 1e-3 with the cosine schedule of
+``pyrocompress.fit``, batch 128, ``--epochs`` passes. The BNN is ``bayesianize(net,
+Gaussian(1))`` fitted by SVI (local reparametrisation); the twin is the plain network
+trained on the cross-entropy.
+
+Then a growing fraction of the parameters of every layer is removed (set to zero) and the
+test accuracy recorded, each network ranked by its own signal:
+
+* BNN by signal-to-noise ratio :math:`|\\mu|/\\sigma` (lowest first) — the weights the
+  posterior itself marks as indistinguishable from zero;
+* BNN by posterior variance (largest first);
+* BNN, convolutions only, whole kernels by the Frobenius norm of their mean (smallest
+  first; Linear layers then by SNR);
+* the twin by magnitude :math:`|w|` (smallest first; Han et al. 2015).
+
+The BNN is evaluated as its posterior-mean network (weights :math:`\\mu`). The fraction is
+removed per layer, biases kept.
+
+Writes ``docs/results/self-compression.json``, ``.md`` and ``.png``.
+
+Usage (from the project root; MNIST at ../shared/data/mnist)::
+
+    .venv/bin/python benchmarks/self_compression.py --epochs 20
+    .venv/bin/python benchmarks/self_compression.py --quick      # 1 epoch, no files
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from _common import RESULTS, provenance, write_results  # noqa: E402
+from torch import nn  # noqa: E402
+
+import pyrocompress as pc  # noqa: E402
+from pyrocompress.data import load_dataset  # noqa: E402
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
+ARCHS = {"lenet-300-100": pc.lenet_300_100, "lenet-5-caffe": pc.lenet5_caffe}
+
+
+def train_twin(net: nn.Module, X, y, epochs: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    steps = epochs * math.ceil(len(X) / 128)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=1e-5)
+    for _ in range(epochs):
+        perm = torch.randperm(len(X))
+        for i in range(0, len(X), 128):
+            idx = perm[i : i + 128]
+            loss = F.cross_entropy(net(X[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def accuracy(net: nn.Module, X, y) -> float:
+    return float((net(X).argmax(-1) == y).float().mean())
+
+
+def _layers(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+
+
+@torch.no_grad()
+def pruned(net: nn.Module, scores: list[torch.Tensor], fraction: float) -> nn.Module:
+    """A copy of ``net`` with the ``fraction`` lowest-scoring weights of each layer zeroed
+    (``scores[i]`` has the shape of layer i's weight, or one entry per kernel)."""
+    out = copy.deepcopy(net)
+    for layer, score in zip(_layers(out), scores, strict=True):
+        k = int(fraction * score.numel())
+        if k == 0:
+            continue
+        cut = score.flatten().kthvalue(k).values
+        keep = score > cut
+        w = layer.weight
+        w.mul_(keep.reshape(keep.shape + (1,) * (w.dim() - keep.dim())).to(w.dtype))
+    return out
+
+
+def posterior_mean_net(bnn, arch) -> nn.Module:
+    net = arch()
+    post = bnn.posterior()
+    means = post.weight_mean()
+    with torch.no_grad():
+        for name, target in zip(bnn.bayesian_layers(), _layers(net), strict=True):
+            target.weight.copy_(means[name])
+            target.bias.copy_(bnn.guide[name].bias_loc)
+    return net.eval()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=list(ARCHS), default="lenet-300-100")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--data-dir", type=Path, default=MNIST)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="1 epoch on 5000 images, no files")
+    args = ap.parse_args()
+    arch = ARCHS[args.model]
+    splits = load_dataset("mnist", data_dir=args.data_dir, seed=args.seed)
+    X, y = splits.train.X, splits.train.y
+    Xt, yt = splits.test.X, splits.test.y
+    epochs = 1 if args.quick else args.epochs
+    if args.quick:
+        X, y = X[:5000], y[:5000]
+
+    start = time.perf_counter()
+    bnn = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=args.seed)
+    pc.fit(bnn, (X, y), epochs=epochs, lr=1e-3, seed=args.seed, progress=False)
+    bnn_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    twin = train_twin(arch(), X, y, epochs, args.seed)
+    twin_seconds = time.perf_counter() - start
+
+    mean_net = posterior_mean_net(bnn, arch)
+    post = bnn.posterior()
+    names = list(bnn.bayesian_layers())
+    mu = post.weight_mean()
+    var = post.weight_var()
+    snr = [mu[n].abs() / var[n].sqrt() for n in names]
+    neg_var = [-var[n] for n in names]
+    frob = [
+        mu[n].flatten(2).norm(dim=-1) if mu[n].dim() == 4 else s
+        for n, s in zip(names, snr, strict=True)
+    ]
+    rules = {
+        "BNN, SNR": (mean_net, snr),
+        "BNN, posterior variance": (mean_net, neg_var),
+        "twin, magnitude": (twin, [m.weight.abs() for m in _layers(twin)]),
+    }
+    if any(m.dim() == 4 for m in mu.values()):
+        rules["BNN, kernel Frobenius norm"] = (mean_net, frob)
+    curves = {
+        rule: [accuracy(pruned(net, scores, f), Xt, yt) for f in FRACTIONS]
+        for rule, (net, scores) in rules.items()
+    }
+    lines = [
+        f"# Self-compression: Gaussian BNN against its deterministic twin ({args.model})",
+        "",
+        f"MNIST, {epochs} epochs each (BNN {bnn_seconds:.0f} s, twin {twin_seconds:.0f} s); "
+        "test accuracy (%) after removing a fraction of the weights of every layer.",
+        "",
+        "| fraction removed | " + " | ".join(curves) + " |",
+        "|---" * (len(curves) + 1) + "|",
+    ]
+    for i, f in enumerate(FRACTIONS):
+        cells = " | ".join(f"{100 * c[i]:.2f}" for c in curves.values())
+        lines.append(f"| {100 * f:.0f} % | {cells} |")
+    print("\n".join(lines))
+    if args.quick:
+        return 0
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for rule, acc in curves.items():
+        ax.plot([100 * f for f in FRACTIONS], [100 * a for a in acc], marker="o", label=rule)
+    ax.set_xlabel("weights removed per layer (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(bottom=max(0, min(100 * min(a) for a in curves.values()) - 5))
+    ax.legend()
+    ax.set_title(f"Self-compression, {args.model}, {epochs} epochs")
+    fig.tight_layout()
+    png = RESULTS / "self-compression.png"
+    fig.savefig(png.with_suffix(".tmp.png"), dpi=120)
+    png.with_suffix(".tmp.png").replace(png)
+    result = {
+        **provenance(),
+        "model": args.model,
+        "epochs": epochs,
+        "fractions": list(FRACTIONS),
+        "accuracy": curves,
+        "seconds": {"bnn": bnn_seconds, "twin": twin_seconds},
+    }
+    prov = f"Command: `{result['command']}` · date {result['date']} · machine: {result['machine']}"
+    write_results(
+        "self-compression",
+        result,
+        [lines[0], "", prov, *lines[1:], "", "![curves](self-compression.png)"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
