@@ -8,6 +8,7 @@ succeeds.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 
 from pyrocompress import data as datasets
 from pyrocompress.diagnostics import variable_prefix
+from pyrocompress.distributed import world
 from pyrocompress.export import save_compact
 from pyrocompress.infer import fit
 from pyrocompress.nn import bayesianize, lenet5_caffe, lenet_300_100, mlp
@@ -99,6 +101,11 @@ def run(
     out: str | None,
     kl_warmup: int = 0,
     tolerance: float = 0.01,
+    lr_schedule: str = "cosine",
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+    clip_var: float | None = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
     progress: bool = True,
 ) -> dict:
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report."""
@@ -108,11 +115,21 @@ def run(
         raise UsageError("--epochs and --batch-size must be positive integers")
     if not lr > 0:
         raise UsageError(f"--lr must be positive, got {lr}")
+    if clip_var is not None and not 0 < clip_var < float("inf"):
+        raise UsageError(f"--clip-var must be a positive variance, e.g. 0.04; got {clip_var}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was requested but CUDA is not available")
+    if resume and checkpoint_dir is None:
+        raise UsageError("--resume needs --checkpoint-dir, the folder of the checkpoint")
+    if checkpoint_dir is not None and Path(checkpoint_dir).is_file():
+        raise UsageError(f"--checkpoint-dir {checkpoint_dir} is a file; give a directory")
     try:
         splits = datasets.load_dataset(
-            dataset, data_dir=data_dir, seed=seed, flatten=(dataset == "digits")
+            dataset,
+            data_dir=data_dir,
+            seed=seed,
+            flatten=(dataset == "digits"),
+            pixel_range=pixel_range,
         )
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from e
@@ -120,18 +137,29 @@ def run(
     torch.manual_seed(seed)
     net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
     bnn = bayesianize(net, get_prior(prior), feature_names=splits.train.feature_names, seed=seed)
-    history = fit(
-        bnn,
-        splits.train,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        kl_warmup=kl_warmup,
-        validation=splits.val,
-        seed=seed,
-        device=device,
-        progress=progress,
-    )
+    try:
+        history = fit(
+            bnn,
+            splits.train,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            lr_schedule=lr_schedule,
+            kl_warmup=kl_warmup,
+            max_weight_variance=(
+                {next(iter(bnn.bayesian_layers())): clip_var} if clip_var is not None else None
+            ),
+            validation=splits.val,
+            seed=seed,
+            device=device,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            progress=progress,
+        )
+    except ValueError as e:  # a checkpoint that does not fit, or refused to load
+        raise UsageError(str(e)) from e
+    if not world().is_main:
+        return {}  # under torchrun, rank 0 prunes, reports and writes
     bnn.cpu()
     meta = {"model": model, "prior": prior, "dataset": dataset, "epochs": epochs, "seed": seed}
     result = prune(
@@ -177,6 +205,17 @@ def run(
         write_outputs(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+def _parse_range(text: str) -> tuple[float, float]:
+    """``"-1,1"`` -> ``(-1.0, 1.0)`` for ``--pixel-range``."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW,HIGH, e.g. 0,1 or -1,1") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise argparse.ArgumentTypeError(f"{text!r}: need finite LOW < HIGH, e.g. -1,1")
+    return low, high
 
 
 def _parse_hidden(text: str) -> tuple[int, ...]:
@@ -348,8 +387,28 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--lr", type=float, default=1e-2)
     c.add_argument("--kl-warmup", type=int, default=0, help="epochs of linear KL warm-up")
     c.add_argument("--tolerance", type=float, default=0.01, help="auto rule: max error increase")
+    c.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant", "exponential"))
+    c.add_argument(
+        "--pixel-range",
+        type=_parse_range,
+        default=(0.0, 1.0),
+        metavar="LOW,HIGH",
+        help="interval the pixels are scaled to (default 0,1; Louizos et al.'s code: -1,1)",
+    )
+    c.add_argument(
+        "--clip-var",
+        type=float,
+        default=None,
+        help="largest weight variance of the first layer (Louizos et al.'s code: 0.04)",
+    )
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    c.add_argument(
+        "--checkpoint-dir", default=None, help="save a checkpoint there after every epoch"
+    )
+    c.add_argument(
+        "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
+    )
     c.add_argument("--out", default=None, help="output directory")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     sel = sub.add_parser(
@@ -401,7 +460,15 @@ def main(argv: list[str] | None = None) -> int:
             k: getattr(args, k)
             for k in ("model", "prior", "dataset", "data_dir", "batch_size", "lr", "device")
         }
-        settings.update(kl_warmup=args.kl_warmup, tolerance=args.tolerance)
+        settings.update(
+            kl_warmup=args.kl_warmup,
+            tolerance=args.tolerance,
+            lr_schedule=args.lr_schedule,
+            pixel_range=args.pixel_range,
+            clip_var=args.clip_var,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+        )
     settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
     return _guarded(run, **settings)
 
@@ -413,6 +480,9 @@ def _guarded(command, **settings) -> int:
     except UsageError as e:
         print(f"pyrocompress: error: {e}", file=sys.stderr)
         return 2
+    except FloatingPointError as e:  # training diverged: not the input's fault
+        print(f"pyrocompress: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

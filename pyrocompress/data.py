@@ -307,8 +307,31 @@ def _check_mnist_pair(
         )
 
 
-def _mnist_dataset(images: np.ndarray, labels: np.ndarray, flatten: bool) -> Dataset:
-    x = torch.from_numpy(images.astype(np.float32) / np.float32(255.0))
+def _check_pixel_range(pixel_range) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in pixel_range)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"pixel_range must be two numbers (low, high), e.g. (0, 1) or (-1, 1); "
+            f"got {pixel_range!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"pixel_range must be finite with low < high, e.g. (0, 1) or (-1, 1); got "
+            f"{pixel_range!r}"
+        )
+    return low, high
+
+
+def _rescale(x01: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tensor:
+    low, high = pixel_range
+    return x01 if (low, high) == (0.0, 1.0) else x01 * (high - low) + low
+
+
+def _mnist_dataset(
+    images: np.ndarray, labels: np.ndarray, flatten: bool, pixel_range: tuple[float, float]
+) -> Dataset:
+    x = _rescale(torch.from_numpy(images.astype(np.float32) / np.float32(255.0)), pixel_range)
     n = images.shape[0]
     x = (
         x.reshape(n, _MNIST_SIDE * _MNIST_SIDE)
@@ -320,14 +343,20 @@ def _mnist_dataset(images: np.ndarray, labels: np.ndarray, flatten: bool) -> Dat
 
 
 def load_mnist(
-    data_dir: PathLike, *, val_size: int = 5000, seed: int = 0, flatten: bool = False
+    data_dir: PathLike,
+    *,
+    val_size: int = 5000,
+    seed: int = 0,
+    flatten: bool = False,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
 ) -> Splits:
     """Load MNIST from a local directory of IDX files.
 
     The directory must hold ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
     ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (the same names without
     ``.gz`` are used when the compressed file is absent). Pixels are scaled to float32 in
-    ``[0, 1]``. A seeded random subset of ``val_size`` training examples is held out as the
+    ``pixel_range`` (``[0, 1]`` by default; the code of Louizos et al. 2017 uses
+    ``[-1, 1]``). A seeded random subset of ``val_size`` training examples is held out as the
     validation split; the remaining training examples and the validation examples keep
     their original relative order.
 
@@ -341,6 +370,8 @@ def load_mnist(
         Seed of the :class:`torch.Generator` that picks the validation examples.
     flatten : bool, default False
         Return inputs of shape ``[N, 784]`` instead of ``[N, 1, 28, 28]``.
+    pixel_range : (float, float), default (0, 1)
+        Pixel intensities 0..255 are mapped linearly onto ``[low, high]``.
 
     Returns
     -------
@@ -356,6 +387,7 @@ def load_mnist(
         If a file is corrupt, images are not ``[N, 28, 28]``, labels are not 1-D, image and
         label counts differ, a label is outside 0..9, or ``val_size`` is out of range.
     """
+    pixel_range = _check_pixel_range(pixel_range)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(
@@ -399,10 +431,13 @@ def load_mnist(
     val_idx = np.sort(perm[:val_size])
     train_idx = np.sort(perm[val_size:])
 
+    def make(images: np.ndarray, labels: np.ndarray) -> Dataset:
+        return _mnist_dataset(images, labels, flatten, pixel_range)
+
     return Splits(
-        train=_mnist_dataset(train_images[train_idx], train_labels[train_idx], flatten),
-        val=_mnist_dataset(train_images[val_idx], train_labels[val_idx], flatten),
-        test=_mnist_dataset(arrays["test_images"], arrays["test_labels"], flatten),
+        train=make(train_images[train_idx], train_labels[train_idx]),
+        val=make(train_images[val_idx], train_labels[val_idx]),
+        test=make(arrays["test_images"], arrays["test_labels"]),
         num_classes=_NUM_DIGIT_CLASSES,
         name="mnist",
     )
@@ -420,13 +455,19 @@ def _check_fraction(value: float, name: str) -> float:
 
 
 def load_digits(
-    *, test_size: float = 0.2, val_size: float = 0.15, seed: int = 0, flatten: bool = True
+    *,
+    test_size: float = 0.2,
+    val_size: float = 0.15,
+    seed: int = 0,
+    flatten: bool = True,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
 ) -> Splits:
     """Load scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes).
 
-    Pixel values 0..16 are scaled to float32 in ``[0, 1]``. Splits are stratified by class:
-    first ``test_size`` of all examples become the test set, then ``val_size`` of the
-    remainder become the validation set; the rest is the training set.
+    Pixel values 0..16 are scaled to float32 in ``pixel_range`` (``[0, 1]`` by default).
+    Splits are stratified by class: first ``test_size`` of all examples become the test
+    set, then ``val_size`` of the remainder become the validation set; the rest is the
+    training set.
 
     Parameters
     ----------
@@ -438,6 +479,8 @@ def load_digits(
         ``random_state`` passed to :func:`sklearn.model_selection.train_test_split`.
     flatten : bool, default True
         Return inputs of shape ``[N, 64]`` instead of ``[N, 1, 8, 8]``.
+    pixel_range : (float, float), default (0, 1)
+        Pixel values 0..16 are mapped linearly onto ``[low, high]``.
 
     Returns
     -------
@@ -459,6 +502,7 @@ def load_digits(
 
     test_size = _check_fraction(test_size, "test_size")
     val_size = _check_fraction(val_size, "val_size")
+    pixel_range = _check_pixel_range(pixel_range)
 
     bunch = sk_load_digits()
     x_all = (np.asarray(bunch.data, dtype=np.float64) / 16.0).astype(np.float32)
@@ -481,7 +525,7 @@ def load_digits(
     feature_names = [f"pixel_{r}_{c}" for r in range(side) for c in range(side)]
 
     def make(x: np.ndarray, y: np.ndarray) -> Dataset:
-        xt = torch.from_numpy(np.ascontiguousarray(x))
+        xt = _rescale(torch.from_numpy(np.ascontiguousarray(x)), pixel_range)
         if not flatten:
             xt = xt.reshape(-1, 1, side, side)
         return Dataset(
@@ -509,6 +553,7 @@ def load_dataset(
     data_dir: PathLike | None = None,
     seed: int = 0,
     flatten: bool | None = None,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
 ) -> Splits:
     """Load a data set by name.
 
@@ -523,6 +568,8 @@ def load_dataset(
     flatten : bool, optional
         Flatten images to vectors. ``None`` uses the loader's default: flat for
         ``"digits"``, ``[N, 1, 28, 28]`` for ``"mnist"``.
+    pixel_range : (float, float), default (0, 1)
+        Interval the pixel intensities are mapped onto.
 
     Returns
     -------
@@ -536,14 +583,21 @@ def load_dataset(
     """
     key = name.strip().lower() if isinstance(name, str) else name
     if key == "digits":
-        return load_digits(seed=seed, flatten=True if flatten is None else flatten)
+        return load_digits(
+            seed=seed, flatten=True if flatten is None else flatten, pixel_range=pixel_range
+        )
     if key == "mnist":
         if data_dir is None:
             raise ValueError(
                 "the mnist data set is read from local IDX files: pass data_dir "
                 "(--data-dir on the command line) pointing at the folder that holds them"
             )
-        return load_mnist(data_dir, seed=seed, flatten=False if flatten is None else flatten)
+        return load_mnist(
+            data_dir,
+            seed=seed,
+            flatten=False if flatten is None else flatten,
+            pixel_range=pixel_range,
+        )
     raise ValueError(f"unknown data set {name!r}; valid names are {', '.join(DATASET_NAMES)}")
 
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pyrocompress.checkpoint import atomic_save, safe_load
 from pyrocompress.nn import BayesianConv2d, BayesianLayer, BayesianLinear, BayesianNetwork
 
 __all__ = [
@@ -412,19 +412,16 @@ def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata) -> 
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
         "metadata": metadata,
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_save(payload, path)
 
 
 def load_compact(path: str | os.PathLike) -> nn.Sequential:
-    """Load a compact network written by :func:`save_compact` (``weights_only=True``)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    """Load a compact network written by :func:`save_compact`.
+
+    The file is read with ``weights_only=True`` (:func:`pyrocompress.checkpoint.safe_load`):
+    a file that would run code when unpickled raises :class:`ValueError` unexecuted.
+    """
+    payload = safe_load(path, "compact model")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pyrocompress compact model (format {FORMAT})")
     module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])

@@ -12,7 +12,8 @@ guides are fully factorised (mean-field) and non-centred, so Pyro's
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 
 import pyro.poutine as poutine
 import torch
@@ -61,17 +62,51 @@ class NetworkGuide(nn.Module):
         """The log-variance parameters of every layer."""
         return [p for name, p in self.named_parameters() if name.endswith("log_var")]
 
-    @torch.no_grad()
-    def clamp_log_var_(self, params: list[nn.Parameter] | None = None) -> None:
-        """Project every log-variance parameter into ``LOG_VAR_RANGE`` (in place).
+    def log_var_bounds(
+        self, max_weight_variance: Mapping[str, float] | None = None
+    ) -> list[tuple[nn.Parameter, float, float]]:
+        """Every log-variance parameter with the interval it is kept in.
 
-        :func:`pyrocompress.fit` calls it after each optimiser step (with the list of
-        :meth:`log_var_parameters`, collected once), the projected-gradient form of the
+        ``LOG_VAR_RANGE`` for all of them; the weight and bias log-variances of a layer
+        named in ``max_weight_variance`` (layer name -> largest variance) are capped at the
+        log of that variance instead, as Louizos et al. (2017) cap the first layer of
+        LeNet-300-100 at 0.04 in their code.
+        """
+        caps = dict(max_weight_variance or {})
+        unknown = sorted(set(caps) - {n.replace("__", ".") for n in self.layers})
+        if unknown:
+            raise ValueError(
+                f"max_weight_variance names unknown layers {unknown}; the Bayesian layers "
+                f"are {[n.replace('__', '.') for n in self.layers]}"
+            )
+        low, high = LOG_VAR_RANGE
+        out = []
+        for key, layer in self.layers.items():
+            cap = caps.get(key.replace("__", "."))
+            if cap is not None and not (isinstance(cap, int | float) and 0 < cap < math.inf):
+                raise ValueError(
+                    f"max_weight_variance[{key.replace('__', '.')!r}] must be a positive "
+                    f"finite variance, got {cap!r}"
+                )
+            for name, p in layer.named_parameters():
+                if not name.endswith("log_var"):
+                    continue
+                top = high
+                if cap is not None and name in ("weight_log_var", "bias_log_var"):
+                    top = min(high, math.log(cap))
+                out.append((p, low, top))
+        return out
+
+    @torch.no_grad()
+    def clamp_log_var_(self, bounds: list[tuple[nn.Parameter, float, float]] | None = None) -> None:
+        """Project every log-variance parameter into its interval (in place).
+
+        :func:`pyrocompress.fit` calls it after each optimiser step (with the
+        :meth:`log_var_bounds`, collected once), the projected-gradient form of the
         variance clipping of Louizos et al. (2017): the guide's distributions then need no
         clamp in the autograd graph of every step.
         """
-        low, high = LOG_VAR_RANGE
-        for p in self.log_var_parameters() if params is None else params:
+        for p, low, high in self.log_var_bounds() if bounds is None else bounds:
             p.clamp_(low, high)
 
     def forward(self, *args, kl_scale: float = 1.0, **kwargs) -> None:

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pyro
 import torch
+import torch.distributed as dist
 from pyro.infer import TraceMeanField_ELBO
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from pyrocompress import distributed
+from pyrocompress.checkpoint import (
+    CHECKPOINT_NAME,
+    atomic_save,
+    rng_state,
+    safe_load,
+    set_rng_state,
+)
 from pyrocompress.data import Dataset, check_tensors
+from pyrocompress.distributed import World
 from pyrocompress.nn import BayesianNetwork
 from pyrocompress.priors import SpikeAndSlab
 from pyrocompress.reparam import LocalReparamELBO
@@ -63,20 +78,31 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return data.X, data.y
     if isinstance(data, tuple | list) and len(data) == 2:
         X, y = data
-        if not isinstance(X, torch.Tensor):
-            X = torch.as_tensor(X)
-        if not isinstance(y, torch.Tensor):
-            y = torch.as_tensor(y)
+        try:
+            X = X if isinstance(X, torch.Tensor) else torch.as_tensor(X)
+            y = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(
+                f"{name}: X and y must be numeric arrays or tensors ({e}); convert them, "
+                "e.g. with numpy's astype(float)"
+            ) from None
         return X, y
     raise TypeError(f"{name} must be a pair (X, y) of tensors or a pyrocompress.data.Dataset")
 
 
-def _prepare(
+def prepare_data(
     bnn: BayesianNetwork, data, name: str, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated float32 inputs and targets, moved to ``device`` (left where they are if
-    ``None``)."""
+    """Validated float32 inputs and targets for ``bnn``, moved to ``device`` (left where
+    they are if ``None``).
+
+    Raises :class:`TypeError` for non-numeric or complex inputs and :class:`ValueError` for
+    NaN or inf, mismatched lengths, no examples, labels outside ``[0, C)``, or inputs whose
+    shape the network cannot take, each naming ``name`` and the fix.
+    """
     X, y = _as_xy(data, name)
+    if X.is_complex() or y.is_complex():
+        raise TypeError(f"{name}: X and y must be real numbers, got {X.dtype} and {y.dtype}")
     if not X.is_floating_point():
         X = X.float()
     if bnn.likelihood.task == "classification":
@@ -85,7 +111,28 @@ def _prepare(
         check_tensors(X, y, name=name)
         y = y.float()
     X = X.to(torch.float32)
+    if X.ndim < 2:
+        raise ValueError(
+            f"{name}: X must have one row per example, shape (N, features) or (N, C, H, W); "
+            f"got shape {tuple(X.shape)} (a single feature is X.reshape(-1, 1))"
+        )
+    _check_input_shape(bnn, X, name)
     return (X, y) if device is None else (X.to(device), y.to(device))
+
+
+def _check_input_shape(bnn: BayesianNetwork, X: torch.Tensor, name: str) -> None:
+    """One example through the posterior-mean network: a shape it cannot take is a
+    ValueError about the data, not an error deep in a matrix product."""
+    device = next(bnn.guide.parameters()).device
+    try:
+        with bnn.point_estimate():
+            bnn.net(X[:1].to(device))
+    except (RuntimeError, IndexError, ValueError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(
+            f"{name}: inputs of shape {tuple(X.shape[1:])} per example do not fit the network "
+            f"({first}); give X the per-example shape of the data the network was built for"
+        ) from None
 
 
 #: Share of the free accelerator memory a training set may take to be kept there whole.
@@ -101,12 +148,38 @@ class _Minibatches:
     minibatch is gathered into pinned (page-locked) memory and copied with
     ``non_blocking=True``, so that the copy overlaps the previous step's kernels; PyTorch's
     caching host allocator keeps a pinned block alive until its copy has finished.
+
+    With a ``seed``, the order of an epoch is that of a
+    :class:`~torch.utils.data.DistributedSampler` (a function of the seed and the epoch,
+    :meth:`set_epoch`), and in a data-parallel run this rank gets its share
+    (``rank::size`` of the permutation, padded to equal shares); without one, the
+    permutation comes from torch's global generator.
     """
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, device: torch.device, batch_size: int):
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        device: torch.device,
+        batch_size: int,
+        *,
+        world: World | None = None,
+        seed: int | None = None,
+    ):
         self.n = X.shape[0]
-        self.batch_size = min(batch_size, self.n)
-        self.steps = math.ceil(self.n / self.batch_size)
+        self.world = world or World()
+        self.sampler = None
+        if seed is not None or self.world.active:
+            self.sampler = DistributedSampler(
+                range(self.n),
+                num_replicas=self.world.size,
+                rank=self.world.rank,
+                shuffle=True,
+                seed=0 if seed is None else seed,
+            )
+        local = self.n if self.sampler is None else self.sampler.num_samples
+        self.batch_size = min(batch_size, local)
+        self.steps = math.ceil(local / self.batch_size)
         self.device = device
         self.resident = device.type != "cuda" or _fits(X.nbytes + y.nbytes, device)
         if self.resident:
@@ -114,13 +187,21 @@ class _Minibatches:
         else:
             self.X, self.y = X.cpu(), y.cpu()
 
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffle of ``epoch`` (with a seed; see the class docstring)."""
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+
     def __len__(self) -> int:
         return self.steps
 
     def __iter__(self):
         """One epoch of ``(x, y, indices)`` on the device."""
         home = self.device if self.resident else torch.device("cpu")
-        perm = torch.randperm(self.n, device=home)
+        if self.sampler is None:
+            perm = torch.randperm(self.n, device=home)
+        else:
+            perm = torch.tensor(list(self.sampler), dtype=torch.long, device=home)
         for i in range(self.steps):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
             if self.resident:
@@ -150,7 +231,7 @@ def _num_outputs(bnn: BayesianNetwork) -> int:
 def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
     """Error rate (classification) or RMSE (regression) of the posterior-mean network."""
     device = next(bnn.parameters()).device
-    X, y = _prepare(bnn, data, "data", device)
+    X, y = prepare_data(bnn, data, "data", device)
     return bnn.point_error(X, y, batch_size=batch_size)
 
 
@@ -248,7 +329,7 @@ def pretrain(
     ):
         raise ValueError(f"group_penalty must be a number >= 0, got {group_penalty!r}")
     device = _setup(bnn, seed, device)
-    batches = _Minibatches(*_prepare(bnn, data, "data"), device, batch_size)
+    batches = _Minibatches(*prepare_data(bnn, data, "data"), device, batch_size)
     means = [
         p for name, p in bnn.guide.named_parameters() if name.endswith(("weight_loc", "bias_loc"))
     ]
@@ -296,6 +377,9 @@ def fit(
     seed: int | None = 0,
     device: str | torch.device = "cpu",
     local_reparam: bool = True,
+    max_weight_variance: Mapping[str, float] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
     progress: bool = True,
 ) -> History:
     r"""Fit the guide of ``bnn`` by stochastic variational inference.
@@ -308,12 +392,15 @@ def fit(
     its unused work); without it, :class:`~pyro.infer.TraceMeanField_ELBO` itself —
     divided by ``N`` and minimised with Adam (the fused kernel) on the module-local
     parameters of the model and guide. After each step the guide's log-variances are
-    projected into ``priors.LOG_VAR_RANGE`` (variance clipping, Louizos et al. 2017).
+    projected into ``priors.LOG_VAR_RANGE``, or below the caps of ``max_weight_variance``
+    (variance clipping, Louizos et al. 2017).
 
     The data stay in memory as tensors, with no DataLoader: on the device when they fit
     (on a GPU, at most half its free memory), else in host memory with each minibatch
     gathered into pinned memory and copied asynchronously. Nothing in the loop waits for
-    the device except the loss read once per epoch.
+    the device except the loss read once per epoch. The order of the minibatches is that of
+    a seeded :class:`~torch.utils.data.DistributedSampler`, a function of the seed and the
+    epoch.
 
     Parameters
     ----------
@@ -340,8 +427,33 @@ def fit(
     local_reparam
         Sample pre-activations (and per-example group gates) instead of one weight draw
         per minibatch (Kingma et al. 2015). Required by the spike-and-slab prior.
+    max_weight_variance
+        Layer name (a key of ``bnn.bayesian_layers()``) -> largest variance of that layer's
+        weights and biases in the guide. The code of Louizos et al. (2017) caps the first
+        layer of LeNet-300-100 at 0.04, ``{"1": 0.04}`` here; by default only
+        ``priors.LOG_VAR_RANGE`` applies.
+    checkpoint_dir
+        Folder for ``checkpoint.pt``: network (model and guide), optimiser, scheduler,
+        random-number generators, epoch and history, written atomically at the end of every
+        epoch (by rank 0 in a data-parallel run). Read back with ``weights_only=True``.
+    resume
+        Continue from the checkpoint in ``checkpoint_dir`` (the settings above must be those
+        of the run that wrote it); the resumed run takes exactly the steps the uninterrupted
+        one would have (same minibatches, same noise). Without a checkpoint there, training
+        starts from the beginning.
     progress
         Show a tqdm progress bar with the loss and the validation metric.
+
+    Notes
+    -----
+    **Data-parallel training.** Under ``torchrun --nproc_per_node K`` (``WORLD_SIZE > 1``
+    in the environment) every process runs this function: it joins the process group
+    (gloo on the CPU, nccl on GPUs, one per local rank), takes ``batch_size / K`` examples
+    of each global minibatch, and the gradients are averaged by
+    :class:`~torch.nn.parallel.DistributedDataParallel`. With the same ``seed`` the run
+    takes the same steps as one process with the same (global) ``batch_size``; see
+    :mod:`pyrocompress.distributed`. Only rank 0 computes the validation metric (NaN in the
+    other ranks' histories), shows progress and writes checkpoints.
 
     Returns
     -------
@@ -358,14 +470,23 @@ def fit(
             "the spike-and-slab prior needs local_reparam=True: its inclusion gates are "
             "marginalised in the locally reparametrised pre-activations"
         )
+    ckpt_path = _checkpoint_path(checkpoint_dir, resume)
+    world, device = distributed.setup(device)
+    if batch_size % world.size:
+        raise ValueError(
+            f"batch_size={batch_size} is the global minibatch of {world.size} processes; "
+            f"give a multiple of {world.size}"
+        )
     device = _setup(bnn, seed, device)
-    batches = _Minibatches(*_prepare(bnn, data, "data"), device, batch_size)
-    val = _prepare(bnn, validation, "validation", device) if validation is not None else None
+    X, y = prepare_data(bnn, data, "data")
+    val = prepare_data(bnn, validation, "validation", device) if validation is not None else None
+    log_vars = bnn.guide.log_var_bounds(max_weight_variance)
+    sampler_seed = _shared_seed(seed, world, device)
+    batches = _Minibatches(X, y, device, batch_size // world.size, world=world, seed=sampler_seed)
     n, steps_per_epoch = batches.n, batches.steps
     total_steps = epochs * steps_per_epoch
 
     optimizer = _adam(bnn.parameters(), lr)
-    log_vars = bnn.guide.log_var_parameters()
     bnn.guide.clamp_log_var_(log_vars)
     if lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -376,48 +497,161 @@ def fit(
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     else:
         scheduler = None
-    elbo = LocalReparamELBO() if local_reparam else TraceMeanField_ELBO()
+    config = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": float(lr),
+        "lr_schedule": lr_schedule,
+        "kl_warmup": kl_warmup,
+        "local_reparam": bool(local_reparam),
+        "sampler_seed": sampler_seed,
+        "prior": repr(bnn.prior),
+        "likelihood": repr(bnn.likelihood),
+    }
     history = History(metric_name=bnn.likelihood.metric_name)
+    first_epoch, step = 0, 0
+    if resume and ckpt_path.exists():
+        first_epoch, step, history = _restore(ckpt_path, config, bnn, optimizer, scheduler)
+        batches = _Minibatches(
+            X, y, device, batch_size // world.size, world=world, seed=config["sampler_seed"]
+        )
+    loss_fn = _ELBOLoss(bnn, LocalReparamELBO() if local_reparam else TraceMeanField_ELBO())
+    step_fn = (
+        DistributedDataParallel(
+            loss_fn, device_ids=[device.index] if device.type == "cuda" else None
+        )
+        if world.active
+        else loss_fn
+    )
     # refresh often on a terminal or in a notebook, rarely in a log file
     interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
     bar = tqdm(
-        range(epochs),
-        disable=not progress,
+        range(first_epoch, epochs),
+        initial=first_epoch,
+        total=epochs,
+        disable=not (progress and world.is_main),
         desc="SVI",
         unit="epoch",
         mininterval=0.1 if interactive else 30.0,
     )
-    step = 0
-    for epoch in bar:
-        start = time.perf_counter()
-        bnn.train()
-        total = torch.zeros((), device=device)
-        for xb, yb, idx in batches:
-            beta = min(1.0, (step + 1) / (kl_warmup * steps_per_epoch)) if kl_warmup else 1.0
-            loss = elbo.differentiable_loss(
-                bnn, bnn.guide, xb, yb, dataset_size=n, subsample=idx, kl_scale=beta
-            )
-            loss = loss / n
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            bnn.guide.clamp_log_var_(log_vars)
-            if scheduler is not None:
-                scheduler.step()
-            total = total + loss.detach()
-            step += 1
-        epoch_loss = (total / steps_per_epoch).item()
-        if not math.isfinite(epoch_loss):
-            raise FloatingPointError(
-                f"the loss became {epoch_loss} at epoch {epoch + 1}; lower the learning rate "
-                f"(lr={lr}) or use a less extreme prior setting ({bnn.prior!r})"
-            )
-        metric = bnn.point_error(*val) if val is not None else float("nan")
-        lr_now = optimizer.param_groups[0]["lr"]
-        history.record(epoch_loss, beta, lr_now, metric, time.perf_counter() - start)
-        postfix = {"loss": f"{epoch_loss:.4f}"}
-        if val is not None:
-            postfix[f"val_{history.metric_name}"] = f"{metric:.4f}"
-        bar.set_postfix(postfix)
+    with distributed.sharded_examples(world):
+        for epoch in bar:
+            start = time.perf_counter()
+            bnn.train()
+            batches.set_epoch(epoch)
+            total = torch.zeros((), device=device)
+            for xb, yb, idx in batches:
+                beta = min(1.0, (step + 1) / (kl_warmup * steps_per_epoch)) if kl_warmup else 1.0
+                loss = step_fn(xb, yb, idx, n, beta)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                bnn.guide.clamp_log_var_(log_vars)
+                if scheduler is not None:
+                    scheduler.step()
+                total = total + loss.detach()
+                step += 1
+            if world.active:
+                dist.all_reduce(total)
+                total = total / world.size
+            epoch_loss = (total / steps_per_epoch).item()
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(
+                    f"the loss became {epoch_loss} at epoch {epoch + 1}; training stopped. "
+                    f"Lower the learning rate (lr={lr}), use KL warm-up (kl_warmup) or a less "
+                    f"extreme prior setting ({bnn.prior!r})"
+                )
+            metric = bnn.point_error(*val) if val is not None and world.is_main else math.nan
+            lr_now = optimizer.param_groups[0]["lr"]
+            history.record(epoch_loss, beta, lr_now, metric, time.perf_counter() - start)
+            postfix = {"loss": f"{epoch_loss:.4f}"}
+            if val is not None:
+                postfix[f"val_{history.metric_name}"] = f"{metric:.4f}"
+            bar.set_postfix(postfix)
+            if ckpt_path is not None and world.is_main:
+                atomic_save(
+                    {
+                        "format": _CHECKPOINT_FORMAT,
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "config": config,
+                        "network": bnn.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "rng": rng_state(),
+                        "history": history.to_dict(),
+                    },
+                    ckpt_path,
+                )
     bnn.eval()
     return history
+
+
+_CHECKPOINT_FORMAT = "pyrocompress-fit-checkpoint/1"
+
+
+class _ELBOLoss(torch.nn.Module):
+    """``-ELBO / N`` of one minibatch as a module, so that
+    :class:`~torch.nn.parallel.DistributedDataParallel` can wrap it."""
+
+    def __init__(self, bnn: BayesianNetwork, elbo) -> None:
+        super().__init__()
+        self.bnn = bnn
+        self.elbo = elbo
+
+    def forward(self, xb, yb, idx, n: int, kl_scale: float) -> torch.Tensor:
+        loss = self.elbo.differentiable_loss(
+            self.bnn, self.bnn.guide, xb, yb, dataset_size=n, subsample=idx, kl_scale=kl_scale
+        )
+        return loss / n
+
+
+def _shared_seed(seed: int | None, world: World, device: torch.device) -> int:
+    """The seed of the minibatch order: ``seed``, or one drawn by rank 0 and shared."""
+    if seed is not None:
+        return int(seed)
+    drawn = torch.randint(0, 2**31 - 1, (), device=device)
+    if world.active:
+        dist.broadcast(drawn, src=0)
+    return int(drawn)
+
+
+def _checkpoint_path(checkpoint_dir, resume: bool) -> Path | None:
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
+    if checkpoint_dir is None:
+        if resume:
+            raise ValueError("resume=True needs checkpoint_dir, the folder of the checkpoint")
+        return None
+    folder = Path(checkpoint_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"checkpoint_dir {folder} is a file; give a folder (created if missing)")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / CHECKPOINT_NAME
+
+
+def _restore(path: Path, config: dict, bnn, optimizer, scheduler) -> tuple[int, int, History]:
+    """Load ``path`` into the run's objects; returns ``(epoch, step, history)``."""
+    ckpt = safe_load(path, "checkpoint")
+    if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a pyrocompress fit checkpoint ({_CHECKPOINT_FORMAT})")
+    saved = dict(ckpt["config"])
+    config["sampler_seed"] = saved.get("sampler_seed", config["sampler_seed"])
+    differ = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+    if differ:
+        text = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in differ.items())
+        raise ValueError(
+            f"the checkpoint {path} was written by a run with other settings ({text}); "
+            "resume with the same settings, or give another checkpoint_dir"
+        )
+    try:
+        bnn.load_state_dict(ckpt["network"])
+    except RuntimeError as e:
+        raise ValueError(
+            f"the checkpoint {path} does not fit this network: {str(e).splitlines()[0]}"
+        ) from None
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return int(ckpt["epoch"]), int(ckpt["step"]), History(**ckpt["history"])

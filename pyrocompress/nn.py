@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pyro.nn import PyroModule
 from torch import nn
 
+from pyrocompress.distributed import example_noise
 from pyrocompress.guides import NetworkGuide
 from pyrocompress.likelihoods import Likelihood, get_likelihood
 from pyrocompress.priors import Gate, LayerSpec, Prior, _base, get_prior
@@ -82,7 +83,8 @@ class BayesianLayer(PyroModule):
                 b_mean, b_var = qs["bias"].loc, qs["bias"].variance
             gate = self.prior.local_gate(self.spec, x.shape[0], qs)
             mean, var = self._local_moments(x, q_w.loc, q_w.variance, b_mean, b_var, gate)
-            return torch.addcmul(mean, var.clamp_min(_MIN_VAR).sqrt_(), torch.randn_like(mean))
+            noise = example_noise(mean.shape, mean)
+            return torch.addcmul(mean, var.clamp_min(_MIN_VAR).sqrt_(), noise)
         weight, bias = values["weight"], values.get("bias")
         g = self.prior.gate(self.spec, values)
         if g is not None:

@@ -35,6 +35,7 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
+from pyrocompress.distributed import example_noise
 from pyrocompress.distributions import (
     ConditionalSlab,
     IsotropicNormal,
@@ -349,7 +350,8 @@ class GroupNormalJeffreys(Prior):
         return values["scale"]
 
     def local_gate(self, spec, batch_size, qs):
-        return qs["scale"].rsample((batch_size,))
+        q = qs["scale"]
+        return torch.addcmul(q.loc, q.scale, example_noise((batch_size, *q.loc.shape), q.loc))
 
     def gate_moments(self, spec, module, *, conditional=False):
         mu = module.scale_loc
@@ -446,8 +448,8 @@ class GroupHorseshoe(Prior):
         g_std = (qs["global_a"].scale ** 2 + qs["global_b"].scale ** 2).sqrt()
         l_loc = qs["local_a"].loc + qs["local_b"].loc
         l_std = (qs["local_a"].scale ** 2 + qs["local_b"].scale ** 2).sqrt()
-        eps_g = torch.randn((batch_size, 1), device=loc.device, dtype=loc.dtype)
-        eps_l = torch.randn((batch_size, *l_loc.shape), device=loc.device, dtype=loc.dtype)
+        eps_g = example_noise((batch_size, 1), loc)
+        eps_l = example_noise((batch_size, *l_loc.shape), loc)
         log_g2 = (g_loc + g_std * eps_g) + (l_loc + l_std * eps_l)
         return (0.5 * log_g2).exp()
 

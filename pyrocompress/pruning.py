@@ -36,6 +36,7 @@ from torch import nn
 
 from pyrocompress.analysis import Posterior
 from pyrocompress.export import CompactInfo, build_compact
+from pyrocompress.infer import prepare_data
 from pyrocompress.nn import BayesianNetwork
 
 __all__ = [
@@ -148,6 +149,12 @@ def make_plan(
     """Choose which groups to keep; see the module docstring for the rules."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if threshold is not None and (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not math.isfinite(threshold)
+    ):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     post = bnn.posterior()
     if rule == "log_alpha":
         t = 0.0 if threshold is None else float(threshold)
@@ -184,8 +191,7 @@ def make_plan(
     if not (isinstance(tolerance, int | float) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
     device = next(bnn.guide.parameters()).device
-    X, y = validation
-    X, y = torch.as_tensor(X).float().to(device), torch.as_tensor(y).to(device)
+    X, y = prepare_data(bnn, validation, "validation", device)
     base = bnn.point_error(X, y)
     limit = base + tolerance + 1e-12
 
@@ -278,6 +284,8 @@ def prune(
     if not isinstance(bnn, BayesianNetwork):
         raise TypeError("prune expects the BayesianNetwork returned by pyrocompress.bayesianize")
     start = time.perf_counter()
+    if test is not None:
+        test = prepare_data(bnn, test, "test")
     plan = make_plan(
         bnn,
         rule,

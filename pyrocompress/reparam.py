@@ -4,8 +4,9 @@ Bayesian layers are ordinary Pyro programs: they ``pyro.sample`` their weights a
 scales and compute their output from those values. Under plain Pyro semantics that is all
 they do, so the same model runs under NUTS, ``Predictive`` or any other guide.
 
-During SVI, :func:`pyrocompress.fit` runs the model and the guide under one
-:class:`LocalReparameterization`. The guide side records the variational distribution of
+During SVI the model and the guide run under one :class:`LocalReparameterization` (with
+any Pyro ELBO) or inside :class:`LocalReparamELBO` (what :func:`pyrocompress.fit` uses: the
+same estimator, faster). The guide side records the variational distribution of
 every latent site; a model layer asks for them with :func:`guide_distributions` (a Pyro
 effect, answered ``None`` when no handler is active) and, when it gets one, replaces the
 single shared weight draw by the local reparametrisation trick of Kingma, Salimans &

@@ -81,6 +81,7 @@ def test_compress_lenet5_on_idx_files(tmp_path):
         ),
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--epochs", "0"], "--epochs"),
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--lr", "-1"], "--lr"),
+        (["--model", "mlp:64-8-10", "--dataset", "digits", "--clip-var", "0"], "--clip-var"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_files(tmp_path, capsys, args, message):
@@ -100,6 +101,27 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert main([*args, "--out", str(out), "--quiet"]) == 2
     assert "is a file" in capsys.readouterr().err
     assert out.read_text() == "x"
+
+
+def test_compress_with_the_authors_recipe_options(tmp_path):
+    """--pixel-range, --clip-var and --lr-schedule reach the data and fit."""
+    data = _fake_mnist(tmp_path / "mnist")
+    out = tmp_path / "out"
+    args = ["compress", "--model", "lenet-300-100", "--prior", "group-nj", "--dataset", "mnist"]
+    args += ["--data-dir", str(data), "--epochs", "1", "--batch-size", "512", "--out", str(out)]
+    args += ["--pixel-range=-1,1", "--clip-var", "0.04", "--lr-schedule", "constant"]
+    assert main([*args, "--quiet"]) == 0
+    report = _check_outputs(out, "lenet-300-100")
+    assert report["history"]["lr"] == [1e-2]  # constant: the default lr after one epoch
+
+
+@pytest.mark.parametrize("value", ["1,1", "a,b", "0", "0,inf"])
+def test_bad_pixel_range_is_a_usage_error(capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "--model", "mlp:64-8-10", "--prior", "gaussian", "--dataset",
+              "digits", f"--pixel-range={value}"])  # fmt: skip
+    assert e.value.code == 2
+    assert "--pixel-range" in capsys.readouterr().err
 
 
 def test_unknown_prior_is_a_usage_error(capsys):

@@ -249,6 +249,24 @@ def test_load_mnist_scaling(mnist_dir: tuple[Path, dict[str, np.ndarray]]) -> No
     assert float(all_train.max()) == 1.0
 
 
+def test_load_mnist_pixel_range(mnist_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
+    """Louizos et al.'s code feeds the network pixels in [-1, 1]: 2 * (x - 0.5)."""
+    directory, arrays = mnist_dir
+    unit = load_mnist(directory, val_size=5)
+    symmetric = load_mnist(directory, val_size=5, pixel_range=(-1, 1))
+    for a, b in zip(
+        (unit.train, unit.val, unit.test),
+        (symmetric.train, symmetric.val, symmetric.test),
+        strict=True,
+    ):
+        torch.testing.assert_close(b.X, 2 * (a.X - 0.5))
+        torch.testing.assert_close(b.y, a.y)
+    with pytest.raises(ValueError, match="low < high"):
+        load_mnist(directory, pixel_range=(1, 0))
+    with pytest.raises(TypeError, match="two numbers"):
+        load_mnist(directory, pixel_range=1.0)
+
+
 def test_load_mnist_train_val_partition(mnist_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
     directory, arrays = mnist_dir
     splits = load_mnist(directory, val_size=7, seed=3)

@@ -198,6 +198,27 @@ def test_fit_keeps_log_variances_in_range(relevant_data):
             assert low <= p.min() and p.max() <= high, name
 
 
+def test_fit_caps_the_weight_variance_of_named_layers(relevant_data):
+    """max_weight_variance: the first-layer clip of Louizos et al.'s code, other layers free."""
+    from pyrocompress.priors import LOG_VAR_RANGE
+
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([X.shape[1], 8, 2]), "group-nj", seed=0)
+    with torch.no_grad():
+        for layer in ("1", "3"):
+            bnn.guide[layer].weight_log_var.fill_(0.0)  # variance 1, above the cap
+    pc.fit(bnn, (X, y), epochs=1, lr=1e-3, max_weight_variance={"1": 0.04}, progress=False)
+    cap = math.log(0.04)
+    assert bnn.guide["1"].weight_log_var.max() <= cap + 1e-6
+    assert bnn.guide["1"].bias_log_var.max() <= cap + 1e-6
+    assert bnn.guide["3"].weight_log_var.max() > cap  # not capped
+    assert bnn.guide["1"].scale_log_var.max() <= LOG_VAR_RANGE[1]  # gates keep the range
+    with pytest.raises(ValueError, match="unknown layers"):
+        pc.fit(bnn, (X, y), epochs=1, max_weight_variance={"fc1": 0.04}, progress=False)
+    with pytest.raises(ValueError, match="positive finite"):
+        pc.fit(bnn, (X, y), epochs=1, max_weight_variance={"1": -1.0}, progress=False)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("resident", [True, False])
 def test_fit_on_cuda_resident_and_pinned_data_paths(relevant_data, monkeypatch, resident):

@@ -44,13 +44,15 @@ def test_svi_and_nuts_agree_on_conjugate_regression(conjugate):
     svi_sd = torch.cat([g.weight_log_var.flatten(), g.bias_log_var]).detach().mul(0.5).exp()
     draws = _nuts(tree)
     nuts_mean, nuts_sd = draws.mean(0), draws.std(0)
-    # the criterion: means within 0.05 posterior sd, sds within 10 %
-    assert np.all(np.abs(svi_mean - nuts_mean) < 0.05 * nuts_sd)
-    assert np.all(np.abs(svi_sd.numpy() / nuts_sd - 1) < 0.10)
-    # both against the exact posterior; NUTS within 4 Monte-Carlo standard errors
     summary = azs.summary(tree)
     order = ["layer_weight[0, 0]", "layer_weight[0, 1]", "layer_weight[0, 2]", "layer_bias[0]"]
     mcse = summary.loc[order, "mcse_mean"].to_numpy(dtype=float)
+    # the criterion: means within 0.05 posterior sd, sds within 10 %; the NUTS
+    # mean itself is known only to its Monte-Carlo standard error (about 0.03 sd here), so
+    # the comparison allows 4 of them on top
+    assert np.all(np.abs(svi_mean - nuts_mean) < 0.05 * nuts_sd + 4 * mcse)
+    assert np.all(np.abs(svi_sd.numpy() / nuts_sd - 1) < 0.10)
+    # both against the exact posterior; NUTS within 4 Monte-Carlo standard errors
     assert np.all(np.abs(nuts_mean - exact_mean) < 4 * mcse)
     assert np.all(np.abs(svi_mean - exact_mean) < 0.05 * exact_sd)
     assert summary["r_hat"].astype(float).max() < 1.01

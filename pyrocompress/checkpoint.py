@@ -1,0 +1,94 @@
+"""Checkpoints of a training run, written atomically and read without running code.
+
+A checkpoint is a plain dictionary of tensors, numbers, strings and containers of them:
+the network's ``state_dict`` (model and guide), the optimiser's and the learning-rate
+scheduler's, the random-number generators' states, the epoch, the step and the history.
+:func:`atomic_save` writes it to a temporary file in the target folder and moves it into
+place with :func:`os.replace`, so a run killed while writing leaves the previous
+checkpoint intact, never half a file.
+
+:func:`safe_load` reads every file pyrocompress loads (checkpoints, compact models) with
+``torch.load(..., weights_only=True)``: PyTorch's restricted unpickler, which builds only
+tensors and plain containers and refuses any other object. A file crafted to run code
+when unpickled is refused with a :class:`ValueError`, and its code never runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["CHECKPOINT_NAME", "atomic_save", "rng_state", "safe_load", "set_rng_state"]
+
+#: File name of the checkpoint inside ``checkpoint_dir``.
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` through a temporary file and :func:`os.replace`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
+    """Load a file written by :func:`torch.save` with ``weights_only=True`` onto the CPU.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a weights-only PyTorch file: corrupt, or holding objects other
+        than tensors and plain containers (as a file crafted to run code would). Nothing
+        in it is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(
+            f"refusing to load {what} {path}: it is not a weights-only PyTorch file "
+            f"({first}). pyrocompress loads only tensors and plain containers, never "
+            "objects whose unpickling could run code; re-create the file with pyrocompress"
+        ) from None
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of torch's (CPU and CUDA), NumPy's and Python's generators, in a form
+    :func:`safe_load` reads back (tensors, numbers, strings, lists)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": [version, list(internal), gauss],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the generators from :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,142 @@
+"""Data-parallel SVI on ``torch.distributed``: the process group, the sharded data order
+and per-example noise that matches a single process.
+
+Launched by ``torchrun --nproc_per_node K ...``, every process runs the same
+:func:`pyrocompress.fit`. :func:`setup` joins the process group that ``torchrun``
+describes in the environment (``gloo`` on the CPU, ``nccl`` on GPUs, one GPU per local
+rank). Each step every rank takes ``batch_size / K`` examples of the global minibatch
+(:class:`torch.utils.data.DistributedSampler`, reshuffled by ``set_epoch``), computes the
+ELBO of its share scaled to the data set, and
+:class:`~torch.nn.parallel.DistributedDataParallel` around the ELBO module averages the
+gradients, so the update is that of the global minibatch.
+
+The per-example noise of the local reparametrisation (pre-activations, per-example group
+gates) is drawn for the whole global minibatch from the random stream every rank shares
+(same seed), and each rank keeps the rows of its own examples (:func:`example_noise`).
+The distributed run therefore follows the single-process run with the same seed and
+global batch step by step, up to the order of floating-point sums.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["World", "example_noise", "setup", "world"]
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in a data-parallel run.
+
+    Attributes
+    ----------
+    rank, size
+        Global rank and number of processes (0 and 1 without ``torchrun``).
+    local_rank
+        Rank on this machine: the GPU this process uses.
+    """
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def active(self) -> bool:
+        """More than one process."""
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that prints and writes outputs."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def world() -> World:
+    """The :class:`World` of this process: from the process group when one is initialised,
+    else from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
+    return World(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
+
+
+def setup(device: str | torch.device) -> tuple[World, torch.device]:
+    """Join the process group of a ``torchrun`` launch, if there is one.
+
+    Returns the :class:`World` and the device this process computes on: under ``torchrun``
+    with ``device="cuda"``, the GPU of its local rank. A process group the caller has
+    initialised already is used as it is.
+    """
+    device = torch.device(device)
+    w = world()
+    if not w.active:
+        return w, device
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    if device.type == "cuda":
+        if w.local_rank >= torch.cuda.device_count():
+            raise ValueError(
+                f"local rank {w.local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "start at most one process per GPU (torchrun --nproc_per_node)"
+            )
+        device = torch.device("cuda", w.local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave)  # a process group left open aborts the process at exit
+    return world(), device
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- per-example noise
+
+_SHARD: tuple[int, int] | None = None  # (rank, size) while a sharded step runs
+
+
+@contextlib.contextmanager
+def sharded_examples(w: World) -> Iterator[None]:
+    """Within the block, :func:`example_noise` draws for the global minibatch and keeps
+    this rank's rows (``rank::size``, the rows of the examples the
+    :class:`~torch.utils.data.DistributedSampler` gave it)."""
+    global _SHARD
+    previous, _SHARD = _SHARD, ((w.rank, w.size) if w.active else None)
+    try:
+        yield
+    finally:
+        _SHARD = previous
+
+
+def example_noise(shape: torch.Size | tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise of ``shape`` whose first dimension runs over the examples of
+    the (local) minibatch, on the device and dtype of ``like``.
+
+    In a single process this is ``torch.randn``. In a data-parallel step each rank draws
+    the noise of the whole global minibatch (``size`` times as many rows, from the stream
+    every rank shares) and keeps its own rows, so example ``i`` of the global batch gets
+    the same noise as in a single process.
+    """
+    if _SHARD is None:
+        return torch.randn(shape, device=like.device, dtype=like.dtype)
+    rank, size = _SHARD
+    full = torch.randn((shape[0] * size, *shape[1:]), device=like.device, dtype=like.dtype)
+    return full[rank::size]
