@@ -19,6 +19,14 @@ test accuracy recorded, each network ranked by its own signal:
 The BNN is evaluated as its posterior-mean network (weights :math:`\\mu`). The fraction is
 removed per layer, biases kept.
 
+A second Gaussian BNN is trained with the sampling-free moments objective
+(``fit(..., objective="moments")``, Wu et al. 2019) for the same epochs: its test accuracy
+is set against the sampled ELBO's, its weights pruned by SNR like the first, and its
+*units* (input units of Linear layers, output channels of Conv2d) pruned through
+``prune(bnn, "sparsity", score=...)`` — a genuinely smaller network — by the scores of
+propagated uncertainty (``pyrocompress.moments.unit_scores``: output SNR, kernel norm,
+share of output variance) and by the posterior group SNR.
+
 Writes ``docs/results/self-compression.json``, ``.md`` and ``.png``.
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
@@ -46,9 +54,17 @@ from torch import nn  # noqa: E402
 
 import pyrocompress as pc  # noqa: E402
 from pyrocompress.data import load_dataset  # noqa: E402
+from pyrocompress.moments import predictive_moments  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
+UNIT_FRACTIONS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9)
+UNIT_SCORES = {
+    "output SNR (moments)": "output_snr",
+    "kernel norm": "kernel_norm",
+    "share of output variance (moments)": "variance_share",
+    "posterior group SNR": "snr",
+}
 ARCHS = {"lenet-300-100": pc.lenet_300_100, "lenet-5-caffe": pc.lenet5_caffe}
 
 
@@ -126,8 +142,30 @@ def main() -> int:
     pc.fit(bnn, (X, y), epochs=epochs, lr=1e-3, seed=args.seed, progress=False)
     bnn_seconds = time.perf_counter() - start
     start = time.perf_counter()
+    bnn_m = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=args.seed)
+    pc.fit(bnn_m, (X, y), epochs=epochs, lr=1e-3, seed=args.seed, objective="moments",
+           progress=False)  # fmt: skip
+    moments_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     twin = train_twin(arch(), X, y, epochs, args.seed)
     twin_seconds = time.perf_counter() - start
+    equal_epochs = {
+        "sampled ELBO, posterior mean": 1 - pc.evaluate(bnn, (Xt, yt)),
+        "moments, posterior mean": 1 - pc.evaluate(bnn_m, (Xt, yt)),
+        "moments, predictive (probit)": float(
+            (predictive_moments(bnn_m, Xt)["probs"].argmax(-1) == yt).float().mean()
+        ),
+        "deterministic twin": accuracy(twin, Xt, yt),
+    }
+    Xv, yv = splits.val.X, splits.val.y
+    unit_curves, unit_params = {}, {}
+    for label, score in UNIT_SCORES.items():
+        accs, removed = [], []
+        for f in UNIT_FRACTIONS:
+            r = pc.prune(bnn_m, "sparsity", sparsity=f, score=score, validation=(Xv, yv))
+            accs.append(accuracy(r.module, Xt, yt))
+            removed.append(1 - r.report["params_after"] / r.report["params_before"])
+        unit_curves[label], unit_params[label] = accs, removed
 
     mean_net = posterior_mean_net(bnn, arch)
     post = bnn.posterior()
@@ -140,8 +178,14 @@ def main() -> int:
         mu[n].flatten(2).norm(dim=-1) if mu[n].dim() == 4 else s
         for n, s in zip(names, snr, strict=True)
     ]
+    post_m = bnn_m.posterior()
+    mu_m, var_m = post_m.weight_mean(), post_m.weight_var()
     rules = {
         "BNN, SNR": (mean_net, snr),
+        "BNN (moments), SNR": (
+            posterior_mean_net(bnn_m, arch),
+            [mu_m[n].abs() / var_m[n].sqrt() for n in names],
+        ),
         "BNN, posterior variance": (mean_net, neg_var),
         "twin, magnitude": (twin, [m.weight.abs() for m in _layers(twin)]),
     }
@@ -154,8 +198,16 @@ def main() -> int:
     lines = [
         f"# Self-compression: Gaussian BNN against its deterministic twin ({args.model})",
         "",
-        f"MNIST, {epochs} epochs each (BNN {bnn_seconds:.0f} s, twin {twin_seconds:.0f} s); "
-        "test accuracy (%) after removing a fraction of the weights of every layer.",
+        f"MNIST, {epochs} epochs each (BNN {bnn_seconds:.0f} s, BNN with the moments "
+        f"objective {moments_seconds:.0f} s, twin {twin_seconds:.0f} s).",
+        "",
+        "Test accuracy at equal epochs:",
+        "",
+        "| network | test accuracy (%) |",
+        "|---|---|",
+        *[f"| {k} | {100 * v:.2f} |" for k, v in equal_epochs.items()],
+        "",
+        "Test accuracy (%) after removing a fraction of the weights of every layer:",
         "",
         "| fraction removed | " + " | ".join(curves) + " |",
         "|---" * (len(curves) + 1) + "|",
@@ -163,17 +215,38 @@ def main() -> int:
     for i, f in enumerate(FRACTIONS):
         cells = " | ".join(f"{100 * c[i]:.2f}" for c in curves.values())
         lines.append(f"| {100 * f:.0f} % | {cells} |")
+    lines += [
+        "",
+        'Unit pruning of the moments-trained BNN (`prune(bnn, "sparsity", score=...)`, '
+        "a smaller network): test accuracy (%) and, in brackets, the share of parameters "
+        "removed, by fraction of units (input units, channels) removed:",
+        "",
+        "| units removed | " + " | ".join(unit_curves) + " |",
+        "|---" * (len(unit_curves) + 1) + "|",
+    ]
+    for i, f in enumerate(UNIT_FRACTIONS):
+        cells = " | ".join(
+            f"{100 * unit_curves[k][i]:.2f} ({100 * unit_params[k][i]:.0f} %)" for k in unit_curves
+        )
+        lines.append(f"| {100 * f:.0f} % | {cells} |")
     print("\n".join(lines))
     if args.quick:
         return 0
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, (ax, ax_u) = plt.subplots(1, 2, figsize=(11, 4))
     for rule, acc in curves.items():
         ax.plot([100 * f for f in FRACTIONS], [100 * a for a in acc], marker="o", label=rule)
     ax.set_xlabel("weights removed per layer (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(bottom=max(0, min(100 * min(a) for a in curves.values()) - 5))
-    ax.legend()
-    ax.set_title(f"Self-compression, {args.model}, {epochs} epochs")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Weights, {args.model}, {epochs} epochs")
+    for label, acc in unit_curves.items():
+        x = [100 * p for p in unit_params[label]]
+        ax_u.plot(x, [100 * a for a in acc], marker="o", label=label)
+    ax_u.set_xlabel("parameters removed by unit pruning (%)")
+    ax_u.set_ylabel("test accuracy (%)")
+    ax_u.legend(fontsize=8)
+    ax_u.set_title("Units, moments-trained BNN")
     fig.tight_layout()
     png = RESULTS / "self-compression.png"
     fig.savefig(png.with_suffix(".tmp.png"), dpi=120)
@@ -184,7 +257,11 @@ def main() -> int:
         "epochs": epochs,
         "fractions": list(FRACTIONS),
         "accuracy": curves,
-        "seconds": {"bnn": bnn_seconds, "twin": twin_seconds},
+        "equal_epochs_accuracy": equal_epochs,
+        "unit_fractions": list(UNIT_FRACTIONS),
+        "unit_accuracy": unit_curves,
+        "unit_params_removed": unit_params,
+        "seconds": {"bnn": bnn_seconds, "bnn_moments": moments_seconds, "twin": twin_seconds},
     }
     prov = f"Command: `{result['command']}` · date {result['date']} · machine: {result['machine']}"
     write_results(

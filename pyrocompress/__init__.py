@@ -5,7 +5,18 @@ Data flows one way: data → :func:`bayesianize` (model and guide) → :func:`fi
 and report.
 """
 
-from pyrocompress import data, diagnostics, distributions, mcmc, plots, priors, selection
+from pyrocompress import (
+    checkpoint,
+    data,
+    diagnostics,
+    distributed,
+    distributions,
+    mcmc,
+    moments,
+    plots,
+    priors,
+    selection,
+)
 from pyrocompress.analysis import BitPrecision, Posterior
 from pyrocompress.export import SelectFeatures, load_compact, save_compact
 from pyrocompress.infer import History, evaluate, fit, pretrain
@@ -14,6 +25,7 @@ from pyrocompress.likelihoods import (
     CategoricalLikelihood,
     GaussianLikelihood,
 )
+from pyrocompress.moments import MomentELBO, predictive_moments, propagate, unit_scores
 from pyrocompress.nn import (
     BayesianConv2d,
     BayesianLinear,
@@ -31,6 +43,13 @@ from pyrocompress.selector import FeatureSelector
 __version__ = "0.1.0"
 
 __all__ = [
+    "MomentELBO",
+    "checkpoint",
+    "distributed",
+    "moments",
+    "predictive_moments",
+    "propagate",
+    "unit_scores",
     "REPORT_KEYS",
     "BayesianConv2d",
     "BayesianLinear",

@@ -106,6 +106,7 @@ def run(
     clip_var: float | None = None,
     checkpoint_dir: str | None = None,
     resume: bool = False,
+    objective: str = "elbo",
     progress: bool = True,
 ) -> dict:
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report."""
@@ -121,6 +122,11 @@ def run(
         raise UsageError("--device cuda was requested but CUDA is not available")
     if resume and checkpoint_dir is None:
         raise UsageError("--resume needs --checkpoint-dir, the folder of the checkpoint")
+    if objective == "moments" and prior != "gaussian":
+        raise UsageError(
+            f"--objective moments propagates Gaussian weight moments: use --prior gaussian "
+            f"(got --prior {prior}), or --objective elbo"
+        )
     if checkpoint_dir is not None and Path(checkpoint_dir).is_file():
         raise UsageError(f"--checkpoint-dir {checkpoint_dir} is a file; give a directory")
     try:
@@ -154,6 +160,7 @@ def run(
             device=device,
             checkpoint_dir=checkpoint_dir,
             resume=resume,
+            objective=objective,
             progress=progress,
         )
     except ValueError as e:  # a checkpoint that does not fit, or refused to load
@@ -404,6 +411,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     c.add_argument(
+        "--objective",
+        default="elbo",
+        choices=("elbo", "moments"),
+        help="sampled ELBO, or its sampling-free moment-propagation form (gaussian prior)",
+    )
+    c.add_argument(
         "--checkpoint-dir", default=None, help="save a checkpoint there after every epoch"
     )
     c.add_argument(
@@ -468,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             clip_var=args.clip_var,
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
+            objective=args.objective,
         )
     settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
     return _guarded(run, **settings)

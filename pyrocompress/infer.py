@@ -28,13 +28,15 @@ from pyrocompress.checkpoint import (
 )
 from pyrocompress.data import Dataset, check_tensors
 from pyrocompress.distributed import World
+from pyrocompress.moments import MomentELBO
 from pyrocompress.nn import BayesianNetwork
-from pyrocompress.priors import SpikeAndSlab
+from pyrocompress.priors import Gaussian, SpikeAndSlab
 from pyrocompress.reparam import LocalReparamELBO
 
 __all__ = ["History", "fit", "pretrain"]
 
 _SCHEDULES = ("constant", "cosine", "exponential")
+_OBJECTIVES = ("elbo", "moments")
 
 
 @dataclass
@@ -378,6 +380,7 @@ def fit(
     device: str | torch.device = "cpu",
     local_reparam: bool = True,
     max_weight_variance: Mapping[str, float] | None = None,
+    objective: str = "elbo",
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -432,6 +435,12 @@ def fit(
         weights and biases in the guide. The code of Louizos et al. (2017) caps the first
         layer of LeNet-300-100 at 0.04, ``{"1": 0.04}`` here; by default only
         ``priors.LOG_VAR_RANGE`` applies.
+    objective
+        ``"elbo"`` (default): the ELBO with a sampled log-likelihood, as above.
+        ``"moments"``: the same ELBO with the expected log-likelihood in closed form from
+        propagated means and variances (deterministic variational inference, Wu et al.
+        2019; :class:`~pyrocompress.moments.MomentELBO`); no random numbers, so no Monte
+        Carlo variance in the gradient. Needs the Gaussian prior.
     checkpoint_dir
         Folder for ``checkpoint.pt``: network (model and guide), optimiser, scheduler,
         random-number generators, epoch and history, written atomically at the end of every
@@ -470,6 +479,13 @@ def fit(
             "the spike-and-slab prior needs local_reparam=True: its inclusion gates are "
             "marginalised in the locally reparametrised pre-activations"
         )
+    if objective not in _OBJECTIVES:
+        raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+    if objective == "moments" and type(bnn.prior) is not Gaussian:
+        raise ValueError(
+            f"objective='moments' propagates the moments of independent Gaussian weights: "
+            f"use the 'gaussian' prior (this network has {bnn.prior!r}), or objective='elbo'"
+        )
     ckpt_path = _checkpoint_path(checkpoint_dir, resume)
     world, device = distributed.setup(device)
     if batch_size % world.size:
@@ -504,6 +520,7 @@ def fit(
         "lr_schedule": lr_schedule,
         "kl_warmup": kl_warmup,
         "local_reparam": bool(local_reparam),
+        "objective": objective,
         "sampler_seed": sampler_seed,
         "prior": repr(bnn.prior),
         "likelihood": repr(bnn.likelihood),
@@ -515,7 +532,11 @@ def fit(
         batches = _Minibatches(
             X, y, device, batch_size // world.size, world=world, seed=config["sampler_seed"]
         )
-    loss_fn = _ELBOLoss(bnn, LocalReparamELBO() if local_reparam else TraceMeanField_ELBO())
+    if objective == "moments":
+        elbo = MomentELBO()
+    else:
+        elbo = LocalReparamELBO() if local_reparam else TraceMeanField_ELBO()
+    loss_fn = _ELBOLoss(bnn, elbo)
     step_fn = (
         DistributedDataParallel(
             loss_fn, device_ids=[device.index] if device.type == "cuda" else None

@@ -20,6 +20,11 @@ Rules (``prune(bnn, rule=...)``):
     of the score (the error is taken as monotone in the threshold), then each layer's
     threshold is raised further by bisection while the tolerance holds.
 
+Scores (``score=``, for ``"sparsity"`` and ``"auto"``): ``"snr"``, ``"log_alpha"``,
+``"pip"`` from the posterior; ``"output_snr"``, ``"kernel_norm"``, ``"variance_share"``
+from moments propagated over the validation inputs (Gaussian prior; self-compression,
+Carannante et al. 2020; :func:`pyrocompress.moments.unit_scores`).
+
 Every layer keeps at least one group: a rule that would empty a layer keeps its
 best-scoring group and warns.
 """
@@ -37,6 +42,7 @@ from torch import nn
 from pyrocompress.analysis import Posterior
 from pyrocompress.export import CompactInfo, build_compact
 from pyrocompress.infer import prepare_data
+from pyrocompress.moments import unit_scores
 from pyrocompress.nn import BayesianNetwork
 
 __all__ = [
@@ -50,7 +56,8 @@ __all__ = [
 ]
 
 RULES = ("auto", "log_alpha", "pip", "snr", "sparsity")
-SCORES = ("snr", "log_alpha", "pip")
+MOMENT_SCORES = ("output_snr", "kernel_norm", "variance_share")
+SCORES = ("snr", "log_alpha", "pip", *MOMENT_SCORES)
 
 #: Keys every report has (``report.json``).
 REPORT_KEYS = (
@@ -175,7 +182,16 @@ def make_plan(
         snr = post.snr("group")
         masks = {k: v >= t for k, v in snr.items()}
         return PruningPlan(_ensure_nonempty(masks, snr), rule, "snr", {"all": t})
-    scores = group_scores(post, score)
+    if score in MOMENT_SCORES:
+        if validation is None:
+            raise ValueError(
+                f"score={score!r} is computed from moments propagated over data: pass "
+                "validation=(X, y)"
+            )
+        X, _ = prepare_data(bnn, validation, "validation", next(bnn.guide.parameters()).device)
+        scores = unit_scores(bnn, X)[score]
+    else:
+        scores = group_scores(post, score)
     flat = torch.cat([v.flatten() for v in scores.values()])
     if rule == "sparsity":
         if sparsity is None or not 0.0 <= float(sparsity) < 1.0:

@@ -82,6 +82,7 @@ def test_compress_lenet5_on_idx_files(tmp_path):
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--epochs", "0"], "--epochs"),
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--lr", "-1"], "--lr"),
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--clip-var", "0"], "--clip-var"),
+        (["--model", "mlp:64-8-10", "--dataset", "digits", "--objective", "moments"], "gaussian"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_files(tmp_path, capsys, args, message):
@@ -101,6 +102,15 @@ def test_out_that_is_a_file(tmp_path, capsys):
     assert main([*args, "--out", str(out), "--quiet"]) == 2
     assert "is a file" in capsys.readouterr().err
     assert out.read_text() == "x"
+
+
+def test_compress_with_the_moments_objective(tmp_path):
+    out = tmp_path / "out"
+    args = ["compress", "--model", "mlp:64-16-10", "--prior", "gaussian", "--dataset", "digits"]
+    args += ["--objective", "moments", "--epochs", "3", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    report = _check_outputs(out, "mlp:64-16-10")
+    assert report["history"]["loss"][-1] < report["history"]["loss"][0]
 
 
 def test_compress_with_the_authors_recipe_options(tmp_path):
