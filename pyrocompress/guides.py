@@ -58,10 +58,6 @@ class NetworkGuide(nn.Module):
     def __getitem__(self, name: str) -> LayerGuide:
         return self.layers[_key(name)]
 
-    def log_var_parameters(self) -> list[nn.Parameter]:
-        """The log-variance parameters of every layer."""
-        return [p for name, p in self.named_parameters() if name.endswith("log_var")]
-
     def log_var_bounds(
         self, max_weight_variance: Mapping[str, float] | None = None
     ) -> list[tuple[nn.Parameter, float, float]]:

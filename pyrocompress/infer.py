@@ -529,9 +529,7 @@ def fit(
     first_epoch, step = 0, 0
     if resume and ckpt_path.exists():
         first_epoch, step, history = _restore(ckpt_path, config, bnn, optimizer, scheduler)
-        batches = _Minibatches(
-            X, y, device, batch_size // world.size, world=world, seed=config["sampler_seed"]
-        )
+        batches.sampler.seed = config["sampler_seed"]  # the order of the run that saved it
     if objective == "moments":
         elbo = MomentELBO()
     else:

@@ -55,12 +55,11 @@ import torch
 import torch.nn.functional as F
 from pyro.infer import ELBO
 from torch import nn
-from torch.distributions import kl_divergence
 
 from pyrocompress.likelihoods import BernoulliLikelihood, CategoricalLikelihood, GaussianLikelihood
 from pyrocompress.nn import BayesianConv2d, BayesianLayer, BayesianLinear, BayesianNetwork
 from pyrocompress.priors import Gaussian
-from pyrocompress.reparam import _GuideSites
+from pyrocompress.reparam import _GuideSites, kl_sum
 
 __all__ = [
     "MomentELBO",
@@ -263,16 +262,15 @@ class MomentELBO(ELBO):
         sites = _GuideSites()
         with sites:
             guide(X, y, kl_scale=kl_scale)
-        kl = []
-        for layer in bnn.bayesian_layers().values():
-            priors = layer.prior.site_priors(layer.spec, X)
-            for part, p in priors.items():
-                q_site = sites.sites[layer.spec.site(part)]
-                kl.append(kl_divergence(q_site["fn"], p).sum() * q_site["scale"])
+        kl = kl_sum(
+            (sites.sites[layer.spec.site(part)], p)
+            for layer in bnn.bayesian_layers().values()
+            for part, p in layer.prior.site_priors(layer.spec, X).items()
+        )
         mean, var = propagate(bnn, X)
         ell = expected_log_likelihood(bnn.likelihood, mean, var, y).sum()
         n = len(X) if dataset_size is None else dataset_size
-        return torch.stack(kl).sum() - (n / len(X)) * ell
+        return kl - (n / len(X)) * ell
 
     def _get_trace(self, model, guide, args, kwargs):
         raise NotImplementedError(

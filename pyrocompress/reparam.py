@@ -161,6 +161,17 @@ class _ModelSites(Messenger):
         msg["done"] = True
 
 
+def kl_sum(pairs) -> torch.Tensor | float:
+    """:math:`\\sum s\\,\\mathrm{KL}(q\\,\\|\\,p)` over ``(guide site, prior)`` pairs, each
+    KL analytic and scaled and masked as its guide site (KL warm-up, subsampling); one
+    stack-and-sum node in the autograd graph. 0.0 without pairs."""
+    terms = []
+    for q_site, p in pairs:
+        term = scale_and_mask(kl_divergence(q_site["fn"], p), q_site["scale"], q_site["mask"])
+        terms.append(term if term.dim() == 0 else term.sum())
+    return torch.stack(terms).sum() if terms else 0.0
+
+
 class LocalReparamELBO(ELBO):
     r"""Mean-field ELBO with the local reparametrisation, built for speed.
 
@@ -218,17 +229,12 @@ class LocalReparamELBO(ELBO):
 
     @staticmethod
     def _particle(sites: _ModelSites) -> torch.Tensor:
-        kl = []
-        for msg, q_site in sites.latent:
-            kl_qp = kl_divergence(q_site["fn"], msg["fn"])
-            term = scale_and_mask(kl_qp, q_site["scale"], q_site["mask"])
-            kl.append(term if term.dim() == 0 else term.sum())
         log_lik = [
             scale_and_mask(msg["fn"].log_prob(msg["value"]), msg["scale"], msg["mask"]).sum()
             for msg in sites.observed
         ]
-        # one stack-and-sum node each instead of a chain of additions in the autograd graph
-        total_kl = torch.stack(kl).sum() if kl else 0.0
+        # one stack-and-sum node instead of a chain of additions in the autograd graph
+        total_kl = kl_sum((q_site, msg["fn"]) for msg, q_site in sites.latent)
         total_log_lik = torch.stack(log_lik).sum() if log_lik else 0.0
         return total_kl - total_log_lik
 
