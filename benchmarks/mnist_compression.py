@@ -23,6 +23,11 @@ Usage (from the project root; MNIST at ../shared/data/mnist)::
     .venv/bin/python benchmarks/mnist_compression.py --jobs 2          # every run
     .venv/bin/python benchmarks/mnist_compression.py --only lenet-5-caffe-group-nj
     .venv/bin/python benchmarks/mnist_compression.py --quick           # 1 epoch, no files
+    python benchmarks/mnist_compression.py --device cuda --jobs 4 --checkpoint-root ckpt
+
+``--checkpoint-root DIR`` keeps each run's last checkpoint (``DIR/<run>/checkpoint.pt``:
+the trained posterior) for analyses after the fact, such as other pruning rules; with
+``--resume`` an interrupted run continues from it (on this or another device).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from pathlib import Path
 
 from _common import RESULTS, machine
 
+from pyrocompress.checkpoint import CHECKPOINT_NAME, safe_load
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -51,8 +58,8 @@ CLIP = ("--clip-var", "0.04")
 RUNS = {
     "lenet-300-100-group-nj": ("lenet-300-100", "group-nj", 200, CLIP),
     "lenet-300-100-group-horseshoe": ("lenet-300-100", "group-horseshoe", 200, CLIP),
-    "lenet-5-caffe-group-nj": ("lenet-5-caffe", "group-nj", 8, ()),
-    "lenet-5-caffe-group-horseshoe": ("lenet-5-caffe", "group-horseshoe", 8, ()),
+    "lenet-5-caffe-group-nj": ("lenet-5-caffe", "group-nj", 200, ()),
+    "lenet-5-caffe-group-horseshoe": ("lenet-5-caffe", "group-horseshoe", 200, ()),
     "lenet-300-100-spike-slab": ("lenet-300-100", "spike-slab", 80, ()),
     "lenet-300-100-gaussian": ("lenet-300-100", "gaussian", 80, ()),
     "lenet-300-100-group-nj-no-clip": ("lenet-300-100", "group-nj", 200, ()),
@@ -60,25 +67,47 @@ RUNS = {
 TOLERANCE = 0.003  # 0.3 points of validation error
 
 
-def command(model: str, prior: str, epochs: int, data_dir: Path, extra=()) -> list[str]:
+def command(
+    model: str, prior: str, epochs: int, data_dir: Path, extra=(), device: str = "cpu"
+) -> list[str]:
     return [
         "compress", "--model", model, "--prior", prior, "--dataset", "mnist",
         "--data-dir", str(data_dir), "--epochs", str(epochs), "--batch-size", "128",
         "--lr", "1e-3", "--tolerance", str(TOLERANCE), "--seed", "0", *extra,
+        *(("--device", device) if device != "cpu" else ()),
     ]  # fmt: skip
 
 
-def run_one(name: str, epochs: int | None, data_dir: Path, threads: int, write: bool) -> dict:
+def run_one(
+    name: str,
+    epochs: int | None,
+    data_dir: Path,
+    threads: int,
+    write: bool,
+    device: str = "cpu",
+    checkpoint_root: Path | None = None,
+    resume: bool = False,
+) -> dict:
     model, prior, default_epochs, extra = RUNS[name]
-    args = command(model, prior, epochs or default_epochs, data_dir, extra)
+    args = command(model, prior, epochs or default_epochs, data_dir, extra, device)
     shown = "pyrocompress " + " ".join(
         shlex.quote(a if a != str(data_dir) else "../shared/data/mnist") for a in args
     )
-    exe = str(Path(sys.executable).with_name("pyrocompress"))
+    keep = ["--checkpoint-dir", str(checkpoint_root / name)] if checkpoint_root else []
+    resumed_from = 0
+    if resume:
+        ckpt = checkpoint_root / name / CHECKPOINT_NAME
+        resumed_from = int(safe_load(ckpt, "checkpoint")["epoch"]) if ckpt.exists() else 0
+        keep.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([exe, *args, "--out", tmp, "--quiet"], check=True, cwd=ROOT, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "pyrocompress", *args, *keep, "--out", tmp, "--quiet"],
+            check=True,
+            cwd=ROOT,
+            env=env,
+        )
         wall = time.perf_counter() - start
         report = json.loads((Path(tmp) / "report.json").read_text())
     if write:
@@ -99,7 +128,9 @@ def run_one(name: str, epochs: int | None, data_dir: Path, threads: int, write: 
         "date": dt.date.today().isoformat(),
         "machine": machine(),
         "threads": threads,
+        "device": device,
         "wall_seconds": wall,
+        **({"resumed_from_epoch": resumed_from} if resumed_from else {}),
     }
 
 
@@ -110,15 +141,30 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, help="override every run's epochs")
     ap.add_argument("--data-dir", type=Path, default=MNIST)
     ap.add_argument("--quick", action="store_true", help="1 epoch each, nothing written")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device")
+    ap.add_argument("--checkpoint-root", type=Path, help="keep DIR/<run>/checkpoint.pt")
+    ap.add_argument("--resume", action="store_true", help="continue from --checkpoint-root")
     args = ap.parse_args()
     if args.jobs < 1:
         ap.error("--jobs must be >= 1")
+    if args.resume and args.checkpoint_root is None:
+        ap.error("--resume needs --checkpoint-root, the folder of the runs' checkpoints")
     names = args.only or list(RUNS)
     epochs = 1 if args.quick else args.epochs
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {
-            n: pool.submit(run_one, n, epochs, args.data_dir, threads, not args.quick)
+            n: pool.submit(
+                run_one,
+                n,
+                epochs,
+                args.data_dir,
+                threads,
+                not args.quick,
+                args.device,
+                args.checkpoint_root,
+                args.resume,
+            )
             for n in names
         }
         done = {n: f.result() for n, f in futures.items()}

@@ -303,16 +303,22 @@ class BayesianNetwork(PyroModule):
             for layer in layers.values():
                 layer._point = None
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the variational parameters, where the network computes."""
+        return next(self.guide.parameters()).device
+
     @torch.no_grad()
     def predict_point(
         self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None, **kwargs
     ) -> torch.Tensor:
-        """Output of the posterior-mean network (optionally masked)."""
+        """Output of the posterior-mean network (optionally masked), on :attr:`device`
+        (inputs elsewhere are moved there)."""
         was_training = self.training
         self.eval()
         try:
             with self.point_estimate(masks, **kwargs):
-                return self.net(x)
+                return self.net(x.to(self.device))
         finally:
             self.train(was_training)
 
@@ -334,7 +340,7 @@ class BayesianNetwork(PyroModule):
                 for i in range(0, len(X), batch_size)
             ]
         )
-        return self.likelihood.error(out, y)
+        return self.likelihood.error(out, torch.as_tensor(y).to(out.device))
 
     def effective_weights(
         self, values: dict[str, torch.Tensor]

@@ -4,7 +4,9 @@ Rules (``prune(bnn, rule=...)``):
 
 ``"log_alpha"``
     keep a group when :math:`\\log\\alpha < ` ``threshold`` (default 0, i.e. dropout rate
-    below one half; Louizos et al. 2017 threshold per layer by eye).
+    below one half). Louizos et al. (2017) set a threshold per layer by eye (their code:
+    −2.8, −3, −5 for LeNet-300-100's three layers): ``threshold`` may be a dict from
+    every layer name to its threshold, for this rule and for ``"pip"`` and ``"snr"``.
 ``"pip"``
     keep a group when its posterior inclusion probability is at least ``threshold``
     (default 0.5: the median-probability model of Barbieri & Berger 2004).
@@ -133,6 +135,38 @@ def _ensure_nonempty(masks, scores) -> dict[str, torch.Tensor]:
     return out
 
 
+#: default threshold of each threshold rule
+_DEFAULT_THRESHOLD = {"log_alpha": 0.0, "pip": 0.5, "snr": 1.0}
+_THRESHOLD_RULES = ", ".join(map(repr, _DEFAULT_THRESHOLD))
+
+
+def _layer_thresholds(threshold, rule: str, layers: list[str]) -> dict[str, float]:
+    """``threshold`` (None, a number, or a dict naming every layer) as one float per layer,
+    validated for ``rule``."""
+    if threshold is None:
+        values = dict.fromkeys(layers, _DEFAULT_THRESHOLD[rule])
+    elif isinstance(threshold, dict):
+        unknown = sorted(set(threshold) - set(layers))
+        missing = [k for k in layers if k not in threshold]
+        if unknown or missing:
+            raise ValueError(
+                f"a threshold dict must name every layer exactly: {layers}"
+                + (f"; unknown {unknown}" if unknown else "")
+                + (f"; missing {missing}" if missing else "")
+            )
+        values = {k: threshold[k] for k in layers}
+    else:
+        values = dict.fromkeys(layers, threshold)
+    for name, t in values.items():
+        if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
+            raise ValueError(f"threshold must be a finite number, got {t!r} for layer {name!r}")
+        if rule == "pip" and not 0.0 <= t <= 1.0:
+            raise ValueError(f"a PIP threshold must be in [0, 1], got {t}")
+        if rule == "snr" and t < 0:
+            raise ValueError(f"an SNR threshold must be non-negative, got {t}")
+    return {k: float(t) for k, t in values.items()}
+
+
 def _kept_params(bnn, masks) -> int:
     """Weights left by the masks alone (for ranking candidate plans)."""
     total = 0
@@ -146,7 +180,7 @@ def make_plan(
     bnn: BayesianNetwork,
     rule: str = "auto",
     *,
-    threshold: float | None = None,
+    threshold: float | dict[str, float] | None = None,
     sparsity: float | None = None,
     validation=None,
     tolerance: float = 0.01,
@@ -156,32 +190,19 @@ def make_plan(
     """Choose which groups to keep; see the module docstring for the rules."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    if threshold is not None and (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, int | float)
-        or not math.isfinite(threshold)
-    ):
-        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     post = bnn.posterior()
-    if rule == "log_alpha":
-        t = 0.0 if threshold is None else float(threshold)
-        masks = {k: v < t for k, v in post.log_alpha().items()}
-        scores = group_scores(post, "log_alpha")
-        return PruningPlan(_ensure_nonempty(masks, scores), rule, "log_alpha", {"all": t})
-    if rule == "pip":
-        t = 0.5 if threshold is None else float(threshold)
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"a PIP threshold must be in [0, 1], got {t}")
-        scores = post.inclusion_probabilities()
-        masks = {k: v >= t for k, v in scores.items()}
-        return PruningPlan(_ensure_nonempty(masks, scores), rule, "pip", {"all": t})
-    if rule == "snr":
-        t = 1.0 if threshold is None else float(threshold)
-        if t < 0:
-            raise ValueError(f"an SNR threshold must be non-negative, got {t}")
-        snr = post.snr("group")
-        masks = {k: v >= t for k, v in snr.items()}
-        return PruningPlan(_ensure_nonempty(masks, snr), rule, "snr", {"all": t})
+    if rule in _DEFAULT_THRESHOLD:
+        th = _layer_thresholds(threshold, rule, post.layer_names)
+        if rule == "log_alpha":
+            scores = group_scores(post, "log_alpha")  # -log alpha: higher is kept
+            masks = {k: v < th[k] for k, v in post.log_alpha().items()}
+        else:
+            scores = post.inclusion_probabilities() if rule == "pip" else post.snr("group")
+            masks = {k: v >= th[k] for k, v in scores.items()}
+        shown = {"all": th[post.layer_names[0]]} if not isinstance(threshold, dict) else th
+        return PruningPlan(_ensure_nonempty(masks, scores), rule, rule, shown)
+    if threshold is not None:
+        raise ValueError(f"rule={rule!r} takes no threshold (it is for {_THRESHOLD_RULES})")
     if score in MOMENT_SCORES:
         if validation is None:
             raise ValueError(
@@ -228,7 +249,7 @@ def make_plan(
                 hi = mid - 1
         return found
 
-    quantiles = torch.linspace(0.0, 0.995, 200, dtype=flat.dtype)
+    quantiles = torch.linspace(0.0, 0.995, 200, dtype=flat.dtype, device=flat.device)
     best = {k: -math.inf for k in scores}
     best_err, best_masks = evaluate(best)
     candidates = sorted(set(torch.quantile(flat, quantiles).tolist()))
@@ -262,7 +283,7 @@ def prune(
     *,
     validation=None,
     test=None,
-    threshold: float | None = None,
+    threshold: float | dict[str, float] | None = None,
     sparsity: float | None = None,
     tolerance: float = 0.01,
     score: str = "snr",

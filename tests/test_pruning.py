@@ -139,6 +139,44 @@ def test_rule_validation(relevant_data):
         make_plan(bnn, "pip", threshold=2.0)
 
 
+@pytest.mark.parametrize("rule", ["log_alpha", "pip", "snr"])
+def test_per_layer_thresholds_apply_each_layers_own_threshold(relevant_data, rule):
+    """threshold as a dict (Louizos et al.'s per-layer log alpha thresholds): each layer is
+    cut at its own value, exactly as the single-number rule with that value cuts it."""
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 6, 4, 2]), "group-nj", X, y, epochs=5)
+    post = bnn.posterior()
+    names = post.layer_names
+    scores = {
+        "log_alpha": post.log_alpha(),
+        "pip": post.inclusion_probabilities(),
+        "snr": post.snr("group"),
+    }[rule]
+    # per layer, a threshold at that layer's median score: about half its groups kept
+    th = {k: float(v.median()) for k, v in scores.items()}
+    plan = make_plan(bnn, rule, threshold=th)
+    assert plan.thresholds == th
+    for name in names:
+        single = make_plan(bnn, rule, threshold=th[name])
+        assert torch.equal(plan.masks[name], single.masks[name]), name
+    # the layers' thresholds differ, so one number cannot give the same plan
+    assert len(set(th.values())) > 1
+
+
+def test_per_layer_thresholds_must_name_every_layer(relevant_data):
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 4, 2]), "group-nj", X, y, epochs=1)
+    names = bnn.posterior().layer_names
+    with pytest.raises(ValueError, match=r"name every layer exactly.*missing"):
+        make_plan(bnn, "log_alpha", threshold={names[0]: -3.0})
+    with pytest.raises(ValueError, match=r"unknown \['fc9'\]"):
+        make_plan(bnn, "log_alpha", threshold={**dict.fromkeys(names, -3.0), "fc9": 0.0})
+    with pytest.raises(ValueError, match="finite number.*for layer"):
+        make_plan(bnn, "snr", threshold={**dict.fromkeys(names, 1.0), names[0]: float("nan")})
+    with pytest.raises(ValueError, match="takes no threshold"):
+        make_plan(bnn, "sparsity", sparsity=0.5, threshold=0.1)
+
+
 def test_rule_that_empties_a_layer_keeps_best_unit_and_warns(relevant_data):
     X, y = relevant_data
     bnn = _trained(pc.mlp([8, 4, 2]), "group-nj", X, y, epochs=1)
