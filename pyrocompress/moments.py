@@ -14,8 +14,11 @@ Inference for Robust Bayesian Neural Networks", §3) — gives
 * sampling-free predictive means and variances (:func:`predictive_moments`);
 * unit scores for self-compression (:func:`unit_scores`).
 
-The propagation keeps one mean and one variance per unit (a diagonal covariance: units of
-a layer are treated as uncorrelated, the approximation of Wu et al.'s diagonal variant):
+By default the propagation keeps one mean and one variance per unit (a diagonal
+covariance: units of a layer are treated as uncorrelated, the approximation of Wu et al.'s
+diagonal variant); ``covariance="full"`` keeps each example's full covariance matrix
+across the units of a layer, as extended variational inference does, for networks of
+Linear layers and ReLUs (below):
 
 Linear / Conv2d, input :math:`(m, v)`, weights :math:`(M, S)`, bias :math:`(m_b, s_b)`
     :math:`\mathrm E[a] = M m + m_b`, :math:`\mathrm{Var}[a] = (M^2 + S)\,v + S\,m^2 + s_b`
@@ -33,6 +36,27 @@ MaxPool2d
     maximum of two independent Gaussians, each intermediate maximum treated as Gaussian.
 Flatten, Dropout (evaluation: identity)
     reshape / identity.
+
+With ``covariance="full"`` (input covariance :math:`\Sigma`):
+
+Linear
+    :math:`\mathrm{Cov}[a] = M\Sigma M^\top + \mathrm{diag}\big(S(\mathrm{diag}\,\Sigma
+    + m^2) + s_b\big)` — exact, since a layer's weights are independent of its input and of
+    each other (the second term is the weight noise, which each output unit draws alone).
+ReLU
+    exact rectified-Gaussian variances on the diagonal; off the diagonal the first-order
+    term of the expansion in the correlation (Price's theorem),
+    :math:`\mathrm{Cov}[\mathrm{relu}(a_i), \mathrm{relu}(a_j)] \approx
+    \Phi(\alpha_i)\Phi(\alpha_j)\Sigma_{ij}` — exact for uncorrelated units, and the
+    matrix stays positive semi-definite because
+    :math:`\mathrm{Var}[\mathrm{relu}(a_i)] \ge \Phi(\alpha_i)^2\Sigma_{ii}` (Stein's
+    lemma with Cauchy–Schwarz). Wu et al. (2019, §3.2) give a closed form that also
+    captures higher orders; this is the cheaper first-order variant.
+
+The cost is :math:`O(d^2)` memory and :math:`O(d^2 d_{in})` time per example and layer,
+for small layers. The diagonal propagation is exact up to the first hidden layer's output
+(the units of one layer do not share random inputs before then) and drops the covariance
+after it; the full one keeps it, exactly through Linear layers.
 
 The expected log-likelihood is exact for a Gaussian likelihood,
 :math:`\mathrm E\log\mathcal N(y\mid f,\sigma^2) = -\log(\sqrt{2\pi}\sigma)
@@ -144,17 +168,28 @@ def _check_supported(bnn: BayesianNetwork) -> None:
         )
 
 
+COVARIANCES = ("diagonal", "full")
+
+
 def propagate(
-    bnn: BayesianNetwork, x: torch.Tensor, *, record: bool = False
+    bnn: BayesianNetwork, x: torch.Tensor, *, record: bool = False, covariance: str = "diagonal"
 ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, dict]:
     """Propagate ``x`` (deterministic inputs) through ``bnn`` under its guide.
 
     Returns the mean and variance of the network's output (logits or regression mean),
     per example and unit; with ``record=True`` also a dict mapping each Bayesian layer's
-    name to the ``(mean, var)`` of its *input*, for :func:`unit_scores`. Differentiable
-    in the guide's parameters.
+    name to the ``(mean, var)`` of its *input*, for :func:`unit_scores`. With
+    ``covariance="full"`` the second output is each example's covariance matrix of the
+    output units, ``[n, d, d]`` (Linear and ReLU networks; module docstring).
+    Differentiable in the guide's parameters.
     """
     _check_supported(bnn)
+    if covariance not in COVARIANCES:
+        raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+    if covariance == "full":
+        if record:
+            raise ValueError("record=True records diagonal moments: use covariance='diagonal'")
+        return _propagate_full(bnn, x)
     names = {id(m): n for n, m in bnn.bayesian_layers().items()}
     mean, var = x, torch.zeros_like(x)
     inputs = {}
@@ -189,6 +224,44 @@ def propagate(
     return (mean, var, inputs) if record else (mean, var)
 
 
+def _propagate_full(bnn: BayesianNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``[n, d]`` and covariance ``[n, d, d]`` through Linear layers and ReLUs."""
+    names = {id(m): n for n, m in bnn.bayesian_layers().items()}
+    mean, cov = x, None  # None: deterministic (zero covariance)
+    for module in bnn.net:
+        if isinstance(module, BayesianLinear):
+            w_m, w_v, b_m, b_v = _layer_moments(bnn, names[id(module)], module)
+            second = mean.square() if cov is None else mean.square() + cov.diagonal(0, -2, -1)
+            noise = second @ w_v.T + (b_v if b_v is not None else 0.0)
+            new_cov = torch.diag_embed(noise)
+            if cov is not None:
+                new_cov = new_cov + w_m @ cov @ w_m.T
+            mean = mean @ w_m.T + (b_m if b_m is not None else 0.0)
+            cov = new_cov
+        elif isinstance(module, nn.ReLU):
+            if cov is None:
+                mean = torch.relu(mean)
+                continue
+            var = cov.diagonal(0, -2, -1)
+            _, cdf = _pdf_cdf(mean / (var + _TINY).sqrt())
+            mean, new_var = relu_moments(mean, var)
+            off = cdf.unsqueeze(-1) * cov * cdf.unsqueeze(-2)
+            cov = off + torch.diag_embed(new_var - off.diagonal(0, -2, -1))
+        elif isinstance(module, nn.Flatten) and (cov is None or mean.dim() == 2):
+            mean = module(mean)
+        elif isinstance(module, nn.Dropout | nn.Identity):
+            continue
+        else:
+            raise TypeError(
+                f"full-covariance propagation supports Bayesian Linear layers, ReLU, Dropout "
+                f"and a Flatten of the inputs, not {type(module).__name__}; use "
+                "covariance='diagonal' for convolutional networks"
+            )
+    if cov is None:
+        cov = torch.zeros(*mean.shape, mean.shape[-1], dtype=mean.dtype, device=mean.device)
+    return mean, cov
+
+
 def expected_log_likelihood(
     likelihood: nn.Module, mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
@@ -211,7 +284,7 @@ def expected_log_likelihood(
 
 @torch.no_grad()
 def predictive_moments(
-    bnn: BayesianNetwork, X: torch.Tensor, *, batch_size: int = 2000
+    bnn: BayesianNetwork, X: torch.Tensor, *, batch_size: int = 2000, covariance: str = "diagonal"
 ) -> dict[str, torch.Tensor]:
     """Sampling-free predictive summaries of ``bnn`` at ``X``.
 
@@ -219,13 +292,21 @@ def predictive_moments(
     for regression ``"predictive_var"`` = ``var`` + noise variance; for classification
     ``"probs"``, the probit approximation of the predictive class probabilities,
     :math:`\\mathrm{softmax}\\big(m / \\sqrt{1 + \\pi v / 8}\\big)` (MacKay 1992; for the
-    Bernoulli likelihood the sigmoid of the same ratio).
+    Bernoulli likelihood the sigmoid of the same ratio). With ``covariance="full"`` the
+    moments come from the full-covariance propagation and ``"cov"``, each example's
+    covariance of the output units, is added.
     """
     device = next(bnn.guide.parameters()).device
-    parts = [propagate(bnn, X[i : i + batch_size].to(device)) for i in range(0, len(X), batch_size)]
+    parts = [
+        propagate(bnn, X[i : i + batch_size].to(device), covariance=covariance)
+        for i in range(0, len(X), batch_size)
+    ]
     mean = torch.cat([m for m, _ in parts])
-    var = torch.cat([v for _, v in parts])
+    second = torch.cat([v for _, v in parts])
+    var = second.diagonal(0, -2, -1) if covariance == "full" else second
     out = {"mean": mean, "var": var}
+    if covariance == "full":
+        out["cov"] = second
     lik = bnn.likelihood
     if isinstance(lik, GaussianLikelihood):
         out["predictive_var"] = var + lik.noise.square()
@@ -252,8 +333,15 @@ class MomentELBO(ELBO):
     each latent site's KL is taken against the prior the model samples that site from.
     No random numbers are drawn, so its gradient has no Monte Carlo variance. Used by
     ``fit(..., objective="moments")``; the model must be a :class:`BayesianNetwork` with
-    the Gaussian prior.
+    the Gaussian prior. ``covariance="full"`` propagates full covariances (Linear and ReLU
+    networks, :func:`propagate`); the expected log-likelihood uses their diagonal.
     """
+
+    def __init__(self, *, covariance: str = "diagonal", **kwargs) -> None:
+        if covariance not in COVARIANCES:
+            raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+        super().__init__(**kwargs)
+        self.covariance = covariance
 
     def differentiable_loss(self, model, guide, X, y, *, dataset_size=None, subsample=None,
                             kl_scale: float = 1.0, **kwargs) -> torch.Tensor:  # fmt: skip
@@ -267,7 +355,9 @@ class MomentELBO(ELBO):
             for layer in bnn.bayesian_layers().values()
             for part, p in layer.prior.site_priors(layer.spec, X).items()
         )
-        mean, var = propagate(bnn, X)
+        mean, var = propagate(bnn, X, covariance=self.covariance)
+        if self.covariance == "full":
+            var = var.diagonal(0, -2, -1)
         ell = expected_log_likelihood(bnn.likelihood, mean, var, y).sum()
         n = len(X) if dataset_size is None else dataset_size
         return kl - (n / len(X)) * ell
