@@ -20,6 +20,8 @@ Usage (from the project root; MNIST at ../shared/data/mnist)::
     .venv/bin/python benchmarks/mnist_compression.py --checkpoint-root runs/ckpt  # train
     .venv/bin/python benchmarks/pruning_rules.py --checkpoint-root runs/ckpt
     .venv/bin/python benchmarks/pruning_rules.py --checkpoint-root runs/ckpt --quick
+    .venv/bin/python benchmarks/pruning_rules.py --checkpoint-root runs/ckpt \\
+        --only lenet-5-caffe-group-nj      # redo one run; the file keeps the others
 
 Writes ``docs/results/pruning-rules.json`` and ``.md``.
 """
@@ -27,12 +29,13 @@ Writes ``docs/results/pruning-rules.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from _common import provenance, write_results
+from _common import RESULTS, provenance, write_results
 from mnist_compression import MNIST, RUNS
 
 import pyrocompress as pc
@@ -67,13 +70,23 @@ def load_run(name: str, root: Path, splits) -> pc.BayesianNetwork:
     return bnn.eval()
 
 
+def _previous() -> dict:
+    path = RESULTS / "pruning-rules.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint-root", type=Path, required=True)
     ap.add_argument("--data-dir", type=Path, default=MNIST)
     ap.add_argument("--quick", action="store_true", help="two rules per run, nothing written")
+    ap.add_argument(
+        "--only", choices=list(RUNS), action="append", help="these runs (the file keeps others)"
+    )
     args = ap.parse_args()
-    names = [n for n in RUNS if (args.checkpoint_root / n / CHECKPOINT_NAME).exists()]
+    names = [
+        n for n in (args.only or RUNS) if (args.checkpoint_root / n / CHECKPOINT_NAME).exists()
+    ]
     if not names:
         ap.error(f"no run checkpoints under {args.checkpoint_root} (see --checkpoint-root)")
     splits = datasets.load_dataset("mnist", data_dir=args.data_dir, seed=0, flatten=False)
@@ -98,7 +111,7 @@ def main() -> int:
             rows.append(
                 {
                     "run": name,
-                    "model": r["model"] if "model" in r else RUNS[name][0],
+                    "model": RUNS[name][0],
                     "epochs": epochs,
                     "rule": label,
                     "architecture": r["architecture_after"],
@@ -119,16 +132,21 @@ def main() -> int:
             )
     if args.quick:
         return 0
-    result = {**provenance(), "targets": TARGETS, "rows": rows}
+    old = _previous()
+    runs = {**old.get("runs", {}), **dict.fromkeys(names, provenance())}
+    rows = [r for r in old.get("rows", []) if r["run"] not in names] + rows
+    order = list(RUNS)
+    rows.sort(key=lambda r: order.index(r["run"]))
+    result = {"targets": TARGETS, "runs": runs, "rows": rows}
     lines = [
         "# Pruning rules on the trained MNIST posteriors",
         "",
-        f"Command: `{result['command']}` · date {result['date']} · machine: "
-        f"{result['machine']}. Each network is the final checkpoint of its "
-        "`benchmarks/mnist_compression.py` run, pruned again; thresholds are chosen on the "
+        "Each network is the final checkpoint of its `benchmarks/mnist_compression.py` run, "
+        "pruned again by `benchmarks/pruning_rules.py`; thresholds are chosen on the "
         "validation split, errors are on the 10,000 test images.",
     ]
-    for name in names:
+    for name in sorted(runs, key=order.index):
+        prov = runs[name]
         model = RUNS[name][0]
         max_err, min_bits = TARGETS[model]
         mine = [r for r in rows if r["run"] == name]
@@ -136,6 +154,8 @@ def main() -> int:
             "",
             f"## {name} ({mine[0]['epochs']} epochs; posterior mean "
             f"{100 * mine[0]['test_error_bayes']:.2f} %)",
+            "",
+            f"`{prov['command']}` · {prov['date']} · {prov['machine']}",
             "",
             "| rule | architecture | val error | test error | compression (params) "
             "| compression (bits) | within target |",
