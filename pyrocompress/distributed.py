@@ -104,8 +104,16 @@ def setup(device: str | torch.device) -> tuple[World, torch.device]:
 
 
 def _leave() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group at exit, all ranks together: a rank that tears its
+    connections down while another still works (rank 0 pruning and writing the outputs)
+    can abort in gloo's teardown, and torchrun then kills the working rank."""
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+    except Exception:  # a peer that died already: nothing to wait for
+        pass
+    dist.destroy_process_group()
 
 
 # ---------------------------------------------------------------- per-example noise
