@@ -54,8 +54,9 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 #: the first-layer variance cap of the authors' LeNet-300-100 code
 CLIP = ("--clip-var", "0.04")
 #: run name -> (model, prior, epochs, extra options). Epochs are this CPU's budget where
-#: below the paper's 200. ``-no-clip``, ``-clip-0.2``: the same run without the cap, and
-#: with a cap five times the authors' (ablations).
+#: below the paper's 200. Ablations: ``-no-clip``, ``-clip-0.1``, ``-clip-0.2``: without
+#: the cap, and with caps of 2.5 and 5 times the authors'; ``-pixels-pm1``: pixels scaled
+#: to [-1, 1] as in the authors' code.
 RUNS = {
     "lenet-300-100-group-nj": ("lenet-300-100", "group-nj", 200, CLIP),
     "lenet-300-100-group-horseshoe": ("lenet-300-100", "group-horseshoe", 200, CLIP),
@@ -65,6 +66,13 @@ RUNS = {
     "lenet-300-100-gaussian": ("lenet-300-100", "gaussian", 80, ()),
     "lenet-300-100-group-nj-no-clip": ("lenet-300-100", "group-nj", 200, ()),
     "lenet-300-100-group-nj-clip-0.2": ("lenet-300-100", "group-nj", 200, ("--clip-var", "0.2")),
+    "lenet-300-100-group-nj-clip-0.1": ("lenet-300-100", "group-nj", 200, ("--clip-var", "0.1")),
+    "lenet-300-100-group-nj-pixels-pm1": (
+        "lenet-300-100",
+        "group-nj",
+        200,
+        (*CLIP, "--pixel-range", "-1,1"),
+    ),
 }
 TOLERANCE = 0.003  # 0.3 points of validation error
 

@@ -36,7 +36,13 @@ ANCHORS = {
 TARGETS = {"lenet-300-100": (0.018, 60.0), "lenet-5-caffe": (0.010, 420.0)}
 PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
 #: Ablations shown after the main rows: file suffix -> label.
-VARIANTS = {"": "", "-clip-0.2": ", variance cap 0.2", "-no-clip": ", no variance cap"}
+VARIANTS = {
+    "": "",
+    "-pixels-pm1": ", pixels in [−1, 1]",
+    "-clip-0.1": ", variance cap 0.1",
+    "-clip-0.2": ", variance cap 0.2",
+    "-no-clip": ", no variance cap",
+}
 
 
 def _load(name: str) -> dict | None:
@@ -175,6 +181,7 @@ def gap_paragraph() -> list[str]:
         (label, r)
         for label, r in (
             ("0.04 (the authors')", _load("lenet-300-100-group-nj.json")),
+            ("0.1", _load("lenet-300-100-group-nj-clip-0.1.json")),
             ("0.2", _load("lenet-300-100-group-nj-clip-0.2.json")),
             ("none", _load("lenet-300-100-group-nj-no-clip.json")),
         )

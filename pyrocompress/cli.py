@@ -214,6 +214,26 @@ def run(
     return report
 
 
+#: options whose value may start with a minus sign
+_SIGNED_OPTIONS = ("--pixel-range",)
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """``--pixel-range -1,1`` as ``--pixel-range=-1,1``: argparse would take ``-1,1`` for
+    an option and stop with "expected one argument"."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _SIGNED_OPTIONS and i + 1 < len(argv) and argv[i + 1][:1] == "-":
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def _parse_range(text: str) -> tuple[float, float]:
     """``"-1,1"`` -> ``(-1.0, 1.0)`` for ``--pixel-range``."""
     try:
@@ -459,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # the command line only writes files
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command == "select":
         settings = {
             k: getattr(args, k)

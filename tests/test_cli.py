@@ -119,10 +119,23 @@ def test_compress_with_the_authors_recipe_options(tmp_path):
     out = tmp_path / "out"
     args = ["compress", "--model", "lenet-300-100", "--prior", "group-nj", "--dataset", "mnist"]
     args += ["--data-dir", str(data), "--epochs", "1", "--batch-size", "512", "--out", str(out)]
-    args += ["--pixel-range=-1,1", "--clip-var", "0.04", "--lr-schedule", "constant"]
+    args += ["--pixel-range", "-1,1", "--clip-var", "0.04", "--lr-schedule", "constant"]
     assert main([*args, "--quiet"]) == 0
     report = _check_outputs(out, "lenet-300-100")
     assert report["history"]["lr"] == [1e-2]  # constant: the default lr after one epoch
+
+
+@pytest.mark.parametrize(
+    "argv", [["--pixel-range", "-1,1"], ["--pixel-range=-1,1"], ["--pixel-range", "-1.5,-0.5"]]
+)
+def test_pixel_range_takes_negative_bounds_as_written(argv):
+    from pyrocompress.cli import _attach_negative_values, _parser
+
+    base = ["compress", "--model", "m", "--prior", "gaussian", "--dataset", "digits"]
+    args = _parser().parse_args(_attach_negative_values([*base, *argv, "--seed", "3"]))
+    low = float(argv[-1].split("=")[-1].split(",")[0])
+    assert args.pixel_range[0] == low and args.pixel_range[0] < args.pixel_range[1]
+    assert args.seed == 3
 
 
 @pytest.mark.parametrize("value", ["1,1", "a,b", "0", "0,inf"])
