@@ -70,6 +70,15 @@ def load_run(name: str, root: Path, splits) -> pc.BayesianNetwork:
     return bnn.eval()
 
 
+def pixel_range(name: str) -> tuple[float, float]:
+    """The pixel interval the run trained on (its ``--pixel-range``, else [0, 1])."""
+    extra = list(RUNS[name][3])
+    if "--pixel-range" in extra:
+        low, high = extra[extra.index("--pixel-range") + 1].split(",")
+        return float(low), float(high)
+    return 0.0, 1.0
+
+
 def _previous() -> dict:
     path = RESULTS / "pruning-rules.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -89,11 +98,13 @@ def main() -> int:
     ]
     if not names:
         ap.error(f"no run checkpoints under {args.checkpoint_root} (see --checkpoint-root)")
-    splits = datasets.load_dataset("mnist", data_dir=args.data_dir, seed=0, flatten=False)
-    val, test = (splits.val.X, splits.val.y), (splits.test.X, splits.test.y)
     rules = RULES[:1] + RULES[-1:] if args.quick else RULES
     rows = []
     for name in names:
+        splits = datasets.load_dataset(
+            "mnist", data_dir=args.data_dir, seed=0, flatten=False, pixel_range=pixel_range(name)
+        )
+        val, test = (splits.val.X, splits.val.y), (splits.test.X, splits.test.y)
         bnn = load_run(name, args.checkpoint_root, splits)
         epochs = int(safe_load(args.checkpoint_root / name / CHECKPOINT_NAME)["epoch"])
         extra = []

@@ -202,6 +202,15 @@ def gap_paragraph() -> list[str]:
         if len(caps) > 1
         else ""
     )
+    pm1 = _load("lenet-300-100-group-nj-pixels-pm1.json")
+    pixels = (
+        f"Scaling the pixels to [−1, 1] as the authors' code does (cap 0.04) gives "
+        f"{100 * pm1['test_error_bayes']:.2f} % unpruned and {_arch(pm1)} at "
+        f"{100 * pm1['test_error_compact']:.2f} % and {pm1['compression_rate_bits']:.0f}× "
+        "with bits: the same trade-off. "
+        if pm1 is not None
+        else ""
+    )
     study = _load("pruning-rules.json") or {"rows": []}
     met = [
         r
@@ -231,9 +240,9 @@ def gap_paragraph() -> list[str]:
         f"{rule_text}{cap}The posteriors are less sparse than the "
         "authors' at equal accuracy — more first-layer inputs (or convolution channels) and "
         "more hidden units survive — and the first layers need more bits (the bit widths "
-        "are in each report). What would close the gap, not yet measured: the authors' "
-        "input normalisation (`--pixel-range -1,1`), caps between those tried, and several "
-        "seeds per row to see how much of the gap is run-to-run spread.",
+        f"are in each report). {pixels}Not yet measured: several seeds per row (how much of "
+        "the gap is run-to-run spread), and the authors' training choices beyond the cap "
+        "and the pixel scaling.",
         "",
         *out,
         "",
