@@ -280,6 +280,9 @@ def speed_section() -> list[str]:
             f"{speed['flops_ratio']:.1f}× FLOPs ratio.",
             "",
         ]
+    ops = RESULTS / "step-ops.md"
+    if ops.exists():
+        lines += _body(ops, level=3)
     return lines
 
 
