@@ -50,13 +50,13 @@ ReLU
     \Phi(\alpha_i)\Phi(\alpha_j)\Sigma_{ij}` — exact for uncorrelated units, and the
     matrix stays positive semi-definite because
     :math:`\mathrm{Var}[\mathrm{relu}(a_i)] \ge \Phi(\alpha_i)^2\Sigma_{ii}` (Stein's
-    lemma with Cauchy–Schwarz). Wu et al. (2019, §3.2) give a closed form that also
-    captures higher orders; this is the cheaper first-order variant.
+    lemma with Cauchy–Schwarz). Wu et al. (2019) approximate these terms to higher
+    order; this is the cheaper first-order variant.
 
 The cost is :math:`O(d^2)` memory and :math:`O(d^2 d_{in})` time per example and layer,
-for small layers. The diagonal propagation is exact up to the first hidden layer's output
-(the units of one layer do not share random inputs before then) and drops the covariance
-after it; the full one keeps it, exactly through Linear layers.
+for small layers. The diagonal propagation is exact through the first two layers of a
+multilayer perceptron (the second layer's inputs are still independent) and drops the
+covariance from there on; the full one keeps it, exactly through Linear layers.
 
 The expected log-likelihood is exact for a Gaussian likelihood,
 :math:`\mathrm E\log\mathcal N(y\mid f,\sigma^2) = -\log(\sqrt{2\pi}\sigma)
