@@ -118,6 +118,11 @@ def test_moments_objective_and_predictions_on_the_device(device):
     assert torch.allclose(pred["probs"].sum(-1).cpu(), torch.ones(len(X)), atol=1e-5)
     for score, layers in pc.unit_scores(bnn, X).items():
         assert all(torch.isfinite(s).all() for s in layers.values()), score
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 6), nn.ReLU(), nn.Linear(6, 2))
+    mlp = pc.bayesianize(mlp, "gaussian", seed=0)
+    pc.fit(mlp, (X, y), epochs=1, batch_size=32, objective="moments", device=device, progress=False)
+    full = pc.predictive_moments(mlp, X, covariance="full")
+    assert full["cov"].device.type == device and full["cov"].shape == (len(X), 2, 2)
 
 
 @pytest.mark.parametrize("device", DEVICES)
