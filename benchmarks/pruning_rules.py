@@ -41,7 +41,7 @@ from mnist_compression import MNIST, RUNS
 import pyrocompress as pc
 from pyrocompress import data as datasets
 from pyrocompress.checkpoint import CHECKPOINT_NAME, safe_load
-from pyrocompress.cli import build_model
+from pyrocompress.cli import _parse_range, build_model
 from pyrocompress.priors import get_prior
 
 #: (label, prune() keyword arguments)
@@ -74,8 +74,7 @@ def pixel_range(name: str) -> tuple[float, float]:
     """The pixel interval the run trained on (its ``--pixel-range``, else [0, 1])."""
     extra = list(RUNS[name][3])
     if "--pixel-range" in extra:
-        low, high = extra[extra.index("--pixel-range") + 1].split(",")
-        return float(low), float(high)
+        return _parse_range(extra[extra.index("--pixel-range") + 1])
     return 0.0, 1.0
 
 

@@ -154,7 +154,7 @@ def to_datatree(
 
     X = torch.as_tensor(X).float()
     y = torch.as_tensor(y)
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     d = posterior_draws(bnn, X.to(device), y.to(device), num_samples, seed=seed)
     post, dims, coords = {}, {}, {"obs_id": np.arange(len(y))}
     for name, draws in d["gates"].items():

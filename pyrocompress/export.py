@@ -157,7 +157,7 @@ def build_compact(
         :math:`2^{-t}` (Louizos et al. 2017, §4) and no longer equal the masked network's.
     """
     chain = chain_of(bnn.net)
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     example = example[:1].to(device)
     weighted = [i for i, m in enumerate(chain) if isinstance(m, BayesianLayer)]
     if not weighted:

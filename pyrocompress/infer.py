@@ -125,7 +125,7 @@ def prepare_data(
 def _check_input_shape(bnn: BayesianNetwork, X: torch.Tensor, name: str) -> None:
     """One example through the posterior-mean network: a shape it cannot take is a
     ValueError about the data, not an error deep in a matrix product."""
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     try:
         with bnn.point_estimate():
             bnn.net(X[:1].to(device))
@@ -232,7 +232,7 @@ def _num_outputs(bnn: BayesianNetwork) -> int:
 
 def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
     """Error rate (classification) or RMSE (regression) of the posterior-mean network."""
-    device = next(bnn.parameters()).device
+    device = bnn.device
     X, y = prepare_data(bnn, data, "data", device)
     return bnn.point_error(X, y, batch_size=batch_size)
 

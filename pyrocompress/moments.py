@@ -296,7 +296,7 @@ def predictive_moments(
     moments come from the full-covariance propagation and ``"cov"``, each example's
     covariance of the output units, is added.
     """
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     parts = [
         propagate(bnn, X[i : i + batch_size].to(device), covariance=covariance)
         for i in range(0, len(X), batch_size)
@@ -403,7 +403,7 @@ def unit_scores(
         the group's share of the layer's propagated second moment (signal + noise).
     """
     _check_supported(bnn)
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     layers = bnn.bayesian_layers()
     signal = {n: 0.0 for n in layers}
     noise = {n: 0.0 for n in layers}

@@ -209,7 +209,7 @@ def make_plan(
                 f"score={score!r} is computed from moments propagated over data: pass "
                 "validation=(X, y)"
             )
-        X, _ = prepare_data(bnn, validation, "validation", next(bnn.guide.parameters()).device)
+        X, _ = prepare_data(bnn, validation, "validation", bnn.device)
         scores = unit_scores(bnn, X)[score]
     else:
         scores = group_scores(post, score)
@@ -227,7 +227,7 @@ def make_plan(
         raise ValueError("rule='auto' needs validation data: prune(..., validation=(X, y))")
     if not (isinstance(tolerance, int | float) and 0.0 <= tolerance < 1.0):
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     X, y = prepare_data(bnn, validation, "validation", device)
     base = bnn.point_error(X, y)
     limit = base + tolerance + 1e-12
@@ -359,7 +359,7 @@ def _report(bnn, plan, info: CompactInfo, bits, compact, test, metadata) -> dict
         kept_bits += 32 * (m.bias.numel() if m.bias is not None else 0)
     error_bayes = error_compact = None
     if test is not None:
-        device = next(bnn.guide.parameters()).device
+        device = bnn.device
         X, y = torch.as_tensor(test[0]).float(), torch.as_tensor(test[1])
         error_bayes = bnn.point_error(X.to(device), y.to(device))
         with torch.no_grad():
@@ -418,7 +418,7 @@ def pruning_curve(
     removed, metric)`` pairs.
     """
     fractions = fractions if fractions is not None else [i / 20 for i in range(20)]
-    device = next(bnn.guide.parameters()).device
+    device = bnn.device
     X, y = validation
     X, y = torch.as_tensor(X).float().to(device), torch.as_tensor(y).to(device)
     total = sum(math.prod(m.spec.weight_shape) for m in bnn.bayesian_layers().values())

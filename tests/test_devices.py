@@ -126,7 +126,7 @@ def test_moments_objective_and_predictions_on_the_device(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_checkpoint_resume_on_the_device(tmp_path, device):
+def test_checkpoint_resume_on_the_device(tmp_path, monkeypatch, device):
     """A resumed run on the device continues the interrupted one: same epochs, and losses
     equal up to the nondeterminism of GPU reductions (exact on the CPU)."""
     X, y = _images()
@@ -148,12 +148,10 @@ def test_checkpoint_resume_on_the_device(tmp_path, device):
             raise Stop
         return original(self, *args, **kwargs)
 
-    try:
-        type(first).point_error = dying
-        with pytest.raises(Stop):
-            pc.fit(first, (X, y), validation=(X, y), checkpoint_dir=tmp_path / "r", **settings)
-    finally:
-        type(first).point_error = original
+    monkeypatch.setattr(type(first), "point_error", dying)
+    with pytest.raises(Stop):
+        pc.fit(first, (X, y), validation=(X, y), checkpoint_dir=tmp_path / "r", **settings)
+    monkeypatch.undo()
     again = pc.bayesianize(_convnet(), "group-horseshoe", seed=5)
     h_again = pc.fit(
         again, (X, y), validation=(X, y), checkpoint_dir=tmp_path / "r", resume=True, **settings
