@@ -56,7 +56,7 @@ CLIP = ("--clip-var", "0.04")
 #: run name -> (model, prior, epochs, extra options). Epochs are this CPU's budget where
 #: below the paper's 200. Ablations: ``-no-clip``, ``-clip-0.1``, ``-clip-0.2``: without
 #: the cap, and with caps of 2.5 and 5 times the authors'; ``-pixels-pm1``: pixels scaled
-#: to [-1, 1] as in the authors' code.
+#: to [-1, 1] as in the authors' code; ``-seed-<k>``: the main recipe with another seed.
 RUNS = {
     "lenet-300-100-group-nj": ("lenet-300-100", "group-nj", 200, CLIP),
     "lenet-300-100-group-horseshoe": ("lenet-300-100", "group-horseshoe", 200, CLIP),
@@ -73,6 +73,15 @@ RUNS = {
         200,
         (*CLIP, "--pixel-range", "-1,1"),
     ),
+    **{
+        f"lenet-300-100-group-nj-seed-{k}": (
+            "lenet-300-100",
+            "group-nj",
+            200,
+            (*CLIP, "--seed", str(k)),
+        )
+        for k in (1, 2)
+    },
 }
 TOLERANCE = 0.003  # 0.3 points of validation error
 
@@ -83,7 +92,8 @@ def command(
     return [
         "compress", "--model", model, "--prior", prior, "--dataset", "mnist",
         "--data-dir", str(data_dir), "--epochs", str(epochs), "--batch-size", "128",
-        "--lr", "1e-3", "--tolerance", str(TOLERANCE), "--seed", "0", *extra,
+        "--lr", "1e-3", "--tolerance", str(TOLERANCE),
+        *(() if "--seed" in extra else ("--seed", "0")), *extra,
         *(("--device", device) if device != "cpu" else ()),
     ]  # fmt: skip
 
@@ -154,6 +164,7 @@ def main() -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device")
     ap.add_argument("--checkpoint-root", type=Path, help="keep DIR/<run>/checkpoint.pt")
     ap.add_argument("--resume", action="store_true", help="continue from --checkpoint-root")
+    ap.add_argument("--threads", type=int, help="threads per run (default: cores / jobs)")
     args = ap.parse_args()
     if args.jobs < 1:
         ap.error("--jobs must be >= 1")
@@ -161,7 +172,7 @@ def main() -> int:
         ap.error("--resume needs --checkpoint-root, the folder of the runs' checkpoints")
     names = args.only or list(RUNS)
     epochs = 1 if args.quick else args.epochs
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {
             n: pool.submit(

@@ -136,10 +136,10 @@ def build_compact(
     masks: dict[str, torch.Tensor],
     example: torch.Tensor,
     *,
-    conditional: bool = True,
+    conditional: bool = False,
     round_weights: dict[str, int] | None = None,
 ) -> tuple[nn.Sequential, CompactInfo]:
-    """The smaller plain network equal to the masked posterior-mean network.
+    r"""The smaller plain network equal to the masked posterior-mean network.
 
     Parameters
     ----------
@@ -150,8 +150,13 @@ def build_compact(
     example
         One input (any batch size) for shape propagation.
     conditional
-        Use the posterior mean given inclusion for kept groups (see
-        :meth:`~pyrocompress.nn.BayesianLayer.point_weights`).
+        Kept groups carry their marginal posterior-mean weights :math:`E[g]\,E[\tilde W]`
+        (the default), so that the compact network with nothing pruned is the
+        posterior-mean network the automatic rule compares against; ``True`` uses the
+        mean given inclusion instead (spike-and-slab: :math:`\mu` rather than
+        :math:`\pi\mu`, the weights of the model with every kept group switched on; see
+        :meth:`~pyrocompress.nn.BayesianLayer.point_weights`). The two differ only for the
+        spike-and-slab prior, and only where inclusion probabilities are away from 1.
     round_weights
         Optional mantissa bits per layer name; weights are then rounded to the grid
         :math:`2^{-t}` (Louizos et al. 2017, §4) and no longer equal the masked network's.

@@ -170,7 +170,9 @@ class Prior:
     def init_guide(self, spec: LayerSpec, module: nn.Module) -> None:
         """Create the layer's variational parameters on ``module`` (module-local)."""
         shape = spec.weight_shape
-        std = 1.0 / math.sqrt(spec.fan_in) / self.weight_scale
+        # N(0, 1/fan-in) as in the authors' code, whatever the prior's scale: the weights
+        # must start where the network computes well, not where the prior is widest
+        std = 1.0 / math.sqrt(spec.fan_in)
         module.weight_loc = nn.Parameter(torch.randn(shape) * std)
         module.weight_log_var = nn.Parameter(_LOG_VAR_INIT + 0.01 * torch.randn(shape))
         if spec.has_bias:

@@ -29,6 +29,10 @@ Carannante et al. 2020; :func:`pyrocompress.moments.unit_scores`).
 
 Every layer keeps at least one group: a rule that would empty a layer keeps its
 best-scoring group and warns.
+
+Kept groups keep their marginal posterior-mean weights, so that pruning nothing gives
+back the posterior-mean network; ``conditional=True`` uses the weights given inclusion
+instead (spike-and-slab only differs; see :func:`prune`).
 """
 
 from __future__ import annotations
@@ -185,7 +189,7 @@ def make_plan(
     validation=None,
     tolerance: float = 0.01,
     score: str = "snr",
-    conditional: bool = True,
+    conditional: bool = False,
 ) -> PruningPlan:
     """Choose which groups to keep; see the module docstring for the rules."""
     if rule not in RULES:
@@ -290,8 +294,9 @@ def prune(
     quantize: bool = False,
     example_input: torch.Tensor | None = None,
     metadata: dict | None = None,
+    conditional: bool = False,
 ) -> PruneResult:
-    """Prune a fitted network into a smaller plain ``nn.Sequential`` with a report.
+    r"""Prune a fitted network into a smaller plain ``nn.Sequential`` with a report.
 
     Parameters
     ----------
@@ -311,6 +316,15 @@ def prune(
         An input for shape propagation when neither validation nor test data is given.
     metadata
         Extra report entries (``model``, ``prior``, ``dataset``, ``epochs``, ``seconds``).
+    conditional
+        Weights of the kept groups in the candidates of the automatic rule and in the
+        compact network: marginal posterior means :math:`E[g]\,E[\tilde W]` (default,
+        the weights of the posterior-mean network the automatic rule compares against), or
+        means given inclusion (``True``). They differ only for the spike-and-slab prior:
+        trained with the gates marginalised, a group with inclusion probability
+        :math:`\pi` acts through :math:`\pi\mu`, and switching every kept group fully on
+        (:math:`\mu`) gives a different network unless :math:`\pi \approx 1`
+        (:func:`~pyrocompress.export.build_compact`).
 
     Returns
     -------
@@ -331,6 +345,7 @@ def prune(
         validation=validation,
         tolerance=tolerance,
         score=score,
+        conditional=conditional,
     )
     for data in (example_input, validation, test):
         if data is not None:
@@ -341,7 +356,9 @@ def prune(
     post = bnn.posterior()
     bits = post.bit_precision(plan.masks)
     rounding = {k: b.mantissa for k, b in bits.items()} if quantize else None
-    compact, info = build_compact(bnn, plan.masks, example.float(), round_weights=rounding)
+    compact, info = build_compact(
+        bnn, plan.masks, example.float(), conditional=conditional, round_weights=rounding
+    )
     report = _report(bnn, plan, info, bits, compact, test, metadata or {})
     report["prune_seconds"] = time.perf_counter() - start
     return PruneResult(compact, report, plan, info)
@@ -427,6 +444,6 @@ def pruning_curve(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # very sparse plans keep one unit per layer
             plan = make_plan(bnn, "sparsity", sparsity=f, score=score)
-        err = bnn.point_error(X, y, plan.masks, conditional=True)
+        err = bnn.point_error(X, y, plan.masks)
         curve.append((1.0 - _kept_params(bnn, plan.masks) / total, err))
     return curve

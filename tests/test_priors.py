@@ -21,7 +21,7 @@ from torch.distributions import kl_divergence
 import pyrocompress.distributions  # noqa: F401  (registers the KLs)
 from pyrocompress.distributions import ConditionalSlab
 from pyrocompress.guides import LayerGuide
-from pyrocompress.nn import bayesianize
+from pyrocompress.nn import bayesianize, mlp
 from pyrocompress.priors import (
     Gaussian,
     GroupHorseshoe,
@@ -237,3 +237,14 @@ def test_get_prior_keys():
         assert type(get_prior(key)) is cls
     p = SpikeAndSlab(0.3)
     assert get_prior(p) is p
+
+
+@pytest.mark.parametrize(
+    "prior", [Gaussian(scale=0.05), Gaussian(scale=20.0), SpikeAndSlab(slab_scale=0.1)]
+)
+def test_weight_means_start_at_the_fan_in_scale_whatever_the_prior_scale(prior):
+    """Guide means start N(0, 1/fan-in): a narrow prior must not blow them up (nor a wide
+    one shrink them). 60,000 draws: the sample std is within 2 % of its value (~7 s.e.)."""
+    bnn = bayesianize(mlp([400, 150, 2]), prior, seed=0)
+    w = bnn.guide[next(iter(bnn.bayesian_layers()))].weight_loc
+    assert w.std().item() == pytest.approx(1 / 400**0.5, rel=0.02)

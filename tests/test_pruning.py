@@ -30,10 +30,11 @@ def test_compact_mlp_equals_masked_network(prior):
     bnn = _trained(pc.mlp([12, 20, 15, 3]), prior, X, y, epochs=1)
     masks = _random_masks(bnn)
     compact, info = build_compact(bnn, masks, X)
+    conditional, _ = build_compact(bnn, masks, X, conditional=True)
     with torch.no_grad():
+        torch.testing.assert_close(compact(X), bnn.predict_point(X, masks), rtol=1e-5, atol=1e-5)
         expected = bnn.predict_point(X, masks, conditional=True)
-        got = compact(X)
-    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(conditional(X), expected, rtol=1e-5, atol=1e-5)
     # physically smaller: kept inputs of layer k+1 are the rows of layer k
     linears = [m for m in compact if isinstance(m, nn.Linear)]
     names = list(masks)
@@ -64,7 +65,7 @@ def test_compact_conv_equals_masked_network(act):
     masks = _random_masks(bnn, frac=0.4, seed=3)
     compact, info = build_compact(bnn, masks, X)
     with torch.no_grad():
-        expected = bnn.predict_point(X, masks, conditional=True)
+        expected = bnn.predict_point(X, masks)
         got = compact(X)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     convs = [m for m in compact if isinstance(m, nn.Conv2d)]
@@ -124,6 +125,26 @@ def test_rules_and_report_keys(relevant_data):
     assert r["params_after"] <= r["params_before"]
     assert r["compression_rate_params"] == pytest.approx(r["params_before"] / r["params_after"])
     assert r["validation_error_pruned"] <= r["validation_error_unpruned"] + 0.01 + 1e-9
+
+
+def test_spike_slab_pruning_nothing_gives_back_the_posterior_mean_network(relevant_data):
+    """Inclusion probabilities away from 1: the weights given inclusion (mu) make another
+    network than the posterior mean (pi * mu); the default compact network is the latter."""
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 16, 2]), "spike-slab", X, y, epochs=1)
+    pip = bnn.posterior().inclusion_probabilities()
+    assert any(((p > 0.05) & (p < 0.95)).any() for p in pip.values())  # the case at hand
+    everything = {k: torch.ones_like(v, dtype=torch.bool) for k, v in pip.items()}
+    compact, _ = build_compact(bnn, everything, X)
+    conditional, _ = build_compact(bnn, everything, X, conditional=True)
+    with torch.no_grad():
+        mean = bnn.predict_point(X)
+        torch.testing.assert_close(compact(X), mean, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(conditional(X), mean, rtol=1e-3, atol=1e-3)
+    result = prune(bnn, "pip", threshold=0.0, test=(X, y))
+    assert result.report["test_error_compact"] == pytest.approx(result.report["test_error_bayes"])
+    result = prune(bnn, "pip", threshold=0.0, test=(X, y), conditional=True)
+    assert result.report["params_after"] == result.report["params_before"]
 
 
 def test_rule_validation(relevant_data):
