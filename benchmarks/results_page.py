@@ -119,6 +119,9 @@ def compression_section() -> list[str]:
                 f"{r['threads']} thread(s){note} | {r['wall_seconds'] / 60:.1f} min |"
             )
     lines += ["", *pruning_rules_section()]
+    ft = RESULTS / "fine-tune.md"
+    if ft.exists():
+        lines += ["", *_body(ft, level=3)]
     return lines
 
 
@@ -238,12 +241,47 @@ def gap_paragraph() -> list[str]:
         f"{rule_text}{cap}The posteriors are less sparse than the "
         "authors' at equal accuracy — more first-layer inputs (or convolution channels) and "
         "more hidden units survive — and the first layers need more bits (the bit widths "
-        f"are in each report). {pixels}{seed_text()}Not yet measured: the authors' training "
-        "choices beyond the cap and the pixel scaling.",
+        f"are in each report). {pixels}{seed_text()}{fine_tune_text()}"
+        "Not yet measured: the authors' training choices beyond the cap and the pixel "
+        "scaling.",
         "",
         *out,
         "",
     ]
+
+
+def fine_tune_text() -> str:
+    """What pruning and fine-tuning in rounds reaches, from its file."""
+    study = _load("fine-tune.json")
+    if study is None:
+        return ""
+    max_err, min_bits = TARGETS["lenet-300-100"]
+    tuned = [r for r in study["rows"] if r["stage"].endswith("fine-tuned")]
+    within = [r for r in tuned if r["test_error_compact"] <= max_err]
+    dense = [r for r in tuned if r["compression_bits"] >= min_bits]
+    parts = []
+    if within:
+        b = max(within, key=lambda r: r["compression_bits"])
+        parts.append(
+            f"within {100 * max_err:.1f} % the most is {b['compression_bits']:.0f}× with bits "
+            f"({b['run']}, {b['stage']}, {100 * b['test_error_compact']:.2f} %)"
+        )
+    if dense:
+        b = min(dense, key=lambda r: r["test_error_compact"])
+        parts.append(
+            f"at ≥ {min_bits:.0f}× the least error is {100 * b['test_error_compact']:.2f} % "
+            f"({b['run']}, {b['stage']}, {b['compression_bits']:.0f}×)"
+        )
+    if not parts:
+        return ""
+    met = any(r in dense for r in within)
+    return (
+        "Pruning and then fine-tuning the pruned posterior by SVI, in rounds (study below), "
+        + ("meets the target: " if met else "moves the trade-off towards the target "
+           "without reaching it: ")
+        + "; ".join(parts)
+        + ". "
+    )  # fmt: skip
 
 
 def seed_text() -> str:

@@ -62,6 +62,8 @@ class BayesianLayer(PyroModule):
         self.spec = spec
         self.prior = prior
         self._point: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        # fixed pruning of groups (BayesianNetwork.restrict): 1 kept, 0 removed; not saved
+        self.register_buffer("group_mask", None, persistent=False)
 
     # subclasses: the deterministic op and its local-reparametrisation moments
     def _op(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
@@ -71,6 +73,14 @@ class BayesianLayer(PyroModule):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mask = self.group_mask
+        if mask is None:
+            return self._forward(x)
+        if self.spec.kind == "linear":  # groups are inputs: they contribute nothing
+            return self._forward(x * mask)
+        return self._forward(x) * mask[:, None, None]  # output channels, bias included
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._point is not None:
             return self._op(x, *self._point)
         values = self.prior.model(self.spec, x)
@@ -239,6 +249,56 @@ class BayesianNetwork(PyroModule):
     def bayesian_layers(self) -> dict[str, BayesianLayer]:
         """The Bayesian layers by name, in the order they were registered."""
         return {m.spec.name: m for m in self.net.modules() if isinstance(m, BayesianLayer)}
+
+    def restrict(self, masks: dict[str, torch.Tensor] | None) -> BayesianNetwork:
+        """Fix a pruning: the removed groups (False in ``masks``) contribute exactly zero
+        from now on, in training and in every prediction; ``None`` lifts it.
+
+        Used to fine-tune a pruned posterior (Han et al. 2015 retrain the kept weights of
+        a pruned network; here SVI refits the variational posterior of the kept groups):
+        ``bnn.restrict(plan.masks)`` then :func:`~pyrocompress.fit`. The likelihood no
+        longer depends on a removed group's parameters, so their KL terms decouple from
+        the rest of the ELBO and relax towards their minimum; pruning plans of a
+        restricted network remove those groups whatever their scores
+        (:func:`~pyrocompress.pruning.make_plan`). Masks are not part of ``state_dict``:
+        restrict again after loading. Returns ``self``.
+        """
+        layers = self.bayesian_layers()
+        if masks is None:
+            for layer in layers.values():
+                layer.group_mask = None
+            return self
+        if not isinstance(masks, dict) or set(masks) != set(layers):
+            raise ValueError(
+                f"masks must be a dict with one boolean group mask for every Bayesian layer "
+                f"({sorted(layers)}), e.g. PruningPlan.masks; got "
+                f"{sorted(masks) if isinstance(masks, dict) else type(masks).__name__}"
+            )
+        for name, layer in layers.items():
+            m = torch.as_tensor(masks[name]).reshape(-1)
+            if m.numel() != layer.spec.num_groups:
+                raise ValueError(
+                    f"the mask of layer {name!r} has {m.numel()} entries; the layer has "
+                    f"{layer.spec.num_groups} groups"
+                )
+            if not m.bool().any():
+                raise ValueError(f"the mask of layer {name!r} removes every group of it")
+            layer.group_mask = m.to(self.device, torch.get_default_dtype())
+        return self
+
+    def group_masks(self) -> dict[str, torch.Tensor] | None:
+        """The fixed pruning of :meth:`restrict` (boolean, True = kept), or ``None``."""
+        layers = self.bayesian_layers()
+        if all(layer.group_mask is None for layer in layers.values()):
+            return None
+        return {
+            name: (
+                torch.ones(layer.spec.num_groups, dtype=torch.bool, device=self.device)
+                if layer.group_mask is None
+                else layer.group_mask.bool()
+            )
+            for name, layer in layers.items()
+        }
 
     def forward(
         self,

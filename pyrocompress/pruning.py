@@ -123,11 +123,19 @@ def group_scores(post: Posterior, score: str) -> dict[str, torch.Tensor]:
     raise ValueError(f"score must be one of {SCORES}, got {score!r}")
 
 
-def _ensure_nonempty(masks, scores) -> dict[str, torch.Tensor]:
+def _ensure_nonempty(masks, scores, fixed=None) -> dict[str, torch.Tensor]:
+    """``masks`` within the fixed pruning ``fixed`` (if any), each layer keeping at least
+    its best-scoring allowed group."""
     out = {}
     for name, mask in masks.items():
+        allowed = None if fixed is None else fixed[name].to(mask.device)
+        if allowed is not None:
+            mask = mask & allowed
         if not mask.any():
-            best = int(scores[name].argmax())
+            score = scores[name]
+            if allowed is not None:
+                score = score.masked_fill(~allowed.to(score.device), -math.inf)
+            best = int(score.argmax())
             warnings.warn(
                 f"the pruning rule removes every unit of layer {name!r}; keeping its "
                 f"best-scoring group ({best})",
@@ -191,10 +199,15 @@ def make_plan(
     score: str = "snr",
     conditional: bool = False,
 ) -> PruningPlan:
-    """Choose which groups to keep; see the module docstring for the rules."""
+    """Choose which groups to keep; see the module docstring for the rules.
+
+    On a network restricted by :meth:`~pyrocompress.nn.BayesianNetwork.restrict`, the
+    groups it removed stay removed whatever the rule says.
+    """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     post = bnn.posterior()
+    fixed = bnn.group_masks()
     if rule in _DEFAULT_THRESHOLD:
         th = _layer_thresholds(threshold, rule, post.layer_names)
         if rule == "log_alpha":
@@ -204,7 +217,7 @@ def make_plan(
             scores = post.inclusion_probabilities() if rule == "pip" else post.snr("group")
             masks = {k: v >= th[k] for k, v in scores.items()}
         shown = {"all": th[post.layer_names[0]]} if not isinstance(threshold, dict) else th
-        return PruningPlan(_ensure_nonempty(masks, scores), rule, rule, shown)
+        return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule, rule, shown)
     if threshold is not None:
         raise ValueError(f"rule={rule!r} takes no threshold (it is for {_THRESHOLD_RULES})")
     if score in MOMENT_SCORES:
@@ -224,7 +237,7 @@ def make_plan(
         n_drop = int(round(float(sparsity) * flat.numel()))
         t = flat.sort().values[n_drop].item() if n_drop > 0 else -math.inf
         masks = {k: v >= t for k, v in scores.items()}
-        return PruningPlan(_ensure_nonempty(masks, scores), rule, score, {"all": t})
+        return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule, score, {"all": t})
 
     # ---- automatic rule
     if validation is None:
@@ -237,7 +250,8 @@ def make_plan(
     limit = base + tolerance + 1e-12
 
     def evaluate(thresholds: dict[str, float]):
-        masks = _ensure_nonempty_quiet({k: v >= thresholds[k] for k, v in scores.items()}, scores)
+        masks = {k: v >= thresholds[k] for k, v in scores.items()}
+        masks = _ensure_nonempty_quiet(masks, scores, fixed)
         return bnn.point_error(X, y, masks, conditional=conditional), masks
 
     def search(candidates: list[float], make) -> tuple[dict, float, dict] | None:
@@ -275,10 +289,10 @@ def make_plan(
     )
 
 
-def _ensure_nonempty_quiet(masks, scores):
+def _ensure_nonempty_quiet(masks, scores, fixed=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _ensure_nonempty(masks, scores)
+        return _ensure_nonempty(masks, scores, fixed)
 
 
 def prune(

@@ -217,3 +217,53 @@ def test_quantize_rounds_weights_to_each_layers_fixed_point_grid(relevant_data):
         torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-4)
     plain = prune(bnn, "pip", validation=(X, y))
     assert result.report["architecture_after"] == plain.report["architecture_after"]
+
+
+@pytest.mark.parametrize("prior", ["group-nj", "spike-slab"])
+def test_restrict_fixes_a_pruning_through_training_and_pruning(prior):
+    """A restricted network ignores the removed groups' parameters, keeps them removed in
+    later plans, and its compact network equals its posterior-mean network."""
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 9), nn.ReLU(),
+        nn.Linear(9, 3),
+    )  # fmt: skip
+    X, y = torch.randn(96, 1, 8, 8), torch.randint(0, 3, (96,))
+    bnn = _trained(net, prior, X, y, epochs=1)
+    masks = _random_masks(bnn, frac=0.4, seed=5)
+    bnn.restrict(masks)
+    assert all(torch.equal(bnn.group_masks()[k], masks[k]) for k in masks)
+    before = bnn.predict_point(X)
+    with torch.no_grad():  # parameters of removed groups no longer matter
+        for name, layer in bnn.bayesian_layers().items():
+            drop = ~masks[name]
+            w = bnn.guide[name].weight_loc
+            if layer.spec.kind == "linear":
+                w[:, drop] += 5.0
+            else:
+                w[drop] += 5.0
+                bnn.guide[name].bias_loc[drop] += 5.0
+    torch.testing.assert_close(bnn.predict_point(X), before)
+    pc.fit(bnn, (X, y), epochs=2, batch_size=32, lr=1e-2, progress=False)
+    for rule, kw in (("snr", {"threshold": 0.0}), ("auto", {"validation": (X, y)})):
+        plan = make_plan(bnn, rule, **kw)
+        for name in masks:
+            assert not (plan.masks[name] & ~masks[name]).any()
+    result = prune(bnn, "snr", threshold=0.0, test=(X, y))
+    assert result.report["test_error_compact"] == pytest.approx(result.report["test_error_bayes"])
+    bnn.restrict(None)
+    assert bnn.group_masks() is None
+
+
+def test_restrict_validates_its_masks(relevant_data):
+    X, y = relevant_data
+    bnn = _trained(pc.mlp([8, 4, 2]), "group-nj", X, y, epochs=1)
+    names = list(bnn.bayesian_layers())
+    with pytest.raises(ValueError, match="one boolean group mask for every Bayesian layer"):
+        bnn.restrict({names[0]: torch.ones(8, dtype=torch.bool)})
+    full = {n: torch.ones(layer.spec.num_groups, dtype=torch.bool) for n, layer in
+            bnn.bayesian_layers().items()}  # fmt: skip
+    with pytest.raises(ValueError, match="has 3 entries"):
+        bnn.restrict({**full, names[0]: torch.ones(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="removes every group"):
+        bnn.restrict({**full, names[1]: torch.zeros(4, dtype=torch.bool)})
