@@ -12,6 +12,7 @@ Usage (from the project root)::
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -250,38 +251,118 @@ def gap_paragraph() -> list[str]:
     ]
 
 
+#: examples in the MNIST test split (the binomial standard error of a test error)
+MNIST_TEST = 10_000
+
+
+def _ft_arch(r: dict) -> str:
+    """The architecture of a fine-tuning row, written as the compression table writes it."""
+    model = "lenet-5-caffe" if r["run"].startswith("lenet-5-caffe") else "lenet-300-100"
+    return _arch({"model": model, "architecture_after": r["architecture"]})
+
+
+def _where(r: dict) -> str:
+    """A fine-tuning row: its run, schedule, stage and architecture."""
+    seed = f", seed {r['seed']}" if r.get("seed", 0) else ""
+    schedule = f"{r['rounds']} × ({r['tolerance']:g}, {r['epochs']} ep{seed})"
+    return f"{r['run']}, {schedule}, {r['stage']}, {_ft_arch(r)}"
+
+
 def fine_tune_text() -> str:
-    """What pruning and fine-tuning in rounds reaches, from its file."""
+    """What pruning and fine-tuning in rounds reaches, per model, from its file."""
     study = _load("fine-tune.json")
     if study is None:
         return ""
-    max_err, min_bits = TARGETS["lenet-300-100"]
-    tuned = [r for r in study["rows"] if r["stage"].endswith("fine-tuned")]
-    within = [r for r in tuned if r["test_error_compact"] <= max_err]
-    dense = [r for r in tuned if r["compression_bits"] >= min_bits]
-    parts = []
-    if within:
-        b = max(within, key=lambda r: r["compression_bits"])
-        parts.append(
-            f"within {100 * max_err:.1f} % the most is {b['compression_bits']:.0f}× with bits "
-            f"({b['run']}, {b['stage']}, {100 * b['test_error_compact']:.2f} %)"
-        )
-    if dense:
-        b = min(dense, key=lambda r: r["test_error_compact"])
-        parts.append(
-            f"at ≥ {min_bits:.0f}× the least error is {100 * b['test_error_compact']:.2f} % "
-            f"({b['run']}, {b['stage']}, {b['compression_bits']:.0f}×)"
-        )
-    if not parts:
-        return ""
-    met = any(r in dense for r in within)
-    return (
-        "Pruning and then fine-tuning the pruned posterior by SVI, in rounds (study below), "
-        + ("meets the target: " if met else "moves the trade-off towards the target "
-           "without reaching it: ")
-        + "; ".join(parts)
-        + ". "
-    )  # fmt: skip
+    texts = []
+    for model, (max_err, min_bits) in TARGETS.items():
+        tuned = [
+            r
+            for r in study["rows"]
+            if r["stage"].endswith("fine-tuned") and r["run"].startswith(model + "-")
+        ]
+        within = [r for r in tuned if r["test_error_compact"] <= max_err]
+        dense = [r for r in tuned if r["compression_bits"] >= min_bits]
+
+        parts = []
+        if within:
+            b = max(within, key=lambda r: r["compression_bits"])
+            parts.append(
+                f"within {100 * max_err:.1f} % the most is {b['compression_bits']:.0f}× "
+                f"with bits ({_where(b)}, {100 * b['test_error_compact']:.2f} %)"
+            )
+        if dense:
+            b = min(dense, key=lambda r: r["test_error_compact"])
+            parts.append(
+                f"at ≥ {min_bits:.0f}× the least error is "
+                f"{100 * b['test_error_compact']:.2f} % ({_where(b)}, "
+                f"{b['compression_bits']:.0f}×)"
+            )
+        if not parts:
+            continue
+        met = any(r in dense for r in within)
+        best = min(dense, key=lambda r: r["test_error_compact"]) if dense else None
+        caveat, others = "", []
+        if best is not None:
+            p = best["test_error_compact"]
+            se = math.sqrt(p * (1 - p) / MNIST_TEST)
+            # the same schedule under the other fine-tuning seeds: their best row at the
+            # target compression (later rounds prune differently once the seeds part)
+            by_seed: dict[int, dict] = {}
+            for r in dense:
+                if r.get("seed", 0) != best.get("seed", 0) and (
+                    r["run"],
+                    r["rounds"],
+                    r["tolerance"],
+                    r["epochs"],
+                ) == (best["run"], best["rounds"], best["tolerance"], best["epochs"]):
+                    seed = r.get("seed", 0)
+                    if (
+                        seed not in by_seed
+                        or r["test_error_compact"] < by_seed[seed]["test_error_compact"]
+                    ):
+                        by_seed[seed] = r
+            others = list(by_seed.values())
+            caveat = (
+                f" The {100 * abs(p - max_err):.2f}-point {'margin' if met else 'gap'} is "
+                f"within one binomial standard error of the test error ({100 * se:.2f} "
+                "points)"
+                if abs(p - max_err) <= se
+                else f" The gap is {100 * (p - max_err):.2f} points, "
+                f"{(p - max_err) / se:.1f} binomial standard errors of the test error"
+            )
+            caveat += "".join(
+                f"; the same schedule with fine-tuning seed {r.get('seed', 0)} gives "
+                f"{100 * r['test_error_compact']:.2f} % at {r['compression_bits']:.0f}× "
+                f"({r['stage']}, {_ft_arch(r)})"
+                for r in others
+            )
+            caveat += (
+                ". The schedules were chosen after the test errors of the earlier ones "
+                "were seen (the pruning thresholds use the validation split only), so the "
+                "best row carries that selection. "
+            )
+        if met and best is not None and others:
+            hits = 1 + sum(
+                r["test_error_compact"] <= max_err and r["compression_bits"] >= min_bits
+                for r in others
+            )
+            verdict = (
+                f"meets the target with {hits} of {1 + len(others)} fine-tuning seeds of its "
+                "best schedule, so it sits at the target rather than clearly past it: "
+            )
+        elif met:
+            verdict = "meets the target: "
+        else:
+            verdict = "moves the trade-off towards the target without reaching it: "
+        texts.append(
+            f"On {model}, pruning and then fine-tuning the pruned posterior by SVI in rounds "
+            "(study below) "
+            + verdict
+            + "; ".join(parts)
+            + "."
+            + (caveat or " ")
+        )  # fmt: skip
+    return "".join(texts)
 
 
 def seed_text() -> str:
