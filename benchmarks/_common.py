@@ -39,13 +39,18 @@ def provenance() -> dict:
     return {"command": command, "date": dt.date.today().isoformat(), "machine": machine()}
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``, so that an
+    interrupted run leaves the previous file whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_results(stem: str, result: dict, markdown: list[str]) -> None:
     """Write ``docs/results/<stem>.json`` and ``<stem>.md``, each through a temporary file
     and ``os.replace`` so that an interrupted run leaves the previous results whole."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".json", json.dumps(result, indent=2)), (".md", "\n".join(markdown))):
-        path = RESULTS / f"{stem}{suffix}"
-        tmp = path.with_suffix(suffix + ".tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, path)
+        write_atomic(RESULTS / f"{stem}{suffix}", text + "\n")
     print(f"wrote {RESULTS / stem}.json and .md")

@@ -45,13 +45,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from _common import RESULTS, provenance, write_results
+from _common import RESULTS, provenance, write_atomic, write_results
 from mnist_compression import MNIST, RUNS
 from pruning_rules import TARGETS, load_run, pixel_range
 
@@ -213,9 +212,7 @@ def write_reports(rows: list[dict]) -> None:
             continue
         path = report_path(r)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(report, indent=2) + "\n")
         r["report_file"] = str(path.relative_to(RESULTS))
 
 

@@ -44,7 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import RESULTS, machine
+from _common import RESULTS, machine, write_atomic
 
 from pyrocompress.checkpoint import CHECKPOINT_NAME, safe_load
 
@@ -131,10 +131,7 @@ def run_one(
         wall = time.perf_counter() - start
         report = json.loads((Path(tmp) / "report.json").read_text())
     if write:
-        path = RESULTS / f"{name}.json"
-        tmp_path = path.with_suffix(".json.tmp")
-        tmp_path.write_text(json.dumps(report, indent=2) + "\n")
-        os.replace(tmp_path, path)
+        write_atomic(RESULTS / f"{name}.json", json.dumps(report, indent=2) + "\n")
     err = report["test_error_compact"]
     print(
         f"{name}: {report['architecture_after']} test error {100 * err:.2f} % "
@@ -194,9 +191,7 @@ def main() -> int:
     index = RESULTS / "mnist-compression.json"
     runs = json.loads(index.read_text()) if index.exists() else {}
     runs.update(done)
-    tmp_path = index.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(runs, indent=2) + "\n")
-    os.replace(tmp_path, index)
+    write_atomic(index, json.dumps(runs, indent=2) + "\n")
     print(f"wrote {index} and docs/results/<run>.json")
     return 0
 

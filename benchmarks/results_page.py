@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
-from _common import RESULTS
+from _common import RESULTS, write_atomic
 
 PAGE = RESULTS.parent / "results.md"
 
@@ -524,9 +523,7 @@ def main() -> int:
     ]
     for section in (compression_section, speed_section, selection_section, study_sections):
         lines += section() + [""]
-    tmp = PAGE.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines).rstrip() + "\n")
-    os.replace(tmp, PAGE)
+    write_atomic(PAGE, "\n".join(lines).rstrip() + "\n")
     print(f"wrote {PAGE}")
     return 0
 
