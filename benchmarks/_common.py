@@ -39,6 +39,16 @@ def provenance() -> dict:
     return {"command": command, "date": dt.date.today().isoformat(), "machine": machine()}
 
 
+#: issue 6 targets per MNIST model: (largest test error, smallest compression with bits)
+TARGETS = {"lenet-300-100": (0.018, 60.0), "lenet-5-caffe": (0.010, 420.0)}
+
+
+def schedule(row: dict) -> str:
+    """A fine-tuning row's schedule: rounds × (tolerance, epochs), and its seed if not 0."""
+    seed = f", seed {row['seed']}" if row.get("seed", 0) else ""
+    return f"{row['rounds']} × ({row['tolerance']:g}, {row['epochs']} ep{seed})"
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``, so that an
     interrupted run leaves the previous file whole."""

@@ -50,9 +50,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from _common import RESULTS, provenance, write_atomic, write_results
+from _common import RESULTS, TARGETS, provenance, schedule, write_atomic, write_results
 from mnist_compression import MNIST, RUNS
-from pruning_rules import TARGETS, load_run, pixel_range
+from pruning_rules import load_run, pixel_range
 
 import pyrocompress as pc
 from pyrocompress import data as datasets
@@ -97,7 +97,7 @@ def study(
     bnn = load_run(name, root, splits)
     cap = clip_var(name)
     layer0 = next(iter(bnn.bayesian_layers()))
-    rows, reports, seconds = [], [], 0.0
+    rows, seconds = [], 0.0
     for k in range(1, rounds + 1):
         pruned = pc.prune(bnn, "auto", validation=val, test=test, tolerance=tolerance)
         rows.append(row(f"round {k}: pruned", pruned))
@@ -115,8 +115,8 @@ def study(
         )
         seconds += time.perf_counter() - start
         tuned = pc.prune(bnn, "sparsity", sparsity=0.0, test=test)
-        rows.append(row(f"round {k}: fine-tuned", tuned))
-        reports.append(tuned.report)
+        # with the CLI's report.json of the fine-tuned compact network (write_reports)
+        rows.append({**row(f"round {k}: fine-tuned", tuned), "report": tuned.report})
     for r in rows:
         r.update(
             run=name,
@@ -126,9 +126,6 @@ def study(
             seed=seed,
             fit_seconds=seconds,
         )
-    tuned_rows = [r for r in rows if r["stage"].endswith("fine-tuned")]
-    for r, report in zip(tuned_rows, reports, strict=True):
-        r["report"] = report  # the CLI's report.json of the fine-tuned compact network
     return rows
 
 
@@ -219,12 +216,6 @@ def write_reports(rows: list[dict]) -> None:
 def key(row: dict) -> tuple:
     """A run under one schedule: the rows one command writes together."""
     return row["run"], row["tolerance"], row["epochs"], row["rounds"], row.get("seed", 0)
-
-
-def schedule(row: dict) -> str:
-    """rounds × (tolerance, epochs), and the seed when it is not the first."""
-    seed = f", seed {row['seed']}" if row.get("seed", 0) else ""
-    return f"{row['rounds']} × ({row['tolerance']:g}, {row['epochs']} ep{seed})"
 
 
 def markdown(r: dict) -> list[str]:

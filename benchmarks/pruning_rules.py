@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from _common import RESULTS, provenance, write_results
+from _common import RESULTS, TARGETS, provenance, write_results
 from mnist_compression import MNIST, RUNS
 
 import pyrocompress as pc
@@ -59,7 +59,6 @@ RULES = [
 #: per-layer log alpha thresholds of the authors' code, by model (one per Bayesian layer)
 PER_LAYER = {"lenet-300-100": (-2.8, -3.0, -5.0)}
 #: the issue's targets: max test error, min compression with bits
-TARGETS = {"lenet-300-100": (0.018, 60.0), "lenet-5-caffe": (0.010, 420.0)}
 
 
 def load_run(name: str, root: Path, splits) -> pc.BayesianNetwork:

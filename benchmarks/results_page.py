@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from _common import RESULTS, write_atomic
+from _common import RESULTS, TARGETS, schedule, write_atomic
 
 PAGE = RESULTS.parent / "results.md"
 
@@ -33,7 +33,6 @@ ANCHORS = {
     ],
 }
 #: The targets of the reproduce issue: max test error, min compression with bits.
-TARGETS = {"lenet-300-100": (0.018, 60.0), "lenet-5-caffe": (0.010, 420.0)}
 PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
 #: Ablations shown after the main rows: file suffix -> label.
 VARIANTS = {
@@ -262,9 +261,7 @@ def _ft_arch(r: dict) -> str:
 
 def _where(r: dict) -> str:
     """A fine-tuning row: its run, schedule, stage and architecture."""
-    seed = f", seed {r['seed']}" if r.get("seed", 0) else ""
-    schedule = f"{r['rounds']} × ({r['tolerance']:g}, {r['epochs']} ep{seed})"
-    return f"{r['run']}, {schedule}, {r['stage']}, {_ft_arch(r)}"
+    return f"{r['run']}, {schedule(r)}, {r['stage']}, {_ft_arch(r)}"
 
 
 def fine_tune_text() -> str:
