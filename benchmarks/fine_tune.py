@@ -21,6 +21,8 @@ Each round is a point on the accuracy–compression trade-off (Han et al.'s iter
 pruning, with SVI in place of retraining).
 
 Thresholds are chosen on the validation split; test errors are reported, never used.
+Each row also records the compact network's validation error, so that a round can be
+chosen the way a user without the test split would choose it (``results_page.py`` does).
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
 
@@ -35,7 +37,8 @@ Usage (from the project root; MNIST at ../shared/data/mnist)::
         --seed 1   # the same schedule with other fine-tuning noise
 
 The file keeps the rows of every (run, schedule) pair that a command did not rerun, so
-schedules and runs measured by separate commands sit side by side.
+schedules and runs measured by separate commands sit side by side; commands run in
+parallel merge their rows one at a time (a lock file next to the results).
 
 Writes ``docs/results/fine-tune.json`` and ``.md``, and the report.json (the CLI's format)
 of every fine-tuned round under ``docs/results/fine-tune/``.
@@ -44,6 +47,7 @@ of every fine-tuned round under ``docs/results/fine-tune/``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import time
 import warnings
@@ -68,10 +72,11 @@ def clip_var(name: str) -> float | None:
     return float(extra[extra.index("--clip-var") + 1]) if "--clip-var" in extra else None
 
 
-def row(stage: str, result: pc.PruneResult) -> dict:
+def row(stage: str, result: pc.PruneResult, validation_error: float) -> dict:
     r = result.report
     return {
         "stage": stage,
+        "validation_error": validation_error,
         "architecture": r["architecture_after"],
         "test_error_bayes": r["test_error_bayes"],
         "test_error_compact": r["test_error_compact"],
@@ -100,7 +105,7 @@ def study(
     rows, seconds = [], 0.0
     for k in range(1, rounds + 1):
         pruned = pc.prune(bnn, "auto", validation=val, test=test, tolerance=tolerance)
-        rows.append(row(f"round {k}: pruned", pruned))
+        rows.append(row(f"round {k}: pruned", pruned, pruned.report["validation_error_pruned"]))
         bnn.restrict(pruned.plan.masks)
         start = time.perf_counter()
         pc.fit(
@@ -115,8 +120,11 @@ def study(
         )
         seconds += time.perf_counter() - start
         tuned = pc.prune(bnn, "sparsity", sparsity=0.0, test=test)
+        # the compact network equals the restricted posterior mean: its validation error
+        # (no random numbers drawn, so later rounds are unchanged)
+        val_error = bnn.point_error(*(t.to(bnn.device) for t in val))
         # with the CLI's report.json of the fine-tuned compact network (write_reports)
-        rows.append({**row(f"round {k}: fine-tuned", tuned), "report": tuned.report})
+        rows.append({**row(f"round {k}: fine-tuned", tuned, val_error), "report": tuned.report})
     for r in rows:
         r.update(
             run=name,
@@ -172,9 +180,24 @@ def main() -> int:
         r.update(provenance(), threads=torch.get_num_threads())
     if not args.quick:
         write_reports(rows)
-    result = {"rows": rows}
+    if args.quick:
+        print("\n".join(markdown({"rows": rows})))
+        return 0
+    # commands running side by side merge their rows one at a time
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / ".fine-tune.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = merge_previous(rows)
+        md = markdown(result)
+        print("\n".join(md))
+        write_results("fine-tune", result, md)
+    return 0
+
+
+def merge_previous(rows: list[dict]) -> dict:
+    """``rows`` plus the rows of fine-tune.json of every (run, schedule) not rerun."""
     previous = RESULTS / "fine-tune.json"
-    if not args.quick and previous.exists():  # keep the (run, schedule) pairs not rerun
+    if previous.exists():
         done = {key(r) for r in rows}
         old = json.loads(previous.read_text())
         for x in old["rows"]:
@@ -182,12 +205,8 @@ def main() -> int:
             x.setdefault("date", old.get("date"))  # provenance carry it once
             x.setdefault("machine", old.get("machine"))
             x.setdefault("threads", old.get("threads"))
-        rows[:0] = [x for x in old["rows"] if key(x) not in done]
-    md = markdown(result)
-    print("\n".join(md))
-    if not args.quick:
-        write_results("fine-tune", result, md)
-    return 0
+        rows = [x for x in old["rows"] if key(x) not in done] + rows
+    return {"rows": rows}
 
 
 def report_path(row: dict) -> Path:
@@ -218,6 +237,10 @@ def key(row: dict) -> tuple:
     return row["run"], row["tolerance"], row["epochs"], row["rounds"], row.get("seed", 0)
 
 
+def percent(error: float | None) -> str:
+    return "—" if error is None else f"{100 * error:.2f} %"
+
+
 def markdown(r: dict) -> list[str]:
     lines = [
         "# Prune, then fine-tune the pruned posterior",
@@ -231,7 +254,8 @@ def markdown(r: dict) -> list[str]:
         "",
         "The CLI-format report.json of a fine-tuned round is in `docs/results/fine-tune/` "
         "where the row names one (`report_file` in fine-tune.json; rows measured before "
-        "the script wrote them have none).",
+        "the script wrote them have none). Validation errors (the 5,000-image split the pruning "
+        "thresholds are chosen on) are recorded from 2026-11-23; earlier rows show —.",
         "",
         "Commands (each row's command, date and machine are in fine-tune.json):",
         "",
@@ -243,9 +267,9 @@ def markdown(r: dict) -> list[str]:
         lines.append(f"- `{command}` · {date} · {x['machine']}, {x['threads']} thread(s)")
     lines += [
         "",
-        "| run | schedule | stage | architecture | test error | compression (params) "
-        "| compression (bits) | bits per layer | target met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| run | schedule | stage | architecture | validation error | test error "
+        "| compression (params) | compression (bits) | bits per layer | target met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["rows"]:
         model = "lenet-5-caffe" if x["run"].startswith("lenet-5") else "lenet-300-100"
@@ -254,7 +278,7 @@ def markdown(r: dict) -> list[str]:
         arch = x["architecture"][1 if model == "lenet-5-caffe" else 0 : -1]
         lines.append(
             f"| {x['run']} | {schedule(x)} | "
-            f"{x['stage']} | {'-'.join(map(str, arch))} | "
+            f"{x['stage']} | {'-'.join(map(str, arch))} | {percent(x.get('validation_error'))} | "
             f"{100 * x['test_error_compact']:.2f} % | {x['compression_params']:.1f}× | "
             f"{x['compression_bits']:.1f}× | {'-'.join(map(str, x['bits_per_layer']))} | "
             f"{'yes' if met else 'no'} |"

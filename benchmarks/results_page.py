@@ -357,8 +357,37 @@ def fine_tune_text() -> str:
             + "; ".join(parts)
             + "."
             + (caveat or " ")
+            + validation_choice(tuned, max_err, min_bits)
         )  # fmt: skip
     return "".join(texts)
+
+
+def validation_choice(tuned: list[dict], max_err: float, min_bits: float) -> str:
+    """The fine-tuned round a user without the test split would pick: the least validation
+    error among the rounds (every schedule and seed with a recorded validation error) that
+    reach the target compression; and its test error against the target."""
+    pool = [
+        r
+        for r in tuned
+        if r.get("validation_error") is not None and r["compression_bits"] >= min_bits
+    ]
+    if not pool:
+        return ""
+    pick = min(pool, key=lambda r: r["validation_error"])
+    p = pick["test_error_compact"]
+    runs = {(r["run"], r["rounds"], r["tolerance"], r["epochs"], r.get("seed", 0)) for r in pool}
+    outcome = (
+        f"meets the target by {100 * (max_err - p):.2f} points"
+        if p <= max_err
+        else f"misses it by {100 * (p - max_err):.2f} points"
+    )
+    return (
+        f"Chosen on the validation split instead (no test error involved): of the "
+        f"{len(pool)} fine-tuned rounds from {len(runs)} schedule-and-seed runs that reach "
+        f"{min_bits:.0f}×, the least validation error, {100 * pick['validation_error']:.2f} "
+        f"%, is {_where(pick)} at {pick['compression_bits']:.0f}×; its test error is "
+        f"{100 * p:.2f} %, which {outcome}. "
+    )
 
 
 def seed_text() -> str:
