@@ -49,6 +49,12 @@ def schedule(row: dict) -> str:
     return f"{row['rounds']} × ({row['tolerance']:g}, {row['epochs']} ep{seed})"
 
 
+def run_key(row: dict) -> tuple:
+    """A fine-tuning row's run under one schedule and seed: the rows one command writes
+    together."""
+    return row["run"], row["tolerance"], row["epochs"], row["rounds"], row.get("seed", 0)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and ``os.replace``, so that an
     interrupted run leaves the previous file whole."""

@@ -54,7 +54,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from _common import RESULTS, TARGETS, provenance, schedule, write_atomic, write_results
+from _common import RESULTS, TARGETS, provenance, run_key, schedule, write_atomic, write_results
 from mnist_compression import MNIST, RUNS
 from pruning_rules import load_run, pixel_range
 
@@ -178,11 +178,10 @@ def main() -> int:
                 )
     for r in rows:
         r.update(provenance(), threads=torch.get_num_threads())
-    if not args.quick:
-        write_reports(rows)
     if args.quick:
         print("\n".join(markdown({"rows": rows})))
         return 0
+    write_reports(rows)
     # commands running side by side merge their rows one at a time
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / ".fine-tune.lock", "w") as lock:
@@ -198,14 +197,14 @@ def merge_previous(rows: list[dict]) -> dict:
     """``rows`` plus the rows of fine-tune.json of every (run, schedule) not rerun."""
     previous = RESULTS / "fine-tune.json"
     if previous.exists():
-        done = {key(r) for r in rows}
+        done = {run_key(r) for r in rows}
         old = json.loads(previous.read_text())
         for x in old["rows"]:
             x.setdefault("command", old.get("command"))  # files written before per-row
             x.setdefault("date", old.get("date"))  # provenance carry it once
             x.setdefault("machine", old.get("machine"))
             x.setdefault("threads", old.get("threads"))
-        rows = [x for x in old["rows"] if key(x) not in done] + rows
+        rows = [x for x in old["rows"] if run_key(x) not in done] + rows
     return {"rows": rows}
 
 
@@ -230,11 +229,6 @@ def write_reports(rows: list[dict]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(report, indent=2) + "\n")
         r["report_file"] = str(path.relative_to(RESULTS))
-
-
-def key(row: dict) -> tuple:
-    """A run under one schedule: the rows one command writes together."""
-    return row["run"], row["tolerance"], row["epochs"], row["rounds"], row.get("seed", 0)
 
 
 def percent(error: float | None) -> str:

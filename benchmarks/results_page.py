@@ -15,7 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from _common import RESULTS, TARGETS, schedule, write_atomic
+from _common import RESULTS, TARGETS, run_key, schedule, write_atomic
 
 PAGE = RESULTS.parent / "results.md"
 
@@ -375,7 +375,7 @@ def validation_choice(tuned: list[dict], max_err: float, min_bits: float) -> str
         return ""
     pick = min(pool, key=lambda r: r["validation_error"])
     p = pick["test_error_compact"]
-    runs = {(r["run"], r["rounds"], r["tolerance"], r["epochs"], r.get("seed", 0)) for r in pool}
+    runs = {run_key(r) for r in pool}
     outcome = (
         f"meets the target by {100 * (max_err - p):.2f} points"
         if p <= max_err
