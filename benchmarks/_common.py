@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,11 +33,34 @@ def machine() -> str:
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 
 
+def commit() -> str:
+    """The git commit of the code that ran, ``+changes`` when the package or the benchmarks
+    differ from it (``unknown`` outside a git checkout)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "pyrocompress", "benchmarks")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if changed else "")
+
+
 def provenance() -> dict:
-    """The command that ran this script, today's date and the machine."""
+    """The command that ran this script, today's date, the machine and the commit."""
     script = Path(sys.argv[0]).name
     command = f"python benchmarks/{script} {shlex.join(sys.argv[1:])}".strip()
-    return {"command": command, "date": dt.date.today().isoformat(), "machine": machine()}
+    return {
+        "command": command,
+        "date": dt.date.today().isoformat(),
+        "machine": machine(),
+        "commit": commit(),
+    }
 
 
 #: issue 6 targets per MNIST model: (largest test error, smallest compression with bits)

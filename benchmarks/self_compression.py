@@ -20,18 +20,24 @@ The BNN is evaluated as its posterior-mean network (weights :math:`\\mu`). The f
 removed per layer, biases kept.
 
 A second Gaussian BNN is trained with the sampling-free moments objective
-(``fit(..., objective="moments")``, Wu et al. 2019) for the same epochs: its test accuracy
-is set against the sampled ELBO's, its weights pruned by SNR like the first, and its
-*units* (input units of Linear layers, output channels of Conv2d) pruned through
-``prune(bnn, "sparsity", score=...)`` — a genuinely smaller network — by the scores of
-propagated uncertainty (``pyrocompress.moments.unit_scores``: output SNR, kernel norm,
-share of output variance) and by the posterior group SNR.
+(``fit(..., objective="moments")``, Wu et al. 2019) for the same epochs, from the same
+initialisation and minibatches. The two objectives are compared per training seed
+(``--seeds``) and like for like: each network predicts through its posterior-mean
+weights, through the sampling-free probit predictive of its propagated moments, and
+through the Monte Carlo predictive (100 weight draws); the paired difference over the
+seeds comes with its standard error. For the first seed the moments-trained BNN's
+weights are then pruned by SNR like the first, and its *units* (input units of Linear
+layers, output channels of Conv2d) are pruned through ``prune`` — a genuinely smaller
+network — by the scores of propagated uncertainty (``pyrocompress.moments.unit_scores``:
+output SNR, kernel norm, share of output variance) and by the posterior group SNR: at
+fixed fractions (``rule="sparsity"``), and by the automatic rule (largest cut within one
+point of validation error).
 
 Writes ``docs/results/self-compression.json``, ``.md`` and ``.png``.
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
 
-    .venv/bin/python benchmarks/self_compression.py --epochs 20
+    .venv/bin/python benchmarks/self_compression.py --epochs 20 --seeds 0 1 2
     .venv/bin/python benchmarks/self_compression.py --quick      # 1 epoch, no files
 """
 
@@ -65,6 +71,8 @@ UNIT_SCORES = {
     "share of output variance (moments)": "variance_share",
     "posterior group SNR": "snr",
 }
+MC_DRAWS = 100
+AUTO_TOLERANCE = 0.01
 ARCHS = {"lenet-300-100": pc.lenet_300_100, "lenet-5-caffe": pc.lenet5_caffe}
 
 
@@ -121,42 +129,124 @@ def posterior_mean_net(bnn, arch) -> nn.Module:
     return net.eval()
 
 
+@torch.no_grad()
+def monte_carlo_accuracy(bnn, arch, X, y, draws: int, seed: int) -> float:
+    """Accuracy of the Monte Carlo predictive: class probabilities averaged over
+    ``draws`` networks whose weights are drawn from the guide."""
+    gen = torch.Generator().manual_seed(seed)
+    net = arch()
+    layers = list(zip(bnn.bayesian_layers(), _layers(net), strict=True))
+    probs = torch.zeros(len(X), bnn_out(bnn))
+    for _ in range(draws):
+        for name, target in layers:
+            q = bnn.guide[name]
+            for part in ("weight", "bias"):
+                loc, log_var = getattr(q, f"{part}_loc"), getattr(q, f"{part}_log_var")
+                eps = torch.randn(loc.shape, generator=gen)
+                getattr(target, part).copy_(loc + (0.5 * log_var).exp() * eps)
+        probs += torch.softmax(net.eval()(X), -1)
+    return float((probs.argmax(-1) == y).float().mean())
+
+
+def bnn_out(bnn) -> int:
+    return list(bnn.bayesian_layers().values())[-1].spec.weight_shape[0]
+
+
+def predictions(bnn, arch, Xt, yt, seed: int) -> dict[str, float]:
+    """Test accuracy of one Gaussian BNN, three ways."""
+    return {
+        "posterior mean": 1 - pc.evaluate(bnn, (Xt, yt)),
+        "predictive, moments (probit)": float(
+            (predictive_moments(bnn, Xt)["probs"].argmax(-1) == yt).float().mean()
+        ),
+        f"predictive, Monte Carlo ({MC_DRAWS} draws)": monte_carlo_accuracy(
+            bnn, arch, Xt, yt, MC_DRAWS, seed
+        ),
+    }
+
+
+def train(arch, X, y, epochs: int, seed: int):
+    """The sampled-ELBO BNN, the moments BNN and the twin of one seed, with their times."""
+    seconds = {}
+    start = time.perf_counter()
+    bnn = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=seed)
+    pc.fit(bnn, (X, y), epochs=epochs, lr=1e-3, seed=seed, progress=False)
+    seconds["bnn"] = time.perf_counter() - start
+    start = time.perf_counter()
+    bnn_m = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=seed)
+    pc.fit(bnn_m, (X, y), epochs=epochs, lr=1e-3, seed=seed, objective="moments",
+           progress=False)  # fmt: skip
+    seconds["bnn_moments"] = time.perf_counter() - start
+    start = time.perf_counter()
+    twin = train_twin(arch(), X, y, epochs, seed)
+    seconds["twin"] = time.perf_counter() - start
+    return bnn, bnn_m, twin, seconds
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def equal_epochs_lines(per_seed: dict, seeds: list[int]) -> list[str]:
+    """Per-seed accuracies of both objectives by prediction, and the paired difference."""
+    lines = [
+        "| objective | prediction | " + " | ".join(f"seed {s}" for s in seeds)
+        + " | mean | moments − ELBO (paired mean ± SE) |",
+        "|---" * (len(seeds) + 4) + "|",
+    ]  # fmt: skip
+    first = per_seed[seeds[0]]
+    for kind in first["sampled ELBO"]:
+        for objective in ("sampled ELBO", "moments"):
+            accs = [per_seed[s][objective][kind] for s in seeds]
+            cells = " | ".join(f"{100 * a:.2f}" for a in accs)
+            diff = ""
+            if objective == "moments":
+                elbo = [per_seed[s]["sampled ELBO"][kind] for s in seeds]
+                d = [a - b for a, b in zip(accs, elbo, strict=True)]
+                m, se = mean_se(d)
+                diff = f"{100 * m:+.2f} ± {100 * se:.2f}" if len(seeds) > 1 else f"{100 * m:+.2f}"
+            mean = 100 * mean_se(accs)[0]
+            lines.append(f"| {objective} | {kind} | {cells} | {mean:.2f} | {diff} |")
+    twin = [per_seed[s]["deterministic twin"] for s in seeds]
+    cells = " | ".join(f"{100 * a:.2f}" for a in twin)
+    lines.append(f"| deterministic twin | its weights | {cells} | {100 * mean_se(twin)[0]:.2f} | |")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=list(ARCHS), default="lenet-300-100")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--data-dir", type=Path, default=MNIST)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0],
+                    help="training seeds; the pruning curves use the first")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="1 epoch on 5000 images, no files")
     args = ap.parse_args()
     arch = ARCHS[args.model]
-    splits = load_dataset("mnist", data_dir=args.data_dir, seed=args.seed)
+    seeds = list(args.seeds)
+    splits = load_dataset("mnist", data_dir=args.data_dir, seed=seeds[0])
     X, y = splits.train.X, splits.train.y
     Xt, yt = splits.test.X, splits.test.y
     epochs = 1 if args.quick else args.epochs
     if args.quick:
         X, y = X[:5000], y[:5000]
 
-    start = time.perf_counter()
-    bnn = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=args.seed)
-    pc.fit(bnn, (X, y), epochs=epochs, lr=1e-3, seed=args.seed, progress=False)
-    bnn_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    bnn_m = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=args.seed)
-    pc.fit(bnn_m, (X, y), epochs=epochs, lr=1e-3, seed=args.seed, objective="moments",
-           progress=False)  # fmt: skip
-    moments_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    twin = train_twin(arch(), X, y, epochs, args.seed)
-    twin_seconds = time.perf_counter() - start
-    equal_epochs = {
-        "sampled ELBO, posterior mean": 1 - pc.evaluate(bnn, (Xt, yt)),
-        "moments, posterior mean": 1 - pc.evaluate(bnn_m, (Xt, yt)),
-        "moments, predictive (probit)": float(
-            (predictive_moments(bnn_m, Xt)["probs"].argmax(-1) == yt).float().mean()
-        ),
-        "deterministic twin": accuracy(twin, Xt, yt),
-    }
+    per_seed, seconds = {}, {}
+    for seed in seeds:
+        trained = train(arch, X, y, epochs, seed)
+        per_seed[seed] = {
+            "sampled ELBO": predictions(trained[0], arch, Xt, yt, seed),
+            "moments": predictions(trained[1], arch, Xt, yt, seed),
+            "deterministic twin": accuracy(trained[2], Xt, yt),
+        }
+        seconds[seed] = trained[3]
+        print(f"seed {seed}: {per_seed[seed]}", flush=True)
+        if seed == seeds[0]:
+            bnn, bnn_m, twin, _ = trained
     Xv, yv = splits.val.X, splits.val.y
     unit_curves, unit_params = {}, {}
     for label, score in UNIT_SCORES.items():
@@ -166,6 +256,16 @@ def main() -> int:
             accs.append(accuracy(r.module, Xt, yt))
             removed.append(1 - r.report["params_after"] / r.report["params_before"])
         unit_curves[label], unit_params[label] = accs, removed
+    # the rule the library's users run: the scores rank, the validation error decides
+    auto_rows = {}
+    for label, score in UNIT_SCORES.items():
+        r = pc.prune(bnn_m, "auto", score=score, tolerance=AUTO_TOLERANCE, validation=(Xv, yv))
+        auto_rows[label] = {
+            "architecture": r.report["architecture_after"],
+            "params_removed": 1 - r.report["params_after"] / r.report["params_before"],
+            "compression": r.report["params_before"] / r.report["params_after"],
+            "test_accuracy": accuracy(r.module, Xt, yt),
+        }
 
     mean_net = posterior_mean_net(bnn, arch)
     post = bnn.posterior()
@@ -195,17 +295,22 @@ def main() -> int:
         rule: [accuracy(pruned(net, scores, f), Xt, yt) for f in FRACTIONS]
         for rule, (net, scores) in rules.items()
     }
+    sec = seconds[seeds[0]]
     lines = [
         f"# Self-compression: Gaussian BNN against its deterministic twin ({args.model})",
         "",
-        f"MNIST, {epochs} epochs each (BNN {bnn_seconds:.0f} s, BNN with the moments "
-        f"objective {moments_seconds:.0f} s, twin {twin_seconds:.0f} s).",
+        f"MNIST, {epochs} epochs each, seeds {', '.join(map(str, seeds))} (seed {seeds[0]}: "
+        f"BNN {sec['bnn']:.0f} s, BNN with the moments objective {sec['bnn_moments']:.0f} s, "
+        f"twin {sec['twin']:.0f} s).",
         "",
-        "Test accuracy at equal epochs:",
+        "Test accuracy (%) at equal epochs — both Gaussian BNNs with the same initialisation, "
+        "optimiser, schedule and minibatches, each predicting three ways (the posterior-mean "
+        "network; the sampling-free probit predictive of the propagated moments; the Monte "
+        f"Carlo predictive, {MC_DRAWS} weight draws):",
         "",
-        "| network | test accuracy (%) |",
-        "|---|---|",
-        *[f"| {k} | {100 * v:.2f} |" for k, v in equal_epochs.items()],
+        *equal_epochs_lines(per_seed, seeds),
+        "",
+        f"Pruning curves below: seed {seeds[0]}.",
         "",
         "Test accuracy (%) after removing a fraction of the weights of every layer:",
         "",
@@ -229,6 +334,21 @@ def main() -> int:
             f"{100 * unit_curves[k][i]:.2f} ({100 * unit_params[k][i]:.0f} %)" for k in unit_curves
         )
         lines.append(f"| {100 * f:.0f} % | {cells} |")
+    lines += [
+        "",
+        f'The automatic rule on the moments-trained BNN (`prune(bnn, "auto", score=..., '
+        f"tolerance={AUTO_TOLERANCE})`: the scores rank the units, the largest cut within "
+        f"{100 * AUTO_TOLERANCE:g} point of validation error is taken):",
+        "",
+        "| score | architecture | parameters removed | compression | test accuracy (%) |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {k} | {'-'.join(map(str, r['architecture']))} | "
+            f"{100 * r['params_removed']:.1f} % | {r['compression']:.1f}× | "
+            f"{100 * r['test_accuracy']:.2f} |"
+            for k, r in auto_rows.items()
+        ],
+    ]
     print("\n".join(lines))
     if args.quick:
         return 0
@@ -257,11 +377,14 @@ def main() -> int:
         "epochs": epochs,
         "fractions": list(FRACTIONS),
         "accuracy": curves,
-        "equal_epochs_accuracy": equal_epochs,
+        "seeds": seeds,
+        "equal_epochs_accuracy": {str(k): v for k, v in per_seed.items()},
+        "auto_tolerance": AUTO_TOLERANCE,
+        "auto": auto_rows,
         "unit_fractions": list(UNIT_FRACTIONS),
         "unit_accuracy": unit_curves,
         "unit_params_removed": unit_params,
-        "seconds": {"bnn": bnn_seconds, "bnn_moments": moments_seconds, "twin": twin_seconds},
+        "seconds": {str(k): v for k, v in seconds.items()},
     }
     prov = f"Command: `{result['command']}` · date {result['date']} · machine: {result['machine']}"
     write_results(

@@ -29,8 +29,10 @@ ReLU
     :math:`\mathrm E[y^2] = (m^2 + v)\Phi(\alpha) + m\sqrt v\,\varphi(\alpha)`
     (Frey & Hinton 1999; Wu et al. 2019, eq. 10).
 AvgPool2d
-    exact (a linear map): the mean pools, the variance pools and is divided by the window
-    size.
+    a linear map: the mean pools, and the variance pools and is divided by the divisor
+    (the window size) — exact for uncorrelated inputs, so exact within the diagonal
+    approximation (neighbouring outputs of a convolution share its weights and are
+    correlated; the diagonal propagation drops that, here as everywhere).
 MaxPool2d
     approximate: the maximum of a window taken pairwise with Clark's (1961) moment-matched
     maximum of two independent Gaussians, each intermediate maximum treated as Gaussian.
@@ -186,6 +188,7 @@ def propagate(
     _check_supported(bnn)
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+    x = x.to(bnn.device)
     if covariance == "full":
         if record:
             raise ValueError("record=True records diagonal moments: use covariance='diagonal'")
@@ -196,12 +199,17 @@ def propagate(
     for module in bnn.net:
         if isinstance(module, BayesianLinear | BayesianConv2d):
             name = names[id(module)]
+            mask = module.group_mask  # BayesianNetwork.restrict: removed groups give zero
+            if mask is not None and module.spec.kind == "linear":
+                mean, var = mean * mask, var * mask
             if record:
                 inputs[name] = (mean, var)
             w_m, w_v, b_m, b_v = _layer_moments(bnn, name, module)
             op = module._op
             new_mean = op(mean, w_m, b_m)
             new_var = op(var, w_m.square() + w_v, b_v) + op(mean.square(), w_v, None)
+            if mask is not None and module.spec.kind != "linear":  # output channels
+                new_mean, new_var = new_mean * mask[:, None, None], new_var * mask[:, None, None]
             mean, var = new_mean, new_var
         elif isinstance(module, nn.ReLU):
             mean, var = relu_moments(mean, var)
@@ -211,7 +219,10 @@ def propagate(
             k = _pair(module.kernel_size)
             if _pair(module.padding) != (0, 0) or module.ceil_mode:
                 raise TypeError(f"moment propagation supports AvgPool2d without padding: {module}")
-            mean, var = module(mean), module(var) / (k[0] * k[1])
+            # the average of n independent terms over a divisor d has variance sum(v) / d²,
+            # and module(v) is sum(v) / d
+            d = module.divisor_override or k[0] * k[1]
+            mean, var = module(mean), module(var) / d
         elif isinstance(module, nn.Flatten):
             mean, var = module(mean), module(var)
         elif isinstance(module, nn.Dropout | nn.Dropout2d | nn.Identity):
@@ -231,6 +242,10 @@ def _propagate_full(bnn: BayesianNetwork, x: torch.Tensor) -> tuple[torch.Tensor
     for module in bnn.net:
         if isinstance(module, BayesianLinear):
             w_m, w_v, b_m, b_v = _layer_moments(bnn, names[id(module)], module)
+            mask = module.group_mask
+            if mask is not None:  # BayesianNetwork.restrict: removed inputs are zero
+                mean = mean * mask
+                cov = None if cov is None else cov * mask.unsqueeze(-1) * mask
             second = mean.square() if cov is None else mean.square() + cov.diagonal(0, -2, -1)
             noise = second @ w_v.T + (b_v if b_v is not None else 0.0)
             new_cov = torch.diag_embed(noise)
@@ -384,12 +399,18 @@ def unit_scores(
     r"""Self-compression scores of every group (the units a pruning plan keeps or drops),
     from the moments propagated over the inputs ``X`` (Carannante et al. 2020, §4).
 
-    For group :math:`g` of a layer (an input unit of a Linear layer, an output channel of
-    a Conv2d), with :math:`(m, v)` the propagated moments of the layer's input and
-    :math:`(M, S)` of its weights, the group's contribution to the layer's pre-activations
-    has, summed over the data and the units it feeds,
+    For group :math:`g` of a layer (an input unit :math:`j` of a Linear layer, an output
+    channel of a Conv2d), with :math:`(m, v)` the propagated moments of the layer's input
+    and :math:`(M, S)` of its weights, the group's contribution :math:`c` to a
+    pre-activation it feeds (:math:`c_{ij} = w_{ij} x_j` for a Linear layer) has, under
+    the guide and for one input example, mean :math:`\mu = M m` and variance
+    :math:`\nu = (M^2 + S) v + S m^2` (module docstring). Summed over the :math:`n`
+    examples of ``X`` and over the units (and positions) the group feeds:
 
-    * signal :math:`\sum (M m)^2`, and noise :math:`\sum (M^2 + S) v + S m^2`;
+    * signal :math:`\sum \mu^2` and noise :math:`\sum \nu`;
+    * the group's part of the layer's output variance, over the data and the posterior
+      (law of total variance, :math:`\bar\mu` the mean over the examples):
+      :math:`V_g = \sum \nu + \sum (\mu - \bar\mu)^2`.
 
     Returned by score name, each a dict layer name → tensor of group scores (higher =
     keep):
@@ -398,35 +419,59 @@ def unit_scores(
         signal / noise of the group's contribution: a unit whose output the next layer
         receives mostly as noise is redundant;
     ``"kernel_norm"``
-        Frobenius norm of the group's mean weights (the kernel of a channel);
+        Frobenius norm of the group's mean weights (the kernel of a channel), blind to
+        the data;
     ``"variance_share"``
-        the group's share of the layer's propagated second moment (signal + noise).
+        the group's share :math:`V_g / \sum_h V_h` of the layer's output variance, times
+        the layer's number of groups :math:`G` (1 is an equal share), so that one cut
+        (``rule="sparsity"``, the global step of ``rule="auto"``) compares layers of
+        different widths: a group that barely moves the layer's output is redundant.
+
+    Groups removed by :meth:`~pyrocompress.nn.BayesianNetwork.restrict` score zero.
     """
     _check_supported(bnn)
     device = bnn.device
     layers = bnn.bayesian_layers()
-    signal = {n: 0.0 for n in layers}
-    noise = {n: 0.0 for n in layers}
+    zero = dict.fromkeys(layers, 0.0)
+    signal, noise, count = dict(zero), dict(zero), 0
+    first, second = dict(zero), dict(zero)  # sums over examples of mu and mu², per unit
     for i in range(0, len(X), batch_size):
-        _, _, inputs = propagate(bnn, X[i : i + batch_size].to(device), record=True)
+        batch = X[i : i + batch_size].to(device)
+        _, _, inputs = propagate(bnn, batch, record=True)
+        count += len(batch)
         for name, layer in layers.items():
             m, v = inputs[name]
             w_m, w_v, _, _ = _layer_moments(bnn, name, layer)
-            if isinstance(layer, BayesianLinear):  # group = input unit
-                m2, vv = m.square().sum(0), v.sum(0)  # [in]
+            if isinstance(layer, BayesianLinear):  # group = input unit j; mu_nij = M_ij m_nj
+                m1, m2, vv = m.sum(0), m.square().sum(0), v.sum(0)  # [in]
                 signal[name] = signal[name] + (w_m.square() * m2).sum(0)
                 noise[name] = noise[name] + ((w_m.square() + w_v) * vv + w_v * m2).sum(0)
+                first[name] = first[name] + m1  # sum_n mu_nij = M_ij sum_n m_nj
+                second[name] = second[name] + m2
             else:  # group = output channel
                 op = layer._op
                 mean_out = op(m, w_m, None)
                 noise_out = op(v, w_m.square() + w_v, None) + op(m.square(), w_v, None)
+                if layer.group_mask is not None:
+                    keep = layer.group_mask[:, None, None]
+                    mean_out, noise_out = mean_out * keep, noise_out * keep
                 signal[name] = signal[name] + mean_out.square().sum((0, 2, 3))
                 noise[name] = noise[name] + noise_out.sum((0, 2, 3))
+                first[name] = first[name] + mean_out.sum(0)  # [channels, h, w]
+                second[name] = second[name] + mean_out.square().sum(0)
     scores = {"output_snr": {}, "kernel_norm": {}, "variance_share": {}}
     for name, layer in layers.items():
         w_m, _, _, _ = _layer_moments(bnn, name, layer)
+        if isinstance(layer, BayesianLinear):
+            # sum_i sum_n (mu_nij - mean_n mu_nij)^2, with mu_nij = M_ij m_nj
+            spread = (w_m.square() * (second[name] - first[name].square() / count)).sum(0)
+        else:
+            spread = (second[name] - first[name].square() / count).sum((1, 2))
+        total = noise[name] + spread.clamp_min(0.0)
         scores["output_snr"][name] = signal[name] / (noise[name] + _TINY)
         scores["kernel_norm"][name] = layer.spec.group_sum(w_m.square()).sqrt()
-        total = signal[name] + noise[name]
-        scores["variance_share"][name] = total / (total.sum() + _TINY)
+        scores["variance_share"][name] = total * (len(total) / (total.sum() + _TINY))
+        if layer.group_mask is not None:
+            for score in scores.values():
+                score[name] = score[name] * layer.group_mask
     return scores
