@@ -1,9 +1,12 @@
-"""Replicated feature-selection study: three group priors against LassoCV and ARDRegression.
+"""Replicated feature-selection study: three group priors against LassoCV, ARDRegression and
+the L1-penalised logistic regression.
 
 Designs (``pyrocompress.data``): Bai, Song & Cheng (2020), n = 3000, p = 200, relevant
 x1..x5; Sun, Song & Liang (2021) regression with pairwise-correlated inputs, relevant
 x1..x5, at ``--sun-n`` / ``--sun-p`` (the paper: n = 10,000, p = 2,000; the default here is
-the Bai size, so that both designs fit this CPU's budget — the page says which was run).
+the Bai size, so that both designs fit this CPU's budget — the page says which was run),
+and its classification variant (y = 1 if e^{x1} + x2² + 5 sin(x3 x4) − 3 > 0; relevant
+x1..x4, x5 is a null there), at the same size.
 Each replication r draws a training set (seed r) and a test set of 1,000 (seed 10,000 + r).
 
 Methods: ``FeatureSelector`` with the spike-and-slab, group horseshoe and group
@@ -13,7 +16,9 @@ whose posterior precision stays below its 1e4 threshold, i.e. the features it ke
 Recorded per fit: TPR, FPR, FDR, MCC against the truth, and the test RMSE — for the
 selectors, of the posterior-mean network restricted to the selected inputs
 (median-probability model, ``conditional=True``); for the linear methods, of their own
-prediction.
+prediction. On the classification design the selectors infer the task from the 0/1
+target (every setting at its default), the baseline is ``LogisticRegressionCV`` with the L1
+penalty (non-zero coefficients), and the test error rate replaces the RMSE.
 
 Writes ``docs/results/selection-study.json`` and ``.md``.
 
@@ -34,31 +39,41 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 from _common import provenance, write_results
-from sklearn.linear_model import ARDRegression, LassoCV
+from sklearn.linear_model import ARDRegression, LassoCV, LogisticRegressionCV
 
-from pyrocompress.data import simulate_bai2020, simulate_sun2021
+from pyrocompress.data import simulate_bai2020, simulate_sun2021, simulate_sun2021_classification
 from pyrocompress.selection import selection_metrics
 from pyrocompress.selector import FeatureSelector
 
 PRIORS = ("spike-slab", "group-horseshoe", "group-nj")
 METHODS = (*PRIORS, "LassoCV", "ARDRegression")
-TRUTH = list(range(5))
+#: classification designs: the priors against the L1-penalised logistic regression
+CLASSIFICATION = {"sun2021-classification": simulate_sun2021_classification}
+CLASSIFICATION_METHODS = (*PRIORS, "L1 LogisticRegressionCV")
+SIMULATORS = {"bai2020": simulate_bai2020, "sun2021": simulate_sun2021, **CLASSIFICATION}
+#: the relevant inputs of each design (x1..x5; the classification variant uses x1..x4)
+TRUTH = {"bai2020": list(range(5)), "sun2021": list(range(5)),
+         "sun2021-classification": list(range(4))}  # fmt: skip
 N_TEST = 1000
 
 
 def _data(design: str, n: int, p: int, seed: int):
-    sim = simulate_bai2020 if design == "bai2020" else simulate_sun2021
-    X, y = sim(n, p, seed=seed)
+    X, y = SIMULATORS[design](n, p, seed=seed)
     return X.numpy().astype(np.float64), y.numpy().astype(np.float64)
 
 
-def _selector_rmse(sel: FeatureSelector, X: np.ndarray, y: np.ndarray) -> float:
+def _selector_test(sel: FeatureSelector, X: np.ndarray, y: np.ndarray) -> float:
+    """Test RMSE (regression) or error rate (classification) of the selected model: the
+    posterior-mean network restricted to the selected inputs."""
     bnn = sel.module_
     first = next(iter(bnn.bayesian_layers()))
     x = torch.as_tensor((X - sel.x_mean_) / sel.x_scale_, dtype=torch.float32)
     mask = {first: torch.as_tensor(sel.support_)}
-    out = bnn.predict_point(x, mask, conditional=True).squeeze(-1).double().numpy()
-    pred = out * sel.y_scale_ + sel.y_mean_
+    out = bnn.predict_point(x, mask, conditional=True).double()
+    if sel.task_ == "classification":
+        labels = (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
+        return float(np.mean(sel.classes_[labels.numpy()] != y))
+    pred = out.squeeze(-1).numpy() * sel.y_scale_ + sel.y_mean_
     return float(np.sqrt(np.mean((pred - y) ** 2)))
 
 
@@ -70,7 +85,13 @@ def one_fit(design: str, method: str, rep: int, n: int, p: int, epochs: int | No
     if method in PRIORS:
         sel = FeatureSelector(prior=method, epochs=epochs, random_state=rep).fit(X, y)
         chosen = sel.get_support(indices=True).tolist()
-        rmse = _selector_rmse(sel, Xt, yt)
+        rmse = _selector_test(sel, Xt, yt)
+    elif method == "L1 LogisticRegressionCV":
+        est = LogisticRegressionCV(
+            Cs=10, cv=5, l1_ratios=(1.0,), solver="liblinear", random_state=rep
+        ).fit(X, y)
+        chosen = np.flatnonzero(est.coef_[0]).tolist()
+        rmse = float(np.mean(est.predict(Xt) != yt))
     else:
         if method == "LassoCV":
             est = LassoCV(cv=5, random_state=rep).fit(X, y)
@@ -86,7 +107,7 @@ def one_fit(design: str, method: str, rep: int, n: int, p: int, epochs: int | No
         "selected": chosen,
         "rmse": rmse,
         "seconds": time.perf_counter() - start,
-        **selection_metrics(chosen, TRUTH, p),
+        **selection_metrics(chosen, TRUTH[design], p),
     }
 
 
@@ -94,7 +115,7 @@ def summarise(fits: list[dict]) -> dict:
     out: dict[str, dict[str, dict[str, float]]] = {}
     for design in sorted({f["design"] for f in fits}):
         out[design] = {}
-        for method in METHODS:
+        for method in (*METHODS, *CLASSIFICATION_METHODS[len(PRIORS) :]):
             rows = [f for f in fits if f["design"] == design and f["method"] == method]
             if not rows:
                 continue
@@ -103,7 +124,7 @@ def summarise(fits: list[dict]) -> dict:
                 vals = [r[key] for r in rows if not math.isnan(r[key])]
                 row[key] = statistics.mean(vals) if vals else math.nan
                 row[key + "_sd"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            row["exact"] = sum(sorted(r["selected"]) == TRUTH for r in rows)
+            row["exact"] = sum(sorted(r["selected"]) == TRUTH[design] for r in rows)
             out[design][method] = row
     return out
 
@@ -111,8 +132,8 @@ def summarise(fits: list[dict]) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--designs", nargs="+", default=["bai2020", "sun2021"],
-                    choices=["bai2020", "sun2021"])  # fmt: skip
+    ap.add_argument("--designs", nargs="+", default=list(SIMULATORS),
+                    choices=list(SIMULATORS))  # fmt: skip
     ap.add_argument("--n", type=int, default=3000, help="Bai design size")
     ap.add_argument("--p", type=int, default=200)
     ap.add_argument("--sun-n", type=int, default=3000)
@@ -123,12 +144,13 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.reps, args.n, args.p, args.sun_n, args.sun_p, args.epochs = 2, 300, 20, 300, 20, 20
-    sizes = {"bai2020": (args.n, args.p), "sun2021": (args.sun_n, args.sun_p)}
+    sun = (args.sun_n, args.sun_p)
+    sizes = {"bai2020": (args.n, args.p), "sun2021": sun, "sun2021-classification": sun}
     jobs = [
         (d, m, r, *sizes[d], args.epochs)
         for d in args.designs
         for r in range(args.reps)
-        for m in METHODS
+        for m in (CLASSIFICATION_METHODS if d in CLASSIFICATION else METHODS)
     ]
     with ProcessPoolExecutor(args.jobs) as pool:
         fits = list(pool.map(one_fit, *zip(*jobs, strict=True)))
@@ -136,16 +158,19 @@ def main() -> int:
     lines = [
         "# Replicated feature-selection study",
         "",
-        f"{args.reps} replications per design; test RMSE on 1,000 fresh points. Sizes: "
+        f"{args.reps} replications per design; test RMSE (regression) or error rate "
+        "(classification) on 1,000 fresh points. Sizes: "
         + ", ".join(f"{d} n = {sizes[d][0]}, p = {sizes[d][1]}" for d in args.designs)
         + ". Mean (standard deviation) over replications.",
     ]
     for design, rows in summary.items():
+        metric = "error rate" if design in CLASSIFICATION else "RMSE"
         lines += [
             "",
             f"## {design}",
             "",
-            "| method | exact x1…x5 | TPR | FPR | MCC | test RMSE | seconds / fit |",
+            f"| method | exact x1…x{len(TRUTH[design])} | TPR | FPR | MCC | test {metric} "
+            "| seconds / fit |",
             "|---|---|---|---|---|---|---|",
         ]
         for method, r in rows.items():

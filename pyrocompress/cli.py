@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 import torch
@@ -52,6 +56,89 @@ DEMO = {
 
 class UsageError(ValueError):
     """A problem with the user's input: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())  # one line, whatever argparse put in it
+        self.exit(2, f"{self.prog}: error: {message} (run `{self.prog} --help` for usage)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As :meth:`argparse.ArgumentParser.parse_args`, but an unknown option is reported
+        by the subcommand it was given to (``pyrocompress compress: error: ...``)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            commands = {}
+            for action in self._actions:
+                if isinstance(action, argparse._SubParsersAction):
+                    commands.update(action.choices)
+            parser = commands.get(getattr(parsed, "command", None), self)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def _check_number(
+    option: str,
+    value,
+    *,
+    integer: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+    high_open: bool = False,
+    low_open: bool = False,
+    example: str = "",
+) -> None:
+    """Raise :class:`UsageError` unless ``value`` is a finite number in the given range."""
+    kind = "an integer" if integer else "a number"
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int if integer else int | float)
+        and math.isfinite(value)
+        and (low is None or (value > low if low_open else value >= low))
+        and (high is None or (value < high if high_open else value <= high))
+    )
+    if ok:
+        return
+    lo, hi = (f"{v:g}" if isinstance(v, float) else f"{v}" for v in (low, high))
+    if low is not None and high is not None:
+        where = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
+    elif low is not None:
+        where = f"{'>' if low_open else '>='} {lo}"
+    else:
+        where = f"{'<' if high_open else '<='} {hi}"
+    hint = f", e.g. {example}" if example else ""
+    raise UsageError(f"{option} must be {kind} {where}{hint}; got {value!r}")
+
+
+def _check_writable_dir(path: str | None, option: str) -> None:
+    """Raise :class:`UsageError` unless ``path`` is a folder that can be written, or one that
+    can be created (it does not exist, and its nearest existing parent is a writable
+    folder). Nothing is left behind."""
+    if path is None:
+        return
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {path} is a file; give a directory (created if missing)")
+    probe_in = folder
+    while not probe_in.exists():
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise UsageError(
+            f"{option} {path} cannot be created: {probe_in} is a file, not a directory; "
+            "give a path whose parents are directories"
+        )
+    try:  # a real write: permissions, read-only file systems, quotas
+        os.rmdir(tempfile.mkdtemp(prefix=".pyrocompress-probe-", dir=probe_in))
+    except OSError as e:
+        what = "is not writable" if probe_in == folder else "cannot be created"
+        raise UsageError(
+            f"{option} {path} {what} ({e.strerror or e} in {probe_in}); give a directory "
+            "in a place you can write to"
+        ) from None
 
 
 def build_model(spec: str, in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Sequential:
@@ -109,15 +196,30 @@ def run(
     objective: str = "elbo",
     progress: bool = True,
 ) -> dict:
-    """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report."""
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out} is a file; give a directory (created if missing)")
-    if epochs < 1 or batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be positive integers")
-    if not lr > 0:
-        raise UsageError(f"--lr must be positive, got {lr}")
-    if clip_var is not None and not 0 < clip_var < float("inf"):
-        raise UsageError(f"--clip-var must be a positive variance, e.g. 0.04; got {clip_var}")
+    """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
+
+    Every option is checked before the data are read or training starts: a number out of
+    range, an ``--out`` or ``--checkpoint-dir`` that is a file or cannot be created or
+    written, raise :class:`UsageError` naming the option (one line, exit code 2 from
+    :func:`main`). The outputs are written all or nothing (:func:`write_outputs`).
+    """
+    _check_number("--epochs", epochs, integer=True, low=1, example="100")
+    _check_number("--batch-size", batch_size, integer=True, low=1, example="128")
+    _check_number("--lr", lr, low=0, low_open=True, example="0.01")
+    _check_number("--kl-warmup", kl_warmup, integer=True, low=0, example="0 (off) or 10")
+    _check_number(
+        "--tolerance", tolerance, low=0, high=1, high_open=True, example="0.01 (1 point of error)"
+    )
+    if clip_var is not None:
+        _check_number("--clip-var", clip_var, low=0, low_open=True, example="0.04")
+    _check_number("--seed", seed, integer=True, low=0, high=2**32 - 1, example="0")
+    low, high = pixel_range
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise UsageError(
+            f"--pixel-range needs finite LOW < HIGH, e.g. 0,1 or -1,1; got {low},{high}"
+        )
+    _check_writable_dir(out, "--out")
+    _check_writable_dir(checkpoint_dir, "--checkpoint-dir")
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda was requested but CUDA is not available")
     if resume and checkpoint_dir is None:
@@ -127,8 +229,6 @@ def run(
             f"--objective moments propagates Gaussian weight moments: use --prior gaussian "
             f"(got --prior {prior}), or --objective elbo"
         )
-    if checkpoint_dir is not None and Path(checkpoint_dir).is_file():
-        raise UsageError(f"--checkpoint-dir {checkpoint_dir} is a file; give a directory")
     try:
         splits = datasets.load_dataset(
             dataset,
@@ -209,9 +309,20 @@ def run(
                 p,
             )
         writers.update(_more_plots(bnn, result, splits, seed))
-        write_outputs(out, writers)
+        _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+def _write(out: str, writers: dict) -> None:
+    """:func:`write_outputs`, with a file-system error as a :class:`UsageError`."""
+    try:
+        write_outputs(out, writers)
+    except OSError as e:
+        raise UsageError(
+            f"--out {out}: the outputs could not be written ({e.strerror or e}); nothing was "
+            "written there: free space or give another directory"
+        ) from None
 
 
 #: options whose value may start with a minus sign
@@ -276,22 +387,30 @@ def run_select(
 ) -> dict:
     """Select features of a CSV table; writes ``selection.json`` and ``pip.png`` to ``out``.
 
-    Returns the selection (the contents of ``selection.json``)."""
-    if out is not None and Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out} is a file; give a directory (created if missing)")
+    ``pip.png`` marks the cut-off of the rule used: PIP 0.5 for the median-probability
+    model (Barbieri & Berger 2004), the smallest selected PIP with ``--fdr`` (Newton et al.
+    2004). Every option is checked before the CSV is read; a bad one raises
+    :class:`UsageError` naming it. Returns the selection (the contents of
+    ``selection.json``)."""
+    _check_writable_dir(out, "--out")
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs must be a positive integer, got {epochs}")
     if fdr is not None and not 0 <= fdr < 1:
         raise UsageError(f"--fdr must be a level in [0, 1), such as 0.1; got {fdr}")
+    if not 0 <= seed < 2**32:
+        raise UsageError(f"--seed must be an integer from 0 to {2**32 - 1} (2**32 - 1), got {seed}")
     widths = _parse_hidden(hidden)
+    reason = None
     try:
         X, y, names = datasets.load_csv(csv, target)
+        if task is None:
+            task, reason = infer_task(y)  # once here, so the selector does not infer it again
     except ValueError as e:
         raise UsageError(str(e)) from e
-    if task is None:
-        task, reason = infer_task(y)  # once here, so the selector does not infer it again
+    is_main = world().is_main  # under torchrun, rank 0 prints and writes
+    if is_main and reason is not None:
         print(f"task: {task} (inferred: {reason}; override with --task)")
-    else:
+    elif is_main:
         print(f"task: {task}")
     selector = FeatureSelector(
         task=task,
@@ -307,17 +426,16 @@ def run_select(
         selector.fit(pd.DataFrame(X, columns=names), y)
     except ValueError as e:
         raise UsageError(str(e)) from e
+    if not is_main:
+        return {}
     selection = {**selector.summary(), "seconds": selector.fit_seconds_}
     print(_format_selection(selection, prior, widths, selector.history_.epoch[-1]))
     if out is not None:
-        pip = torch.as_tensor(selector.inclusion_probabilities_)
         writers = {
             "selection.json": json_writer(selection),
-            "pip.png": lambda p: _save(
-                plot_pip_stem(pip, feature_names=names, selected=selector.support_), p
-            ),
+            "pip.png": lambda p: _save(selector.plot_inclusion_probabilities(), p),
         }
-        write_outputs(out, writers)
+        _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return selection
 
@@ -393,12 +511,12 @@ def _save(fig, path: Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pyrocompress",
         description="Bayesian compression of neural networks with Pyro: train with group "
         "priors, prune from the posterior, export a smaller network.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("demo", help="MLP on scikit-learn's digits, group horseshoe, auto pruning")
     d.add_argument("--out", default="demo-out", help="output directory (default: demo-out)")
     d.add_argument("--epochs", type=int, default=DEMO["epochs"])

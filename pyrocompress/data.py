@@ -609,6 +609,7 @@ def check_tensors(
     y: torch.Tensor,
     *,
     num_classes: int | None = None,
+    num_outputs: int | None = None,
     name: str = "data",
 ) -> None:
     """Validate inputs and targets at the boundary of training or evaluation code.
@@ -621,7 +622,11 @@ def check_tensors(
         Targets with the same first dimension as ``X``.
     num_classes : int, optional
         When given, ``y`` is treated as class labels: it must be a 1-D integer tensor with
-        values in ``[0, num_classes)``.
+        values in ``[0, num_classes)``. Without it, ``y`` holds regression targets: a real
+        (floating-point or integer, not bool) tensor of finite values.
+    num_outputs : int, optional
+        Regression only: the number of output units of the network. With one output ``y``
+        must have shape ``(N,)`` or ``(N, 1)``; with ``K > 1`` outputs, ``(N, K)``.
     name : str, default "data"
         Label used in error messages (e.g. ``"train"``).
 
@@ -649,14 +654,22 @@ def check_tensors(
             "the first dimensions must match"
         )
     if X.shape[0] == 0:
-        raise ValueError(f"{name}: no examples (X has shape {tuple(X.shape)})")
+        raise ValueError(
+            f"{name}: no examples (X has shape {tuple(X.shape)}); pass at least one row "
+            "(check that no filtering or split left this set empty)"
+        )
     if not X.dtype.is_floating_point:
         raise ValueError(f"{name}: X must be floating point, got {X.dtype}; convert with X.float()")
     n_bad = int((~torch.isfinite(X)).sum().item())
     if n_bad:
-        raise ValueError(f"{name}: X has {n_bad} non-finite values (NaN or inf)")
+        rows = int((~torch.isfinite(X.reshape(X.shape[0], -1))).any(dim=1).sum().item())
+        raise ValueError(
+            f"{name}: X has {n_bad} non-finite values (NaN or inf) in {rows} rows; drop those "
+            "rows or impute the missing values"
+        )
 
     if num_classes is None:
+        _check_regression_targets(y, num_outputs, name)
         return
     num_classes = operator.index(num_classes)
     if num_classes < 1:
@@ -667,12 +680,52 @@ def check_tensors(
             "convert with y.long()"
         )
     if y.ndim != 1:
-        raise ValueError(f"{name}: class labels y must be 1-D, got shape {tuple(y.shape)}")
+        raise ValueError(
+            f"{name}: class labels y must be 1-D, got shape {tuple(y.shape)}; pass one label "
+            "per example (y.reshape(-1) for a column; y.argmax(1) for one-hot rows)"
+        )
     y_min, y_max = int(y.min().item()), int(y.max().item())
     if y_min < 0 or y_max >= num_classes:
         n_out = int(((y < 0) | (y >= num_classes)).sum().item())
         raise ValueError(
-            f"{name}: {n_out} labels outside [0, {num_classes}) (min {y_min}, max {y_max})"
+            f"{name}: {n_out} labels outside [0, {num_classes}) (min {y_min}, max {y_max}); "
+            f"labels must be 0..{num_classes - 1}: remap them (e.g. torch.unique(y, "
+            "return_inverse=True)[1])"
+            + (f", or build the network for {y_max + 1} classes" if y_min >= 0 else "")
+        )
+
+
+def _check_regression_targets(y: torch.Tensor, num_outputs: int | None, name: str) -> None:
+    """Regression targets: real, finite, and of a shape that fits ``num_outputs`` outputs."""
+    if y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(
+            f"{name}: regression targets y must be real numbers (floating point or integer), "
+            f"got {y.dtype}; convert with y.float()"
+        )
+    n_bad = int((~torch.isfinite(y)).sum().item())
+    if n_bad:
+        rows = int((~torch.isfinite(y.reshape(y.shape[0], -1))).any(dim=1).sum().item())
+        raise ValueError(
+            f"{name}: y has {n_bad} non-finite values (NaN or inf) in {rows} rows; drop those "
+            "rows (from X and y) or impute the missing values"
+        )
+    if num_outputs is None:
+        return
+    num_outputs = operator.index(num_outputs)
+    n = y.shape[0]
+    if num_outputs == 1:
+        if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
+            return
+        raise ValueError(
+            f"{name}: the network has 1 output, so y must have shape ({n},) or ({n}, 1), got "
+            f"{tuple(y.shape)}; pass one target per example, or build the network with as "
+            "many outputs as y has columns"
+        )
+    if tuple(y.shape) != (n, num_outputs):
+        raise ValueError(
+            f"{name}: the network has {num_outputs} outputs, so y must have shape "
+            f"({n}, {num_outputs}), got {tuple(y.shape)}; give one column per output, or "
+            "build the network with as many outputs as y has columns"
         )
 
 
@@ -691,7 +744,22 @@ def simulate_bai2020(
     :math:`x \sim U(-1, 1)^p`,
     :math:`y = 7x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`,
     :math:`\varepsilon \sim N(0, \text{noise}^2)`; the relevant inputs are the first five
-    (indices 0..4). Returns float32 ``X [n, p]`` and ``y [n]``.
+    (the paper's :math:`x_1, \dots, x_5` are columns 0..4).
+
+    Parameters
+    ----------
+    n, p
+        Number of rows (at least 2) and of inputs (at least 5).
+    noise
+        Standard deviation of :math:`\varepsilon`.
+    seed
+        Seed of a private :class:`torch.Generator`: the same seed gives the same data,
+        and the global RNG is left alone.
+
+    Returns
+    -------
+    X : float32 tensor of shape (n, p)
+    y : float32 tensor of shape (n,)
     """
     _check_size(n, p, 5)
     g = torch.Generator().manual_seed(seed)
@@ -713,8 +781,24 @@ def simulate_sun2021(
     r"""Regression design of Sun, Song & Liang (2021), "Consistent sparse deep learning", JASA.
 
     Correlated inputs :math:`x_j = (e + z_j)/\sqrt2` with :math:`e, z_j \sim N(0, 1)`
-    (pairwise correlation 0.5), and
-    :math:`y = 5x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`; relevant inputs 0..4.
+    independent (so :math:`\mathrm{Var}\,x_j = 1` and pairwise correlation 0.5), and
+    :math:`y = 5x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`,
+    :math:`\varepsilon \sim N(0, \text{noise}^2)`; the relevant inputs are
+    :math:`x_1, \dots, x_5`, columns 0..4.
+
+    Parameters
+    ----------
+    n, p
+        Number of rows (at least 2) and of inputs (at least 5).
+    noise
+        Standard deviation of :math:`\varepsilon`.
+    seed
+        Seed of a private :class:`torch.Generator`: the same seed gives the same data.
+
+    Returns
+    -------
+    X : float32 tensor of shape (n, p)
+    y : float32 tensor of shape (n,)
     """
     _check_size(n, p, 5)
     x, g = _sun2021_inputs(n, p, seed)
@@ -725,9 +809,25 @@ def simulate_sun2021(
 def simulate_sun2021_classification(
     n: int = 10_000, p: int = 1000, *, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Classification design of Sun, Song & Liang (2021): the inputs of
-    :func:`simulate_sun2021` and :math:`y = 1` when
-    :math:`e^{x_1} + x_2^2 + 5\sin(x_3x_4) - 3 > 0`; relevant inputs 0..3. ``y`` is int64.
+    r"""Classification design of Sun, Song & Liang (2021), "Consistent sparse deep
+    learning", JASA.
+
+    The correlated inputs of :func:`simulate_sun2021` and a noiseless label,
+    :math:`y = 1` if :math:`e^{x_1} + x_2^2 + 5\sin(x_3x_4) - 3 > 0` and 0 otherwise; the
+    relevant inputs are :math:`x_1, \dots, x_4`, columns 0..3.
+
+    Parameters
+    ----------
+    n, p
+        Number of rows (at least 2) and of inputs (at least 4).
+    seed
+        Seed of a private :class:`torch.Generator`: the same seed gives the same data
+        (and the same inputs as :func:`simulate_sun2021` with that seed).
+
+    Returns
+    -------
+    X : float32 tensor of shape (n, p)
+    y : int64 tensor of shape (n,) of 0/1 labels
     """
     _check_size(n, p, 4)
     x, _ = _sun2021_inputs(n, p, seed)
@@ -758,9 +858,10 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
     Raises
     ------
     ValueError
-        With a message naming the problem: a missing file, a file that is not CSV, a
-        missing target column, no feature column, a non-numeric feature column, NaN or
-        infinite values (with their rows), fewer than two rows, or a constant target.
+        With a one-line message naming the problem: a missing file, a file that is not
+        CSV, a header that repeats a column name, a missing target column, no feature
+        column, a non-numeric feature column, NaN or infinite values (with their rows),
+        fewer than two rows, or a constant target.
     """
     import pandas as pd
 
@@ -768,21 +869,33 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
     if not path.is_file():
         raise ValueError(f"CSV file {path} does not exist (or is not a file)")
     try:
+        # The header as written: pandas renames a repeated name (``y,y`` -> ``y``, ``y.1``),
+        # which would let a copy of the target in as a feature.
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path} is empty; it needs a header row and data rows") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path} could not be parsed as CSV: {first}") from err
+    raw = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
+    # (empty names are left to pandas, which calls them "Unnamed: <i>")
+    repeated = sorted({c for c in raw if c and raw.count(c) > 1}, key=raw.index)
+    if repeated:
+        where = "; ".join(
+            f"{c!r} in columns " + ", ".join(str(i + 1) for i, r in enumerate(raw) if r == c)
+            for c in repeated
+        )
+        raise ValueError(
+            f"{path} has duplicate column names in its header ({where}); rename or drop the "
+            "repeated columns so that every name is unique"
+        )
     columns = [str(c) for c in df.columns]
     df.columns = columns
     if target not in columns:
         raise ValueError(
             f"target column {target!r} not found in {path}; its columns are: " + ", ".join(columns)
         )
-    if len(set(columns)) != len(columns):
-        dup = sorted({c for c in columns if columns.count(c) > 1})
-        raise ValueError(f"{path} has duplicate column names: {', '.join(dup)}")
     features = [c for c in columns if c != target]
     if not features:
         raise ValueError(f"{path} has no feature column besides the target {target!r}")
@@ -827,8 +940,9 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
     else:
         y = col.astype(str).to_numpy()
     if len(np.unique(y)) < 2:
+        value = y[0].item() if isinstance(y[0], np.generic) else y[0]  # 3, not np.int64(3)
         raise ValueError(
-            f"target column {target!r} is constant (every row is {y[0]!r}); "
+            f"target column {target!r} is constant (every row is {value!r}); "
             "there is nothing for a feature to explain"
         )
     return X, y, features

@@ -99,8 +99,10 @@ def prepare_data(
     they are if ``None``).
 
     Raises :class:`TypeError` for non-numeric or complex inputs and :class:`ValueError` for
-    NaN or inf, mismatched lengths, no examples, labels outside ``[0, C)``, or inputs whose
-    shape the network cannot take, each naming ``name`` and the fix.
+    NaN or inf (in X, or in regression targets), mismatched lengths, no examples, labels
+    outside ``[0, C)``, regression targets of a shape the network's outputs do not fit, or
+    inputs whose shape the network cannot take, each naming ``name`` and the fix. A
+    regression target of shape ``(N, 1)`` for a network with one output becomes ``(N,)``.
     """
     X, y = _as_xy(data, name)
     if X.is_complex() or y.is_complex():
@@ -110,8 +112,13 @@ def prepare_data(
     if bnn.likelihood.task == "classification":
         check_tensors(X, y, num_classes=bnn.likelihood.num_classes(_num_outputs(bnn)), name=name)
     else:
-        check_tensors(X, y, name=name)
+        last = list(bnn.bayesian_layers().values())[-1]
+        # a Linear last layer has one output per unit; a Conv2d one has feature maps
+        num_outputs = _num_outputs(bnn) if last.spec.kind == "linear" else None
+        check_tensors(X, y, num_outputs=num_outputs, name=name)
         y = y.float()
+        if num_outputs == 1 and y.ndim == 2:
+            y = y.reshape(-1)  # (N, 1) against one output: y[i] is example i's target
     X = X.to(torch.float32)
     if X.ndim < 2:
         raise ValueError(
@@ -258,6 +265,41 @@ def _adam(params, lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr)
 
 
+def _check_global_batch(batch_size: int, world: World) -> None:
+    """In a data-parallel run ``batch_size`` is split evenly between the processes."""
+    if batch_size % world.size:
+        raise ValueError(
+            f"batch_size={batch_size} is the global minibatch of {world.size} processes; "
+            f"give a multiple of {world.size}"
+        )
+
+
+def _average_gradients(params: list[torch.Tensor], world: World) -> None:
+    """Average the gradients of ``params`` over the processes (a missing one counts as 0)."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad.div_(world.size)
+
+
+def _check_finite_parameters(bnn: BayesianNetwork, epoch: int, lr: float) -> None:
+    """Raise :class:`FloatingPointError` if a parameter of ``bnn`` is NaN or inf: the last
+    optimiser step of a run can break the parameters without the loss, computed before
+    it, showing it."""
+    named = list(bnn.named_parameters())
+    if not named or bool(torch.stack([torch.isfinite(p).all() for _, p in named]).all()):
+        return
+    bad = [name for name, p in named if not bool(torch.isfinite(p).all())]
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise FloatingPointError(
+        f"the parameter{'s' if len(bad) > 1 else ''} {shown} became NaN or inf at epoch "
+        f"{epoch}; training stopped. "
+        f"Lower the learning rate (lr={lr}), use KL warm-up (kl_warmup) or a less "
+        f"extreme prior setting ({bnn.prior!r})"
+    )
+
+
 def _setup(bnn: BayesianNetwork, seed: int | None, device) -> torch.device:
     """Seed the RNGs and move ``bnn`` to ``device``."""
     device = torch.device(device)
@@ -315,7 +357,10 @@ def pretrain(
     epochs, batch_size, lr
         Passes over the data, minibatch size, Adam learning rate (constant).
     seed, device
-        As in :func:`fit`.
+        As in :func:`fit`, data-parallel runs under ``torchrun`` included: the minibatch
+        order is that of a seeded :class:`~torch.utils.data.DistributedSampler`, each process
+        takes its share of every global minibatch, and the gradients of the means are
+        averaged over the processes, so the run takes the steps of one process.
 
     Returns
     -------
@@ -330,18 +375,27 @@ def pretrain(
         and group_penalty >= 0
     ):
         raise ValueError(f"group_penalty must be a number >= 0, got {group_penalty!r}")
+    world, device = distributed.setup(device)
+    _check_global_batch(batch_size, world)
     device = _setup(bnn, seed, device)
-    batches = _Minibatches(*prepare_data(bnn, data, "data"), device, batch_size)
+    X, y = prepare_data(bnn, data, "data")
+    sampler_seed = _shared_seed(seed, world, device)
+    batches = _Minibatches(X, y, device, batch_size // world.size, world=world, seed=sampler_seed)
     means = [
         p for name, p in bnn.guide.named_parameters() if name.endswith(("weight_loc", "bias_loc"))
     ]
+    if world.active:  # every rank starts from rank 0's means, as DistributedDataParallel does
+        for p in means:
+            dist.broadcast(p.data, src=0)
     optimizer = _adam(means, lr)
     first_name, first = next(iter(bnn.bayesian_layers().items()))
     history = History(metric_name=bnn.likelihood.metric_name)
     bnn.train()
     for epoch in range(epochs):
         start = time.perf_counter()
+        batches.set_epoch(epoch)
         total = torch.zeros((), device=device)
+        count = 0
         for xb, yb, idx in batches:
             with bnn.point_estimate(differentiable=True):
                 out = bnn.net(xb)
@@ -352,9 +406,15 @@ def pretrain(
                 loss = loss + group_penalty * norms.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if world.active:
+                _average_gradients(means, world)
             optimizer.step()
             total = total + loss.detach() * len(idx)
-        epoch_loss = (total / batches.n).item()
+            count += len(idx)
+        if world.active:
+            dist.all_reduce(total)
+            count *= world.size
+        epoch_loss = (total / count).item()
         if not math.isfinite(epoch_loss):
             raise FloatingPointError(
                 f"the pre-training loss became {epoch_loss} at epoch {epoch + 1}; lower the "
@@ -468,6 +528,11 @@ def fit(
     -------
     History
         Per-epoch loss, KL weight, learning rate, validation metric and wall time.
+
+    Raises
+    ------
+    FloatingPointError
+        If the loss of an epoch, or a parameter after the last step, is NaN or inf.
     """
     _check_common("fit", bnn, epochs, batch_size, lr)
     if lr_schedule not in _SCHEDULES:
@@ -488,11 +553,7 @@ def fit(
         )
     ckpt_path = _checkpoint_path(checkpoint_dir, resume)
     world, device = distributed.setup(device)
-    if batch_size % world.size:
-        raise ValueError(
-            f"batch_size={batch_size} is the global minibatch of {world.size} processes; "
-            f"give a multiple of {world.size}"
-        )
+    _check_global_batch(batch_size, world)
     device = _setup(bnn, seed, device)
     X, y = prepare_data(bnn, data, "data")
     val = prepare_data(bnn, validation, "validation", device) if validation is not None else None
@@ -521,6 +582,7 @@ def fit(
         "kl_warmup": kl_warmup,
         "local_reparam": bool(local_reparam),
         "objective": objective,
+        "max_weight_variance": dict(max_weight_variance) if max_weight_variance else None,
         "sampler_seed": sampler_seed,
         "prior": repr(bnn.prior),
         "likelihood": repr(bnn.likelihood),
@@ -580,6 +642,8 @@ def fit(
                     f"Lower the learning rate (lr={lr}), use KL warm-up (kl_warmup) or a less "
                     f"extreme prior setting ({bnn.prior!r})"
                 )
+            if epoch == epochs - 1:  # the loss is that before the last step: check its result
+                _check_finite_parameters(bnn, epoch + 1, lr)
             metric = bnn.point_error(*val) if val is not None and world.is_main else math.nan
             lr_now = optimizer.param_groups[0]["lr"]
             history.record(epoch_loss, beta, lr_now, metric, time.perf_counter() - start)
@@ -645,8 +709,18 @@ def _checkpoint_path(checkpoint_dir, resume: bool) -> Path | None:
     folder = Path(checkpoint_dir)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"checkpoint_dir {folder} is a file; give a folder (created if missing)")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(
+            f"checkpoint_dir {folder} cannot be created ({e.strerror or e}); give a folder in "
+            "a writable place whose parents are folders, not files"
+        ) from None
     return folder / CHECKPOINT_NAME
+
+
+#: what a fit checkpoint holds besides its format tag
+_CHECKPOINT_KEYS = ("config", "network", "optimizer", "rng", "epoch", "step", "history")
 
 
 def _restore(path: Path, config: dict, bnn, optimizer, scheduler) -> tuple[int, int, History]:
@@ -654,6 +728,12 @@ def _restore(path: Path, config: dict, bnn, optimizer, scheduler) -> tuple[int, 
     ckpt = safe_load(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a pyrocompress fit checkpoint ({_CHECKPOINT_FORMAT})")
+    missing = sorted(set(_CHECKPOINT_KEYS) - set(ckpt))
+    if missing:
+        raise ValueError(
+            f"the checkpoint {path} is incomplete (no {', '.join(missing)}); delete it or "
+            "give another checkpoint_dir, and fit starts afresh"
+        )
     saved = dict(ckpt["config"])
     config["sampler_seed"] = saved.get("sampler_seed", config["sampler_seed"])
     differ = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}

@@ -56,6 +56,9 @@ def run_nuts(
             "inference is well defined only through the approximate KL. Use the group "
             "horseshoe or Gaussian prior for a gold-standard comparison"
         )
+    from pyrocompress.infer import prepare_data
+
+    X, y = prepare_data(bnn, (X, y), "data", bnn.device)  # validated, on the network's device
     chains: dict[str, list[np.ndarray]] = {}
     for c in range(num_chains):
         pyro.set_rng_seed(seed + c)

@@ -89,6 +89,7 @@ from pyrocompress.reparam import _GuideSites, kl_sum
 
 __all__ = [
     "MomentELBO",
+    "avgpool2d_moments",
     "expected_log_likelihood",
     "maxpool2d_moments",
     "predictive_moments",
@@ -129,7 +130,12 @@ def maxpool2d_moments(
     pool: nn.MaxPool2d, mean: torch.Tensor, var: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Approximate moments of a max-pooling layer (Clark's pairwise maximum, see module
-    docstring). Supports ``padding=0``, ``dilation=1`` and ``ceil_mode=False``."""
+    docstring). Supports ``padding=0``, ``dilation=1`` and ``ceil_mode=False``.
+
+    Exact for windows of two. For windows of four, against the exact moments by quadrature
+    over 500 random windows (means N(0, 1), variances U(0.01, 2.01); ``tests/test_moments``):
+    median error 0.005 sd in the mean and 2.5 % in the sd, worst 0.11 sd and 32 %.
+    """
     if _pair(pool.padding) != (0, 0) or _pair(pool.dilation) != (1, 1) or pool.ceil_mode:
         raise TypeError(
             f"moment propagation supports MaxPool2d without padding, dilation or ceil_mode; "
@@ -144,6 +150,22 @@ def maxpool2d_moments(
     for i in range(1, k[0] * k[1]):
         m, v = _clark_max(m, v, cols_m[:, :, i], cols_v[:, :, i])
     return m.view(n, c, out_h, out_w), v.view(n, c, out_h, out_w)
+
+
+def avgpool2d_moments(
+    pool: nn.AvgPool2d, mean: torch.Tensor, var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Moments of an average-pooling layer, exact for uncorrelated inputs: a window's sum
+    over the divisor :math:`d` (the window size, or ``divisor_override``) has mean
+    ``pool(mean)`` and variance :math:`\sum v / d^2` = ``pool(var) / d``. Supports
+    ``padding=0`` and ``ceil_mode=False``."""
+    if _pair(pool.padding) != (0, 0) or pool.ceil_mode:
+        raise TypeError(
+            f"moment propagation supports AvgPool2d without padding or ceil_mode; got {pool}"
+        )
+    k = _pair(pool.kernel_size)
+    d = pool.divisor_override or k[0] * k[1]
+    return pool(mean), pool(var) / d
 
 
 def _pair(x) -> tuple[int, int]:
@@ -216,13 +238,7 @@ def propagate(
         elif isinstance(module, nn.MaxPool2d):
             mean, var = maxpool2d_moments(module, mean, var)
         elif isinstance(module, nn.AvgPool2d):
-            k = _pair(module.kernel_size)
-            if _pair(module.padding) != (0, 0) or module.ceil_mode:
-                raise TypeError(f"moment propagation supports AvgPool2d without padding: {module}")
-            # the average of n independent terms over a divisor d has variance sum(v) / d²,
-            # and module(v) is sum(v) / d
-            d = module.divisor_override or k[0] * k[1]
-            mean, var = module(mean), module(var) / d
+            mean, var = avgpool2d_moments(module, mean, var)
         elif isinstance(module, nn.Flatten):
             mean, var = module(mean), module(var)
         elif isinstance(module, nn.Dropout | nn.Dropout2d | nn.Identity):

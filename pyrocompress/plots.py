@@ -94,24 +94,57 @@ def plot_pip_stem(
     *,
     feature_names: list[str] | None = None,
     threshold: float | None = 0.5,
+    threshold_label: str | None = None,
     selected=None,
     ax=None,
 ):
     """Stem plot of the inclusion probability of every input feature.
 
-    The dashed line marks the selection threshold (0.5: the median-probability model);
-    ``selected`` (a boolean mask) draws the selected features in a second colour.
+    Parameters
+    ----------
+    pip
+        Posterior inclusion probabilities, one per input feature.
+    feature_names
+        Tick labels (drawn for at most 40 features).
+    threshold
+        The PIP cut-off of the selection rule, drawn as a dashed horizontal line; ``None``
+        draws none. The default 0.5 is the median-probability model (Barbieri & Berger
+        2004); for the Bayesian-FDR rule (Newton et al. 2004) pass the smallest selected
+        PIP, for top-k the k-th largest PIP (``FeatureSelector.cutoff_`` is that value,
+        and :meth:`FeatureSelector.plot_inclusion_probabilities` passes it).
+    threshold_label
+        Legend entry of the line, which gets ``" (PIP ≥ t)"`` appended; default
+        ``"cut-off"``.
+    selected
+        Boolean mask of the selected features, drawn in a second colour.
+    ax
+        Axes to draw into; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     p = torch.as_tensor(pip).detach().cpu().float().flatten().numpy()
+    if threshold is not None and not (
+        isinstance(threshold, int | float | np.integer | np.floating)
+        and not isinstance(threshold, bool)
+        and 0 <= threshold <= 1
+    ):
+        raise ValueError(
+            f"threshold must be a PIP cut-off in [0, 1] or None (no line), got {threshold!r}"
+        )
     fig, ax = _axes(ax, figsize=(max(4.0, 0.12 * len(p) + 2), 3))
     ax.stem(range(len(p)), p, basefmt=" ")
     if selected is not None:
         idx = np.flatnonzero(np.asarray(selected, dtype=bool))
         if len(idx):
             ax.stem(idx, p[idx], linefmt="C3-", markerfmt="C3o", basefmt=" ", label="selected")
-            ax.legend(loc="upper right", fontsize=7)
     if threshold is not None:
-        ax.axhline(threshold, color="k", linestyle="--", linewidth=1)
+        t = float(threshold)
+        label = threshold_label or "cut-off"
+        ax.axhline(t, color="k", linestyle="--", linewidth=1, label=f"{label} (PIP ≥ {t:.3g})")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=7)
     ax.set_ylim(-0.02, 1.05)
     ax.set_ylabel("inclusion probability")
     ax.set_xlabel("input feature")

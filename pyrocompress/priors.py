@@ -139,11 +139,31 @@ def _base(d: dist.Distribution) -> dist.Distribution:
     return d
 
 
+#: Range of every prior scale hyper-parameter. The priors compute ``scale**-2`` in float32,
+#: which overflows to inf below about 1e-19 (the loss turns NaN at once); well before that a
+#: scale this far from 1 makes the KL swamp the likelihood (a ``Gaussian(1e-6)`` prior puts
+#: the loss of a small network near 1e10), so such values are refused as mistakes.
+SCALE_RANGE = (1e-6, 1e6)
+
+
 def _check_positive(name: str, value: float) -> float:
+    """``value`` as a float if it is a positive finite number in :data:`SCALE_RANGE`."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
+    low, high = SCALE_RANGE
+    if not low <= value <= high:
+        raise ValueError(
+            f"{name} must be between {low:g} and {high:g}, got {value!r}: further from 1 the "
+            f"prior's KL swamps the likelihood, and {name}**-2 overflows float32 below "
+            "1e-19; "
+            + (
+                "use e.g. 1e-5, the default (Louizos et al. 2017)"
+                if name == "scale_global"
+                else "use e.g. 1.0, the default, and standardise the inputs instead"
+            )
+        )
     return float(value)
 
 
@@ -294,7 +314,7 @@ class Gaussian(Prior):
     Parameters
     ----------
     scale
-        Prior standard deviation of every weight and bias.
+        Prior standard deviation of every weight and bias, in :data:`SCALE_RANGE`.
     """
 
     key = "gaussian"
@@ -386,7 +406,9 @@ class GroupHorseshoe(Prior):
     Parameters
     ----------
     scale_global
-        :math:`\tau_0`. The default ``1e-5`` is the value of Louizos et al. (2017, §5). A
+        :math:`\tau_0`, in :data:`SCALE_RANGE` (``1e-6`` to ``1e6``; under ``1e-19`` the
+        Gamma rate :math:`\tau_0^{-2}` is infinite in float32). The
+        default ``1e-5`` is the value of Louizos et al. (2017, §5). A
         small :math:`\tau_0` states that most groups are irrelevant (Piironen & Vehtari 2017
         relate it to the expected number of relevant groups); the Cauchy tail still lets
         the data pull the scale of a useful layer to order one at the cost of a few nats,
@@ -484,6 +506,11 @@ class GroupHorseshoe(Prior):
         return torch.log(torch.expm1(v).clamp_min(1e-30))
 
 
+#: Distance of :class:`SpikeAndSlab`'s ``prior_inclusion`` from 0 and 1: float32 holds
+#: ``1 - 1e-6`` but rounds ``1 - 1e-8`` to 1, whose ``log(1 - p)`` is ``-inf``.
+_MIN_INCLUSION = 1e-6
+
+
 class SpikeAndSlab(Prior):
     r"""Spike-and-slab prior on groups (nodes), as in Saha, Liu & Liang (2024).
 
@@ -510,9 +537,10 @@ class SpikeAndSlab(Prior):
     Parameters
     ----------
     prior_inclusion
-        :math:`\lambda \in (0, 1)`, prior probability that a group is active.
+        :math:`\lambda \in [10^{-6}, 1 - 10^{-6}]`, prior probability that a group is
+        active.
     slab_scale
-        :math:`s`, standard deviation of the slab.
+        :math:`s`, standard deviation of the slab, in :data:`SCALE_RANGE`.
     """
 
     key = "spike-slab"
@@ -528,6 +556,13 @@ class SpikeAndSlab(Prior):
             raise ValueError(
                 f"prior_inclusion must be a probability strictly between 0 and 1, "
                 f"got {prior_inclusion!r}"
+            )
+        if not _MIN_INCLUSION <= prior_inclusion <= 1.0 - _MIN_INCLUSION:
+            raise ValueError(
+                f"prior_inclusion must be between {_MIN_INCLUSION:g} and "
+                f"1 - {_MIN_INCLUSION:g}, got {prior_inclusion!r}: closer to 0 or 1 its "
+                "logarithm, or that of 1 - prior_inclusion, is not usable in float32; a "
+                "prior that certain is better stated by removing (or keeping) the groups"
             )
         self.prior_inclusion = float(prior_inclusion)
         self.slab_scale = self.weight_scale

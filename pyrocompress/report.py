@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,27 +57,157 @@ def format_report(report: dict) -> str:
 def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path], None]]) -> None:
     """Write every file of a run, or none of them.
 
-    Each writer gets a temporary path; only when all succeeded are the files moved into
-    ``out_dir`` (created if needed). ``out_dir`` must not be an existing file.
+    Each writer gets a path in a staging folder; only when all of them succeeded are the
+    files published in ``out_dir``:
+
+    * ``out_dir`` does not exist (its missing parents are created): the staging folder,
+      made next to it, becomes ``out_dir`` by one :func:`os.replace`;
+    * ``out_dir`` is an empty folder: likewise, the staging folder replaces it;
+    * ``out_dir`` holds files: they stay; the new files are moved in one by one (a file of
+      the same name is replaced), and if a move fails the files moved so far are taken
+      out again and the replaced ones put back.
+
+    On any failure ``out_dir`` is left as it was (and missing parents created for it are
+    removed again), the staging folder is removed, and the exception propagates.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The output folder.
+    writers : dict
+        File name -> function that writes that file to the path it is given.
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` is an existing file.
+    OSError
+        If the folder cannot be created or written; nothing is left behind.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a directory (it is created if missing)")
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".pyrocompress-", dir=out))
+        raise ValueError(
+            f"--out {Path(out_dir)} is a file; give a directory (it is created if missing)"
+        )
+    for name in writers:
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"writers: {name!r} is not a plain file name; give names like 'a.png'")
+    made_parents = _make_parents(out.parent)
+    try:
+        if not out.exists():
+            _publish_folder(out, writers, replace_empty=False)
+        elif (
+            not any(out.iterdir())
+            and not out.is_symlink()  # a link to a folder: the files go into that folder
+            and _same_device(out, out.parent)
+            and os.access(out.parent, os.W_OK)
+        ):
+            _publish_folder(out, writers, replace_empty=True)
+        else:
+            _publish_files(out, writers)
+    except BaseException:
+        for folder in reversed(made_parents):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """``folder.mkdir(parents=True)``, returning the folders it created, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    try:
+        for f in reversed(missing):
+            f.mkdir()
+            made.append(f)
+    except BaseException:
+        for f in reversed(made):
+            with contextlib.suppress(OSError):
+                f.rmdir()
+        raise
+    return made
+
+
+def _same_device(a: Path, b: Path) -> bool:
+    return a.stat().st_dev == b.stat().st_dev
+
+
+def _staging_folder(parent: Path, name: str) -> Path:
+    """A new empty folder in ``parent``, with the permissions of a plain ``mkdir``."""
+    for _ in range(100):
+        folder = parent / f".{name}.staging-{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"could not create a staging folder in {parent}")
+
+
+def _publish_folder(
+    out: Path, writers: dict[str, Callable[[Path], None]], *, replace_empty: bool
+) -> None:
+    """Write into a staging folder next to ``out``, then rename it to ``out``."""
+    staging = _staging_folder(out.parent, out.name)
     try:
         for name, write in writers.items():
             write(staging / name)
-        for name in writers:
-            os.replace(staging / name, out / name)
+        if replace_empty:
+            shutil.copymode(out, staging)
+            try:
+                os.replace(staging, out)  # POSIX renames a folder over an empty one
+            except OSError:
+                if any(out.iterdir()):  # files appeared meanwhile: leave them alone
+                    raise
+                out.rmdir()
+                try:
+                    os.replace(staging, out)
+                except BaseException:
+                    out.mkdir(exist_ok=True)
+                    raise
+        else:
+            os.replace(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(out.iterdir()):
-            out.rmdir()
+        raise
+
+
+def _publish_files(out: Path, writers: dict[str, Callable[[Path], None]]) -> None:
+    """Write into a staging folder inside ``out`` (same file system), then move the files
+    in; on failure undo the moves and restore the files they replaced."""
+    staging = _staging_folder(out, "pyrocompress")
+    backup = staging / ".replaced"
+    moved: list[str] = []
+    try:
+        for name, write in writers.items():
+            write(staging / name)
+        backup.mkdir()
+        for name in writers:
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, backup / name)
+            moved.append(name)
+            os.replace(staging / name, out / name)
+    except BaseException:
+        for name in reversed(moved):
+            if not (staging / name).exists():  # the new file was moved in: take it out
+                with contextlib.suppress(OSError):
+                    _remove(out / name)
+            if (backup / name).exists() or (backup / name).is_symlink():
+                with contextlib.suppress(OSError):
+                    os.replace(backup / name, out / name)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def json_writer(obj) -> Callable[[Path], None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +37,10 @@ from pyrocompress.likelihoods import (
 from pyrocompress.nn import bayesianize, mlp
 from pyrocompress.priors import Prior, get_prior
 from pyrocompress.selection import bayesian_fdr, median_probability_model, top_k
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["SELECTION_PRIORS", "FeatureSelector", "infer_task"]
 
@@ -69,7 +74,8 @@ def infer_task(y, max_classes: int = MAX_AUTO_CLASSES) -> tuple[str, str]:
     values = np.unique(y)
     if len(values) < 2:
         raise ValueError(
-            f"the target is constant (its only value is {values[0]!r} in {len(y)} rows); "
+            f"the target is constant (its only value is {_plain(values[0])!r} in {len(y)} "
+            "rows); "
             "a feature cannot explain a constant, choose another target column"
             if len(values)
             else "the target is empty"
@@ -90,11 +96,22 @@ def infer_task(y, max_classes: int = MAX_AUTO_CLASSES) -> tuple[str, str]:
     return "regression", "the target takes non-integer values"
 
 
+def _plain(value):
+    """A NumPy scalar as the Python value it holds (``np.int64(3)`` -> ``3``), so that
+    messages print ``3`` rather than ``np.int64(3)`` under NumPy 2."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _positive_int(name: str, value, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {_plain(value)!r}")
+
+
+#: ``random_state`` seeds NumPy's global generator too (``pyro.set_rng_seed``), which
+#: takes seeds in [0, 2**32).
+SEED_LIMIT = 2**32
 
 
 class FeatureSelector(SelectorMixin, BaseEstimator):
@@ -124,9 +141,10 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         complement of the group's dropout rate, Louizos et al. 2017, §3), or a
         :class:`~pyrocompress.priors.Prior` instance of one of those kinds.
     hidden
-        Hidden-layer widths; ``()`` for a linear model. The default (50, 20) was chosen on
-        the Bai et al. (2020) design (``benchmarks/selection_bai.py``): a 20-10 network
-        let null inputs in more often.
+        Hidden-layer widths; ``()`` for a linear model. The default (50, 20) is the
+        network measured on the Bai et al. (2020) design (``benchmarks/selection_bai.py``,
+        docs/results/selection-bai.md: exactly the five relevant inputs in 5 of 5 seeds)
+        and on the Sun et al. (2021) design (docs/results/selection-study.md).
     epochs
         Passes over the data; ``None`` (default) chooses about
         ``DEFAULT_STEPS`` = 12 000 optimisation steps whatever the data size.
@@ -138,26 +156,30 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``epochs``, 0 switches pre-training off.
     pretrain_penalty
         Group-lasso weight :math:`\lambda` of the pre-training, per example on the
-        standardised target. The default 1.5e-3 was chosen on the Bai et al. (2020) design,
-        where without pre-training the default network missed :math:`x_1` (an effect
-        through :math:`x_2/(1+x_1^2)` only) in 3 of 5 seeds.
+        standardised target. The default 1.5e-3 is the value of the measured runs in
+        docs/results/selection-bai.md; the run before pre-training existed (that file at
+        commit 00a4285) missed :math:`x_1`, an effect through :math:`x_2/(1+x_1^2)` only,
+        in 3 of 5 seeds. Other values of :math:`\lambda` have not been compared.
     kl_warmup
         Fraction of the epochs over which the KL weight rises from 0 to 1 (Sønderby et
-        al. 2016). It lets the network pick up weak and interacting effects before the
-        prior's Occam pressure can switch their features off.
+        al. 2016): early epochs fit the data with a weakened prior, so a feature's weights
+        can grow before the KL term's pull towards exclusion is at full strength.
     rule
         ``"median"`` — the median-probability model, PIP :math:`\ge 0.5` (Barbieri &
-        Berger 2004); ``"fdr"`` — the largest set with estimated Bayesian FDR
-        :math:`\le` ``fdr_level`` (Newton et al. 2004); ``"top-k"`` — the ``k`` largest
-        PIPs.
+        Berger 2004); ``"fdr"`` — the largest set :math:`\{j: \mathrm{PIP}_j \ge t\}` with
+        estimated Bayesian FDR :math:`\le` ``fdr_level`` (Newton et al. 2004; tied PIPs are
+        kept or dropped together); ``"top-k"`` — the ``k`` largest PIPs (ties broken by
+        column order).
     fdr_level
-        :math:`q` of the ``"fdr"`` rule.
+        :math:`q` of the ``"fdr"`` rule, in [0, 1) (a Python or NumPy number).
     k
-        Number of features of the ``"top-k"`` rule.
+        Number of features of the ``"top-k"`` rule (a positive Python or NumPy integer;
+        more than ``n_features_in_`` selects every feature); ``None`` for the other rules.
     random_state
-        Seed of the initialisation and of SVI; ``None`` draws fresh randomness.
+        Seed of the initialisation and of SVI, an integer in [0, 2**32); ``None`` draws
+        fresh randomness.
     device
-        ``"cpu"`` or ``"cuda"``.
+        ``"cpu"`` or ``"cuda"`` (any :class:`torch.device` specification).
     progress
         Show the training progress bar.
 
@@ -170,6 +192,11 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     estimated_fdr_ : float
         Estimated false-discovery rate of the selection,
         :math:`\frac{1}{|S|}\sum_{j\in S}(1 - \mathrm{PIP}_j)` (0 when nothing is selected).
+    cutoff_ : float or None
+        The PIP cut-off of the rule used: 0.5 for ``"median"``; the smallest selected PIP
+        for ``"fdr"`` (every feature at or above it is selected; ``None`` when nothing is);
+        the ``k``-th largest PIP for ``"top-k"``. :meth:`plot_inclusion_probabilities`
+        draws it.
     task_ : str
         ``"regression"`` or ``"classification"``.
     task_reason_ : str
@@ -183,7 +210,9 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     pretrain_history_ : History or None
         The pre-training's penalised loss per epoch (``None`` without pre-training).
     n_features_in_, feature_names_in_
-        As in scikit-learn (names only when ``X`` is a DataFrame with string columns).
+        As in scikit-learn (names only when ``X`` is a DataFrame with string columns; in a
+        :class:`~sklearn.pipeline.Pipeline` after a transformer, only with
+        ``set_output(transform="pandas")``, since the transformer passes on a NumPy array).
     fit_seconds_ : float
         Wall time of :meth:`fit`.
     """
@@ -269,19 +298,50 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             raise ValueError(f"kl_warmup must be a fraction in [0, 1], got {self.kl_warmup!r}")
         if self.rule not in _RULES:
             raise ValueError(f"rule must be one of {_RULES}, got {self.rule!r}")
-        if self.rule == "fdr" and not (
-            isinstance(self.fdr_level, numbers.Real) and 0 <= self.fdr_level < 1
+        if not (
+            isinstance(self.fdr_level, numbers.Real)
+            and not isinstance(self.fdr_level, bool)
+            and 0 <= self.fdr_level < 1
         ):
-            raise ValueError(f"fdr_level must be in [0, 1), got {self.fdr_level!r}")
-        if self.rule == "top-k":
-            _positive_int("k (required by rule='top-k')", self.k)
+            raise ValueError(
+                f"fdr_level must be a number in [0, 1), such as 0.1; got {_plain(self.fdr_level)!r}"
+            )
+        if self.rule == "top-k" and self.k is None:
+            raise ValueError("k (required by rule='top-k') must be a positive integer, got None")
+        _positive_int("k", self.k, allow_none=True)
+        if self.random_state is not None and (
+            isinstance(self.random_state, bool)
+            or not isinstance(self.random_state, numbers.Integral)
+            or not 0 <= self.random_state < SEED_LIMIT
+        ):
+            raise ValueError(
+                "random_state must be None or an integer in [0, 2**32), got "
+                f"{_plain(self.random_state)!r}"
+            )
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
         return prior, tuple(int(h) for h in hidden)
 
     # ------------------------------------------------------------------------- fit
     def fit(self, X, y) -> FeatureSelector:
-        """Fit the Bayesian network to ``(X, y)`` and select features; returns ``self``."""
+        """Fit the Bayesian network to ``(X, y)`` and select features; returns ``self``.
+
+        Every hyper-parameter is validated first, before the data are read and before any
+        training, so a bad value fails at once rather than after minutes of SVI.
+
+        Raises
+        ------
+        ValueError
+            For a bad hyper-parameter (the message names it), or unusable data: fewer than
+            two samples, a constant target, NaN or infinite values.
+        """
         start = time.perf_counter()
         prior, hidden = self._check_params()
+        seed = None if self.random_state is None else int(self.random_state)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
         n, p = X.shape
         if n < 2:
@@ -329,7 +389,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             prior=prior,
             likelihood=likelihood,
             feature_names=names,
-            seed=self.random_state,
+            seed=seed,
         )
         batch = min(self.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
@@ -346,7 +406,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
                 epochs=int(pretrain_epochs),
                 batch_size=batch,
                 lr=self.lr,
-                seed=self.random_state,
+                seed=seed,
                 device=self.device,
             )
         self.history_ = fit_svi(
@@ -356,28 +416,36 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             batch_size=batch,
             lr=self.lr,
             kl_warmup=round(self.kl_warmup * epochs),
-            seed=self.random_state,
+            seed=seed,
             device=self.device,
             progress=self.progress,
         )
         first = next(iter(self.module_.bayesian_layers()))
         pip = self.module_.posterior().inclusion_probabilities()[first]
         self.inclusion_probabilities_ = pip.detach().double().cpu().numpy()
-        self.support_, self.estimated_fdr_ = self._select(self.inclusion_probabilities_)
+        self.support_, self.estimated_fdr_, self.cutoff_ = self._select(
+            self.inclusion_probabilities_
+        )
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
-    def _select(self, pip: np.ndarray) -> tuple[np.ndarray, float]:
+    def _select(self, pip: np.ndarray) -> tuple[np.ndarray, float, float | None]:
+        """Apply the rule to ``pip``: the support mask, its estimated FDR and the PIP
+        cut-off of the rule (see ``cutoff_``)."""
+        pip = np.asarray(pip, dtype=np.float64)
         if self.rule == "median":
-            chosen = median_probability_model(pip)
+            chosen, cutoff = median_probability_model(pip), 0.5
         elif self.rule == "fdr":
-            chosen, _ = bayesian_fdr(pip, self.fdr_level)
+            chosen, _ = bayesian_fdr(pip, float(self.fdr_level))
+            cutoff = float(pip[chosen].min()) if chosen else None
         else:
-            chosen = top_k(pip, min(self.k, len(pip)))
+            k = min(int(self.k), len(pip))
+            chosen = top_k(pip, k)
+            cutoff = float(np.sort(pip)[::-1][k - 1])
         support = np.zeros(len(pip), dtype=bool)
         support[chosen] = True
         fdr = float(np.mean(1.0 - pip[support])) if support.any() else 0.0
-        return support, fdr
+        return support, fdr, cutoff
 
     # ------------------------------------------------------------------ selection
     def _get_support_mask(self) -> np.ndarray:
@@ -388,8 +456,36 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         if self.rule == "median":
             return "median-probability (PIP >= 0.5)"
         if self.rule == "fdr":
-            return f"bayesian-fdr (q={self.fdr_level:g})"
-        return f"top-k (k={self.k})"
+            return f"bayesian-fdr (q={float(self.fdr_level):g})"
+        return f"top-k (k={int(self.k)})"
+
+    def _cutoff_label(self) -> str:
+        if self.rule == "median":
+            return "median-probability cut-off"
+        if self.rule == "fdr":
+            return f"Bayesian FDR ≤ {float(self.fdr_level):g} cut-off"
+        return f"top-{int(self.k)} cut-off"
+
+    def plot_inclusion_probabilities(self, ax: Axes | None = None) -> Figure:
+        """Stem plot of the inclusion probabilities with the selected features in a second
+        colour and the cut-off of the rule used (``cutoff_``) as a dashed line.
+
+        For ``"fdr"`` the line is the smallest selected PIP (Newton et al. 2004: the set
+        is a PIP threshold), for ``"top-k"`` the ``k``-th largest PIP, for ``"median"``
+        0.5 (Barbieri & Berger 2004); with nothing selected by ``"fdr"`` no line is drawn.
+        Returns the matplotlib Figure (see :func:`pyrocompress.plots.plot_pip_stem`).
+        """
+        check_is_fitted(self, "support_")
+        from pyrocompress import plots
+
+        return plots.plot_pip_stem(
+            self.inclusion_probabilities_,
+            feature_names=[str(n) for n in self.module_.feature_names],
+            threshold=self.cutoff_,
+            threshold_label=self._cutoff_label(),
+            selected=self.support_,
+            ax=ax,
+        )
 
     def summary(self) -> dict:
         """The selection as plain data: ``features``, ``inclusion_probabilities``

@@ -1,6 +1,7 @@
 """Bad input anywhere in the library: a TypeError/ValueError that names the argument."""
 
 import gzip
+import math
 import re
 import warnings
 
@@ -67,6 +68,13 @@ def test_fit_rejects(case, kwargs, error, message):
         pc.fit(_bnn(), kwargs.pop("data"), **kwargs)
 
 
+def test_fit_checkpoint_dir_that_cannot_be_created(tmp_path):
+    (tmp_path / "f").write_text("keep")
+    with pytest.raises(ValueError, match=r"checkpoint_dir .*f.sub cannot be created .*folders"):
+        pc.fit(_bnn(), (X, Y), epochs=1, checkpoint_dir=tmp_path / "f" / "sub", progress=False)
+    assert (tmp_path / "f").read_text() == "keep"
+
+
 PRIOR_CASES = [
     (priors.Gaussian, dict(scale=0.0), "scale must be a positive"),
     (priors.Gaussian, dict(scale=-1.0), "scale must be a positive"),
@@ -76,6 +84,13 @@ PRIOR_CASES = [
     (priors.SpikeAndSlab, dict(prior_inclusion=1.0), "strictly between 0 and 1"),
     (priors.SpikeAndSlab, dict(prior_inclusion=float("nan")), "strictly between 0 and 1"),
     (priors.SpikeAndSlab, dict(slab_scale=-2.0), "slab_scale must be a positive"),
+    # finite and positive, but unusable: 1e-20 ** -2 is inf in float32
+    (priors.GroupHorseshoe, dict(scale_global=1e-20), r"between 1e-06 and 1e\+06.*use e.g. 1e-5"),
+    (priors.GroupHorseshoe, dict(scale_global=1e7), r"scale_global must be between 1e-06"),
+    (priors.Gaussian, dict(scale=1e-9), r"scale must be between 1e-06 and 1e\+06.*use e.g. 1.0"),
+    (priors.SpikeAndSlab, dict(slab_scale=1e9), r"slab_scale must be between 1e-06"),
+    (priors.SpikeAndSlab, dict(prior_inclusion=1e-12), r"prior_inclusion must be between 1e-06"),
+    (priors.SpikeAndSlab, dict(prior_inclusion=1 - 1e-9), r"between 1e-06 and 1 - 1e-06"),
 ]
 
 
@@ -83,6 +98,112 @@ PRIOR_CASES = [
 def test_invalid_prior_hyper_parameters(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: priors.GroupHorseshoe(scale_global=s),
+        lambda s: priors.Gaussian(scale=s),
+        lambda s: priors.SpikeAndSlab(slab_scale=s),
+    ],
+)
+def test_prior_scales_at_the_ends_of_the_range_train(make):
+    """The ends of SCALE_RANGE give finite losses in float32 (a horseshoe at
+    scale_global=1e-20, refused now, made 1e-20**-2 infinite and the loss NaN)."""
+    for scale in priors.SCALE_RANGE:
+        history = pc.fit(pc.bayesianize(pc.mlp([4, 3, 2]), make(scale), seed=0), (X, Y),
+                         epochs=1, batch_size=10, progress=False)  # fmt: skip
+        assert math.isfinite(history.loss[0]), scale
+
+
+# ------------------------------------------------------------------ regression targets
+def _regression_bnn(outputs: int = 1):
+    return pc.bayesianize(pc.mlp([4, 5, outputs]), "group-nj", likelihood="gaussian", seed=0)
+
+
+YR = X[:, 0] * 2.0 - X[:, 1]
+
+
+def _y_with(index, value):
+    y = YR.clone()
+    y[index] = value
+    return y
+
+
+REGRESSION_CASES = [
+    ("NaN in y", _regression_bnn, _y_with(3, float("nan")), "data: y has 1 non-finite values"),
+    ("inf in y", _regression_bnn, _y_with(0, float("inf")), "data: y has 1 non-finite values"),
+    ("-inf in y", _regression_bnn, _y_with(5, -float("inf")), "in 1 rows; drop those rows"),
+    ("bool y", _regression_bnn, YR > 0, "must be real numbers (floating point or integer)"),
+    (
+        "two columns, one output",
+        _regression_bnn,
+        YR[:, None].repeat(1, 2),
+        "shape (20,) or (20, 1)",
+    ),
+    ("y (N,) for two outputs", lambda: _regression_bnn(2), YR, "y must have shape (20, 2)"),
+    ("y (N, 3) for two outputs", lambda: _regression_bnn(2), torch.zeros(20, 3), "(20, 2), got"),
+    ("length mismatch", _regression_bnn, YR[:7], "20 examples but y has 7"),
+]
+
+
+@pytest.mark.parametrize(
+    "case, make, y, message", REGRESSION_CASES, ids=[c[0] for c in REGRESSION_CASES]
+)
+def test_fit_rejects_bad_regression_targets(case, make, y, message):
+    bnn = make()
+    before = {k: v.clone() for k, v in bnn.state_dict().items()}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        pc.fit(bnn, (X, y), epochs=1, progress=False)
+    after = bnn.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # nothing was trained
+
+
+def test_regression_error_messages_say_how_to_fix():
+    with pytest.raises(ValueError, match="drop those rows .from X and y. or impute"):
+        pc.fit(_regression_bnn(), (X, _y_with(2, float("nan"))), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="build the network with as many outputs as y has"):
+        pc.fit(_regression_bnn(), (X, torch.zeros(20, 2)), epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"validation: y has 1 non-finite"):
+        bad = (X, _y_with(1, float("nan")))
+        pc.fit(_regression_bnn(), (X, YR), validation=bad, epochs=1, progress=False)
+
+
+def test_a_regression_target_column_counts_as_one_target_per_example():
+    """y of shape (N, 1) for a network with one output is y of shape (N,), not an (N, N)
+    broadcast against the output."""
+    a, b = _regression_bnn(), _regression_bnn()
+    ha = pc.fit(a, (X, YR), epochs=2, batch_size=8, progress=False)
+    hb = pc.fit(b, (X, YR[:, None]), epochs=2, batch_size=8, progress=False)
+    assert ha.loss == hb.loss
+    assert pc.evaluate(a, (X, YR[:, None])) == pytest.approx(pc.evaluate(a, (X, YR)))
+    _, y = pc.infer.prepare_data(a, (X, YR[:, None]), "data")
+    assert y.shape == (20,)
+
+
+def test_integer_regression_targets_are_accepted():
+    bnn = _regression_bnn()
+    history = pc.fit(bnn, (X, YR.round().long()), epochs=1, progress=False)
+    assert math.isfinite(history.loss[0])
+
+
+# ------------------------------------------------------------------ messages with the fix
+FIX_CASES = [
+    ("NaN in X", _with(_nan()), "data: X has 1 non-finite values (NaN or inf) in 1 rows; drop"),
+    ("empty", (X[:0], Y[:0]), "data: no examples (X has shape (0, 4)); pass at least one row"),
+    ("labels >= C", _with(y=Y + 2), "labels must be 0..1: remap them"),
+    ("labels >= C", _with(y=Y + 2), "or build the network for 4 classes"),
+    ("negative labels", _with(y=Y - 1), "labels must be 0..1: remap them (e.g. torch.unique"),
+    ("2-D labels", _with(y=Y[:, None]), "pass one label per example (y.reshape(-1)"),
+]
+
+
+@pytest.mark.parametrize("case, data, message", FIX_CASES, ids=[c[0] for c in FIX_CASES])
+def test_data_errors_say_how_to_fix(case, data, message):
+    with pytest.raises(ValueError) as e:
+        pc.fit(_bnn(), data, epochs=1, progress=False)
+    assert message in str(e.value)
 
 
 def test_unsupported_layers_and_priors():

@@ -92,6 +92,27 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         pc.fit(wider, (X, y), checkpoint_dir=tmp_path, resume=True, **{**SETTINGS, "epochs": 1})
 
 
+def test_resume_with_another_variance_cap_is_refused(tmp_path):
+    X, y = _data()
+    bnn = pc.bayesianize(pc.mlp([6, 4, 2]), "group-nj", seed=0)
+    pc.fit(bnn, (X, y), checkpoint_dir=tmp_path, **{**SETTINGS, "epochs": 1})
+    with pytest.raises(ValueError, match="other settings.*max_weight_variance"):
+        pc.fit(bnn, (X, y), checkpoint_dir=tmp_path, resume=True,
+               max_weight_variance={"1": 0.04}, **SETTINGS)  # fmt: skip
+
+
+def test_an_incomplete_checkpoint_is_refused_with_what_it_lacks(tmp_path):
+    X, y = _data()
+    bnn = pc.bayesianize(pc.mlp([6, 4, 2]), "group-nj", seed=0)
+    pc.fit(bnn, (X, y), checkpoint_dir=tmp_path, **{**SETTINGS, "epochs": 1})
+    path = tmp_path / CHECKPOINT_NAME
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["optimizer"], ckpt["rng"]
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="incomplete \\(no optimizer, rng\\)"):
+        pc.fit(bnn, (X, y), checkpoint_dir=tmp_path, resume=True, **SETTINGS)
+
+
 def test_checkpoint_arguments_are_validated(tmp_path):
     X, y = _data()
     bnn = pc.bayesianize(pc.mlp([6, 4, 2]), "group-nj", seed=0)
@@ -173,7 +194,7 @@ def test_atomic_save_keeps_the_previous_file_when_writing_fails(tmp_path, monkey
     atomic_save({"v": torch.ones(2)}, path)
 
     def broken(obj, f):
-        open(f, "wb").write(b"half a file")
+        f.write(b"half a file")
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken)

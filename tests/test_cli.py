@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,6 +176,232 @@ def test_write_outputs_is_all_or_nothing(tmp_path):
     assert [p.name for p in existing.iterdir()] == ["a.json"]
 
 
+# ------------------------------------------------------------ bad input at the boundary
+COMPRESS = ["compress", "--model", "mlp:64-8-10", "--prior", "group-nj", "--dataset", "digits"]
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail loudly if a command gets as far as reading data or training."""
+    from pyrocompress import cli
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the bad option was not caught before the data and training")
+
+    monkeypatch.setattr(cli.datasets, "load_dataset", reached)
+    monkeypatch.setattr(cli, "fit", reached)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--tolerance", "1.5"], "--tolerance must be a number in [0, 1), e.g. 0.01"),
+        (["--tolerance=-1"], "--tolerance must be a number in [0, 1)"),
+        (["--tolerance", "nan"], "--tolerance must be a number in [0, 1), e.g. 0.01 (1 point"),
+        (["--tolerance", "1"], "got 1.0"),
+        (["--lr", "nan"], "--lr must be a number > 0, e.g. 0.01; got nan"),
+        (["--lr", "inf"], "--lr must be a number > 0"),
+        (["--lr", "0"], "--lr must be a number > 0"),
+        (["--epochs", "0"], "--epochs must be an integer >= 1, e.g. 100; got 0"),
+        (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
+        (["--batch-size=-5"], "--batch-size must be an integer >= 1"),
+        (["--kl-warmup=-1"], "--kl-warmup must be an integer >= 0"),
+        (["--clip-var", "inf"], "--clip-var must be a number > 0, e.g. 0.04; got inf"),
+        (["--clip-var=-0.1"], "--clip-var must be a number > 0"),
+        (["--seed=-1"], "--seed must be an integer in [0, 4294967295], e.g. 0; got -1"),
+    ],
+)
+def test_out_of_range_numbers_fail_before_training(tmp_path, capsys, no_training, extra, message):
+    out = tmp_path / "out"
+    assert main([*COMPRESS, *extra, "--out", str(out), "--quiet"]) == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("pyrocompress: error: ") and message in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--checkpoint-dir"])
+def test_a_folder_that_cannot_be_created_fails_before_training(
+    tmp_path, capsys, no_training, option
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep")
+    target = blocker / "sub" / "dir"
+    assert main([*COMPRESS, option, str(target), "--quiet"]) == 2
+    err = _one_line_error(capsys)
+    assert f"{option} {target} cannot be created: {blocker} is a file" in err
+    assert blocker.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_an_out_folder_that_cannot_be_written_fails_before_training(
+    tmp_path, capsys, no_training, monkeypatch
+):
+    from pyrocompress import cli
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "mkdtemp", refuse)  # root ignores file modes
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main([*COMPRESS, "--out", str(out), "--quiet"]) == 2
+    err = _one_line_error(capsys)
+    assert f"--out {out} is not writable (Permission denied" in err
+    assert list(out.iterdir()) == []
+
+
+def test_a_write_error_after_training_is_one_line_exit_2_and_no_files(
+    tmp_path, capsys, monkeypatch
+):
+    """Disk full (or the folder removed meanwhile) while the outputs are written."""
+    from pyrocompress import report
+
+    def full(path):
+        raise OSError(28, "No space left on device")
+
+    real = report.write_outputs
+    monkeypatch.setattr(
+        "pyrocompress.cli.write_outputs",
+        lambda out, writers: real(out, {**writers, "model.pt": full}),
+    )
+    out = tmp_path / "out"
+    args = ["--epochs", "1", "--tolerance", "0.5", "--out", str(out), "--quiet"]
+    assert main([*COMPRESS, *args]) == 2
+    err = _one_line_error(capsys)
+    assert f"--out {out}: the outputs could not be written (No space left on device)" in err
+    assert "nothing was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--prior", "laplace"], "argument --prior: invalid choice: 'laplace'"),
+        (["--prior", "gaussian", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["--prior", "gaussian", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+        (["--prior", "gaussian", "--device", "tpu"], "argument --device: invalid choice"),
+        (["--prior", "gaussian", "--bogus"], "unrecognized arguments: --bogus"),
+        ([], "the following arguments are required: --prior"),
+    ],
+)
+def test_argument_errors_are_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        main(["compress", "--model", "mlp:64-8-10", "--dataset", "digits", *argv])
+    assert e.value.code == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("pyrocompress compress: error: ") and message in err, err
+    assert err.rstrip().endswith("(run `pyrocompress compress --help` for usage)")
+    assert "usage:" not in err
+
+
+def test_an_unknown_command_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["compres"])
+    assert e.value.code == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("pyrocompress: error: argument command: invalid choice: 'compres'")
+    assert "(run `pyrocompress --help` for usage)" in err
+
+
+# ------------------------------------------------------------------ all-or-nothing output
+def _good(path):
+    path.write_text("new")
+
+
+def _broken(path):
+    raise RuntimeError("plot failed")
+
+
+def test_write_outputs_new_folder_is_published_whole(tmp_path):
+    from pyrocompress.report import write_outputs
+
+    out = tmp_path / "a" / "b" / "out"
+    write_outputs(out, {"x.json": _good, "y.png": _good})
+    assert sorted(p.name for p in out.iterdir()) == ["x.json", "y.png"]
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["out"]  # no staging left
+    mode = out.stat().st_mode & 0o777
+    (tmp_path / "plain").mkdir()
+    assert mode == (tmp_path / "plain").stat().st_mode & 0o777  # as a plain mkdir makes it
+
+
+@pytest.mark.parametrize("state", ["missing", "missing parents", "empty", "with files"])
+def test_write_outputs_failing_midway_leaves_out_as_it_was(tmp_path, state):
+    from pyrocompress.report import write_outputs
+
+    root = tmp_path / "root"
+    root.mkdir()
+    out = root / ("p/q/out" if state == "missing parents" else "out")
+    if state == "empty":
+        out.mkdir()
+        out.chmod(0o750)
+    if state == "with files":
+        out.mkdir()
+        (out / "old.txt").write_text("old")
+        (out / "a.json").write_text("previous a")
+    writes = []
+
+    def counted(path):
+        writes.append(path.name)
+        _good(path)
+
+    with pytest.raises(RuntimeError, match="plot failed"):
+        write_outputs(out, {"a.json": counted, "b.json": counted, "c.png": _broken})
+    assert writes == ["a.json", "b.json"]  # the failure came after files were written
+    if state.startswith("missing"):
+        assert list(root.iterdir()) == []  # no out, no parents made for it, no staging
+    elif state == "empty":
+        assert [p.name for p in root.iterdir()] == ["out"] and list(out.iterdir()) == []
+        assert out.stat().st_mode & 0o777 == 0o750
+    else:
+        assert [p.name for p in root.iterdir()] == ["out"]
+        assert sorted(p.name for p in out.iterdir()) == ["a.json", "old.txt"]
+        assert (out / "a.json").read_text() == "previous a"
+
+
+def test_write_outputs_into_a_full_folder_undoes_a_failed_move(tmp_path, monkeypatch):
+    """Files moved in before a move fails are taken out, the ones they replaced restored."""
+    from pyrocompress import report
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.json").write_text("previous a")
+    (out / "keep.txt").write_text("keep")
+    real_replace = report.os.replace
+
+    def replace(src, dst):
+        if Path(dst) == out / "b.json":
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(report.os, "replace", replace)
+    with pytest.raises(OSError, match="No space"):
+        report.write_outputs(out, {"a.json": _good, "b.json": _good, "c.json": _good})
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "keep.txt"]
+    assert (out / "a.json").read_text() == "previous a"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    report.write_outputs(out, {"a.json": _good, "b.json": _good})  # and then it works
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "b.json", "keep.txt"]
+    assert (out / "a.json").read_text() == "new" and (out / "keep.txt").read_text() == "keep"
+
+
+def test_write_outputs_through_a_link_to_an_empty_folder_keeps_the_link(tmp_path):
+    from pyrocompress.report import write_outputs
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target, target_is_directory=True)
+    write_outputs(tmp_path / "link", {"x.json": _good})
+    assert (tmp_path / "link").is_symlink()
+    assert [p.name for p in target.iterdir()] == ["x.json"]
+
+
 # ----------------------------------------------------------------------------- select
 SELECTION_KEYS = ["features", "inclusion_probabilities", "selected", "rule", "estimated_fdr"]
 
@@ -287,3 +514,131 @@ def test_select_bad_options(tmp_path, capsys, extra, message):
 def test_select_missing_file(tmp_path, capsys):
     code = main(["select", "--csv", str(tmp_path / "nope.csv"), "--target", "y"])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+# ------------------------------------------------ select: seed, prior, task, plot, header
+def _select(csv, *extra, target="outcome"):
+    return ["select", "--csv", str(csv), "--target", target, *extra, "--quiet"]
+
+
+@pytest.fixture
+def fitted_selectors(monkeypatch):
+    """The FeatureSelector instances that `pyrocompress select` fits, in order."""
+    from pyrocompress import cli
+
+    made = []
+
+    class Recorded(cli.FeatureSelector):
+        def fit(self, X, y):
+            made.append(self)
+            return super().fit(X, y)
+
+    monkeypatch.setattr(cli, "FeatureSelector", Recorded)
+    return made
+
+
+def test_select_same_seed_gives_the_same_selection(tmp_path, fitted_selectors):
+    csv = _table(tmp_path / "t.csv")
+    runs = {}
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        out = tmp_path / name
+        args = _select(csv, "--hidden", "3", "--epochs", "5", "--seed", seed, "--out", str(out))
+        assert main(args) == 0
+        runs[name] = json.loads((out / "selection.json").read_text())["inclusion_probabilities"]
+    assert [s.random_state for s in fitted_selectors] == [7, 7, 8]
+    assert runs["a"] == runs["b"]
+    assert runs["a"] != runs["c"]  # the seed reaches the fit
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**40)])
+def test_select_seed_out_of_range(tmp_path, capsys, fitted_selectors, seed):
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "out"
+    assert main(_select(csv, f"--seed={seed}", "--out", str(out))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyrocompress: error: --seed must be an integer from 0 to 4294967295")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert fitted_selectors == [] and not out.exists()
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_select_seed_range_boundaries_run(tmp_path, fitted_selectors, seed):
+    csv = _table(tmp_path / "t.csv")
+    assert main(_select(csv, "--hidden", "3", "--epochs", "1", "--seed", str(seed))) == 0
+    assert fitted_selectors[0].random_state == seed
+
+
+def test_select_group_horseshoe_prior(tmp_path, capsys, fitted_selectors):
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "sel"
+    args = _select(csv, "--prior", "group-horseshoe", "--hidden", "3", "--epochs", "5")
+    assert main([*args, "--out", str(out)]) == 0
+    (sel,) = fitted_selectors
+    assert sel.prior == "group-horseshoe" and sel.module_.prior.key == "group-horseshoe"
+    assert "prior group-horseshoe, hidden 3, 5 epochs" in capsys.readouterr().out
+    selection = json.loads((out / "selection.json").read_text())
+    pip = selection["inclusion_probabilities"]
+    assert pip == pytest.approx(dict(zip(selection["features"], sel.inclusion_probabilities_)))
+
+
+def test_select_explicit_task_classification(tmp_path, capsys, fitted_selectors):
+    """A target of two non-integer values is inferred as regression; --task classification
+    makes it labels (Bernoulli likelihood, classes 0.5 and 1.5)."""
+    from pyrocompress.likelihoods import BernoulliLikelihood
+
+    csv = tmp_path / "t.csv"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = np.where(X[:, 0] > 0, 1.5, 0.5)
+    csv.write_text("a,b,c,y\n" + "".join(f"{r[0]},{r[1]},{r[2]},{t}\n" for r, t in zip(X, y)))
+    args = _select(csv, "--task", "classification", "--hidden", "3", "--epochs", "3", target="y")
+    assert main(args) == 0
+    assert "task: classification\n" in capsys.readouterr().out
+    (sel,) = fitted_selectors
+    assert sel.task == "classification" and sel.task_ == "classification"
+    assert sel.classes_.tolist() == [0.5, 1.5]
+    assert isinstance(sel.module_.likelihood, BernoulliLikelihood)
+    # without --task the same file is a regression
+    assert main(_select(csv, "--hidden", "3", "--epochs", "1", target="y")) == 0
+    assert fitted_selectors[1].task_ == "regression"
+
+
+@pytest.mark.parametrize("fdr", [None, "0.05"])
+def test_select_pip_plot_marks_the_cut_off_of_the_rule(tmp_path, monkeypatch, fdr):
+    """pip.png's dashed line: the smallest selected PIP with --fdr, 0.5 without."""
+    from pyrocompress import plots
+
+    drawn = []
+
+    def recording(*args, **kwargs):
+        fig = original(*args, **kwargs)
+        drawn.append(fig)
+        return fig
+
+    original = plots.plot_pip_stem
+    monkeypatch.setattr(plots, "plot_pip_stem", recording)
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "sel"
+    extra = [] if fdr is None else ["--fdr", fdr]
+    args = _select(csv, "--hidden", "0", "--epochs", "300", *extra, "--out", str(out))
+    assert main(args) == 0
+    sel = json.loads((out / "selection.json").read_text())
+    assert "age" in sel["selected"], sel  # something is selected: the line is drawn
+    (fig,) = drawn
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "--"]
+    if fdr is None:
+        assert list(line.get_ydata()) == [0.5, 0.5]
+        assert line.get_label().startswith("median-probability cut-off")
+    else:
+        cutoff = min(sel["inclusion_probabilities"][name] for name in sel["selected"])
+        assert line.get_ydata()[0] == pytest.approx(cutoff)
+        assert line.get_label().startswith("Bayesian FDR ≤ 0.05 cut-off")
+
+
+def test_select_duplicate_target_column_exits_2(tmp_path, capsys, fitted_selectors):
+    """A repeated header name (pandas would read y, y.1 and let the copy in as a feature)."""
+    csv, out = tmp_path / "dup.csv", tmp_path / "out"
+    csv.write_text("a,y,b,y\n1,2,3,2\n4,5,6,5\n7,8,9,1\n")
+    assert main(_select(csv, "--out", str(out), target="y")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pyrocompress: error: ") and err.count("\n") == 1, err
+    assert "duplicate column names in its header ('y' in columns 2, 4)" in err
+    assert "rename or drop the repeated columns" in err and "Traceback" not in err
+    assert fitted_selectors == [] and not out.exists()

@@ -15,6 +15,7 @@ from pyrocompress.data import (
     Dataset,
     Splits,
     check_tensors,
+    load_csv,
     load_dataset,
     load_digits,
     load_mnist,
@@ -540,6 +541,58 @@ def test_check_tensors_label_errors() -> None:
         check_tensors(x, torch.zeros(3, 1, dtype=torch.long), num_classes=3)
     with pytest.raises(ValueError, match=r"num_classes must be >= 1"):
         check_tensors(x, torch.zeros(3, dtype=torch.long), num_classes=0)
+
+
+# ------------------------------------------------------------------------------ load_csv
+
+
+def _csv(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("a,y,y\n1,2,2\n3,4,4\n", "'y' in columns 2, 3"),  # a copy of the target
+        ("y,a,b,a\n1,2,3,2\n4,5,6,5\n", "'a' in columns 2, 4"),  # a repeated feature
+        ("a,a,y,y\n1,1,2,2\n3,3,4,5\n", "'a' in columns 1, 2; 'y' in columns 3, 4"),
+    ],
+)
+def test_load_csv_refuses_duplicate_header_names(tmp_path: Path, text: str, shown: str) -> None:
+    """pandas would rename the repeats (y, y.1) and let the copy in as a feature."""
+    with pytest.raises(ValueError) as err:
+        load_csv(_csv(tmp_path, text), "y")
+    message = str(err.value)
+    assert "duplicate column names" in message and shown in message
+    assert "rename or drop the repeated columns" in message
+    assert "\n" not in message
+
+
+def test_load_csv_names_like_pandas_renames_are_not_duplicates(tmp_path: Path) -> None:
+    X, y, names = load_csv(_csv(tmp_path, "y.1,y\n1,2\n3,4\n"), "y")
+    assert names == ["y.1"] and X[:, 0].tolist() == [1.0, 3.0] and y.tolist() == [2, 4]
+
+
+def test_load_csv_reads_features_and_target(tmp_path: Path) -> None:
+    X, y, names = load_csv(_csv(tmp_path, "a,b,y\n1,2,3\n4,5,6\n7,8,1\n"), "y")
+    assert names == ["a", "b"] and X.dtype == np.float64
+    assert X.tolist() == [[1, 2], [4, 5], [7, 8]]
+    assert y.dtype == np.int64 and y.tolist() == [3, 6, 1]
+
+
+@pytest.mark.parametrize(
+    "text, shown",
+    [("a,y\n1,3\n2,3\n", "3"), ("a,y\n1,2.5\n2,2.5\n", "2.5"), ("a,y\n1,x\n2,x\n", "'x'")],
+)
+def test_load_csv_constant_target_shows_the_plain_value(
+    tmp_path: Path, text: str, shown: str
+) -> None:
+    with pytest.raises(ValueError) as err:
+        load_csv(_csv(tmp_path, text), "y")
+    assert f"target column 'y' is constant (every row is {shown});" in str(err.value)
+    assert "np." not in str(err.value)
 
 
 # --------------------------------------------------------------------------- real MNIST

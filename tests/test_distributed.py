@@ -33,7 +33,8 @@ def test_two_processes_reach_the_parameters_of_one(tmp_path):
     _launch(one, 1)
     _launch(two, 2)
     for prior in PRIORS:
-        a, b = torch.load(one / f"{prior}.pt"), torch.load(two / f"{prior}.pt")
+        a = torch.load(one / f"{prior}.pt", weights_only=True)
+        b = torch.load(two / f"{prior}.pt", weights_only=True)
         assert a["state"].keys() == b["state"].keys()
         for key, value in a["state"].items():
             # float32 sums in another order, through 18 Adam steps
@@ -83,3 +84,78 @@ def test_compress_under_torchrun_writes_once_from_rank_0(tmp_path):
     assert done.stdout.count("wrote report.json") == 1
     assert (out / "report.json").is_file() and (tmp_path / "ckpt" / "checkpoint.pt").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out"]
+
+
+PRETRAIN_WORKER = """
+import sys
+
+import torch
+
+import pyrocompress as pc
+from pyrocompress.distributed import world
+
+torch.set_num_threads(1)
+g = torch.Generator().manual_seed(1)
+X = torch.randn(96, 6, generator=g)
+y = (X[:, 0] - X[:, 1] ** 2 > 0).long()
+bnn = pc.bayesianize(pc.mlp([6, 8, 2]), "group-nj", seed=0)
+init = {k: v.detach().clone() for k, v in bnn.state_dict().items()}
+seen = []
+bnn.net.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+h = pc.pretrain(bnn, (X, y), group_penalty=0.01, epochs=3, batch_size=16, lr=1e-2, seed=0)
+state = {k: v.detach().clone() for k, v in bnn.state_dict().items()}
+result = {"init": init, "state": state, "loss": h.loss, "seen": seen}
+torch.save(result, sys.argv[1] + f".rank{world().rank}")
+"""
+
+
+def test_pretrain_in_two_processes_takes_the_steps_of_one(tmp_path):
+    """pretrain joins the process group as fit does: each process takes its half of every
+    global minibatch and the gradients are averaged, so 2 processes x 8 examples reach the
+    means of 1 process x 16 (same seed), losses included."""
+    worker = tmp_path / "pretrain_worker.py"
+    worker.write_text(PRETRAIN_WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)
+    results = {}
+    for nproc in (1, 2):
+        cmd = [sys.executable, str(worker), str(tmp_path / f"{nproc}.pt")]
+        if nproc > 1:
+            cmd[1:1] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[nproc] = [
+            torch.load(tmp_path / f"{nproc}.pt.rank{r}", weights_only=True) for r in range(nproc)
+        ]
+    (a,), (b, b1) = results[1], results[2]
+    # a shape check on one example, then 3 epochs of 96 examples: one process sees them
+    # all, each of two processes its half
+    assert a["seen"] == [1] + [16] * 18 and b["seen"] == b1["seen"] == [1] + [8] * 18
+    for key, value in b["state"].items():  # and the two processes hold the same means
+        torch.testing.assert_close(b1["state"][key], value, atol=0, rtol=0, msg=key)
+    for key, value in a["state"].items():
+        torch.testing.assert_close(b["state"][key], value, atol=1e-5, rtol=1e-5, msg=key)
+    torch.testing.assert_close(torch.tensor(b["loss"]), torch.tensor(a["loss"]), rtol=1e-5, atol=0)
+    moved = [(a["state"][k] - v).abs().max() for k, v in a["init"].items() if k.endswith("_loc")]
+    assert max(moved) > 1e-2  # the means did move: not a comparison of two initialisations
+
+
+def test_select_prints_and_writes_only_on_rank_0(tmp_path, capsys, monkeypatch):
+    """Under torchrun every rank runs ``pyrocompress select``; ranks other than 0 train
+    their share and then neither print nor write --out."""
+    from pyrocompress import cli
+
+    csv = tmp_path / "t.csv"
+    rows = [f"{i % 7},{(i * 3) % 5},{(i % 7) * 0.5 + 0.1 * (i % 3)}" for i in range(40)]
+    csv.write_text("a,b,y\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    argv = ["select", "--csv", str(csv), "--target", "y", "--hidden", "3", "--epochs", "2"]
+    monkeypatch.setattr(cli, "world", lambda: World(rank=1, size=2))
+    assert cli.main([*argv, "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert not out.exists()
+    monkeypatch.setattr(cli, "world", lambda: World(rank=0, size=2))
+    assert cli.main([*argv, "--out", str(out), "--quiet"]) == 0
+    assert "task: regression" in capsys.readouterr().out
+    assert (out / "selection.json").is_file()

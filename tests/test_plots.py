@@ -66,6 +66,41 @@ def test_plot_pip_stem():
     plt.close(fig)
 
 
+def _cutoff_lines(ax):
+    """The dashed horizontal lines (axhline) of an Axes."""
+    return [
+        ln for ln in ax.get_lines() if ln.get_linestyle() == "--" and len(set(ln.get_ydata())) == 1
+    ]
+
+
+def test_plot_pip_stem_draws_the_given_cut_off():
+    pip = torch.tensor([0.9, 0.1, 0.6, 0.2])
+    fig = plots.plot_pip_stem(
+        pip, threshold=0.6, threshold_label="Bayesian FDR ≤ 0.25 cut-off",
+        selected=[True, False, True, False],
+    )  # fmt: skip
+    ax = fig.axes[0]
+    (line,) = _cutoff_lines(ax)
+    assert list(line.get_ydata()) == [0.6, 0.6]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["Bayesian FDR ≤ 0.25 cut-off (PIP ≥ 0.6)", "selected"]
+    plt.close(fig)
+    # the default is the median-probability model's 0.5; None draws no line
+    fig = plots.plot_pip_stem(pip)
+    assert [list(ln.get_ydata()) for ln in _cutoff_lines(fig.axes[0])] == [[0.5, 0.5]]
+    plt.close(fig)
+    fig = plots.plot_pip_stem(pip, threshold=None)
+    assert _cutoff_lines(fig.axes[0]) == [] and fig.axes[0].get_legend() is None
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("threshold", [1.5, -0.1, float("nan"), True, "0.5"])
+def test_plot_pip_stem_refuses_a_bad_threshold(threshold):
+    with pytest.raises(ValueError, match=r"threshold must be a PIP cut-off in \[0, 1\]"):
+        plots.plot_pip_stem(torch.tensor([0.9, 0.1]), threshold=threshold)
+    plt.close("all")
+
+
 def test_plot_input_importance():
     fig = plots.plot_input_importance([0, 9, 63], (8, 8))
     img = fig.axes[0].get_images()[0].get_array()
