@@ -31,6 +31,7 @@ Usage (from the project root)::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import time
@@ -38,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-from _common import provenance, write_results
+from _common import RESULTS, provenance, write_results
 from sklearn.linear_model import ARDRegression, LassoCV, LogisticRegressionCV
 
 from pyrocompress.data import simulate_bai2020, simulate_sun2021, simulate_sun2021_classification
@@ -154,26 +155,37 @@ def main() -> int:
     ]
     with ProcessPoolExecutor(args.jobs) as pool:
         fits = list(pool.map(one_fit, *zip(*jobs, strict=True)))
-    summary = summarise(fits)
+    run = {**provenance(), "reps": args.reps}
+    designs = {
+        d: {**run, "size": list(sizes[d]), "summary": summarise(fits)[d],
+            "fits": [f for f in fits if f["design"] == d]}
+        for d in args.designs
+    }  # fmt: skip
+    if not args.quick:  # designs run by other commands keep their rows
+        designs = {**previous_designs(), **designs}
     lines = [
         "# Replicated feature-selection study",
         "",
-        f"{args.reps} replications per design; test RMSE (regression) or error rate "
-        "(classification) on 1,000 fresh points. Sizes: "
-        + ", ".join(f"{d} n = {sizes[d][0]}, p = {sizes[d][1]}" for d in args.designs)
-        + ". Mean (standard deviation) over replications.",
+        "Test RMSE (regression) or error rate (classification) on 1,000 fresh points; mean "
+        "(standard deviation) over replications. Each design gives the command that ran it.",
     ]
-    for design, rows in summary.items():
+    for design in [d for d in SIMULATORS if d in designs]:
+        entry = designs[design]
         metric = "error rate" if design in CLASSIFICATION else "RMSE"
+        n, p = entry["size"]
         lines += [
             "",
             f"## {design}",
+            "",
+            f"n = {n}, p = {p}, {entry['reps']} replications. Command: `{entry['command']}` · "
+            f"date {entry['date']} · commit {entry.get('commit', 'not recorded')} · machine: "
+            f"{entry['machine']}",
             "",
             f"| method | exact x1…x{len(TRUTH[design])} | TPR | FPR | MCC | test {metric} "
             "| seconds / fit |",
             "|---|---|---|---|---|---|---|",
         ]
-        for method, r in rows.items():
+        for method, r in entry["summary"].items():
             lines.append(
                 f"| {method} | {r['exact']} / {r['fits']} | {r['tpr']:.2f} ({r['tpr_sd']:.2f}) "
                 f"| {r['fpr']:.4f} ({r['fpr_sd']:.4f}) | {r['mcc']:.2f} ({r['mcc_sd']:.2f}) "
@@ -182,11 +194,25 @@ def main() -> int:
     print("\n".join(lines))
     if args.quick:
         return 0
-    result = {**provenance(), "sizes": sizes, "reps": args.reps, "summary": summary,
-              "fits": fits}  # fmt: skip
-    prov = f"Command: `{result['command']}` · date {result['date']} · machine: {result['machine']}"
-    write_results("selection-study", result, [lines[0], "", prov, *lines[1:]])
+    write_results("selection-study", {"designs": designs}, lines)
     return 0
+
+
+def previous_designs() -> dict:
+    """The designs of ``docs/results/selection-study.json``, each with its own provenance
+    (a file from before designs were kept apart holds one command for all of them)."""
+    path = RESULTS / "selection-study.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    if "designs" in old:
+        return old["designs"]
+    run = {k: old[k] for k in ("command", "date", "machine") if k in old}
+    return {
+        d: {**run, "reps": old["reps"], "size": list(old["sizes"][d]), "summary": summary,
+            "fits": [f for f in old["fits"] if f["design"] == d]}
+        for d, summary in old["summary"].items()
+    }  # fmt: skip
 
 
 if __name__ == "__main__":
