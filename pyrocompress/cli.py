@@ -37,7 +37,7 @@ from pyrocompress.plots import (
     plot_pruning_curve,
 )
 from pyrocompress.priors import get_prior
-from pyrocompress.pruning import prune, pruning_curve
+from pyrocompress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
 from pyrocompress.report import format_report, json_writer, write_outputs
 from pyrocompress.selector import SELECTION_PRIORS, FeatureSelector, infer_task
 
@@ -194,6 +194,7 @@ def run(
     checkpoint_dir: str | None = None,
     resume: bool = False,
     objective: str = "elbo",
+    score: str = "snr",
     progress: bool = True,
 ) -> dict:
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
@@ -229,6 +230,13 @@ def run(
             f"--objective moments propagates Gaussian weight moments: use --prior gaussian "
             f"(got --prior {prior}), or --objective elbo"
         )
+    if score in MOMENT_SCORES and prior != "gaussian":
+        raise UsageError(
+            f"--score {score} is computed from propagated Gaussian weight moments: use "
+            f"--prior gaussian (got --prior {prior}), or --score snr"
+        )
+    if score not in SCORES:
+        raise UsageError(f"--score must be one of {', '.join(SCORES)}; got {score!r}")
     try:
         splits = datasets.load_dataset(
             dataset,
@@ -268,13 +276,22 @@ def run(
     if not world().is_main:
         return {}  # under torchrun, rank 0 prunes, reports and writes
     bnn.cpu()
-    meta = {"model": model, "prior": prior, "dataset": dataset, "epochs": epochs, "seed": seed}
+    meta = {
+        "model": model,
+        "prior": prior,
+        "dataset": dataset,
+        "epochs": epochs,
+        "seed": seed,
+        "objective": objective,
+        "score": score,
+    }
     result = prune(
         bnn,
         "auto",
         validation=(splits.val.X, splits.val.y),
         test=(splits.test.X, splits.test.y),
         tolerance=tolerance,
+        score=score,
         metadata=meta,
     )
     report = result.report
@@ -555,6 +572,14 @@ def _parser() -> argparse.ArgumentParser:
         help="sampled ELBO, or its sampling-free moment-propagation form (gaussian prior)",
     )
     c.add_argument(
+        "--score",
+        default="snr",
+        choices=SCORES,
+        help="what ranks the groups for the automatic pruning rule: posterior group SNR "
+        "(default), log_alpha, pip, or the propagated-moment scores output_snr, "
+        "kernel_norm, variance_share (gaussian prior)",
+    )
+    c.add_argument(
         "--checkpoint-dir", default=None, help="save a checkpoint there after every epoch"
     )
     c.add_argument(
@@ -620,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
             objective=args.objective,
+            score=args.score,
         )
     settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
     return _guarded(run, **settings)

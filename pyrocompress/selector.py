@@ -143,8 +143,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     hidden
         Hidden-layer widths; ``()`` for a linear model. The default (50, 20) is the
         network measured on the Bai et al. (2020) design (``benchmarks/selection_bai.py``,
-        docs/results/selection-bai.md: exactly the five relevant inputs in 5 of 5 seeds)
-        and on the Sun et al. (2021) design (docs/results/selection-study.md).
+        docs/results/selection-bai.md: exactly the five relevant inputs in 4 of 5 seeds,
+        2026-11-23) and on the Sun et al. (2021) design (docs/results/selection-study.md).
     epochs
         Passes over the data; ``None`` (default) chooses about
         ``DEFAULT_STEPS`` = 12 000 optimisation steps whatever the data size.

@@ -84,6 +84,7 @@ def test_compress_lenet5_on_idx_files(tmp_path):
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--lr", "-1"], "--lr"),
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--clip-var", "0"], "--clip-var"),
         (["--model", "mlp:64-8-10", "--dataset", "digits", "--objective", "moments"], "gaussian"),
+        (["--model", "mlp:64-8-10", "--dataset", "digits", "--score", "output_snr"], "gaussian"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_files(tmp_path, capsys, args, message):
@@ -112,6 +113,19 @@ def test_compress_with_the_moments_objective(tmp_path):
     assert main(args) == 0
     report = _check_outputs(out, "mlp:64-16-10")
     assert report["history"]["loss"][-1] < report["history"]["loss"][0]
+    assert report["objective"] == "moments" and report["score"] == "snr"
+
+
+@pytest.mark.parametrize("score", ["output_snr", "variance_share"])
+def test_compress_prunes_by_a_moment_score(tmp_path, score):
+    """--score ranks the groups for the automatic rule; the report says which it was."""
+    out = tmp_path / "out"
+    args = ["compress", "--model", "mlp:64-16-10", "--prior", "gaussian", "--dataset", "digits"]
+    args += ["--epochs", "3", "--score", score, "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    report = _check_outputs(out, "mlp:64-16-10")
+    assert report["score"] == score and report["objective"] == "elbo"
+    assert torch.load(out / "model.pt", weights_only=True)["metadata"]["score"] == score
 
 
 def test_compress_with_the_authors_recipe_options(tmp_path):

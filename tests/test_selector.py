@@ -384,8 +384,8 @@ def test_infer_task_refuses_a_constant_target(y, shown):
 def test_bai_simulation_defaults_find_the_five_inputs():
     """Issue 4's acceptance criterion: with every default, x1..x5 and no false positive in
     at least 4 of 5 seeds of the Bai, Song & Cheng (2020) design (n = 3000, p = 200).
-    About 31 s per fit on a 2-core AMD EPYC (docs/results/selection-bai.md, written by
-    ``benchmarks/selection_bai.py`` with the same numbers)."""
+    About 2 minutes per fit on a 2-core AMD EPYC on 2026-11-23 (docs/results/selection-bai.md,
+    written by ``benchmarks/selection_bai.py`` with the same settings: 4 of 5 seeds)."""
     exact = 0
     for seed in range(5):
         X, y = pc.data.simulate_bai2020(3000, 200, seed=seed)
