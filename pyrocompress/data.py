@@ -660,13 +660,7 @@ def check_tensors(
         )
     if not X.dtype.is_floating_point:
         raise ValueError(f"{name}: X must be floating point, got {X.dtype}; convert with X.float()")
-    n_bad = int((~torch.isfinite(X)).sum().item())
-    if n_bad:
-        rows = int((~torch.isfinite(X.reshape(X.shape[0], -1))).any(dim=1).sum().item())
-        raise ValueError(
-            f"{name}: X has {n_bad} non-finite values (NaN or inf) in {rows} rows; drop those "
-            "rows or impute the missing values"
-        )
+    _check_finite(X, "X", name, "drop those rows or impute the missing values")
 
     if num_classes is None:
         _check_regression_targets(y, num_outputs, name)
@@ -695,6 +689,18 @@ def check_tensors(
         )
 
 
+def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
+    """Refuse NaN or inf in ``t`` (``X`` or ``y`` of data set ``name``), counting values
+    and rows."""
+    bad = ~torch.isfinite(t)
+    n_bad = int(bad.sum().item())
+    if n_bad:
+        rows = int(bad.reshape(t.shape[0], -1).any(dim=1).sum().item())
+        raise ValueError(
+            f"{name}: {what} has {n_bad} non-finite values (NaN or inf) in {rows} rows; {fix}"
+        )
+
+
 def _check_regression_targets(y: torch.Tensor, num_outputs: int | None, name: str) -> None:
     """Regression targets: real, finite, and of a shape that fits ``num_outputs`` outputs."""
     if y.dtype.is_complex or y.dtype == torch.bool:
@@ -702,13 +708,7 @@ def _check_regression_targets(y: torch.Tensor, num_outputs: int | None, name: st
             f"{name}: regression targets y must be real numbers (floating point or integer), "
             f"got {y.dtype}; convert with y.float()"
         )
-    n_bad = int((~torch.isfinite(y)).sum().item())
-    if n_bad:
-        rows = int((~torch.isfinite(y.reshape(y.shape[0], -1))).any(dim=1).sum().item())
-        raise ValueError(
-            f"{name}: y has {n_bad} non-finite values (NaN or inf) in {rows} rows; drop those "
-            "rows (from X and y) or impute the missing values"
-        )
+    _check_finite(y, "y", name, "drop those rows (from X and y) or impute the missing values")
     if num_outputs is None:
         return
     num_outputs = operator.index(num_outputs)

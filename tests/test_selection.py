@@ -167,14 +167,15 @@ def test_sun2021_inputs_have_unit_variance_and_correlation_one_half():
     assert (off - 0.5).abs().max() < 4 * 0.75 / math.sqrt(N_SUN), off
 
 
-def test_sun2021_seeds():
-    X, y = simulate_sun2021(n=500, p=6, seed=3)
-    X2, y2 = simulate_sun2021(n=500, p=6, seed=3)
+@pytest.mark.parametrize("simulate", [simulate_sun2021, simulate_sun2021_classification])
+def test_sun2021_seeds(simulate):
+    X, y = simulate(n=500, p=6, seed=3)
+    X2, y2 = simulate(n=500, p=6, seed=3)
     assert torch.equal(X, X2) and torch.equal(y, y2)
-    X3, y3 = simulate_sun2021(n=500, p=6, seed=4)
+    X3, y3 = simulate(n=500, p=6, seed=4)
     assert not torch.equal(X, X3) and not torch.equal(y, y3)
     with pytest.raises(ValueError, match="p must be"):
-        simulate_sun2021(n=10, p=3)
+        simulate(n=10, p=3)
 
 
 def test_sun2021_classification_labels_follow_the_formula_exactly():
@@ -186,13 +187,3 @@ def test_sun2021_classification_labels_follow_the_formula_exactly():
     # the inputs are those of the regression design with the same seed
     assert torch.equal(Xc, simulate_sun2021(n=5000, p=5, seed=0)[0])
     assert (Xc.double().var(0) - 1).abs().max() < 4 * math.sqrt(2 / 5000)
-
-
-def test_sun2021_classification_seeds():
-    X, y = simulate_sun2021_classification(n=500, p=4, seed=3)
-    X2, y2 = simulate_sun2021_classification(n=500, p=4, seed=3)
-    assert torch.equal(X, X2) and torch.equal(y, y2)
-    X3, y3 = simulate_sun2021_classification(n=500, p=4, seed=4)
-    assert not torch.equal(X, X3) and not torch.equal(y, y3)
-    with pytest.raises(ValueError, match="p must be"):
-        simulate_sun2021_classification(n=10, p=3)
