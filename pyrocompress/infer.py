@@ -135,13 +135,20 @@ def _check_input_shape(bnn: BayesianNetwork, X: torch.Tensor, name: str) -> None
     device = bnn.device
     try:
         with bnn.point_estimate():
-            bnn.net(X[:1].to(device))
+            out = bnn.net(X[:1].to(device))
     except (RuntimeError, IndexError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
         raise ValueError(
             f"{name}: inputs of shape {tuple(X.shape[1:])} per example do not fit the network "
             f"({first}); give X the per-example shape of the data the network was built for"
         ) from None
+    if out.dim() != 2 or out.shape[0] != 1:  # e.g. a Linear layer broadcast over extra axes
+        raise ValueError(
+            f"{name}: inputs of shape {tuple(X.shape[1:])} per example give one example an "
+            f"output of shape {tuple(out.shape)}, not one row of outputs (1, K); give X the "
+            "per-example shape of the data the network was built for (flatten images for "
+            "an MLP)"
+        )
 
 
 #: Share of the free accelerator memory a training set may take to be kept there whole.

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import pyrocompress as pc
 from pyrocompress import priors
@@ -286,3 +287,11 @@ def test_cli_select_out_that_is_a_file(tmp_path, capsys):
     assert code == 2
     assert "is a file" in capsys.readouterr().err
     assert (tmp_path / "out").read_text() == "keep"
+
+
+def test_inputs_a_linear_layer_would_broadcast_over_are_refused():
+    """A Linear layer takes (N, 3, 4) as N x 3 rows of 4: the network runs, but each example
+    gets 3 rows of outputs, which no likelihood can score."""
+    bnn = pc.bayesianize(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)), "group-nj")
+    with pytest.raises(ValueError, match=r"output of shape \(1, 3, 2\), not one row"):
+        pc.fit(bnn, (torch.randn(20, 3, 4), Y), epochs=1, progress=False)
