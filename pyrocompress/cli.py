@@ -39,7 +39,7 @@ from pyrocompress.plots import (
 from pyrocompress.priors import get_prior
 from pyrocompress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
 from pyrocompress.report import format_report, json_writer, write_outputs
-from pyrocompress.selector import SELECTION_PRIORS, FeatureSelector, infer_task
+from pyrocompress.selector import SEED_LIMIT, SELECTION_PRIORS, FeatureSelector, infer_task
 
 __all__ = ["build_model", "main", "run", "run_select"]
 
@@ -213,7 +213,7 @@ def run(
     )
     if clip_var is not None:
         _check_number("--clip-var", clip_var, low=0, low_open=True, example="0.04")
-    _check_number("--seed", seed, integer=True, low=0, high=2**32 - 1, example="0")
+    _check_number("--seed", seed, integer=True, low=0, high=SEED_LIMIT - 1, example="0")
     low, high = pixel_range
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise UsageError(
@@ -414,8 +414,10 @@ def run_select(
         raise UsageError(f"--epochs must be a positive integer, got {epochs}")
     if fdr is not None and not 0 <= fdr < 1:
         raise UsageError(f"--fdr must be a level in [0, 1), such as 0.1; got {fdr}")
-    if not 0 <= seed < 2**32:
-        raise UsageError(f"--seed must be an integer from 0 to {2**32 - 1} (2**32 - 1), got {seed}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise UsageError(
+            f"--seed must be an integer from 0 to {SEED_LIMIT - 1} (2**32 - 1), got {seed}"
+        )
     widths = _parse_hidden(hidden)
     reason = None
     try:

@@ -452,19 +452,15 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         check_is_fitted(self, "support_")
         return self.support_
 
-    def _rule_description(self) -> str:
+    def _rule_labels(self) -> tuple[str, str]:
+        """The rule as ``summary()`` names it, and the label of its cut-off in the plot."""
         if self.rule == "median":
-            return "median-probability (PIP >= 0.5)"
+            return "median-probability (PIP >= 0.5)", "median-probability cut-off"
         if self.rule == "fdr":
-            return f"bayesian-fdr (q={float(self.fdr_level):g})"
-        return f"top-k (k={int(self.k)})"
-
-    def _cutoff_label(self) -> str:
-        if self.rule == "median":
-            return "median-probability cut-off"
-        if self.rule == "fdr":
-            return f"Bayesian FDR ≤ {float(self.fdr_level):g} cut-off"
-        return f"top-{int(self.k)} cut-off"
+            q = f"{float(self.fdr_level):g}"
+            return f"bayesian-fdr (q={q})", f"Bayesian FDR ≤ {q} cut-off"
+        k = int(self.k)
+        return f"top-k (k={k})", f"top-{k} cut-off"
 
     def plot_inclusion_probabilities(self, ax: Axes | None = None) -> Figure:
         """Stem plot of the inclusion probabilities with the selected features in a second
@@ -482,7 +478,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             self.inclusion_probabilities_,
             feature_names=[str(n) for n in self.module_.feature_names],
             threshold=self.cutoff_,
-            threshold_label=self._cutoff_label(),
+            threshold_label=self._rule_labels()[1],
             selected=self.support_,
             ax=ax,
         )
@@ -498,7 +494,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
                 name: float(p) for name, p in zip(names, self.inclusion_probabilities_)
             },
             "selected": [name for name, s in zip(names, self.support_) if s],
-            "rule": self._rule_description(),
+            "rule": self._rule_labels()[0],
             "estimated_fdr": self.estimated_fdr_,
         }
 
