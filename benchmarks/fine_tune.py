@@ -60,7 +60,7 @@ from pruning_rules import load_run, pixel_range
 
 import pyrocompress as pc
 from pyrocompress import data as datasets
-from pyrocompress.checkpoint import CHECKPOINT_NAME
+from pyrocompress.infer.checkpoint import CHECKPOINT_NAME
 
 #: runs fine-tuned by default; LeNet-5-Caffe (about 30 s an epoch on one CPU thread) with
 #: ``--only lenet-5-caffe-group-nj`` and the like

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from _common import RESULTS, machine, write_atomic
 
-from pyrocompress.checkpoint import CHECKPOINT_NAME, safe_load
+from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, safe_load
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"

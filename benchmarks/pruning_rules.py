@@ -40,8 +40,8 @@ from mnist_compression import MNIST, RUNS
 
 import pyrocompress as pc
 from pyrocompress import data as datasets
-from pyrocompress.checkpoint import CHECKPOINT_NAME, safe_load
-from pyrocompress.cli import _parse_range, build_model
+from pyrocompress.cli.app import _parse_range, build_model
+from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, safe_load
 from pyrocompress.priors import get_prior
 
 #: (label, prune() keyword arguments)
@@ -108,7 +108,7 @@ def main() -> int:
         extra = []
         if RUNS[name][0] in PER_LAYER and not args.quick:
             values = PER_LAYER[RUNS[name][0]]
-            th = dict(zip(bnn.posterior().layer_names, values, strict=True))
+            th = dict(zip(pc.Posterior(bnn).layer_names, values, strict=True))
             label = "log α < " + ", ".join(f"{v:g}" for v in values) + " (authors' code)"
             extra.append((label, {"rule": "log_alpha", "threshold": th}))
         for label, kwargs in [*rules, *extra]:

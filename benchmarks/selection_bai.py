@@ -31,7 +31,7 @@ from sklearn.linear_model import LassoCV
 
 from pyrocompress.data import simulate_bai2020
 from pyrocompress.selection import selection_metrics
-from pyrocompress.selector import FeatureSelector
+from pyrocompress.selection.estimator import FeatureSelector
 
 TRUTH = list(range(5))
 

@@ -44,7 +44,7 @@ from sklearn.linear_model import ARDRegression, LassoCV, LogisticRegressionCV
 
 from pyrocompress.data import simulate_bai2020, simulate_sun2021, simulate_sun2021_classification
 from pyrocompress.selection import selection_metrics
-from pyrocompress.selector import FeatureSelector
+from pyrocompress.selection.estimator import FeatureSelector
 
 PRIORS = ("spike-slab", "group-horseshoe", "group-nj")
 METHODS = (*PRIORS, "LassoCV", "ARDRegression")

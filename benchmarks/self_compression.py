@@ -28,7 +28,7 @@ through the Monte Carlo predictive (100 weight draws); the paired difference ove
 seeds comes with its standard error. For the first seed the moments-trained BNN's
 weights are then pruned by SNR like the first, and its *units* (input units of Linear
 layers, output channels of Conv2d) are pruned through ``prune`` — a genuinely smaller
-network — by the scores of propagated uncertainty (``pyrocompress.moments.unit_scores``:
+network — by the scores of propagated uncertainty (``pyrocompress.analysis.unit_scores``:
 output SNR, kernel norm, share of output variance) and by the posterior group SNR: at
 fixed fractions (``rule="sparsity"``), and by the automatic rule (largest cut within one
 point of validation error).
@@ -59,8 +59,8 @@ from _common import RESULTS, provenance, write_results  # noqa: E402
 from torch import nn  # noqa: E402
 
 import pyrocompress as pc  # noqa: E402
+from pyrocompress.analysis import predictive_moments  # noqa: E402
 from pyrocompress.data import load_dataset  # noqa: E402
-from pyrocompress.moments import predictive_moments  # noqa: E402
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
@@ -120,7 +120,7 @@ def pruned(net: nn.Module, scores: list[torch.Tensor], fraction: float) -> nn.Mo
 
 def posterior_mean_net(bnn, arch) -> nn.Module:
     net = arch()
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     means = post.weight_mean()
     with torch.no_grad():
         for name, target in zip(bnn.bayesian_layers(), _layers(net), strict=True):
@@ -268,7 +268,7 @@ def main() -> int:
         }
 
     mean_net = posterior_mean_net(bnn, arch)
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     names = list(bnn.bayesian_layers())
     mu = post.weight_mean()
     var = post.weight_var()
@@ -278,7 +278,7 @@ def main() -> int:
         mu[n].flatten(2).norm(dim=-1) if mu[n].dim() == 4 else s
         for n, s in zip(names, snr, strict=True)
     ]
-    post_m = bnn_m.posterior()
+    post_m = pc.Posterior(bnn_m)
     mu_m, var_m = post_m.weight_mean(), post_m.weight_var()
     rules = {
         "BNN, SNR": (mean_net, snr),

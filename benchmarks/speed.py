@@ -38,7 +38,7 @@ from bcgnj_baseline import LeNet5GroupNJ, LeNet300100GroupNJ
 from torch import nn
 
 import pyrocompress as pc
-from pyrocompress.export import SelectFeatures, count_flops
+from pyrocompress.compress import SelectFeatures, count_flops
 
 PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
 BATCH = 128

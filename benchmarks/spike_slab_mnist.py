@@ -42,10 +42,11 @@ from _common import RESULTS, provenance, write_results
 from mnist_compression import MNIST
 from pruning_rules import load_run
 
+import pyrocompress as pc
 from pyrocompress import data as datasets
-from pyrocompress.checkpoint import CHECKPOINT_NAME, safe_load
-from pyrocompress.infer import _ELBOLoss
-from pyrocompress.reparam import LocalReparamELBO
+from pyrocompress.infer import LocalReparamELBO
+from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, safe_load
+from pyrocompress.infer.training import _ELBOLoss
 
 RUN = "lenet-300-100-spike-slab"
 TWIN = "lenet-300-100-gaussian"
@@ -87,7 +88,7 @@ def main() -> int:
     bnn = load_run(RUN, args.checkpoint_root, splits)
     epochs = int(safe_load(ckpt, "checkpoint")["epoch"])
     prior = bnn.prior
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     pip = post.inclusion_probabilities()
     layers = {}
     for name, p in pip.items():

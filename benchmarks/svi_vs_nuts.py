@@ -31,8 +31,8 @@ import torch
 from _common import provenance, write_results
 
 import pyrocompress as pc
-from pyrocompress.likelihoods import GaussianLikelihood
-from pyrocompress.mcmc import run_nuts
+from pyrocompress.distributions import GaussianLikelihood
+from pyrocompress.infer.mcmc import run_nuts
 
 N, P, NOISE = 200, 10, 0.5
 COEF = [2.0, -1.0, 0.5]
@@ -66,7 +66,7 @@ def main() -> int:
     start = time.perf_counter()
     pc.fit(bnn, (X, y), epochs=args.epochs, batch_size=N, lr=1e-2, progress=False)
     svi_seconds = time.perf_counter() - start
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     svi_pip = post.inclusion_probabilities()["layer"].double().numpy()
     svi_w = post.weight_mean()["layer"].detach().double().numpy().ravel()
 

@@ -1,61 +1,91 @@
 """pyrocompress: Bayesian compression and feature selection of neural networks, on Pyro.
 
-Data flows one way: data → :func:`bayesianize` (model and guide) → :func:`fit` (SVI) →
-:class:`Posterior` (analysis) → :func:`prune` (pruning plan) → compact ``nn.Sequential``
-and report.
+Data flows one way, and the subpackages follow it:
+:mod:`~pyrocompress.data` → :mod:`~pyrocompress.priors` and :mod:`~pyrocompress.nn`
+(:func:`bayesianize`: model and guide) → :mod:`~pyrocompress.infer` (:func:`fit`, SVI) →
+:mod:`~pyrocompress.analysis` (:class:`Posterior`) → :mod:`~pyrocompress.compress`
+(:func:`prune`: pruning plan, compact network, files and report), with
+:mod:`~pyrocompress.selection` (feature selection) and :mod:`~pyrocompress.plots` on top.
+``docs/design.md`` describes the registries through which it grows.
+
+The public API is flat: every name below is importable from ``pyrocompress``. The
+scikit-learn estimator and the plots are imported on first use (PEP 562), so
+``import pyrocompress`` loads neither scikit-learn nor ``matplotlib.pyplot``.
 """
 
-from pyrocompress import (
-    checkpoint,
-    data,
-    diagnostics,
-    distributed,
-    distributions,
-    mcmc,
-    moments,
-    plots,
-    priors,
-    selection,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from pyrocompress import analysis, compress, data, distributions, effects, infer, nn, priors, rng
+from pyrocompress.analysis import BitPrecision, Posterior, predictive_moments, unit_scores
+from pyrocompress.compress import (
+    REPORT_KEYS,
+    PruneResult,
+    PruningPlan,
+    SelectFeatures,
+    load_compact,
+    make_plan,
+    prune,
+    register_rule,
+    save_compact,
 )
-from pyrocompress.analysis import BitPrecision, Posterior
-from pyrocompress.export import SelectFeatures, load_compact, save_compact
-from pyrocompress.infer import History, evaluate, fit, pretrain
-from pyrocompress.likelihoods import (
+from pyrocompress.distributions import (
     BernoulliLikelihood,
     CategoricalLikelihood,
     GaussianLikelihood,
 )
-from pyrocompress.moments import MomentELBO, predictive_moments, propagate, unit_scores
+from pyrocompress.infer import (
+    History,
+    LocalReparamELBO,
+    LocalReparameterization,
+    MomentELBO,
+    evaluate,
+    fit,
+    pretrain,
+)
 from pyrocompress.nn import (
     BayesianConv2d,
     BayesianLinear,
     BayesianNetwork,
+    OpRule,
     bayesianize,
     lenet5_caffe,
     lenet_300_100,
     mlp,
+    register_op,
 )
-from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
-from pyrocompress.pruning import REPORT_KEYS, PruneResult, PruningPlan, make_plan, prune
-from pyrocompress.reparam import LocalReparamELBO, LocalReparameterization
-from pyrocompress.selector import FeatureSelector
+from pyrocompress.nn.moments import propagate
+from pyrocompress.priors import (
+    Gaussian,
+    GroupHorseshoe,
+    GroupNormalJeffreys,
+    Prior,
+    SpikeAndSlab,
+    register_prior,
+)
+
+if TYPE_CHECKING:
+    from pyrocompress import plots, selection
+    from pyrocompress.selection.estimator import FeatureSelector
 
 __version__ = "0.1.0"
 
+#: Names imported on first use: name -> (module, attribute or None for the module itself).
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "FeatureSelector": ("pyrocompress.selection.estimator", "FeatureSelector"),
+    "plots": ("pyrocompress.plots", None),
+    "selection": ("pyrocompress.selection", None),
+}
+
 __all__ = [
-    "MomentELBO",
-    "checkpoint",
-    "distributed",
-    "moments",
-    "predictive_moments",
-    "propagate",
-    "unit_scores",
     "REPORT_KEYS",
     "BayesianConv2d",
     "BayesianLinear",
     "BayesianNetwork",
-    "BitPrecision",
     "BernoulliLikelihood",
+    "BitPrecision",
     "CategoricalLikelihood",
     "FeatureSelector",
     "Gaussian",
@@ -65,28 +95,56 @@ __all__ = [
     "History",
     "LocalReparamELBO",
     "LocalReparameterization",
+    "MomentELBO",
+    "OpRule",
     "Posterior",
+    "Prior",
     "PruneResult",
     "PruningPlan",
     "SelectFeatures",
     "SpikeAndSlab",
     "__version__",
+    "analysis",
     "bayesianize",
+    "compress",
     "data",
-    "diagnostics",
     "distributions",
+    "effects",
     "evaluate",
     "fit",
+    "infer",
     "lenet5_caffe",
     "lenet_300_100",
     "load_compact",
     "make_plan",
-    "mcmc",
     "mlp",
+    "nn",
     "plots",
-    "priors",
+    "predictive_moments",
     "pretrain",
+    "priors",
+    "propagate",
     "prune",
+    "register_op",
+    "register_prior",
+    "register_rule",
+    "rng",
     "save_compact",
     "selection",
+    "unit_scores",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """PEP 562: import the scikit-learn estimator and the plots when first asked for."""
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attribute is None else getattr(module, attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

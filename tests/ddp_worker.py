@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 import pyrocompress as pc
-from pyrocompress.distributed import world
+from pyrocompress.infer.distributed import world
 
 
 def data(n: int = 96, p: int = 6) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ def test_quickstart():
     net = torch.nn.Sequential(torch.nn.Linear(64, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10))
     bnn = pc.bayesianize(net, prior=pc.priors.GroupHorseshoe())
     history = pc.fit(bnn, (X_train, y_train), epochs=50, batch_size=128, progress=False)
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     assert isinstance(post, pc.Posterior)
     pip = post.inclusion_probabilities()
     assert set(pip) == {"0", "2"} and pip["0"].shape == (64,)

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 import pyrocompress as pc
-from pyrocompress.checkpoint import (
+from pyrocompress.cli import main
+from pyrocompress.infer.checkpoint import (
     CHECKPOINT_NAME,
     atomic_save,
     rng_state,
     safe_load,
     set_rng_state,
 )
-from pyrocompress.cli import main
 
 
 class _Interrupt(Exception):

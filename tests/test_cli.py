@@ -144,7 +144,7 @@ def test_compress_with_the_authors_recipe_options(tmp_path):
     "argv", [["--pixel-range", "-1,1"], ["--pixel-range=-1,1"], ["--pixel-range", "-1.5,-0.5"]]
 )
 def test_pixel_range_takes_negative_bounds_as_written(argv):
-    from pyrocompress.cli import _attach_negative_values, _parser
+    from pyrocompress.cli.app import _attach_negative_values, _parser
 
     base = ["compress", "--model", "m", "--prior", "gaussian", "--dataset", "digits"]
     args = _parser().parse_args(_attach_negative_values([*base, *argv, "--seed", "3"]))
@@ -169,7 +169,7 @@ def test_unknown_prior_is_a_usage_error(capsys):
 
 
 def test_write_outputs_is_all_or_nothing(tmp_path):
-    from pyrocompress.report import write_outputs
+    from pyrocompress.compress.report import write_outputs
 
     def good(path):
         path.write_text("ok")
@@ -197,7 +197,7 @@ COMPRESS = ["compress", "--model", "mlp:64-8-10", "--prior", "group-nj", "--data
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail loudly if a command gets as far as reading data or training."""
-    from pyrocompress import cli
+    from pyrocompress.cli import app as cli
 
     def reached(*args, **kwargs):
         raise AssertionError("the bad option was not caught before the data and training")
@@ -256,7 +256,7 @@ def test_a_folder_that_cannot_be_created_fails_before_training(
 def test_an_out_folder_that_cannot_be_written_fails_before_training(
     tmp_path, capsys, no_training, monkeypatch
 ):
-    from pyrocompress import cli
+    from pyrocompress.cli import app as cli
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -274,14 +274,14 @@ def test_a_write_error_after_training_is_one_line_exit_2_and_no_files(
     tmp_path, capsys, monkeypatch
 ):
     """Disk full (or the folder removed meanwhile) while the outputs are written."""
-    from pyrocompress import report
+    from pyrocompress.compress import report
 
     def full(path):
         raise OSError(28, "No space left on device")
 
     real = report.write_outputs
     monkeypatch.setattr(
-        "pyrocompress.cli.write_outputs",
+        "pyrocompress.cli.app.write_outputs",
         lambda out, writers: real(out, {**writers, "model.pt": full}),
     )
     out = tmp_path / "out"
@@ -333,7 +333,7 @@ def _broken(path):
 
 
 def test_write_outputs_new_folder_is_published_whole(tmp_path):
-    from pyrocompress.report import write_outputs
+    from pyrocompress.compress.report import write_outputs
 
     out = tmp_path / "a" / "b" / "out"
     write_outputs(out, {"x.json": _good, "y.png": _good})
@@ -346,7 +346,7 @@ def test_write_outputs_new_folder_is_published_whole(tmp_path):
 
 @pytest.mark.parametrize("state", ["missing", "missing parents", "empty", "with files"])
 def test_write_outputs_failing_midway_leaves_out_as_it_was(tmp_path, state):
-    from pyrocompress.report import write_outputs
+    from pyrocompress.compress.report import write_outputs
 
     root = tmp_path / "root"
     root.mkdir()
@@ -380,7 +380,7 @@ def test_write_outputs_failing_midway_leaves_out_as_it_was(tmp_path, state):
 
 def test_write_outputs_into_a_full_folder_undoes_a_failed_move(tmp_path, monkeypatch):
     """Files moved in before a move fails are taken out, the ones they replaced restored."""
-    from pyrocompress import report
+    from pyrocompress.compress import report
 
     out = tmp_path / "out"
     out.mkdir()
@@ -406,7 +406,7 @@ def test_write_outputs_into_a_full_folder_undoes_a_failed_move(tmp_path, monkeyp
 
 
 def test_write_outputs_through_a_link_to_an_empty_folder_keeps_the_link(tmp_path):
-    from pyrocompress.report import write_outputs
+    from pyrocompress.compress.report import write_outputs
 
     target = tmp_path / "target"
     target.mkdir()
@@ -538,7 +538,7 @@ def _select(csv, *extra, target="outcome"):
 @pytest.fixture
 def fitted_selectors(monkeypatch):
     """The FeatureSelector instances that `pyrocompress select` fits, in order."""
-    from pyrocompress import cli
+    from pyrocompress.cli import app as cli
 
     made = []
 
@@ -596,7 +596,7 @@ def test_select_group_horseshoe_prior(tmp_path, capsys, fitted_selectors):
 def test_select_explicit_task_classification(tmp_path, capsys, fitted_selectors):
     """A target of two non-integer values is inferred as regression; --task classification
     makes it labels (Bernoulli likelihood, classes 0.5 and 1.5)."""
-    from pyrocompress.likelihoods import BernoulliLikelihood
+    from pyrocompress.distributions import BernoulliLikelihood
 
     csv = tmp_path / "t.csv"
     rng = np.random.default_rng(0)

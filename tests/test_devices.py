@@ -83,7 +83,7 @@ def test_posterior_summaries_pruning_and_export_of_a_network_on_the_device(devic
     X, y = _images()
     bnn = pc.bayesianize(_convnet(), prior, seed=0)
     pc.fit(bnn, (X, y), epochs=2, batch_size=32, lr=1e-2, device=device, progress=False)
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     for summary in (post.snr("group"), post.snr("weight"), post.weight_var()):
         for name, v in summary.items():
             assert v.device.type == device, name
@@ -168,7 +168,7 @@ def test_diagnostics_of_a_network_on_the_device(device):
     X, y = _images()
     bnn = pc.bayesianize(_convnet(), "group-horseshoe", seed=0)
     pc.fit(bnn, (X, y), epochs=1, batch_size=32, lr=1e-2, device=device, progress=False)
-    tree = bnn.posterior().to_datatree(X[:20], y[:20], num_samples=20, seed=0)
+    tree = pc.Posterior(bnn).to_datatree(X[:20], y[:20], num_samples=20, seed=0)
     assert "posterior" in tree.children and "posterior_predictive" in tree.children
 
 

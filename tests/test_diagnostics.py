@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import pyrocompress as pc
-from pyrocompress.diagnostics import posterior_draws, psis_khat, vi_diagnostics
+from pyrocompress.analysis.diagnostics import posterior_draws, psis_khat, vi_diagnostics
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def fitted():
 
 def test_datatree_groups_dims_and_coords(fitted):
     bnn, X, y, history = fitted
-    tree = bnn.posterior().to_datatree(X, y, num_samples=30, history=history)
+    tree = pc.Posterior(bnn).to_datatree(X, y, num_samples=30, history=history)
     for group in ("posterior", "log_likelihood", "posterior_predictive", "observed_data"):
         assert group in tree.children
     post = tree["posterior"]
@@ -35,7 +35,7 @@ def test_datatree_groups_dims_and_coords(fitted):
     assert set(tree["sample_stats"].data_vars) == {"log_q", "log_p"}
     assert set(tree["variational"].data_vars) >= {"layer1_log_alpha", "layer1_pip", "layer1_snr"}
     assert list(tree["loss"]["epoch"].values) == list(range(1, 21))
-    full = bnn.posterior().to_datatree(X, y, num_samples=5, all_weights=True)
+    full = pc.Posterior(bnn).to_datatree(X, y, num_samples=5, all_weights=True)
     assert full["posterior"]["layer1_weight"].shape == (1, 5, 5, 4)
 
 
@@ -55,7 +55,7 @@ def test_pointwise_log_likelihood_sums_to_the_models(fitted):
 
 def test_arviz_stats_accept_the_datatree(fitted):
     bnn, X, y, _ = fitted
-    tree = bnn.posterior().to_datatree(X, y, num_samples=40)
+    tree = pc.Posterior(bnn).to_datatree(X, y, num_samples=40)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         summary = azs.summary(tree, group="posterior")
@@ -95,7 +95,7 @@ def test_psis_khat_bounded_weights_and_equal_weights():
 
 
 def test_pointwise_log_likelihood_keeps_tiny_log_probabilities():
-    from pyrocompress.diagnostics import _log_prob64
+    from pyrocompress.analysis.diagnostics import _log_prob64
 
     fn = torch.distributions.Categorical(logits=torch.tensor([[60.0, 0.0, -5.0]]))
     lp = _log_prob64(fn, torch.tensor([0]))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyrocompress.distributed import World, example_noise, sharded_examples, world
+from pyrocompress.effects import ShardExamples, example_noise
+from pyrocompress.infer.distributed import World, world
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 PRIORS = ["group-nj", "group-horseshoe", "spike-slab", "gaussian"]
@@ -53,7 +54,7 @@ def test_example_noise_gives_each_rank_its_rows_of_the_global_draw():
     rows = []
     for rank in range(2):
         torch.manual_seed(3)
-        with sharded_examples(World(rank=rank, size=2)):
+        with ShardExamples(rank, 2):
             rows.append(example_noise((4, 5), full))
     assert torch.equal(rows[0], full[0::2]) and torch.equal(rows[1], full[1::2])
     torch.manual_seed(3)
@@ -92,7 +93,7 @@ import sys
 import torch
 
 import pyrocompress as pc
-from pyrocompress.distributed import world
+from pyrocompress.infer.distributed import world
 
 torch.set_num_threads(1)
 g = torch.Generator().manual_seed(1)
@@ -144,7 +145,7 @@ def test_pretrain_in_two_processes_takes_the_steps_of_one(tmp_path):
 def test_select_prints_and_writes_only_on_rank_0(tmp_path, capsys, monkeypatch):
     """Under torchrun every rank runs ``pyrocompress select``; ranks other than 0 train
     their share and then neither print nor write --out."""
-    from pyrocompress import cli
+    from pyrocompress.cli import app as cli
 
     csv = tmp_path / "t.csv"
     rows = [f"{i % 7},{(i * 3) % 5},{(i % 7) * 0.5 + 0.1 * (i % 3)}" for i in range(40)]

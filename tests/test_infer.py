@@ -23,7 +23,7 @@ def test_irrelevant_inputs_get_lower_inclusion(prior, relevant_data):
     # normal-Jeffreys scales
     epochs = {"group-horseshoe": 400, "spike-slab": 300}.get(prior, 120)
     pc.fit(bnn, (X, y), epochs=epochs, batch_size=100, lr=1e-2, progress=False)
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     if prior == "gaussian":
         score = post.snr("group")["0"]
     else:
@@ -170,7 +170,7 @@ def test_pretrain_rejects_bad_arguments(relevant_data):
 
 
 def test_minibatches_cover_the_data_once_per_epoch():
-    from pyrocompress.infer import _Minibatches
+    from pyrocompress.infer.training import _Minibatches
 
     X = torch.arange(10.0).reshape(10, 1)
     y = torch.arange(10)

@@ -2,7 +2,7 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from pyrocompress.likelihoods import (
+from pyrocompress.distributions import (
     BernoulliLikelihood,
     CategoricalLikelihood,
     GaussianLikelihood,

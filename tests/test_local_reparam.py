@@ -28,9 +28,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pyrocompress.effects import guide_distribution
+from pyrocompress.infer import LocalReparamELBO, LocalReparameterization
 from pyrocompress.nn import bayesianize
 from pyrocompress.priors import Gaussian, GroupHorseshoe, GroupNormalJeffreys, SpikeAndSlab
-from pyrocompress.reparam import LocalReparamELBO, LocalReparameterization, guide_distribution
 
 S = 20_000
 Z = 5.0  # tolerance in standard errors (several hundred comparisons per test)
@@ -103,7 +104,18 @@ def _gate_moments(prior_key: str, guide) -> tuple[torch.Tensor, torch.Tensor] | 
     return pi, pi
 
 
-def _exact_moments(prior_key: str, kind: str, layer, guide, x):
+def _shared_scale_covariance(guide, w_mu, x):
+    """Sum over input pairs j != k of Var(s) E[l_j] E[l_k] mu_ij mu_ik x_j x_k."""
+    ms = 0.5 * (guide.global_a_loc + guide.global_b_loc)
+    vs = 0.25 * (guide.global_a_log_var.exp() + guide.global_b_log_var.exp())
+    var_s = (2 * ms + 2 * vs).exp() - (2 * ms + vs).exp()
+    ml = 0.5 * (guide.local_a_loc + guide.local_b_loc)
+    vl = 0.25 * (guide.local_a_log_var.exp() + guide.local_b_log_var.exp())
+    c = (ml + 0.5 * vl).exp() * w_mu * x[:, None, :]  # [n, out, in]: E[l_j] mu_ij x_j
+    return var_s * (c.sum(-1).square() - c.square().sum(-1))
+
+
+def _exact_moments(prior_key: str, kind: str, layer, guide, x, *, shared_scale: bool = True):
     """Per-output mean and variance of the layer's output, W = g * W~ with independent
     gates g (per group), weights W~ and bias."""
     w_mu, w_var = guide.weight_loc, guide.weight_log_var.exp()
@@ -113,6 +125,10 @@ def _exact_moments(prior_key: str, kind: str, layer, guide, x):
     if kind == "linear":  # groups are the inputs; the bias is not gated
         mean = F.linear(x, w_mu * m1, b_mu)
         var = F.linear(x * x, m2 * (w_var + w_mu**2) - (m1 * w_mu) ** 2, b_var)
+        if prior_key == "group-horseshoe" and shared_scale:
+            # g_j = s * l_j with one global scale s shared by the groups: the terms of
+            # different inputs covary, Cov(g_j, g_k) = Var(s) E[l_j] E[l_k] for j != k
+            var = var + _shared_scale_covariance(guide, w_mu, x)
         return mean, var
     # conv2d: groups are output channels, bias included
     conv = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
@@ -208,14 +224,14 @@ def test_local_reparam_matches_explicit_sampling(prior_key, kind):
 
 @pytest.mark.parametrize(("prior_key", "kind"), CASES)
 def test_local_moments_with_marginalised_gate_are_exact(prior_key, kind):
-    """``_local_moments`` given the gate's moments (the spike-and-slab path, or no gate for
+    """``output_moments`` given the gate's moments (the spike-and-slab path, or no gate for
     the Gaussian) equals the exact marginal moments, for every prior's gate."""
     layer, guide, x = _setup(prior_key, kind)
-    mean, var = _exact_moments(prior_key, kind, layer, guide, x)
+    mean, var = _exact_moments(prior_key, kind, layer, guide, x, shared_scale=False)
     gate = _gate_moments(prior_key, guide)
     w_var, b_var = guide.weight_log_var.exp(), guide.bias_log_var.exp()
-    got_mean, got_var = layer._local_moments(
-        x, guide.weight_loc, w_var, guide.bias_loc, b_var, gate
+    got_mean, got_var = layer.output_moments(
+        x, None, (guide.weight_loc, w_var), (guide.bias_loc, b_var), gate
     )
     torch.testing.assert_close(got_mean, mean, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(got_var, var, rtol=1e-10, atol=1e-12)

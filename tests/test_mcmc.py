@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import pyrocompress as pc
-from pyrocompress.likelihoods import GaussianLikelihood
-from pyrocompress.mcmc import compare_svi_nuts, run_nuts
+from pyrocompress.distributions import GaussianLikelihood
+from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,14 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 import pyrocompress as pc
-from pyrocompress.moments import (
-    MomentELBO,
+from pyrocompress.analysis import predictive_moments, unit_scores
+from pyrocompress.infer import MomentELBO
+from pyrocompress.nn.moments import (
     avgpool2d_moments,
     expected_log_likelihood,
     maxpool2d_moments,
-    predictive_moments,
     propagate,
     relu_moments,
-    unit_scores,
 )
 
 DRAWS = 40_000
@@ -235,7 +234,7 @@ def test_expected_log_likelihoods():
 def test_moment_elbo_is_the_expected_sampled_elbo_for_a_linear_gaussian_model():
     """Linear regression: the expected log-likelihood is exact, so the moments objective
     equals the mean of the sampled (local reparametrisation) ELBO."""
-    from pyrocompress.reparam import LocalReparamELBO
+    from pyrocompress.infer import LocalReparamELBO
 
     torch.manual_seed(0)
     bnn, _ = _gaussian_bnn(nn.Sequential(nn.Linear(3, 1)))

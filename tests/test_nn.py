@@ -76,8 +76,8 @@ def test_guide_parameters_are_module_local_and_round_trip(prior, tmp_path):
     other = pc.bayesianize(pc.mlp([4, 6, 3]), prior=prior, seed=2)
     other.load_state_dict(torch.load(path, weights_only=True))
     torch.testing.assert_close(other.predict_point(X), bnn.predict_point(X))
-    for k, v in bnn.posterior().log_alpha().items():
-        torch.testing.assert_close(other.posterior().log_alpha()[k], v)
+    for k, v in pc.Posterior(bnn).log_alpha().items():
+        torch.testing.assert_close(pc.Posterior(other).log_alpha()[k], v)
 
 
 def test_model_runs_without_guide_under_plain_pyro():

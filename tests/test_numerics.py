@@ -27,7 +27,7 @@ def test_twenty_seeds_train_without_nan_or_inf(prior):
         assert all(math.isfinite(v) for v in history.loss), (prior, seed)
         for name, p in bnn.named_parameters():
             assert torch.isfinite(p).all(), (prior, seed, name)
-        post = bnn.posterior()
+        post = pc.Posterior(bnn)
         for name, v in post.log_alpha().items():
             assert not torch.isnan(v).any(), (prior, seed, name)
         for name, v in post.snr("group").items():
@@ -48,7 +48,7 @@ def test_a_parameter_broken_by_the_last_step_stops_training_with_a_pointer_to_th
 ):
     """The loss of an epoch is computed before its steps, so a NaN written by the very last
     optimiser step would go unseen by the loss check: fit checks the parameters."""
-    from pyrocompress import infer
+    from pyrocompress.infer import training as infer
 
     X, y = _data(0, n=64)
     bnn = pc.bayesianize(pc.mlp([10, 4, 1]), "group-nj", likelihood="gaussian", seed=0)

@@ -10,7 +10,7 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 import pyrocompress as pc  # noqa: E402
 from pyrocompress import plots  # noqa: E402
-from pyrocompress.pruning import pruning_curve  # noqa: E402
+from pyrocompress.compress.pruning import pruning_curve  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_plot_loss(fitted):
 
 def test_plot_group_histograms_marks_threshold_and_kept(fitted):
     bnn, *_ = fitted
-    la = bnn.posterior().log_alpha()
+    la = pc.Posterior(bnn).log_alpha()
     kept = {k: v < 0 for k, v in la.items()}
     fig = plots.plot_group_histograms(la, kept=kept, threshold=0.0)
     assert len(fig.axes) == 2
@@ -131,7 +131,7 @@ def test_plot_architecture_and_bits():
 
 def test_plot_forest_from_datatree(fitted):
     bnn, X, y, _ = fitted
-    tree = bnn.posterior().to_datatree(X, y, num_samples=20)
+    tree = pc.Posterior(bnn).to_datatree(X, y, num_samples=20)
     fig = plots.plot_forest(tree)
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
     assert "layer1_scale" in texts and "layer3_scale" in texts

@@ -20,12 +20,12 @@ from torch.distributions import kl_divergence
 
 import pyrocompress.distributions  # noqa: F401  (registers the KLs)
 from pyrocompress.distributions import ConditionalSlab
-from pyrocompress.guides import LayerGuide
 from pyrocompress.nn import bayesianize, mlp
 from pyrocompress.priors import (
     Gaussian,
     GroupHorseshoe,
     GroupNormalJeffreys,
+    LayerGuide,
     LayerSpec,
     SpikeAndSlab,
     get_prior,

@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 import pyrocompress as pc
-from pyrocompress.export import build_compact, count_flops, load_compact, save_compact
-from pyrocompress.pruning import REPORT_KEYS, make_plan, prune
+from pyrocompress.compress import build_compact, count_flops, load_compact, save_compact
+from pyrocompress.compress.pruning import REPORT_KEYS, make_plan, prune
 
 
 def _trained(net, prior, X, y, epochs=3):
@@ -109,7 +109,7 @@ def test_load_compact_rejects_other_files(tmp_path):
 def test_rules_and_report_keys(relevant_data):
     X, y = relevant_data
     bnn = _trained(pc.mlp([8, 16, 2]), "spike-slab", X, y, epochs=5)
-    pip = bnn.posterior().inclusion_probabilities()
+    pip = pc.Posterior(bnn).inclusion_probabilities()
     plan = make_plan(bnn, "pip")
     for name in pip:
         expected = pip[name] >= 0.5
@@ -132,7 +132,7 @@ def test_spike_slab_pruning_nothing_gives_back_the_posterior_mean_network(releva
     network than the posterior mean (pi * mu); the default compact network is the latter."""
     X, y = relevant_data
     bnn = _trained(pc.mlp([8, 16, 2]), "spike-slab", X, y, epochs=1)
-    pip = bnn.posterior().inclusion_probabilities()
+    pip = pc.Posterior(bnn).inclusion_probabilities()
     assert any(((p > 0.05) & (p < 0.95)).any() for p in pip.values())  # the case at hand
     everything = {k: torch.ones_like(v, dtype=torch.bool) for k, v in pip.items()}
     compact, _ = build_compact(bnn, everything, X)
@@ -166,7 +166,7 @@ def test_per_layer_thresholds_apply_each_layers_own_threshold(relevant_data, rul
     cut at its own value, exactly as the single-number rule with that value cuts it."""
     X, y = relevant_data
     bnn = _trained(pc.mlp([8, 6, 4, 2]), "group-nj", X, y, epochs=5)
-    post = bnn.posterior()
+    post = pc.Posterior(bnn)
     names = post.layer_names
     scores = {
         "log_alpha": post.log_alpha(),
@@ -187,7 +187,7 @@ def test_per_layer_thresholds_apply_each_layers_own_threshold(relevant_data, rul
 def test_per_layer_thresholds_must_name_every_layer(relevant_data):
     X, y = relevant_data
     bnn = _trained(pc.mlp([8, 4, 2]), "group-nj", X, y, epochs=1)
-    names = bnn.posterior().layer_names
+    names = pc.Posterior(bnn).layer_names
     with pytest.raises(ValueError, match=r"name every layer exactly.*missing"):
         make_plan(bnn, "log_alpha", threshold={names[0]: -3.0})
     with pytest.raises(ValueError, match=r"unknown \['fc9'\]"):

@@ -32,8 +32,8 @@ from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import pyrocompress as pc
-from pyrocompress import selector as selector_module
-from pyrocompress.selector import FeatureSelector, infer_task
+from pyrocompress.selection import estimator as selector_module
+from pyrocompress.selection.estimator import FeatureSelector, infer_task
 
 #: A tiny budget: the estimator checks only exercise the API.
 FAST = {"epochs": 2, "hidden": (3,)}

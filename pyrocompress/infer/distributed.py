@@ -12,7 +12,8 @@ gradients, so the update is that of the global minibatch.
 
 The per-example noise of the local reparametrisation (pre-activations, per-example group
 gates) is drawn for the whole global minibatch from the random stream every rank shares
-(same seed), and each rank keeps the rows of its own examples (:func:`example_noise`).
+(same seed), and each rank keeps the rows of its own examples
+(:class:`~pyrocompress.effects.ShardExamples`, a Pyro effect handler).
 The distributed run therefore follows the single-process run with the same seed and
 global batch step by step, up to the order of floating-point sums.
 """
@@ -20,15 +21,13 @@ global batch step by step, up to the order of floating-point sums.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["World", "example_noise", "setup", "world"]
+__all__ = ["World", "setup", "world"]
 
 
 @dataclass(frozen=True)
@@ -114,37 +113,3 @@ def _leave() -> None:
     except Exception:  # a peer that died already: nothing to wait for
         pass
     dist.destroy_process_group()
-
-
-# ---------------------------------------------------------------- per-example noise
-
-_SHARD: tuple[int, int] | None = None  # (rank, size) while a sharded step runs
-
-
-@contextlib.contextmanager
-def sharded_examples(w: World) -> Iterator[None]:
-    """Within the block, :func:`example_noise` draws for the global minibatch and keeps
-    this rank's rows (``rank::size``, the rows of the examples the
-    :class:`~torch.utils.data.DistributedSampler` gave it)."""
-    global _SHARD
-    previous, _SHARD = _SHARD, ((w.rank, w.size) if w.active else None)
-    try:
-        yield
-    finally:
-        _SHARD = previous
-
-
-def example_noise(shape: torch.Size | tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """Standard normal noise of ``shape`` whose first dimension runs over the examples of
-    the (local) minibatch, on the device and dtype of ``like``.
-
-    In a single process this is ``torch.randn``. In a data-parallel step each rank draws
-    the noise of the whole global minibatch (``size`` times as many rows, from the stream
-    every rank shares) and keeps its own rows, so example ``i`` of the global batch gets
-    the same noise as in a single process.
-    """
-    if _SHARD is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    rank, size = _SHARD
-    full = torch.randn((shape[0] * size, *shape[1:]), device=like.device, dtype=like.dtype)
-    return full[rank::size]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -10,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import pyro
 import torch
 import torch.distributed as dist
 from pyro.infer import TraceMeanField_ELBO
@@ -18,20 +18,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from pyrocompress import distributed
-from pyrocompress.checkpoint import (
+from pyrocompress.data import Dataset, check_tensors
+from pyrocompress.effects import ShardExamples
+from pyrocompress.infer import distributed
+from pyrocompress.infer.checkpoint import (
     CHECKPOINT_NAME,
     atomic_save,
     rng_state,
     safe_load,
     set_rng_state,
 )
-from pyrocompress.data import Dataset, check_tensors
-from pyrocompress.distributed import World
-from pyrocompress.moments import MomentELBO
+from pyrocompress.infer.distributed import World
+from pyrocompress.infer.elbo import LocalReparamELBO, MomentELBO
 from pyrocompress.nn import BayesianNetwork
-from pyrocompress.priors import Gaussian, SpikeAndSlab
-from pyrocompress.reparam import LocalReparamELBO
+from pyrocompress.rng import seeded_by
 
 __all__ = ["History", "fit", "pretrain"]
 
@@ -303,21 +303,26 @@ def _check_finite_parameters(bnn: BayesianNetwork, epoch: int, lr: float) -> Non
         f"the parameter{'s' if len(bad) > 1 else ''} {shown} became NaN or inf at epoch "
         f"{epoch}; training stopped. "
         f"Lower the learning rate (lr={lr}), use KL warm-up (kl_warmup) or a less "
-        f"extreme prior setting ({bnn.prior!r})"
+        f"extreme prior setting ({_prior_text(bnn)})"
     )
 
 
-def _setup(bnn: BayesianNetwork, seed: int | None, device) -> torch.device:
-    """Seed the RNGs and move ``bnn`` to ``device``."""
+def _setup(bnn: BayesianNetwork, device) -> torch.device:
+    """Move ``bnn`` to ``device`` (the caller runs under :func:`~pyrocompress.rng.seeded`)."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
-    if seed is not None:
-        pyro.set_rng_seed(seed)
     bnn.to(device)
     return device
 
 
+def _prior_text(bnn: BayesianNetwork) -> str:
+    """The priors of ``bnn`` for messages and checkpoint configs."""
+    distinct = bnn.distinct_priors()
+    return repr(distinct[0]) if len(distinct) == 1 else repr(bnn.priors)
+
+
+@seeded_by("seed")
 def pretrain(
     bnn: BayesianNetwork,
     data,
@@ -384,13 +389,11 @@ def pretrain(
         raise ValueError(f"group_penalty must be a number >= 0, got {group_penalty!r}")
     world, device = distributed.setup(device)
     _check_global_batch(batch_size, world)
-    device = _setup(bnn, seed, device)
+    device = _setup(bnn, device)
     X, y = prepare_data(bnn, data, "data")
     sampler_seed = _shared_seed(seed, world, device)
     batches = _Minibatches(X, y, device, batch_size // world.size, world=world, seed=sampler_seed)
-    means = [
-        p for name, p in bnn.guide.named_parameters() if name.endswith(("weight_loc", "bias_loc"))
-    ]
+    means = bnn.guide.parameters_with_role("weight_loc")
     if world.active:  # every rank starts from rank 0's means, as DistributedDataParallel does
         for p in means:
             dist.broadcast(p.data, src=0)
@@ -433,6 +436,7 @@ def pretrain(
     return history
 
 
+@seeded_by("seed")
 def fit(
     bnn: BayesianNetwork,
     data,
@@ -490,7 +494,8 @@ def fit(
         Optional ``(X, y)``; its error (or RMSE) of the posterior-mean network is shown
         in the progress bar and recorded each epoch.
     seed
-        Seeds torch, numpy and Python's RNGs (``pyro.set_rng_seed``); ``None`` leaves
+        Seeds torch, numpy and Python's RNGs for the run and restores the caller's
+        states afterwards (:func:`pyrocompress.rng.seeded`); ``None`` leaves
         them alone.
     device
         ``"cpu"`` or ``"cuda"``; the network (and the data, see above) are moved there.
@@ -546,22 +551,24 @@ def fit(
         raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
     if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
         raise ValueError(f"kl_warmup must be a non-negative integer, got {kl_warmup!r}")
-    if isinstance(bnn.prior, SpikeAndSlab) and not local_reparam:
+    needs_lrt = [p for p in bnn.distinct_priors() if p.needs_local_reparam]
+    if needs_lrt and not local_reparam:
         raise ValueError(
-            "the spike-and-slab prior needs local_reparam=True: its inclusion gates are "
-            "marginalised in the locally reparametrised pre-activations"
+            f"the {needs_lrt[0].key!r} prior needs local_reparam=True: its inclusion gates "
+            "are marginalised in the locally reparametrised pre-activations"
         )
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
-    if objective == "moments" and type(bnn.prior) is not Gaussian:
+    if objective == "moments" and not all(p.supports_moments for p in bnn.distinct_priors()):
         raise ValueError(
             f"objective='moments' propagates the moments of independent Gaussian weights: "
-            f"use the 'gaussian' prior (this network has {bnn.prior!r}), or objective='elbo'"
+            f"use the 'gaussian' prior (this network has {_prior_text(bnn)}), or "
+            "objective='elbo'"
         )
     ckpt_path = _checkpoint_path(checkpoint_dir, resume)
     world, device = distributed.setup(device)
     _check_global_batch(batch_size, world)
-    device = _setup(bnn, seed, device)
+    device = _setup(bnn, device)
     X, y = prepare_data(bnn, data, "data")
     val = prepare_data(bnn, validation, "validation", device) if validation is not None else None
     log_vars = bnn.guide.log_var_bounds(max_weight_variance)
@@ -591,7 +598,7 @@ def fit(
         "objective": objective,
         "max_weight_variance": dict(max_weight_variance) if max_weight_variance else None,
         "sampler_seed": sampler_seed,
-        "prior": repr(bnn.prior),
+        "prior": _prior_text(bnn),
         "likelihood": repr(bnn.likelihood),
     }
     history = History(metric_name=bnn.likelihood.metric_name)
@@ -622,7 +629,7 @@ def fit(
         unit="epoch",
         mininterval=0.1 if interactive else 30.0,
     )
-    with distributed.sharded_examples(world):
+    with ShardExamples(world.rank, world.size) if world.active else contextlib.nullcontext():
         for epoch in bar:
             start = time.perf_counter()
             bnn.train()
@@ -647,7 +654,7 @@ def fit(
                 raise FloatingPointError(
                     f"the loss became {epoch_loss} at epoch {epoch + 1}; training stopped. "
                     f"Lower the learning rate (lr={lr}), use KL warm-up (kl_warmup) or a less "
-                    f"extreme prior setting ({bnn.prior!r})"
+                    f"extreme prior setting ({_prior_text(bnn)})"
                 )
             if epoch == epochs - 1:  # the loss is that before the last step: check its result
                 _check_finite_parameters(bnn, epoch + 1, lr)

@@ -18,7 +18,7 @@ log-likelihood with much lower variance; the KL terms are unaffected.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import pyro
 import pyro.poutine as poutine
@@ -27,34 +27,18 @@ from pyro.distributions import Distribution
 from pyro.distributions.util import scale_and_mask
 from pyro.infer import ELBO
 from pyro.poutine.messenger import Messenger
-from pyro.poutine.runtime import effectful
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import kl_divergence
+
+from pyrocompress.nn import BayesianNetwork
+from pyrocompress.nn.moments import COVARIANCES, check_supported, expected_log_likelihood, propagate
 
 __all__ = [
     "LocalReparamELBO",
     "LocalReparameterization",
-    "guide_distribution",
-    "guide_distributions",
+    "MomentELBO",
+    "kl_sum",
 ]
-
-
-@effectful(type="guide_distributions")
-def _guide_distributions(sites: tuple[str, ...]) -> tuple[Distribution | None, ...] | None:
-    return None
-
-
-def guide_distributions(sites: Sequence[str]) -> tuple[Distribution | None, ...] | None:
-    """The guide's distributions of several latent sites in this step (one effect), or
-    ``None`` unless the caller runs under :class:`LocalReparameterization` (or
-    :class:`LocalReparamELBO`)."""
-    return _guide_distributions(tuple(sites))
-
-
-def guide_distribution(site: str) -> Distribution | None:
-    """The guide's distribution of latent ``site`` in this step, or ``None``."""
-    found = _guide_distributions((site,))
-    return None if found is None else found[0]
 
 
 class _Recorder(Messenger):
@@ -255,4 +239,64 @@ class LocalReparamELBO(ELBO):
         """Negative ELBO as a float; back-propagates it (for :class:`pyro.infer.SVI`)."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward(retain_graph=self.retain_graph)
+        return loss.item()
+
+
+class MomentELBO(ELBO):
+    r"""The ELBO with its expected log-likelihood in closed form (deterministic VI).
+
+    .. math::
+        \mathcal L = \frac{N}{B}\sum_{i \in \text{batch}}
+            \mathrm E_{q}\log p(y_i \mid f(x_i))
+            - \beta \sum_{\text{latent } z} \mathrm{KL}\big(q(z)\,\|\,p(z)\big),
+
+    the expectation from the propagated output moments (:func:`propagate`,
+    :func:`expected_log_likelihood`; Wu et al. 2019, §3-4) and every KL analytic, as in
+    :class:`~pyrocompress.reparam.LocalReparamELBO`: the guide runs as a Pyro program and
+    each latent site's KL is taken against the prior the model samples that site from.
+    No random numbers are drawn, so its gradient has no Monte Carlo variance. Used by
+    ``fit(..., objective="moments")``; the model must be a :class:`BayesianNetwork` with
+    the Gaussian prior. ``covariance="full"`` propagates full covariances (Linear and ReLU
+    networks, :func:`propagate`); the expected log-likelihood uses their diagonal.
+    """
+
+    def __init__(self, *, covariance: str = "diagonal", **kwargs) -> None:
+        if covariance not in COVARIANCES:
+            raise ValueError(f"covariance must be one of {COVARIANCES}, got {covariance!r}")
+        super().__init__(**kwargs)
+        self.covariance = covariance
+
+    def differentiable_loss(self, model, guide, X, y, *, dataset_size=None, subsample=None,
+                            kl_scale: float = 1.0, **kwargs) -> torch.Tensor:  # fmt: skip
+        bnn = model
+        if not isinstance(bnn, BayesianNetwork):
+            raise TypeError("MomentELBO's model must be a BayesianNetwork")
+        check_supported(bnn)
+        sites = _GuideSites()
+        with sites:
+            guide(X, y, kl_scale=kl_scale)
+        kl = kl_sum(
+            (sites.sites[layer.spec.site(part)], p)
+            for layer in bnn.bayesian_layers().values()
+            for part, p in layer.prior.site_priors(layer.spec, X).items()
+        )
+        mean, var = propagate(bnn, X, covariance=self.covariance)
+        if self.covariance == "full":
+            var = var.diagonal(0, -2, -1)
+        ell = expected_log_likelihood(bnn.likelihood, mean, var, y).sum()
+        n = len(X) if dataset_size is None else dataset_size
+        return kl - (n / len(X)) * ell
+
+    def _get_trace(self, model, guide, args, kwargs):
+        raise NotImplementedError(
+            "MomentELBO computes the likelihood term in closed form and builds no traces"
+        )
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return self.differentiable_loss(model, guide, *args, **kwargs).item()
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
         return loss.item()

@@ -27,25 +27,33 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from pyrocompress.infer import fit as fit_svi
-from pyrocompress.infer import pretrain
-from pyrocompress.likelihoods import (
+from pyrocompress.analysis import Posterior
+from pyrocompress.distributions import (
     BernoulliLikelihood,
     CategoricalLikelihood,
     GaussianLikelihood,
 )
+from pyrocompress.infer import fit as fit_svi
+from pyrocompress.infer import pretrain
 from pyrocompress.nn import bayesianize, mlp
-from pyrocompress.priors import Prior, get_prior
-from pyrocompress.selection import bayesian_fdr, median_probability_model, top_k
+from pyrocompress.priors import Prior, get_prior, prior_keys
+from pyrocompress.rng import seeded
+from pyrocompress.selection.rules import bayesian_fdr, median_probability_model, top_k
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["SELECTION_PRIORS", "FeatureSelector", "infer_task"]
+__all__ = ["FeatureSelector", "infer_task", "selection_priors"]
 
 #: Priors whose input-layer groups have inclusion probabilities.
-SELECTION_PRIORS = ("spike-slab", "group-horseshoe", "group-nj")
+
+
+def selection_priors() -> tuple[str, ...]:
+    """Keys of the registered priors with inclusion probabilities (read from the registry)."""
+    return prior_keys(inclusion_probabilities=True)
+
+
 _RULES = ("median", "fdr", "top-k")
 _TASKS = ("auto", "regression", "classification")
 #: A numeric target with at most this many distinct integer values counts as class labels.
@@ -109,8 +117,8 @@ def _positive_int(name: str, value, *, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be a positive integer, got {_plain(value)!r}")
 
 
-#: ``random_state`` seeds NumPy's global generator too (``pyro.set_rng_seed``), which
-#: takes seeds in [0, 2**32).
+#: ``random_state`` seeds the generators of the fit (the caller's global states are
+#: restored afterwards, :func:`pyrocompress.rng.seeded`); NumPy takes seeds in [0, 2**32).
 SEED_LIMIT = 2**32
 
 
@@ -257,10 +265,10 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         if self.task not in _TASKS:
             raise ValueError(f"task must be one of {_TASKS}, got {self.task!r}")
         prior = get_prior(self.prior)
-        if prior.key not in SELECTION_PRIORS:
+        if not prior.has_inclusion_probabilities:
             raise ValueError(
                 f"the {prior.key!r} prior has no inclusion probabilities; "
-                f"choose one of {SELECTION_PRIORS}"
+                f"choose one of {selection_priors()}"
             )
         hidden = self.hidden
         if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
@@ -342,6 +350,10 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         start = time.perf_counter()
         prior, hidden = self._check_params()
         seed = None if self.random_state is None else int(self.random_state)
+        with seeded(seed):  # the caller's global random state is left as it was
+            return self._fit(X, y, prior, hidden, seed, start)
+
+    def _fit(self, X, y, prior: Prior, hidden: tuple[int, ...], seed: int | None, start: float):
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
         n, p = X.shape
         if n < 2:
@@ -421,7 +433,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             progress=self.progress,
         )
         first = next(iter(self.module_.bayesian_layers()))
-        pip = self.module_.posterior().inclusion_probabilities()[first]
+        pip = Posterior(self.module_).inclusion_probabilities()[first]
         self.inclusion_probabilities_ = pip.detach().double().cpu().numpy()
         self.support_, self.estimated_fdr_, self.cutoff_ = self._select(
             self.inclusion_probabilities_

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -33,6 +35,20 @@ class Likelihood(nn.Module):
 
     metric_name: str = "error"
 
+    def expected_log_prob(
+        self, mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        r"""Return :math:`E_{f \sim N(mean, var)} \log p(y \mid f)` per example, or a lower bound.
+
+        Used by the moment-propagation objective (Wu et al. 2019, §4);
+        :mod:`pyrocompress.nn.moments` explains the bounds.
+        """
+        raise TypeError(f"{type(self).__name__} has no expected log-likelihood")
+
+    def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return predictive summaries from the output moments (``probs`` or ``predictive_var``)."""
+        raise TypeError(f"{type(self).__name__} has no moment-based predictive")
+
     def num_classes(self, num_outputs: int) -> int | None:
         """Number of class labels for a network with ``num_outputs`` outputs; ``None`` for
         regression."""
@@ -53,6 +69,15 @@ class CategoricalLikelihood(Likelihood):
 
     def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, y)
+
+    def expected_log_prob(self, mean, var, y):
+        r"""Jensen lower bound :math:`m_y - \mathrm{LSE}(m + v/2)` (Gaussian MGF)."""
+        m_y = mean.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
+        return m_y - torch.logsumexp(mean + 0.5 * var, -1)
+
+    def predictive(self, mean, var):
+        r"""Probit approximation :math:`\mathrm{softmax}(m / \sqrt{1 + \pi v / 8})` (MacKay)."""
+        return {"probs": torch.softmax(_probit_scaled(mean, var), -1)}
 
 
 class BernoulliLikelihood(Likelihood):
@@ -81,6 +106,15 @@ class BernoulliLikelihood(Likelihood):
     def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = out.squeeze(-1)
         return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
+
+    def expected_log_prob(self, mean, var, y):
+        r"""Jensen lower bound :math:`y m - \mathrm{softplus}(m + v/2)`."""
+        m, v = mean.squeeze(-1), var.squeeze(-1)
+        return y.float() * m - F.softplus(m + 0.5 * v)
+
+    def predictive(self, mean, var):
+        """Probit approximation of the probability of class 1 (MacKay 1992)."""
+        return {"probs": torch.sigmoid(_probit_scaled(mean, var))}
 
 
 class GaussianLikelihood(Likelihood):
@@ -123,6 +157,21 @@ class GaussianLikelihood(Likelihood):
         scale of a standardised target (the noise is not trained here)."""
         loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
         return 0.5 * F.mse_loss(loc, y.to(loc.dtype))
+
+    def expected_log_prob(self, mean, var, y):
+        r"""Exact: :math:`-\log(\sqrt{2\pi}\sigma) - ((y - m)^2 + v) / (2\sigma^2)`."""
+        noise = self.noise
+        m = mean.squeeze(-1)
+        v = var.squeeze(-1)
+        return -0.5 * math.log(2 * math.pi) - noise.log() - ((y - m).square() + v) / (2 * noise**2)
+
+    def predictive(self, mean, var):
+        """The predictive variance: output variance plus noise variance."""
+        return {"predictive_var": var + self.noise.square()}
+
+
+def _probit_scaled(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    return mean / torch.sqrt(1.0 + math.pi * var / 8.0)
 
 
 def get_likelihood(likelihood: str | Likelihood) -> Likelihood:

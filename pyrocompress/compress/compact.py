@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from pyrocompress.checkpoint import atomic_save, safe_load
+from pyrocompress.effects import PointEstimate
 from pyrocompress.nn import BayesianConv2d, BayesianLayer, BayesianLinear, BayesianNetwork
+from pyrocompress.nn.graph import network_graph, output_shapes
+from pyrocompress.nn.rules import OpRule, get_rule, register_op
 
 __all__ = [
     "CompactInfo",
@@ -36,11 +36,8 @@ __all__ = [
     "build_compact",
     "chain_of",
     "count_flops",
-    "load_compact",
-    "save_compact",
+    "op_flops",
 ]
-
-FORMAT = "pyrocompress.compact/1"
 
 
 class SelectFeatures(nn.Module):
@@ -64,35 +61,18 @@ class SelectFeatures(nn.Module):
         return f"{len(self.indices)} of {self.in_features}"
 
 
+register_op(SelectFeatures, OpRule(mask="same", args=("indices", "in_features")))
+
+
 # ------------------------------------------------------------------------ structure
 def chain_of(net: nn.Module) -> list[nn.Module]:
-    """The leaf modules of a (possibly nested) ``nn.Sequential``, in order.
+    """Return the data path of ``net`` as modules in order (the traced graph's chain).
 
-    Pruning needs to know which layer feeds which; a module tree with its own
-    ``forward`` does not say so, hence the ValueError.
+    Pruning needs to know which layer feeds which: it reads the graph torch.fx traces
+    (:meth:`~pyrocompress.nn.NetworkGraph.chain`), so a module with its own ``forward``
+    works when its data path is a chain; a branching one raises ``TypeError``.
     """
-    if isinstance(net, BayesianLayer) or not list(net.children()):
-        return [net]
-    if not isinstance(net, nn.Sequential):
-        raise ValueError(
-            f"pruning and export need the network as an nn.Sequential (nested Sequentials "
-            f"are fine), got {type(net).__name__} with its own forward; rewrite it as a "
-            "Sequential of its layers"
-        )
-    out: list[nn.Module] = []
-    for child in net.children():
-        out.extend(chain_of(child))
-    return out
-
-
-def _shapes(chain: list[nn.Module], example: torch.Tensor) -> list[torch.Size]:
-    """Output shape of every chain element for one example (point-estimate mode)."""
-    shapes = []
-    x = example
-    for m in chain:
-        x = m(x)
-        shapes.append(x.shape)
-    return shapes
+    return network_graph(net).chain()
 
 
 @dataclass
@@ -111,24 +91,21 @@ class CompactInfo:
     kept_outputs: dict[str, list[int]] = field(default_factory=dict)
 
 
-def _macs(layer: nn.Module, out_shape: torch.Size) -> int:
-    if isinstance(layer, nn.Linear | BayesianLinear):
-        return layer.in_features * layer.out_features * math.prod(out_shape[1:-1])
-    kh, kw = layer.kernel_size
-    return layer.in_channels * layer.out_channels * kh * kw * out_shape[-1] * out_shape[-2]
+def op_flops(module: nn.Module, out_shape: torch.Size) -> int:
+    """Return the FLOPs of one module for one example whose output has ``out_shape``."""
+    if isinstance(module, BayesianLayer):
+        return module.flops(out_shape)
+    rule = get_rule(type(module))
+    return 0 if rule is None or rule.flops is None else rule.flops(module, out_shape)
 
 
 def count_flops(net: nn.Module, example: torch.Tensor) -> int:
-    """FLOPs of one forward pass of a plain chain for one example: 2 x multiply-adds of
-    its Linear and Conv2d layers (biases and activations are not counted)."""
+    """FLOPs of one forward pass of a network for one example: 2 x multiply-adds of its
+    Linear and Conv2d layers (biases and activations are not counted)."""
     chain = chain_of(net)
     with torch.no_grad():
-        shapes = _shapes(chain, example[:1])
-    return sum(
-        2 * _macs(m, s)
-        for m, s in zip(chain, shapes, strict=True)
-        if isinstance(m, nn.Linear | nn.Conv2d)
-    )
+        shapes = output_shapes(chain, example[:1])
+    return sum(op_flops(m, s) for m, s in zip(chain, shapes, strict=True))
 
 
 def build_compact(
@@ -168,9 +145,10 @@ def build_compact(
     if not weighted:
         raise ValueError("the network has no Bayesian layer")
     bnn.eval()
-    with torch.no_grad(), bnn.point_estimate(masks, conditional=conditional):
-        shapes = _shapes(chain, example)
-        point = {chain[i].spec.name: chain[i]._point for i in weighted}
+    weights = bnn.point_weights(masks, conditional=conditional)
+    with torch.no_grad(), PointEstimate(weights):
+        shapes = output_shapes(chain, example)
+    point = {layer.spec.name: w for layer, w in weights.items()}
     in_shapes = [example.shape] + shapes[:-1]
 
     # ---- which inputs each layer keeps and which outputs each layer must produce
@@ -192,7 +170,13 @@ def build_compact(
         p, c = weighted[pos], weighted[pos + 1]
         prod, cons = chain[p], chain[c]
         between = chain[p + 1 : c]
-        flat = [m for m in between if isinstance(m, nn.Flatten)]
+        unknown = [m for m in between if _mask_rule(m) is None]
+        if unknown:
+            raise TypeError(
+                f"cannot prune across {type(unknown[0]).__name__}: its op rule does not say "
+                "how a channel mask passes through it (OpRule.mask)"
+            )
+        flat = [m for m in between if _mask_rule(m) == "flatten"]
         if isinstance(prod, BayesianLinear) and isinstance(cons, BayesianLinear):
             keep_out[p] = keep_in[c].clone()
         elif isinstance(prod, BayesianConv2d) and isinstance(cons, BayesianConv2d):
@@ -202,7 +186,7 @@ def build_compact(
         elif isinstance(prod, BayesianConv2d) and isinstance(cons, BayesianLinear) and flat:
             before_flat = between[: between.index(flat[0])]
             channel_shape = (
-                _shapes(before_flat, torch.zeros(shapes[p], device=device))[-1]
+                output_shapes(before_flat, torch.zeros(shapes[p], device=device))[-1]
                 if before_flat
                 else shapes[p]
             )
@@ -274,11 +258,16 @@ def build_compact(
     return compact, info
 
 
+def _mask_rule(module: nn.Module) -> str | None:
+    rule = get_rule(type(module))
+    return None if rule is None else rule.mask
+
+
 def _dead_constant(between, out_shape, alive, device) -> torch.Tensor:
     """What the elementwise / pooling modules make of a zero channel, for dead channels."""
     x = torch.zeros(out_shape, device=device)
     for m in between:
-        if isinstance(m, nn.Flatten):
+        if _mask_rule(m) == "flatten":
             break
         x = m(x)
     x = x.clone()
@@ -328,7 +317,7 @@ def _measure(chain, weighted, shapes, keep_in, keep_out, compact, example) -> Co
         n_b = layer.spec.weight_shape[0] if layer.spec.has_bias else 0
         weights_b += n_w
         params_b += n_w + n_b
-        flops_b += 2 * _macs(layer, shapes[i])
+        flops_b += layer.flops(shapes[i])
     for m in compact.modules():
         if isinstance(m, nn.Linear | nn.Conv2d):
             weights_a += m.weight.numel()
@@ -350,85 +339,3 @@ def _measure(chain, weighted, shapes, keep_in, keep_out, compact, example) -> Co
         kept_inputs=indices(keep_in),
         kept_outputs=indices(keep_out),
     )
-
-
-# ------------------------------------------------------------------------ file format
-_ARGS: dict[type[nn.Module], tuple[str, ...]] = {
-    nn.Linear: ("in_features", "out_features"),
-    nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation"),
-    nn.ReLU: (),
-    nn.ReLU6: (),
-    nn.LeakyReLU: ("negative_slope",),
-    nn.ELU: ("alpha",),
-    nn.SELU: (),
-    nn.GELU: ("approximate",),
-    nn.SiLU: (),
-    nn.Tanh: (),
-    nn.Sigmoid: (),
-    nn.Softplus: ("beta", "threshold"),
-    nn.Hardtanh: ("min_val", "max_val"),
-    nn.Identity: (),
-    nn.MaxPool2d: ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    nn.AvgPool2d: ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
-    nn.Flatten: ("start_dim", "end_dim"),
-    nn.Dropout: ("p",),
-    nn.Dropout2d: ("p",),
-    SelectFeatures: ("indices", "in_features"),
-}
-_BY_NAME = {cls.__name__: cls for cls in _ARGS}
-
-
-def _describe(m: nn.Module) -> dict:
-    cls = type(m)
-    if cls not in _ARGS:
-        raise TypeError(f"cannot serialise module {cls.__name__}")
-    spec: dict = {"type": cls.__name__}
-    for arg in _ARGS[cls]:
-        value = getattr(m, arg)
-        if isinstance(value, torch.Tensor):
-            value = value.tolist()
-        spec[arg] = list(value) if isinstance(value, tuple) else value
-    if cls in (nn.Linear, nn.Conv2d):
-        spec["bias"] = m.bias is not None
-    return spec
-
-
-def _construct(spec: dict) -> nn.Module:
-    spec = dict(spec)
-    name = spec.pop("type", None)
-    if name not in _BY_NAME:
-        raise ValueError(f"unknown module type {name!r} in the architecture")
-    cls = _BY_NAME[name]
-    return cls(
-        **{k: tuple(v) if isinstance(v, list) and k != "indices" else v for k, v in spec.items()}
-    )
-
-
-def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata) -> None:
-    """Write ``{"format", "architecture", "state_dict", "metadata"}`` atomically.
-
-    The file loads with ``torch.load(path, weights_only=True)``; :func:`load_compact`
-    rebuilds the module from it.
-    """
-    path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "architecture": [_describe(m) for m in module],
-        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-        "metadata": metadata,
-    }
-    atomic_save(payload, path)
-
-
-def load_compact(path: str | os.PathLike) -> nn.Sequential:
-    """Load a compact network written by :func:`save_compact`.
-
-    The file is read with ``weights_only=True`` (:func:`pyrocompress.checkpoint.safe_load`):
-    a file that would run code when unpickled raises :class:`ValueError` unexecuted.
-    """
-    payload = safe_load(path, "compact model")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a pyrocompress compact model (format {FORMAT})")
-    module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])
-    module.load_state_dict(payload["state_dict"])
-    return module.eval()

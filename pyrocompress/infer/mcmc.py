@@ -14,11 +14,12 @@ Two priors are refused: the spike-and-slab's gates are discrete, which NUTS cann
 from __future__ import annotations
 
 import numpy as np
-import pyro
+import pyro.poutine as poutine
 import torch
 from pyro.infer import MCMC, NUTS
 
-from pyrocompress.priors import GroupNormalJeffreys, SpikeAndSlab
+from pyrocompress.infer.training import prepare_data
+from pyrocompress.rng import seeded
 
 __all__ = ["compare_svi_nuts", "run_nuts"]
 
@@ -44,34 +45,15 @@ def run_nuts(
     """
     from arviz_base import from_dict
 
-    if isinstance(bnn.prior, SpikeAndSlab):
-        raise ValueError(
-            "NUTS cannot sample the spike-and-slab's discrete inclusion gates; use the "
-            "group horseshoe or Gaussian prior for a gold-standard comparison"
-        )
-    if isinstance(bnn.prior, GroupNormalJeffreys):
-        raise ValueError(
-            "the normal-Jeffreys prior p(z) ∝ 1/|z| makes the posterior improper (it is not "
-            "integrable at z = 0), so there is nothing for NUTS to converge to; variational "
-            "inference is well defined only through the approximate KL. Use the group "
-            "horseshoe or Gaussian prior for a gold-standard comparison"
-        )
-    from pyrocompress.infer import prepare_data
-
+    for prior in bnn.distinct_priors():
+        if prior.nuts_unsupported is not None:
+            raise ValueError(prior.nuts_unsupported)
     X, y = prepare_data(bnn, (X, y), "data", bnn.device)  # validated, on the network's device
     chains: dict[str, list[np.ndarray]] = {}
     for c in range(num_chains):
-        pyro.set_rng_seed(seed + c)
-        kernel = NUTS(
-            bnn,
-            target_accept_prob=target_accept_prob,
-            max_tree_depth=max_tree_depth,
-            jit_compile=False,
-        )
-        mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps,
-                    disable_progbar=True)  # fmt: skip
-        mcmc.run(X, y)
-        samples = mcmc.get_samples()
+        with seeded(seed + c):
+            samples = _chain(bnn, X, y, num_samples, warmup_steps, target_accept_prob,
+                             max_tree_depth)  # fmt: skip
         for site, draws in samples.items():
             chains.setdefault(site, []).append(draws.detach().cpu().numpy())
         n = next(iter(samples.values())).shape[0]
@@ -80,6 +62,19 @@ def run_nuts(
             chains.setdefault(key, []).append(torch.stack([e[key] for e in effective]).numpy())
     posterior = {_name(site): np.stack(v) for site, v in chains.items()}
     return from_dict({"posterior": posterior})
+
+
+def _chain(bnn, X, y, num_samples, warmup_steps, target_accept_prob, max_tree_depth):
+    """One NUTS chain's draws of every latent site."""
+    kernel = NUTS(
+        bnn,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth,
+        jit_compile=False,
+    )
+    mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=warmup_steps, disable_progbar=True)
+    mcmc.run(X, y)
+    return mcmc.get_samples()
 
 
 def _name(site: str) -> str:
@@ -104,11 +99,8 @@ def compare_svi_nuts(bnn, nuts_tree, *, num_samples: int = 2000, seed: int = 0) 
     Returns ``{variable: {"svi_mean", "svi_sd", "nuts_mean", "nuts_sd"}}`` with numpy
     arrays, for the variables NUTS sampled.
     """
-    import pyro.poutine as poutine
-
-    torch.manual_seed(seed)
     draws: dict[str, list[torch.Tensor]] = {}
-    with torch.no_grad():
+    with torch.no_grad(), seeded(seed):
         for _ in range(num_samples):
             tr = poutine.trace(bnn.guide).get_trace()
             values = {s: n["value"] for s, n in tr.nodes.items() if n["type"] == "sample"}

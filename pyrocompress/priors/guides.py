@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable, Mapping
+from typing import Literal
 
 import pyro.poutine as poutine
 import torch
 from torch import nn
 
-from pyrocompress.priors import LOG_VAR_RANGE, LayerSpec, Prior
+from pyrocompress.priors.base import LOG_VAR_RANGE, LayerSpec, Prior
 
 __all__ = ["LayerGuide", "NetworkGuide"]
 
@@ -28,14 +29,39 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
+#: What a guide parameter is: the mean of weights or biases (what
+#: :func:`~pyrocompress.pretrain` trains), a location or logit of a gate factor, a
+#: log-variance of a gate factor (kept in ``LOG_VAR_RANGE``), or a log-variance of
+#: weights or biases (kept in ``LOG_VAR_RANGE`` and under a layer's weight-variance cap,
+#: see :meth:`NetworkGuide.log_var_bounds`).
+Role = Literal["weight_loc", "loc", "logit", "log_var", "weight_log_var"]
+ROLES: tuple[Role, ...] = ("weight_loc", "loc", "logit", "log_var", "weight_log_var")
+_BOUNDED: tuple[Role, ...] = ("log_var", "weight_log_var")
+
+
 class LayerGuide(nn.Module):
-    """Variational parameters and guide sites of one Bayesian layer."""
+    """Variational parameters and guide sites of one Bayesian layer (its guide family).
+
+    The layer's prior declares each parameter with :meth:`declare`, giving its role; the
+    roles, not the parameters' names, decide which are projected into a range after
+    each optimiser step.
+    """
 
     def __init__(self, spec: LayerSpec, prior: Prior):
         super().__init__()
         self.spec = spec
         self.prior = prior
+        self.roles: dict[str, Role] = {}
         prior.init_guide(spec, self)
+
+    def declare(self, name: str, value: torch.Tensor, *, role: Role) -> nn.Parameter:
+        """Register ``value`` as the variational parameter ``name`` with its ``role``."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        param = nn.Parameter(value)
+        self.register_parameter(name, param)
+        self.roles[name] = role
+        return param
 
     def forward(self) -> None:
         self.prior.guide(self.spec, self)
@@ -51,12 +77,21 @@ class NetworkGuide(nn.Module):
     guide's sites and the model's latent sites alike, see :func:`pyrocompress.fit`).
     """
 
-    def __init__(self, specs: Iterable[LayerSpec], prior: Prior):
+    def __init__(self, layers: Iterable[tuple[LayerSpec, Prior]]):
         super().__init__()
-        self.layers = nn.ModuleDict({_key(s.name): LayerGuide(s, prior) for s in specs})
+        self.layers = nn.ModuleDict({_key(s.name): LayerGuide(s, p) for s, p in layers})
 
     def __getitem__(self, name: str) -> LayerGuide:
         return self.layers[_key(name)]
+
+    def parameters_with_role(self, role: Role) -> list[nn.Parameter]:
+        """Every variational parameter declared with ``role``, in layer order."""
+        return [
+            getattr(layer, name)
+            for layer in self.layers.values()
+            for name, r in layer.roles.items()
+            if r == role
+        ]
 
     def log_var_bounds(
         self, max_weight_variance: Mapping[str, float] | None = None
@@ -84,11 +119,12 @@ class NetworkGuide(nn.Module):
                     f"max_weight_variance[{key.replace('__', '.')!r}] must be a positive "
                     f"finite variance, got {cap!r}"
                 )
-            for name, p in layer.named_parameters():
-                if not name.endswith("log_var"):
+            for name, role in layer.roles.items():
+                if role not in _BOUNDED:
                     continue
+                p = getattr(layer, name)
                 top = high
-                if cap is not None and name in ("weight_log_var", "bias_log_var"):
+                if cap is not None and role == "weight_log_var":
                     top = min(high, math.log(cap))
                 out.append((p, low, top))
         return out

@@ -12,11 +12,15 @@ and the loss history.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
+
+if TYPE_CHECKING:
+    from pyrocompress.analysis.posterior import Posterior
 
 __all__ = [
     "KHAT_THRESHOLDS",
@@ -129,7 +133,7 @@ def _group_dim(bnn, name: str) -> tuple[str, list]:
 
 
 def to_datatree(
-    bnn,
+    posterior: Posterior,
     X: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -138,7 +142,7 @@ def to_datatree(
     history=None,
     seed: int = 0,
 ):
-    """The SVI posterior as an ArviZ 1.x ``xarray.DataTree``.
+    """The SVI posterior as an ArviZ 1.x ``xarray.DataTree`` (:meth:`Posterior.to_datatree`).
 
     Groups: ``posterior`` (one chain of ``num_samples`` guide draws of each layer's group
     gate ``<layer>_scale`` — normal-Jeffreys scale, horseshoe gate, spike-and-slab
@@ -152,6 +156,7 @@ def to_datatree(
     """
     from arviz_base import dict_to_dataset, from_dict
 
+    bnn = posterior.bnn
     X = torch.as_tensor(X).float()
     y = torch.as_tensor(y)
     device = bnn.device
@@ -168,14 +173,17 @@ def to_datatree(
             wvar = f"{variable_prefix(name)}_weight"
             post[wvar] = w[None]
             dims[wvar] = [f"{variable_prefix(name)}_w{i}" for i in range(w.ndim - 1)]
-    analysis = bnn.posterior()
+    analysis = posterior
     variational, vdims = {}, {}
     for key, values in (("log_alpha", analysis.log_alpha()), ("snr", analysis.snr("group"))):
         for name, v in values.items():
             variational[f"{variable_prefix(name)}_{key}"] = v.cpu().numpy()
             vdims[f"{variable_prefix(name)}_{key}"] = [_group_dim(bnn, name)[0]]
-    if bnn.prior.grouped:
-        for name, v in analysis.inclusion_probabilities().items():
+    with_pips = [n for n, layer in bnn.bayesian_layers().items()
+                 if layer.prior.has_inclusion_probabilities]  # fmt: skip
+    if with_pips:
+        pips = analysis.inclusion_probabilities(with_pips)
+        for name, v in pips.items():
             variational[f"{variable_prefix(name)}_pip"] = v.cpu().numpy()
             vdims[f"{variable_prefix(name)}_pip"] = [_group_dim(bnn, name)[0]]
     dims["obs"] = ["obs_id"]

@@ -21,10 +21,12 @@ import pandas as pd
 import torch
 
 from pyrocompress import data as datasets
-from pyrocompress.diagnostics import variable_prefix
-from pyrocompress.distributed import world
-from pyrocompress.export import save_compact
-from pyrocompress.infer import fit
+from pyrocompress.analysis import Posterior, variable_prefix
+from pyrocompress.compress.files import save_compact
+from pyrocompress.compress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
+from pyrocompress.compress.report import format_report, json_writer, write_outputs
+from pyrocompress.compress.rules import pruning_rules
+from pyrocompress.infer import fit, world
 from pyrocompress.nn import bayesianize, lenet5_caffe, lenet_300_100, mlp
 from pyrocompress.plots import (
     plot_architecture,
@@ -36,14 +38,16 @@ from pyrocompress.plots import (
     plot_pip_stem,
     plot_pruning_curve,
 )
-from pyrocompress.priors import get_prior
-from pyrocompress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
-from pyrocompress.report import format_report, json_writer, write_outputs
-from pyrocompress.selector import SEED_LIMIT, SELECTION_PRIORS, FeatureSelector, infer_task
+from pyrocompress.priors import get_prior, prior_keys
+from pyrocompress.selection.estimator import (
+    SEED_LIMIT,
+    FeatureSelector,
+    infer_task,
+    selection_priors,
+)
 
 __all__ = ["build_model", "main", "run", "run_select"]
 
-PRIORS = ("gaussian", "group-nj", "group-horseshoe", "spike-slab")
 DEMO = {
     "model": "mlp:64-100-100-10",
     "prior": "group-horseshoe",
@@ -195,6 +199,8 @@ def run(
     resume: bool = False,
     objective: str = "elbo",
     score: str = "snr",
+    rule: str = "auto",
+    threshold: float | None = None,
     progress: bool = True,
 ) -> dict:
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
@@ -237,6 +243,7 @@ def run(
         )
     if score not in SCORES:
         raise UsageError(f"--score must be one of {', '.join(SCORES)}; got {score!r}")
+    _check_rule(rule, threshold)
     try:
         splits = datasets.load_dataset(
             dataset,
@@ -287,9 +294,10 @@ def run(
     }
     result = prune(
         bnn,
-        "auto",
+        rule,
         validation=(splits.val.X, splits.val.y),
         test=(splits.test.X, splits.test.y),
+        threshold=threshold,
         tolerance=tolerance,
         score=score,
         metadata=meta,
@@ -299,7 +307,7 @@ def run(
     report["history"] = history.to_dict()
     print(format_report(report))
     if out is not None:
-        post = bnn.posterior()
+        post = Posterior(bnn)
         la = post.log_alpha()
         writers = {
             "report.json": json_writer(report),
@@ -318,7 +326,7 @@ def run(
                 p,
             ),
         }
-        if bnn.prior.grouped:
+        if all(p.has_inclusion_probabilities for p in bnn.distinct_priors()):
             writers["inclusion.png"] = lambda p: _save(
                 plot_group_histograms(
                     post.inclusion_probabilities(), kept=result.plan.masks, xlabel="PIP"
@@ -329,6 +337,23 @@ def run(
         _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+def _check_rule(rule: str, threshold: float | None) -> None:
+    """``--rule`` and ``--threshold``, checked before any data are read."""
+    rules = pruning_rules()
+    if rule != "auto" and rule not in rules:
+        raise UsageError(f"--rule must be one of auto, {', '.join(rules)}; got {rule!r}")
+    if threshold is None:
+        return
+    if rule == "auto":
+        raise UsageError(
+            f"--threshold is for the threshold rules ({', '.join(rules)}); --rule auto "
+            "searches its own thresholds (set --tolerance instead)"
+        )
+    problem = rules[rule].check(threshold) if math.isfinite(threshold) else "not finite"
+    if problem is not None:
+        raise UsageError(f"--threshold {threshold:g} for --rule {rule}: {problem}")
 
 
 def _write(out: str, writers: dict) -> None:
@@ -481,7 +506,7 @@ def _format_selection(selection: dict, prior: str, hidden: tuple, epochs: int) -
 
 def _more_plots(bnn, result, splits, seed) -> dict:
     """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot."""
-    report, post = result.report, bnn.posterior()
+    report, post = result.report, Posterior(bnn)
     first = report["layers"][0]
     val = (splits.val.X, splits.val.y)
     writers = {
@@ -493,7 +518,7 @@ def _more_plots(bnn, result, splits, seed) -> dict:
             plot_pruning_curve(pruning_curve(bnn, val), metric=report["metric"]), p
         ),
     }
-    if bnn.prior.grouped:
+    if all(p.has_inclusion_probabilities for p in bnn.distinct_priors()):
         writers["pip.png"] = lambda p: _save(
             plot_pip_stem(post.inclusion_probabilities()[first], feature_names=bnn.feature_names),
             p,
@@ -543,7 +568,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("compress", help="train, prune and export one model")
     c.add_argument("--model", required=True, help="lenet-300-100, lenet-5-caffe or mlp:A-B-...")
-    c.add_argument("--prior", required=True, choices=PRIORS)
+    c.add_argument("--prior", required=True, choices=prior_keys())
     c.add_argument("--dataset", required=True, choices=datasets.DATASET_NAMES)
     c.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX .gz files")
     c.add_argument("--epochs", type=int, default=10)
@@ -582,6 +607,19 @@ def _parser() -> argparse.ArgumentParser:
         "kernel_norm, variance_share (gaussian prior)",
     )
     c.add_argument(
+        "--rule",
+        default="auto",
+        choices=("auto", *pruning_rules()),
+        help="the pruning rule: auto (default; the largest pruning within --tolerance of "
+        "the validation error) or a threshold rule (pyrocompress.compress.pruning_rules)",
+    )
+    c.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="the threshold of a threshold rule (default: the rule's own)",
+    )
+    c.add_argument(
         "--checkpoint-dir", default=None, help="save a checkpoint there after every epoch"
     )
     c.add_argument(
@@ -600,7 +638,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="default: inferred (an integer target with at most 10 values is classification)",
     )
-    sel.add_argument("--prior", choices=SELECTION_PRIORS, default="spike-slab")
+    sel.add_argument("--prior", choices=selection_priors(), default="spike-slab")
     sel.add_argument("--hidden", default="50,20", help="hidden widths, 0 for linear (50,20)")
     sel.add_argument(
         "--epochs", type=int, default=None, help="default: about 12 000 optimisation steps"
@@ -648,6 +686,8 @@ def main(argv: list[str] | None = None) -> int:
             resume=args.resume,
             objective=args.objective,
             score=args.score,
+            rule=args.rule,
+            threshold=args.threshold,
         )
     settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
     return _guarded(run, **settings)

@@ -45,10 +45,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from pyrocompress.analysis import Posterior
-from pyrocompress.export import CompactInfo, build_compact
+from pyrocompress.analysis import Posterior, unit_scores
+from pyrocompress.compress.compact import CompactInfo, build_compact
+from pyrocompress.compress.rules import PruningRule, pruning_rules
+from pyrocompress.compress.rules import get_rule as get_pruning_rule
 from pyrocompress.infer import prepare_data
-from pyrocompress.moments import unit_scores
 from pyrocompress.nn import BayesianNetwork
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
     "pruning_curve",
 ]
 
-RULES = ("auto", "log_alpha", "pip", "snr", "sparsity")
 MOMENT_SCORES = ("output_snr", "kernel_norm", "variance_share")
 SCORES = ("snr", "log_alpha", "pip", *MOMENT_SCORES)
 
@@ -147,16 +147,15 @@ def _ensure_nonempty(masks, scores, fixed=None) -> dict[str, torch.Tensor]:
     return out
 
 
-#: default threshold of each threshold rule
-_DEFAULT_THRESHOLD = {"log_alpha": 0.0, "pip": 0.5, "snr": 1.0}
-_THRESHOLD_RULES = ", ".join(map(repr, _DEFAULT_THRESHOLD))
+def _threshold_rules() -> str:
+    return ", ".join(map(repr, pruning_rules()))
 
 
-def _layer_thresholds(threshold, rule: str, layers: list[str]) -> dict[str, float]:
+def _layer_thresholds(threshold, rule: PruningRule, layers: list[str]) -> dict[str, float]:
     """``threshold`` (None, a number, or a dict naming every layer) as one float per layer,
     validated for ``rule``."""
     if threshold is None:
-        values = dict.fromkeys(layers, _DEFAULT_THRESHOLD[rule])
+        values = dict.fromkeys(layers, rule.default_threshold)
     elif isinstance(threshold, dict):
         unknown = sorted(set(threshold) - set(layers))
         missing = [k for k in layers if k not in threshold]
@@ -172,10 +171,9 @@ def _layer_thresholds(threshold, rule: str, layers: list[str]) -> dict[str, floa
     for name, t in values.items():
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
             raise ValueError(f"threshold must be a finite number, got {t!r} for layer {name!r}")
-        if rule == "pip" and not 0.0 <= t <= 1.0:
-            raise ValueError(f"a PIP threshold must be in [0, 1], got {t}")
-        if rule == "snr" and t < 0:
-            raise ValueError(f"an SNR threshold must be non-negative, got {t}")
+        problem = rule.check(float(t))
+        if problem is not None:
+            raise ValueError(problem)
     return {k: float(t) for k, t in values.items()}
 
 
@@ -204,22 +202,21 @@ def make_plan(
     On a network restricted by :meth:`~pyrocompress.nn.BayesianNetwork.restrict`, the
     groups it removed stay removed whatever the rule says.
     """
-    if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    post = bnn.posterior()
+    rules = ("auto", "sparsity", *pruning_rules())
+    if rule not in rules:
+        raise ValueError(f"rule must be one of {rules}, got {rule!r}")
+    post = Posterior(bnn)
     fixed = bnn.group_masks()
-    if rule in _DEFAULT_THRESHOLD:
-        th = _layer_thresholds(threshold, rule, post.layer_names)
-        if rule == "log_alpha":
-            scores = group_scores(post, "log_alpha")  # -log alpha: higher is kept
-            masks = {k: v < th[k] for k, v in post.log_alpha().items()}
-        else:
-            scores = post.inclusion_probabilities() if rule == "pip" else post.snr("group")
-            masks = {k: v >= th[k] for k, v in scores.items()}
+    threshold_rule = get_pruning_rule(rule)
+    if threshold_rule is not None:
+        th = _layer_thresholds(threshold, threshold_rule, post.layer_names)
+        statistic = threshold_rule.statistic(post)
+        masks = {k: threshold_rule.keep(v, th[k]) for k, v in statistic.items()}
+        scores = threshold_rule.scores(post)
         shown = {"all": th[post.layer_names[0]]} if not isinstance(threshold, dict) else th
         return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule, rule, shown)
     if threshold is not None:
-        raise ValueError(f"rule={rule!r} takes no threshold (it is for {_THRESHOLD_RULES})")
+        raise ValueError(f"rule={rule!r} takes no threshold (it is for {_threshold_rules()})")
     if score in MOMENT_SCORES:
         if validation is None:
             raise ValueError(
@@ -367,7 +364,7 @@ def prune(
             break
     else:
         raise ValueError("prune needs an input shape: pass validation, test or example_input")
-    post = bnn.posterior()
+    post = Posterior(bnn)
     bits = post.bit_precision(plan.masks)
     rounding = {k: b.mantissa for k, b in bits.items()} if quantize else None
     compact, info = build_compact(
@@ -398,7 +395,9 @@ def _report(bnn, plan, info: CompactInfo, bits, compact, test, metadata) -> dict
         error_compact = bnn.likelihood.error(out, y)
     report = {
         "model": metadata.get("model"),
-        "prior": metadata.get("prior", bnn.prior.key),
+        "prior": metadata.get(
+            "prior", "+".join(dict.fromkeys(p.key for p in bnn.distinct_priors()))
+        ),
         "dataset": metadata.get("dataset"),
         "epochs": metadata.get("epochs"),
         "seconds": metadata.get("seconds"),

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from pyrocompress.analysis import diagnostics
+from pyrocompress.nn import BayesianNetwork, product_moments
+
 __all__ = ["BitPrecision", "Posterior", "mantissa_bits", "exponent_bits"]
 
 _MAX_MANTISSA = 23
@@ -66,30 +69,49 @@ class Posterior:
     Every method returns a dict from layer name to a tensor, in network order.
     """
 
-    def __init__(self, bnn):
+    def __init__(self, bnn: BayesianNetwork):
+        if not isinstance(bnn, BayesianNetwork):
+            raise TypeError(
+                f"Posterior expects the BayesianNetwork returned by pyrocompress.bayesianize, "
+                f"got {type(bnn).__name__}"
+            )
         self.bnn = bnn
-        self.prior = bnn.prior
         self._layers = bnn.bayesian_layers()
 
     @property
     def layer_names(self) -> list[str]:
         return list(self._layers)
 
-    def _each(self, fn) -> dict[str, torch.Tensor]:
+    def _each(self, method: str, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """``prior.<method>(spec, guide)`` of every layer (or of ``layers``), each with its
+        own prior."""
+        names = self.layer_names if layers is None else layers
         with torch.no_grad():
             return {
-                name: fn(layer.spec, self.bnn.guide[name]).detach().clone()
-                for name, layer in self._layers.items()
+                name: getattr(self._layers[name].prior, method)(
+                    self._layers[name].spec, self.bnn.guide[name]
+                )
+                .detach()
+                .clone()
+                for name in names
             }
 
     def to_datatree(self, X, y, *, num_samples: int = 200, all_weights: bool = False, **kwargs):
-        """This posterior as an ArviZ 1.x ``xarray.DataTree``; see
-        :func:`pyrocompress.diagnostics.to_datatree`."""
-        from pyrocompress.diagnostics import to_datatree
+        """Return this posterior as an ArviZ 1.x ``xarray.DataTree``.
 
-        return to_datatree(
-            self.bnn, X, y, num_samples=num_samples, all_weights=all_weights, **kwargs
+        See :func:`pyrocompress.analysis.diagnostics.to_datatree` for the groups and
+        keyword arguments (``history``, ``seed``).
+        """
+        return diagnostics.to_datatree(
+            self, X, y, num_samples=num_samples, all_weights=all_weights, **kwargs
         )
+
+    def _each_layer(self, fn) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {
+                name: fn(layer, self.bnn.guide[name]).detach().clone()
+                for name, layer in self._layers.items()
+            }
 
     # ------------------------------------------------------------------- group level
     def log_alpha(self) -> dict[str, torch.Tensor]:
@@ -100,13 +122,13 @@ class Posterior:
         spike-and-slab: :math:`\log((1-\pi)/\pi)`; Gaussian (no gate): the group's
         :math:`\log(\sum \mathrm{Var}\,w / \sum (E w)^2)`. Large values mark groups to prune.
         """
-        return self._each(self.prior.group_log_alpha)
+        return self._each("group_log_alpha")
 
     def dropout_rates(self) -> dict[str, torch.Tensor]:
         r"""Gaussian-dropout rate of each group, :math:`p = \alpha / (1 + \alpha)`."""
         return {k: torch.sigmoid(v) for k, v in self.log_alpha().items()}
 
-    def inclusion_probabilities(self) -> dict[str, torch.Tensor]:
+    def inclusion_probabilities(self, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
         r"""Posterior inclusion probability of each group.
 
         Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024). Group
@@ -114,7 +136,7 @@ class Posterior:
         group's dropout rate, a monotone map of :math:`\log\alpha`. Not defined for the
         Gaussian prior (ValueError).
         """
-        return self._each(self.prior.inclusion_probabilities)
+        return self._each("inclusion_probabilities", layers)
 
     def snr(self, level: str = "group") -> dict[str, torch.Tensor]:
         r"""Signal-to-noise ratio :math:`|E w| / \mathrm{sd}\,w` of the effective weights.
@@ -135,24 +157,27 @@ class Posterior:
         raise ValueError(f"level must be 'group' or 'weight', got {level!r}")
 
     # ------------------------------------------------------------------ weight level
-    def _moments(self, spec, guide, conditional: bool):
-        mu, var = self.prior.weight_moments(guide)
-        gm = self.prior.gate_moments(spec, guide, conditional=conditional)
+    @staticmethod
+    def _moments(layer, guide, conditional: bool):
+        mu, var = layer.prior.weight_moments(guide)
+        gm = layer.prior.gate_moments(layer.spec, guide, conditional=conditional)
         if gm is None:
             return mu, var
-        m1, m2 = (spec.expand_groups(t) for t in gm)
-        return m1 * mu, m2 * (var + mu**2) - (m1 * mu) ** 2
+        m1, m2 = (layer.spec.expand_groups(t) for t in gm)
+        return product_moments(m1, m2, mu, var)
 
     def weight_mean(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
         """Posterior mean of the effective weights ``E[g W~]``.
 
         ``conditional=True``: given that every group is kept (spike-and-slab only differs).
         """
-        return self._each(lambda s, g: self._moments(s, g, conditional)[0])
+        return self._each_layer(lambda layer, g: self._moments(layer, g, conditional)[0])
 
     def weight_var(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
         """Posterior variance of the effective weights."""
-        return self._each(lambda s, g: self._moments(s, g, conditional)[1].clamp_min(0.0))
+        return self._each_layer(
+            lambda layer, g: self._moments(layer, g, conditional)[1].clamp_min(0.0)
+        )
 
     def weight_log_alpha(self) -> dict[str, torch.Tensor]:
         r"""Per-weight :math:`\log\alpha = \log(\mathrm{Var}\,w / (E w)^2)` (Sparse VD)."""

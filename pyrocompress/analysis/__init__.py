@@ -1,0 +1,26 @@
+"""Analysis: posterior summaries (inclusion probabilities, log alpha, SNR, bit precision),
+ArviZ diagnostics, and sampling-free predictive moments and unit scores."""
+
+from pyrocompress.analysis.diagnostics import (
+    KHAT_THRESHOLDS,
+    posterior_draws,
+    psis_khat,
+    variable_prefix,
+    vi_diagnostics,
+)
+from pyrocompress.analysis.posterior import BitPrecision, Posterior, exponent_bits, mantissa_bits
+from pyrocompress.analysis.scores import predictive_moments, unit_scores
+
+__all__ = [
+    "KHAT_THRESHOLDS",
+    "BitPrecision",
+    "Posterior",
+    "exponent_bits",
+    "mantissa_bits",
+    "posterior_draws",
+    "predictive_moments",
+    "psis_khat",
+    "unit_scores",
+    "variable_prefix",
+    "vi_diagnostics",
+]

@@ -1,0 +1,123 @@
+"""Sampling-free summaries from propagated moments: predictive moments and unit scores."""
+
+from __future__ import annotations
+
+import torch
+
+from pyrocompress.nn import BayesianNetwork
+from pyrocompress.nn.moments import check_supported, propagate
+from pyrocompress.nn.rules import _TINY
+
+__all__ = ["predictive_moments", "unit_scores"]
+
+
+@torch.no_grad()
+def predictive_moments(
+    bnn: BayesianNetwork, X: torch.Tensor, *, batch_size: int = 2000, covariance: str = "diagonal"
+) -> dict[str, torch.Tensor]:
+    """Sampling-free predictive summaries of ``bnn`` at ``X``.
+
+    Returns ``{"mean", "var"}`` of the network output (logits, or the regression mean) and:
+    for regression ``"predictive_var"`` = ``var`` + noise variance; for classification
+    ``"probs"``, the probit approximation of the predictive class probabilities,
+    :math:`\\mathrm{softmax}\\big(m / \\sqrt{1 + \\pi v / 8}\\big)` (MacKay 1992; for the
+    Bernoulli likelihood the sigmoid of the same ratio). With ``covariance="full"`` the
+    moments come from the full-covariance propagation and ``"cov"``, each example's
+    covariance of the output units, is added.
+    """
+    device = bnn.device
+    parts = [
+        propagate(bnn, X[i : i + batch_size].to(device), covariance=covariance)
+        for i in range(0, len(X), batch_size)
+    ]
+    mean = torch.cat([m for m, _ in parts])
+    second = torch.cat([v for _, v in parts])
+    var = second.diagonal(0, -2, -1) if covariance == "full" else second
+    out = {"mean": mean, "var": var}
+    if covariance == "full":
+        out["cov"] = second
+    out.update(bnn.likelihood.predictive(mean, var))
+    return out
+
+
+@torch.no_grad()
+def unit_scores(
+    bnn: BayesianNetwork, X: torch.Tensor, *, batch_size: int = 2000
+) -> dict[str, dict[str, torch.Tensor]]:
+    r"""Self-compression scores of every group (the units a pruning plan keeps or drops),
+    from the moments propagated over the inputs ``X`` (Carannante et al. 2020, §4).
+
+    For group :math:`g` of a layer (an input unit :math:`j` of a Linear layer, an output
+    channel of a Conv2d), with :math:`(m, v)` the propagated moments of the layer's input
+    and :math:`(M, S)` of its weights, the group's contribution :math:`c` to a
+    pre-activation it feeds (:math:`c_{ij} = w_{ij} x_j` for a Linear layer) has, under
+    the guide and for one input example, mean :math:`\mu = M m` and variance
+    :math:`\nu = (M^2 + S) v + S m^2` (module docstring). Summed over the :math:`n`
+    examples of ``X`` and over the units (and positions) the group feeds:
+
+    * signal :math:`\sum \mu^2` and noise :math:`\sum \nu`;
+    * the group's part of the layer's output variance, over the data and the posterior
+      (law of total variance, :math:`\bar\mu` the mean over the examples):
+      :math:`V_g = \sum \nu + \sum (\mu - \bar\mu)^2`.
+
+    Returned by score name, each a dict layer name → tensor of group scores (higher =
+    keep):
+
+    ``"output_snr"``
+        signal / noise of the group's contribution: a unit whose output the next layer
+        receives mostly as noise is redundant;
+    ``"kernel_norm"``
+        Frobenius norm of the group's mean weights (the kernel of a channel), blind to
+        the data;
+    ``"variance_share"``
+        the group's share :math:`V_g / \sum_h V_h` of the layer's output variance, times
+        the layer's number of groups :math:`G` (1 is an equal share), so that one cut
+        (``rule="sparsity"``, the global step of ``rule="auto"``) compares layers of
+        different widths: a group that barely moves the layer's output is redundant.
+
+    Groups removed by :meth:`~pyrocompress.nn.BayesianNetwork.restrict` score zero.
+    """
+    check_supported(bnn)
+    device = bnn.device
+    layers = bnn.bayesian_layers()
+    zero = dict.fromkeys(layers, 0.0)
+    signal, noise, count = dict(zero), dict(zero), 0
+    first, second = dict(zero), dict(zero)  # sums over examples of mu and mu², per unit
+    for i in range(0, len(X), batch_size):
+        batch = X[i : i + batch_size].to(device)
+        _, _, inputs = propagate(bnn, batch, record=True)
+        count += len(batch)
+        for name, layer in layers.items():
+            m, v = inputs[name]
+            (w_m, w_v), _ = layer.posterior_moments(bnn.guide[name])
+            if not layer.spec.bias_gated:  # group = input unit j; mu_nij = M_ij m_nj
+                m1, m2, vv = m.sum(0), m.square().sum(0), v.sum(0)  # [in]
+                signal[name] = signal[name] + (w_m.square() * m2).sum(0)
+                noise[name] = noise[name] + ((w_m.square() + w_v) * vv + w_v * m2).sum(0)
+                first[name] = first[name] + m1  # sum_n mu_nij = M_ij sum_n m_nj
+                second[name] = second[name] + m2
+            else:  # group = output channel
+                mean_out, noise_out = layer.output_moments(m, v, (w_m, w_v), None)
+                if layer.group_mask is not None:
+                    keep = layer.group_mask[:, None, None]
+                    mean_out, noise_out = mean_out * keep, noise_out * keep
+                signal[name] = signal[name] + mean_out.square().sum((0, 2, 3))
+                noise[name] = noise[name] + noise_out.sum((0, 2, 3))
+                first[name] = first[name] + mean_out.sum(0)  # [channels, h, w]
+                second[name] = second[name] + mean_out.square().sum(0)
+    scores = {"output_snr": {}, "kernel_norm": {}, "variance_share": {}}
+    for name, layer in layers.items():
+        (w_m, _), _ = layer.posterior_moments(bnn.guide[name])
+        if not layer.spec.bias_gated:
+            # sum_i sum_n (mu_nij - mean_n mu_nij)^2, with mu_nij = M_ij m_nj
+            spread = (w_m.square() * (second[name] - first[name].square() / count)).sum(0)
+        else:
+            spread = (second[name] - first[name].square() / count).sum((1, 2))
+        total = noise[name] + spread.clamp_min(0.0)
+        scores["output_snr"][name] = signal[name] / (noise[name] + _TINY)
+        scores["kernel_norm"][name] = layer.spec.group_sum(w_m.square()).sqrt()
+        scores["variance_share"][name] = total * (len(total) / (total.sum() + _TINY))
+        if layer.group_mask is not None:
+            for score in scores.values():
+                score[name] = score[name] * layer.group_mask
+    return scores

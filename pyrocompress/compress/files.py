@@ -1,0 +1,91 @@
+"""Compact-model files: the architecture as data and the weights, loadable without pickle.
+
+A compact network (an ``nn.Sequential`` of plain modules) is written as
+``{"format", "architecture", "state_dict", "metadata"}``: the architecture is a list of
+module descriptions built from the constructor arguments each module's op rule declares
+(:attr:`~pyrocompress.nn.OpRule.args`), so a registered op is also a writable one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pyrocompress.infer.checkpoint import atomic_save, safe_load
+from pyrocompress.nn.rules import registered_ops
+
+__all__ = ["FORMAT", "load_compact", "save_compact"]
+
+FORMAT = "pyrocompress.compact/1"
+
+
+def _registered(name: object) -> type[nn.Module] | None:
+    """The module class with an op rule (and file arguments) whose name is ``name``."""
+    for key, rule in registered_ops().items():
+        if isinstance(key, type) and key.__name__ == name and rule.args is not None:
+            return key
+    return None
+
+
+def _describe(m: nn.Module) -> dict:
+    cls = type(m)
+    rule = registered_ops().get(cls)  # the exact type: files rebuild modules by class name
+    args = None if rule is None else rule.args
+    if args is None:
+        raise TypeError(
+            f"cannot serialise module {cls.__name__}: register an op rule with its "
+            "constructor arguments (pyrocompress.nn.register_op(..., OpRule(args=...)))"
+        )
+    spec: dict = {"type": cls.__name__}
+    for arg in args:
+        value = getattr(m, arg)
+        if isinstance(value, torch.Tensor):
+            value = value.tolist()
+        spec[arg] = list(value) if isinstance(value, tuple) else value
+    if cls in (nn.Linear, nn.Conv2d):
+        spec["bias"] = m.bias is not None
+    return spec
+
+
+def _construct(spec: dict) -> nn.Module:
+    spec = dict(spec)
+    name = spec.pop("type", None)
+    cls = _registered(name)
+    if cls is None:
+        raise ValueError(f"unknown module type {name!r} in the architecture")
+    return cls(
+        **{k: tuple(v) if isinstance(v, list) and k != "indices" else v for k, v in spec.items()}
+    )
+
+
+def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata) -> None:
+    """Write ``{"format", "architecture", "state_dict", "metadata"}`` atomically.
+
+    The file loads with ``torch.load(path, weights_only=True)``; :func:`load_compact`
+    rebuilds the module from it.
+    """
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "architecture": [_describe(m) for m in module],
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+        "metadata": metadata,
+    }
+    atomic_save(payload, path)
+
+
+def load_compact(path: str | os.PathLike) -> nn.Sequential:
+    """Load a compact network written by :func:`save_compact`.
+
+    The file is read with ``weights_only=True`` (:func:`pyrocompress.checkpoint.safe_load`):
+    a file that would run code when unpickled raises :class:`ValueError` unexecuted.
+    """
+    payload = safe_load(path, "compact model")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pyrocompress compact model (format {FORMAT})")
+    module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])
+    module.load_state_dict(payload["state_dict"])
+    return module.eval()

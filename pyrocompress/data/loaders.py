@@ -1,0 +1,472 @@
+"""Loaders: MNIST from IDX files, scikit-learn's digits, CSV tables, by name."""
+
+from __future__ import annotations
+
+import math
+import operator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pyrocompress.data.containers import Dataset, PathLike, Splits
+from pyrocompress.data.idx import read_idx
+
+#: Names accepted by :func:`load_dataset`.
+DATASET_NAMES: tuple[str, ...] = ("digits", "mnist")
+
+#: The four standard MNIST files, keyed by role.
+MNIST_FILES: dict[str, str] = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+_MNIST_SIDE = 28
+_DIGITS_SIDE = 8
+_NUM_DIGIT_CLASSES = 10
+
+
+# --------------------------------------------------------------------------- MNIST
+
+
+def _find_mnist_file(data_dir: Path, gz_name: str) -> Path | None:
+    gz_path = data_dir / gz_name
+    if gz_path.is_file():
+        return gz_path
+    raw_path = data_dir / gz_name.removesuffix(".gz")
+    if raw_path.is_file():
+        return raw_path
+    return None
+
+
+def _check_mnist_pair(
+    images: np.ndarray, labels: np.ndarray, img_path: Path, lbl_path: Path
+) -> None:
+    if images.ndim != 3 or images.shape[1:] != (_MNIST_SIDE, _MNIST_SIDE):
+        raise ValueError(
+            f"{img_path} holds an array of shape {images.shape}; expected MNIST images of "
+            f"shape [N, {_MNIST_SIDE}, {_MNIST_SIDE}]"
+        )
+    if labels.ndim != 1:
+        raise ValueError(
+            f"{lbl_path} holds an array of shape {labels.shape}; expected 1-D labels [N]"
+        )
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"{img_path} has {images.shape[0]} images but {lbl_path} has "
+            f"{labels.shape[0]} labels; the counts must match"
+        )
+    if labels.size and int(labels.max()) >= _NUM_DIGIT_CLASSES:
+        bad = int((labels >= _NUM_DIGIT_CLASSES).sum())
+        raise ValueError(
+            f"{lbl_path} has {bad} labels outside 0..{_NUM_DIGIT_CLASSES - 1} "
+            f"(max {int(labels.max())})"
+        )
+
+
+def _check_pixel_range(pixel_range) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in pixel_range)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"pixel_range must be two numbers (low, high), e.g. (0, 1) or (-1, 1); "
+            f"got {pixel_range!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(
+            f"pixel_range must be finite with low < high, e.g. (0, 1) or (-1, 1); got "
+            f"{pixel_range!r}"
+        )
+    return low, high
+
+
+def _rescale(x01: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tensor:
+    low, high = pixel_range
+    return x01 if (low, high) == (0.0, 1.0) else x01 * (high - low) + low
+
+
+def _mnist_dataset(
+    images: np.ndarray, labels: np.ndarray, flatten: bool, pixel_range: tuple[float, float]
+) -> Dataset:
+    x = _rescale(torch.from_numpy(images.astype(np.float32) / np.float32(255.0)), pixel_range)
+    n = images.shape[0]
+    x = (
+        x.reshape(n, _MNIST_SIDE * _MNIST_SIDE)
+        if flatten
+        else x.reshape(n, 1, _MNIST_SIDE, _MNIST_SIDE)
+    )
+    y = torch.from_numpy(labels.astype(np.int64))
+    return Dataset(X=x, y=y, image_shape=(_MNIST_SIDE, _MNIST_SIDE))
+
+
+def load_mnist(
+    data_dir: PathLike,
+    *,
+    val_size: int = 5000,
+    seed: int = 0,
+    flatten: bool = False,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+) -> Splits:
+    """Load MNIST from a local directory of IDX files.
+
+    The directory must hold ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
+    ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (the same names without
+    ``.gz`` are used when the compressed file is absent). Pixels are scaled to float32 in
+    ``pixel_range`` (``[0, 1]`` by default; the code of Louizos et al. 2017 uses
+    ``[-1, 1]``). A seeded random subset of ``val_size`` training examples is held out as the
+    validation split; the remaining training examples and the validation examples keep
+    their original relative order.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Directory with the four IDX files.
+    val_size : int, default 5000
+        Number of training examples held out for validation, in ``[0, n_train)``.
+    seed : int, default 0
+        Seed of the :class:`torch.Generator` that picks the validation examples.
+    flatten : bool, default False
+        Return inputs of shape ``[N, 784]`` instead of ``[N, 1, 28, 28]``.
+    pixel_range : (float, float), default (0, 1)
+        Pixel intensities 0..255 are mapped linearly onto ``[low, high]``.
+
+    Returns
+    -------
+    Splits
+        ``name="mnist"``, ``num_classes=10``; each split has ``image_shape=(28, 28)``,
+        float32 ``X`` and int64 ``y``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or any of the four files is missing.
+    ValueError
+        If a file is corrupt, images are not ``[N, 28, 28]``, labels are not 1-D, image and
+        label counts differ, a label is outside 0..9, or ``val_size`` is out of range.
+    """
+    pixel_range = _check_pixel_range(pixel_range)
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"MNIST directory {data_dir} not found; pass --data-dir pointing at the folder "
+            f"with the four IDX files ({', '.join(MNIST_FILES.values())})"
+        )
+    val_size = operator.index(val_size)
+
+    paths: dict[str, Path] = {}
+    missing: list[str] = []
+    for role, name in MNIST_FILES.items():
+        found = _find_mnist_file(data_dir, name)
+        if found is None:
+            missing.append(name)
+        else:
+            paths[role] = found
+    if missing:
+        raise FileNotFoundError(
+            f"MNIST directory {data_dir} is missing {', '.join(missing)} "
+            "(the uncompressed name without .gz is also accepted)"
+        )
+
+    arrays = {role: read_idx(p) for role, p in paths.items()}
+    for split in ("train", "test"):
+        _check_mnist_pair(
+            arrays[f"{split}_images"],
+            arrays[f"{split}_labels"],
+            paths[f"{split}_images"],
+            paths[f"{split}_labels"],
+        )
+
+    train_images, train_labels = arrays["train_images"], arrays["train_labels"]
+    n_train = train_images.shape[0]
+    if not 0 <= val_size < n_train:
+        raise ValueError(
+            f"val_size must be in [0, {n_train}) for {n_train} training images, got {val_size}"
+        )
+
+    generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n_train, generator=generator).numpy()
+    val_idx = np.sort(perm[:val_size])
+    train_idx = np.sort(perm[val_size:])
+
+    def make(images: np.ndarray, labels: np.ndarray) -> Dataset:
+        return _mnist_dataset(images, labels, flatten, pixel_range)
+
+    return Splits(
+        train=make(train_images[train_idx], train_labels[train_idx]),
+        val=make(train_images[val_idx], train_labels[val_idx]),
+        test=make(arrays["test_images"], arrays["test_labels"]),
+        num_classes=_NUM_DIGIT_CLASSES,
+        name="mnist",
+    )
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def _check_fraction(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"{name} must be a fraction in (0, 1), got {type(value).__name__}")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be a fraction in (0, 1), got {value!r}")
+    return float(value)
+
+
+def load_digits(
+    *,
+    test_size: float = 0.2,
+    val_size: float = 0.15,
+    seed: int = 0,
+    flatten: bool = True,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+) -> Splits:
+    """Load scikit-learn's bundled 8x8 handwritten digits (1797 images, 10 classes).
+
+    Pixel values 0..16 are scaled to float32 in ``pixel_range`` (``[0, 1]`` by default).
+    Splits are stratified by class: first ``test_size`` of all examples become the test
+    set, then ``val_size`` of the remainder become the validation set; the rest is the
+    training set.
+
+    Parameters
+    ----------
+    test_size : float, default 0.2
+        Fraction of all examples used for testing, in ``(0, 1)``.
+    val_size : float, default 0.15
+        Fraction of the non-test examples used for validation, in ``(0, 1)``.
+    seed : int, default 0
+        ``random_state`` passed to :func:`sklearn.model_selection.train_test_split`.
+    flatten : bool, default True
+        Return inputs of shape ``[N, 64]`` instead of ``[N, 1, 8, 8]``.
+    pixel_range : (float, float), default (0, 1)
+        Pixel values 0..16 are mapped linearly onto ``[low, high]``.
+
+    Returns
+    -------
+    Splits
+        ``name="digits"``, ``num_classes=10``; each split has ``feature_names``
+        ``"pixel_0_0"`` .. ``"pixel_7_7"`` (row-major), ``image_shape=(8, 8)``, float32
+        ``X`` and int64 ``y``.
+
+    Raises
+    ------
+    TypeError
+        If ``test_size`` or ``val_size`` is not a real number.
+    ValueError
+        If ``test_size`` or ``val_size`` is not in ``(0, 1)``, or a split would be too small
+        to hold every class.
+    """
+    from sklearn.datasets import load_digits as sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    test_size = _check_fraction(test_size, "test_size")
+    val_size = _check_fraction(val_size, "val_size")
+    pixel_range = _check_pixel_range(pixel_range)
+
+    bunch = sk_load_digits()
+    x_all = (np.asarray(bunch.data, dtype=np.float64) / 16.0).astype(np.float32)
+    y_all = np.asarray(bunch.target, dtype=np.int64)
+
+    try:
+        x_rest, x_test, y_rest, y_test = train_test_split(
+            x_all, y_all, test_size=test_size, stratify=y_all, random_state=seed
+        )
+    except ValueError as exc:
+        raise ValueError(f"test_size={test_size} gives an unusable split: {exc}") from exc
+    try:
+        x_train, x_val, y_train, y_val = train_test_split(
+            x_rest, y_rest, test_size=val_size, stratify=y_rest, random_state=seed
+        )
+    except ValueError as exc:
+        raise ValueError(f"val_size={val_size} gives an unusable split: {exc}") from exc
+
+    side = _DIGITS_SIDE
+    feature_names = [f"pixel_{r}_{c}" for r in range(side) for c in range(side)]
+
+    def make(x: np.ndarray, y: np.ndarray) -> Dataset:
+        xt = _rescale(torch.from_numpy(np.ascontiguousarray(x)), pixel_range)
+        if not flatten:
+            xt = xt.reshape(-1, 1, side, side)
+        return Dataset(
+            X=xt,
+            y=torch.from_numpy(np.ascontiguousarray(y)),
+            feature_names=list(feature_names),
+            image_shape=(side, side),
+        )
+
+    return Splits(
+        train=make(x_train, y_train),
+        val=make(x_val, y_val),
+        test=make(x_test, y_test),
+        num_classes=_NUM_DIGIT_CLASSES,
+        name="digits",
+    )
+
+
+# --------------------------------------------------------------------------- dispatcher
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: PathLike | None = None,
+    seed: int = 0,
+    flatten: bool | None = None,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+) -> Splits:
+    """Load a data set by name.
+
+    Parameters
+    ----------
+    name : {"digits", "mnist"}
+        Data-set name (case-insensitive).
+    data_dir : str or os.PathLike, optional
+        Directory with the MNIST IDX files; required for ``"mnist"``, ignored otherwise.
+    seed : int, default 0
+        Seed for the validation (and, for digits, test) split.
+    flatten : bool, optional
+        Flatten images to vectors. ``None`` uses the loader's default: flat for
+        ``"digits"``, ``[N, 1, 28, 28]`` for ``"mnist"``.
+    pixel_range : (float, float), default (0, 1)
+        Interval the pixel intensities are mapped onto.
+
+    Returns
+    -------
+    Splits
+        As returned by :func:`load_digits` or :func:`load_mnist` with default split sizes.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown, or ``"mnist"`` is requested without ``data_dir``.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key == "digits":
+        return load_digits(
+            seed=seed, flatten=True if flatten is None else flatten, pixel_range=pixel_range
+        )
+    if key == "mnist":
+        if data_dir is None:
+            raise ValueError(
+                "the mnist data set is read from local IDX files: pass data_dir "
+                "(--data-dir on the command line) pointing at the folder that holds them"
+            )
+        return load_mnist(
+            data_dir,
+            seed=seed,
+            flatten=False if flatten is None else flatten,
+            pixel_range=pixel_range,
+        )
+    raise ValueError(f"unknown data set {name!r}; valid names are {', '.join(DATASET_NAMES)}")
+
+
+# ------------------------------------------------------------------------------ tables
+def _rows(mask: np.ndarray, limit: int = 5) -> str:
+    """1-based data-row numbers of ``mask`` (the header is not counted)."""
+    rows = (np.flatnonzero(mask) + 1).tolist()
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return ", ".join(map(str, rows[:limit])) + more
+
+
+def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a CSV file with a header row into numeric features and a target column.
+
+    Every column other than ``target`` is a feature and must be numeric. The target may
+    be numeric or hold class labels (strings).
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n, p)
+    y : ndarray, shape (n,)
+    feature_names : list of str
+
+    Raises
+    ------
+    ValueError
+        With a one-line message naming the problem: a missing file, a file that is not
+        CSV, a header that repeats a column name, a missing target column, no feature
+        column, a non-numeric feature column, NaN or infinite values (with their rows),
+        fewer than two rows, or a constant target.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"CSV file {path} does not exist (or is not a file)")
+    try:
+        # The header as written: pandas renames a repeated name (``y,y`` -> ``y``, ``y.1``),
+        # which would let a copy of the target in as a feature.
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path} is empty; it needs a header row and data rows") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} could not be parsed as CSV: {first}") from err
+    raw = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
+    # (empty names are left to pandas, which calls them "Unnamed: <i>")
+    repeated = sorted({c for c in raw if c and raw.count(c) > 1}, key=raw.index)
+    if repeated:
+        where = "; ".join(
+            f"{c!r} in columns " + ", ".join(str(i + 1) for i, r in enumerate(raw) if r == c)
+            for c in repeated
+        )
+        raise ValueError(
+            f"{path} has duplicate column names in its header ({where}); rename or drop the "
+            "repeated columns so that every name is unique"
+        )
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    if target not in columns:
+        raise ValueError(
+            f"target column {target!r} not found in {path}; its columns are: " + ", ".join(columns)
+        )
+    features = [c for c in columns if c != target]
+    if not features:
+        raise ValueError(f"{path} has no feature column besides the target {target!r}")
+    if len(df) < 2:
+        raise ValueError(f"{path} has {len(df)} data row(s); at least 2 are needed")
+    for c in features:
+        col = df[c]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            bad = pd.to_numeric(col, errors="coerce").isna() & col.notna()
+            i = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            raise ValueError(
+                f"feature column {c!r} is not numeric (value {col.iloc[i]!r} in data row "
+                f"{i + 1}); encode it as numbers or drop the column"
+            )
+    X = df[features].to_numpy(dtype=np.float64)
+    for j, c in enumerate(features):
+        if np.isnan(X[:, j]).any():
+            raise ValueError(
+                f"feature column {c!r} has missing or NaN values in data row(s) "
+                f"{_rows(np.isnan(X[:, j]))}; impute or drop those rows"
+            )
+        if np.isinf(X[:, j]).any():
+            raise ValueError(
+                f"feature column {c!r} has infinite values in data row(s) "
+                f"{_rows(np.isinf(X[:, j]))}; fix or drop those rows"
+            )
+    col = df[target]
+    if col.isna().any():
+        raise ValueError(
+            f"target column {target!r} has missing or NaN values in data row(s) "
+            f"{_rows(col.isna().to_numpy())}; drop those rows"
+        )
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        y = col.to_numpy(dtype=np.float64)
+        if np.isinf(y).any():
+            raise ValueError(
+                f"target column {target!r} has infinite values in data row(s) "
+                f"{_rows(np.isinf(y))}; fix or drop those rows"
+            )
+        if np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+    else:
+        y = col.astype(str).to_numpy()
+    if len(np.unique(y)) < 2:
+        value = y[0].item() if isinstance(y[0], np.generic) else y[0]  # 3, not np.int64(3)
+        raise ValueError(
+            f"target column {target!r} is constant (every row is {value!r}); "
+            "there is nothing for a feature to explain"
+        )
+    return X, y, features

@@ -1,0 +1,28 @@
+"""Inference: ELBOs with the local reparametrisation and moment propagation, the training
+loop (:func:`fit`, :func:`pretrain`), data-parallel runs, checkpoints and NUTS."""
+
+from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, atomic_save, safe_load
+from pyrocompress.infer.distributed import World, setup, world
+from pyrocompress.infer.elbo import LocalReparamELBO, LocalReparameterization, MomentELBO, kl_sum
+from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts
+from pyrocompress.infer.training import History, evaluate, fit, prepare_data, pretrain
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "History",
+    "LocalReparamELBO",
+    "LocalReparameterization",
+    "MomentELBO",
+    "World",
+    "atomic_save",
+    "compare_svi_nuts",
+    "evaluate",
+    "fit",
+    "kl_sum",
+    "prepare_data",
+    "pretrain",
+    "run_nuts",
+    "safe_load",
+    "setup",
+    "world",
+]

@@ -1,0 +1,37 @@
+"""Bayesian layers and networks, conversion of torch models, the traced graph and its op
+rules, and moment propagation."""
+
+from pyrocompress.nn.convert import PriorSpec, bayesianize, supported_modules
+from pyrocompress.nn.graph import NetworkGraph, network_graph
+from pyrocompress.nn.layers import (
+    BayesianConv2d,
+    BayesianLayer,
+    BayesianLinear,
+    Moments,
+    product_moments,
+)
+from pyrocompress.nn.models import lenet5_caffe, lenet_300_100, mlp
+from pyrocompress.nn.network import BayesianNetwork
+from pyrocompress.nn.rules import MV, OpRule, get_rule, register_op, registered_ops
+
+__all__ = [
+    "MV",
+    "BayesianConv2d",
+    "BayesianLayer",
+    "BayesianLinear",
+    "BayesianNetwork",
+    "Moments",
+    "NetworkGraph",
+    "OpRule",
+    "PriorSpec",
+    "bayesianize",
+    "get_rule",
+    "lenet5_caffe",
+    "lenet_300_100",
+    "mlp",
+    "network_graph",
+    "product_moments",
+    "register_op",
+    "registered_ops",
+    "supported_modules",
+]

@@ -1,0 +1,184 @@
+"""One representation of a network: traced once by torch.fx, walked by every consumer.
+
+:func:`network_graph` traces a module tree (a converted network, or a plain compact one)
+with :mod:`torch.fx` into a graph of modules and functional ops; Bayesian layers and
+every module type with a rule in :mod:`pyrocompress.nn.rules` are leaves. Models with
+their own ``forward`` go through the same tracer; one that fx cannot trace (data-dependent
+control flow, for instance) gets a ``TypeError`` that says why.
+
+:meth:`NetworkGraph.run` is the one walker: it visits the nodes in order with the values
+of their inputs and hands each op to a callback. Moment propagation, unit scores and
+FLOP counting are callbacks of it (:mod:`pyrocompress.nn.moments`); pruning and export
+read the data path as an ordered list of modules (:meth:`NetworkGraph.chain`).
+"""
+
+from __future__ import annotations
+
+import operator
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from pyrocompress.nn.layers import BayesianLayer
+from pyrocompress.nn.rules import get_rule
+
+__all__ = ["NetworkGraph", "describe_op", "network_graph"]
+
+#: Ops that query a tensor's shape: their values are not on the data path.
+_QUERIES = ("size", getattr, operator.getitem)
+
+
+class _Tracer(fx.Tracer):
+    """fx tracer whose leaves are Bayesian layers and every module with a rule."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if isinstance(m, BayesianLayer) or get_rule(type(m)) is not None:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def describe_op(op: object) -> str:
+    """A short human name of an op (module type, function or ``Tensor.method``)."""
+    if isinstance(op, nn.Module):
+        return type(op).__name__
+    if isinstance(op, str):
+        return f"Tensor.{op}"
+    return getattr(op, "__name__", repr(op))
+
+
+class NetworkGraph:
+    """The traced graph of a module tree, with the one walker over it.
+
+    Parameters
+    ----------
+    net
+        The module tree (e.g. ``BayesianNetwork.net``) to trace.
+    """
+
+    def __init__(self, net: nn.Module):
+        try:
+            self.graph = _Tracer().trace(net)
+        except Exception as err:  # fx raises many types; the reason is in the message
+            raise TypeError(
+                f"torch.fx cannot trace the model's forward ({type(err).__name__}: {err}); "
+                "pruning, export and moment propagation need a forward without "
+                "data-dependent control flow. Rewrite the branch with tensor ops, or use "
+                "an nn.Sequential"
+            ) from err
+        self.net = net
+        self._modules = dict(net.named_modules())
+        inputs = [n for n in self.graph.nodes if n.op == "placeholder"]
+        if len(inputs) != 1:
+            raise TypeError(
+                f"the model's forward takes {len(inputs)} inputs; pyrocompress needs one"
+            )
+
+    def op(self, node: fx.Node) -> object:
+        """Return the op a node calls: its module, function, or tensor method name."""
+        if node.op == "call_module":
+            return self._modules[str(node.target)]
+        return node.target
+
+    def run(self, x: Any, call: Callable[[fx.Node, object, tuple, dict], Any]) -> Any:
+        """Walk the graph with input value ``x``; ``call(node, op, args, kwargs)`` computes
+        each op's value from its inputs' values. Returns the output's value."""
+        env: dict[fx.Node, Any] = {}
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                env[node] = x
+            elif node.op == "output":
+                return fx.node.map_arg(node.args[0], lambda n: env[n])
+            elif node.op == "get_attr":
+                raise TypeError(
+                    f"the model's forward reads the attribute {node.target!r} directly; "
+                    "keep parameters and buffers inside modules"
+                )
+            else:
+                args = fx.node.map_arg(node.args, lambda n: env[n])
+                kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+                env[node] = call(node, self.op(node), args, kwargs)
+        raise TypeError("the traced graph has no output")
+
+    def chain(self) -> list[nn.Module]:
+        """Return the data path as modules in order, when the graph is a chain.
+
+        Functional ops are replaced by their module equivalent
+        (:attr:`~pyrocompress.nn.rules.OpRule.module`); shape queries (``x.size(0)``)
+        are folded into the op that reads them.
+
+        Raises
+        ------
+        TypeError
+            When the data path branches or joins (residual additions, concatenations),
+            or an op has no module equivalent.
+        """
+        data: set[fx.Node] = set()
+        out: list[nn.Module] = []
+        previous: fx.Node | None = None
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                data.add(node)
+                previous = node
+                continue
+            if node.op == "output":
+                if node.args[0] is not previous:
+                    raise TypeError("the model's output is not the end of its chain of layers")
+                break
+            op = self.op(node)
+            inputs = [n for n in node.all_input_nodes if n in data]
+            if op in _QUERIES or not inputs:
+                continue  # a shape query, or a constant
+            if len(inputs) != 1 or inputs[0] is not previous or len(_data_users(previous)) > 1:
+                raise TypeError(
+                    f"the model's data path branches or joins at {node.name!r} "
+                    f"({describe_op(op)}): pruning and export support chains of layers; "
+                    "residual additions and concatenations are not supported yet"
+                )
+            data.add(node)
+            previous = node
+            out.append(self._as_module(node, op))
+        return out
+
+    def _as_module(self, node: fx.Node, op: object) -> nn.Module:
+        if isinstance(op, nn.Module):
+            return op
+        rule = get_rule(op)
+        if rule is None or rule.module is None:
+            raise TypeError(
+                f"{describe_op(op)} at {node.name!r} has no module equivalent for a compact "
+                "network; register one with pyrocompress.nn.register_op"
+            )
+        args = fx.node.map_arg(node.args, lambda n: None)
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: None)
+        try:
+            return rule.module(op, *args, **kwargs)
+        except ValueError as err:
+            raise TypeError(f"{describe_op(op)} at {node.name!r}: {err}") from None
+
+
+def _data_users(node: fx.Node) -> list[fx.Node]:
+    return [u for u in node.users if not (u.op != "output" and u.target in _QUERIES)]
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, NetworkGraph] = weakref.WeakKeyDictionary()
+
+
+def network_graph(net: nn.Module) -> NetworkGraph:
+    """Return the traced graph of ``net``, tracing it on first use (cached per module)."""
+    found = _CACHE.get(net)
+    if found is None:
+        found = _CACHE[net] = NetworkGraph(net)
+    return found
+
+
+def output_shapes(chain: list[nn.Module], example: torch.Tensor) -> list[torch.Size]:
+    """Return the output shape of every module of a chain, for one input ``example``."""
+    shapes = []
+    x = example
+    for m in chain:
+        x = m(x)
+        shapes.append(x.shape)
+    return shapes

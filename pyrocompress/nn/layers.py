@@ -1,0 +1,257 @@
+r"""Bayesian layers: Pyro programs for the weights of one Linear or Conv2d layer.
+
+A layer's ``forward(x)`` samples its sites from its prior (or, under SVI, takes them
+from the guide) and returns its output. What the context asks of it comes through the
+effects of :mod:`pyrocompress.effects`: under a point estimate it computes with the
+posterior-mean weights; under the local reparametrisation (Kingma, Salimans & Welling
+2015) it samples its pre-activations instead, with per-example group gates.
+
+Every way of computing a layer on input moments goes through one protocol,
+:meth:`BayesianLayer.output_moments`: the local reparametrisation calls it with
+deterministic inputs (``var=None``) and samples; moment propagation, unit scores and
+predictive moments call it with propagated variances. The product moments of a gate and
+a weight are written once, in :func:`product_moments`.
+
+Groups: the weights leaving one input unit of a Linear layer (a column of its weight
+matrix), or one output channel of a Conv2d (its bias included).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from pyro.nn import PyroModule
+from torch import nn
+
+from pyrocompress.effects import example_noise, guide_distributions, point_weights
+from pyrocompress.priors import Gate, LayerSpec, Prior
+from pyrocompress.priors.base import base_distribution
+
+if TYPE_CHECKING:
+    from pyrocompress.priors import LayerGuide
+
+__all__ = [
+    "BayesianConv2d",
+    "BayesianLayer",
+    "BayesianLinear",
+    "Moments",
+    "product_moments",
+]
+
+_MIN_VAR = 1e-16
+
+#: A mean and a variance of the same shape.
+Moments = tuple[torch.Tensor, torch.Tensor]
+
+
+def product_moments(m1: torch.Tensor, m2: torch.Tensor, mean: torch.Tensor, var: torch.Tensor):
+    r"""Return the mean and variance of :math:`g\,w` for independent :math:`g` and :math:`w`.
+
+    With :math:`E g = m_1`, :math:`E g^2 = m_2`, :math:`E w = \mu`,
+    :math:`\mathrm{Var}\,w = \sigma^2`:
+
+    .. math:: E[gw] = m_1\mu, \qquad
+              \mathrm{Var}[gw] = m_2(\sigma^2 + \mu^2) - m_1^2\mu^2,
+
+    Louizos et al. (2017)'s :math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 +
+    \sigma_z^2\sigma_w^2` for the group normal-Jeffreys guide; with :math:`g` Bernoulli
+    the moments of a spike-and-slab weight marginalised over its gate (Hubin & Storvik
+    2019). The one place this formula is written.
+    """
+    gm = m1 * mean
+    return gm, m2 * (var + mean**2) - gm**2
+
+
+class BayesianLayer(PyroModule):
+    """Common part of :class:`BayesianLinear` and :class:`BayesianConv2d`.
+
+    Subclasses give the deterministic operation (:meth:`_op`) and the shape facts in
+    their :class:`~pyrocompress.priors.LayerSpec`; everything else is shared.
+    """
+
+    spec: LayerSpec
+    prior: Prior
+
+    def __init__(self, spec: LayerSpec, prior: Prior):
+        super().__init__()
+        self.spec = spec
+        self.prior = prior
+        # fixed pruning of groups (BayesianNetwork.restrict): 1 kept, 0 removed; not saved
+        self.register_buffer("group_mask", None, persistent=False)
+
+    def _op(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Apply the deterministic layer with the given weight and bias."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- fixed pruning
+    def mask_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the inputs of removed groups zeroed (groups on the input side)."""
+        mask = self.group_mask
+        return x if mask is None or self.spec.bias_gated else x * mask
+
+    def mask_output(self, out: torch.Tensor) -> torch.Tensor:
+        """``out`` with the outputs of removed groups zeroed (groups on the output side)."""
+        mask = self.group_mask
+        if mask is None or not self.spec.bias_gated:
+            return out
+        return out * mask.reshape(-1, *([1] * (out.dim() - 2)))
+
+    # ------------------------------------------------------------------ the protocol
+    def output_moments(
+        self,
+        mean: torch.Tensor,
+        var: torch.Tensor | None,
+        weight: Moments,
+        bias: Moments | None,
+        gate: Gate = None,
+    ) -> Moments:
+        r"""Return the mean and variance of the layer's output given moments of its input.
+
+        For independent inputs :math:`(m, v)`, weights :math:`(M, S)` and bias
+        :math:`(m_b, s_b)`: :math:`E a = M m + m_b` and
+        :math:`\mathrm{Var}\,a = (M^2 + S)v + S m^2 + s_b` (Wu et al. 2019, eq. 9);
+        ``var=None`` means a deterministic input (:math:`v = 0`, the local
+        reparametrisation of Kingma, Salimans & Welling 2015). ``gate`` is ``None``, the
+        moments ``(E g, E g^2)`` of each group's gate (combined with the weights by
+        :func:`product_moments`), or per-example draws ``[batch, groups]``. Masks of
+        :meth:`~pyrocompress.nn.BayesianNetwork.restrict` are the caller's.
+        """
+        spec = self.spec
+        if gate is not None and not spec.bias_gated:  # groups are the inputs
+            if isinstance(gate, tuple):
+                m1, m2 = (spec.expand_groups(t) for t in gate)
+                weight = product_moments(m1, m2, *weight)
+            else:
+                g = gate.reshape(gate.shape[0], *([1] * (mean.dim() - 2)), gate.shape[-1])
+                mean = mean * g
+                var = None if var is None else var * g.square()
+        out_mean, out_var = self._affine_moments(mean, var, weight, bias)
+        if gate is not None and spec.bias_gated:  # groups are the outputs, bias included
+            trail = [1] * (out_mean.dim() - 2)
+            if isinstance(gate, tuple):
+                m1, m2 = (t.reshape(-1, *trail) for t in gate)
+                return product_moments(m1, m2, out_mean, out_var)
+            g = gate.reshape(*gate.shape, *trail)
+            return g * out_mean, g * g * out_var
+        return out_mean, out_var
+
+    def _affine_moments(
+        self, mean: torch.Tensor, var: torch.Tensor | None, weight: Moments, bias: Moments | None
+    ) -> Moments:
+        w_mean, w_var = weight
+        b_mean, b_var = (None, None) if bias is None else bias
+        out_mean = self._op(mean, w_mean, b_mean)
+        if var is None:
+            return out_mean, self._op(mean.square(), w_var, b_var)
+        out_var = self._op(var, w_mean.square() + w_var, b_var)
+        return out_mean, out_var + self._op(mean.square(), w_var, None)
+
+    def posterior_moments(self, guide: LayerGuide) -> tuple[Moments, Moments | None]:
+        """Posterior mean and variance of the non-centred weights and of the bias."""
+        weight = self.prior.weight_moments(guide)
+        bias = self.prior.bias_moments(guide) if self.spec.has_bias else None
+        return weight, bias
+
+    # ------------------------------------------------------------------ Pyro program
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the layer's output: point, locally reparametrised, or sampled."""
+        return self.mask_output(self._forward(self.mask_input(x)))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        point = point_weights(self)
+        if point is not None:
+            return self._op(x, *point)
+        values = self.prior.model(self.spec, x)
+        found = guide_distributions([self.spec.site(part) for part in values])
+        if found is not None:
+            qs = {part: base_distribution(q) for part, q in zip(values, found, strict=True)}
+            q_w = qs["weight"]
+            bias = (qs["bias"].loc, qs["bias"].variance) if self.spec.has_bias else None
+            gate = self.prior.local_gate(self.spec, x.shape[0], qs)
+            mean, var = self.output_moments(x, None, (q_w.loc, q_w.variance), bias, gate)
+            noise = example_noise(mean.shape, mean)
+            return torch.addcmul(mean, var.clamp_min(_MIN_VAR).sqrt_(), noise)
+        weight, bias = values["weight"], values.get("bias")
+        g = self.prior.gate(self.spec, values)
+        if g is not None:
+            weight = weight * self.spec.expand_groups(g)
+            if bias is not None and self.spec.bias_gated:
+                bias = bias * g
+        return self._op(x, weight, bias)
+
+    def point_weights(
+        self,
+        guide: LayerGuide,
+        mask: torch.Tensor | None = None,
+        *,
+        conditional: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Posterior-mean effective weight and bias, optionally with groups masked out.
+
+        ``E[W] = E[g] E[W~]``. With ``conditional=True`` the gate's mean given that the
+        group is kept is used (spike-and-slab: the weights of the median-probability
+        model, Barbieri & Berger 2004).
+        """
+        w, _ = self.prior.weight_moments(guide)
+        b = self.prior.bias_moments(guide)[0] if self.spec.has_bias else None
+        moments = self.prior.gate_moments(self.spec, guide, conditional=conditional)
+        g = moments[0] if moments is not None else None
+        if mask is not None:
+            m = mask.to(w.dtype)
+            g = m if g is None else g * m
+        if g is not None:
+            w = w * self.spec.expand_groups(g)
+            if b is not None and self.spec.bias_gated:
+                b = b * g
+        return w, b
+
+    def flops(self, out_shape: torch.Size) -> int:
+        """Return the FLOPs (2 x multiply-adds) of one example's output of ``out_shape``."""
+        positions = math.prod(out_shape[1:]) // self.spec.weight_shape[0]
+        return 2 * math.prod(self.spec.weight_shape) * positions
+
+
+class BayesianLinear(BayesianLayer):
+    """Bayesian counterpart of :class:`torch.nn.Linear`; groups are its input units."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, *, name: str, prior):
+        super().__init__(LayerSpec(name, "linear", (out_features, in_features), bias), prior)
+        self.in_features = in_features
+        self.out_features = out_features
+
+    def _op(self, x, weight, bias):
+        return F.linear(x, weight, bias)
+
+    def flops(self, out_shape: torch.Size) -> int:
+        """Return the FLOPs of one example (outputs along the last dimension)."""
+        return 2 * self.in_features * self.out_features * math.prod(out_shape[1:-1])
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, prior={self.prior!r}"
+
+
+class BayesianConv2d(BayesianLayer):
+    """Bayesian counterpart of :class:`torch.nn.Conv2d`; groups are its output channels.
+
+    The gate multiplies the whole output channel, bias included, so a pruned channel
+    outputs exactly zero.
+    """
+
+    def __init__(self, conv: nn.Conv2d, *, name: str, prior):
+        shape = tuple(conv.weight.shape)
+        super().__init__(LayerSpec(name, "conv2d", shape, conv.bias is not None), prior)
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.kernel_size = conv.kernel_size
+        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+
+    def _op(self, x, weight, bias):
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, prior={self.prior!r}"
+        )

@@ -1,0 +1,266 @@
+"""A Bayesian network: the converted module tree as a Pyro model, with its guide."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from pyro.nn import PyroModule
+from torch import nn
+
+from pyrocompress.distributions import Likelihood
+from pyrocompress.effects import PointEstimate
+from pyrocompress.nn.layers import BayesianLayer
+from pyrocompress.priors import NetworkGuide, Prior
+
+__all__ = ["BayesianNetwork"]
+
+
+class BayesianNetwork(PyroModule):
+    """A network with Bayesian layers, as a Pyro model with its guide.
+
+    Attributes
+    ----------
+    net
+        The converted module tree; its Linear and Conv2d layers are Bayesian layers.
+    guide
+        The :class:`~pyrocompress.guides.NetworkGuide` (module-local parameters).
+    likelihood
+        The observation model.
+    priors
+        Each Bayesian layer's prior, by layer name.
+    prior
+        The prior all layers share (``ValueError`` when the layers have different ones).
+    feature_names
+        Names of the input features, when given.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        likelihood: Likelihood,
+        *,
+        feature_names: list[str] | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        self.likelihood = likelihood
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        layers = self.bayesian_layers().values()
+        self.guide = NetworkGuide([(m.spec, m.prior) for m in layers])
+
+    @property
+    def priors(self) -> dict[str, Prior]:
+        """Each Bayesian layer's prior, by layer name."""
+        return {name: layer.prior for name, layer in self.bayesian_layers().items()}
+
+    @property
+    def prior(self) -> Prior:
+        """The prior every Bayesian layer shares.
+
+        Raises
+        ------
+        ValueError
+            When layers have different priors (use :attr:`priors`).
+        """
+        distinct = list(dict.fromkeys(self.priors.values()))
+        if len(distinct) != 1:
+            raise ValueError(
+                f"the layers have different priors ({self.priors}); use BayesianNetwork.priors"
+            )
+        return distinct[0]
+
+    def distinct_priors(self) -> list[Prior]:
+        """The different priors of the layers, in layer order (for capability checks)."""
+        return list(dict.fromkeys(self.priors.values()))
+
+    def bayesian_layers(self) -> dict[str, BayesianLayer]:
+        """The Bayesian layers by name, in the order they were registered."""
+        return {m.spec.name: m for m in self.net.modules() if isinstance(m, BayesianLayer)}
+
+    def restrict(self, masks: dict[str, torch.Tensor] | None) -> BayesianNetwork:
+        """Fix a pruning: the removed groups (False in ``masks``) contribute exactly zero
+        from now on, in training and in every prediction; ``None`` lifts it.
+
+        Used to fine-tune a pruned posterior (Han et al. 2015 retrain the kept weights of
+        a pruned network; here SVI refits the variational posterior of the kept groups):
+        ``bnn.restrict(plan.masks)`` then :func:`~pyrocompress.fit`. The likelihood no
+        longer depends on a removed group's parameters, so their KL terms decouple from
+        the rest of the ELBO and relax towards their minimum; pruning plans of a
+        restricted network remove those groups whatever their scores
+        (:func:`~pyrocompress.pruning.make_plan`). Masks are not part of ``state_dict``:
+        restrict again after loading. Returns ``self``.
+        """
+        layers = self.bayesian_layers()
+        if masks is None:
+            for layer in layers.values():
+                layer.group_mask = None
+            return self
+        if not isinstance(masks, dict) or set(masks) != set(layers):
+            raise ValueError(
+                f"masks must be a dict with one boolean group mask for every Bayesian layer "
+                f"({sorted(layers)}), e.g. PruningPlan.masks; got "
+                f"{sorted(masks) if isinstance(masks, dict) else type(masks).__name__}"
+            )
+        for name, layer in layers.items():
+            m = torch.as_tensor(masks[name]).reshape(-1)
+            if m.numel() != layer.spec.num_groups:
+                raise ValueError(
+                    f"the mask of layer {name!r} has {m.numel()} entries; the layer has "
+                    f"{layer.spec.num_groups} groups"
+                )
+            if not m.bool().any():
+                raise ValueError(f"the mask of layer {name!r} removes every group of it")
+            layer.group_mask = m.to(self.device, torch.get_default_dtype())
+        return self
+
+    def group_masks(self) -> dict[str, torch.Tensor] | None:
+        """The fixed pruning of :meth:`restrict` (boolean, True = kept), or ``None``."""
+        layers = self.bayesian_layers()
+        if all(layer.group_mask is None for layer in layers.values()):
+            return None
+        return {
+            name: (
+                torch.ones(layer.spec.num_groups, dtype=torch.bool, device=self.device)
+                if layer.group_mask is None
+                else layer.group_mask.bool()
+            )
+            for name, layer in layers.items()
+        }
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        *,
+        dataset_size: int | None = None,
+        subsample: torch.Tensor | None = None,
+        kl_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """The Pyro model.
+
+        Parameters
+        ----------
+        x, y
+            A minibatch of inputs and (optionally) targets.
+        dataset_size
+            Size ``N`` of the whole data set; the likelihood of the minibatch is scaled by
+            ``N / len(x)`` through ``pyro.plate`` subsampling. Defaults to ``len(x)``.
+        subsample
+            Indices of the minibatch in the data set, handed to ``pyro.plate``.
+        kl_scale
+            Weight of the latent sites (KL warm-up); the guide must get the same value.
+        """
+        with poutine.scale(scale=kl_scale) if kl_scale != 1.0 else contextlib.nullcontext():
+            out = self.net(x)
+        batch = x.shape[0]
+        size = batch if dataset_size is None else int(dataset_size)
+        if subsample is None and size != batch:
+            plate = pyro.plate("data", size, subsample_size=batch, device=x.device)
+        else:
+            plate = pyro.plate("data", size, subsample=subsample, device=x.device)
+        with plate:
+            self.likelihood(out, y)
+        return out
+
+    @contextlib.contextmanager
+    def point_estimate(
+        self,
+        masks: dict[str, torch.Tensor] | None = None,
+        *,
+        conditional: bool = False,
+        differentiable: bool = False,
+    ) -> Iterator[BayesianNetwork]:
+        """Within the block ``self.net(x)`` is the posterior-mean network.
+
+        A :class:`~pyrocompress.effects.PointEstimate` handler answers each layer's
+        :func:`~pyrocompress.effects.point_weights` effect, so blocks nest and are
+        re-entrant: leaving an inner block restores the outer block's weights.
+        ``masks`` maps layer names to boolean group masks (True = kept); see
+        :meth:`BayesianLayer.point_weights`. With ``differentiable=True`` the point
+        weights keep their graph to the guide's parameters, so a loss of ``self.net(x)``
+        trains the variational means (:func:`pyrocompress.infer.pretrain`).
+        """
+        with PointEstimate(self.point_weights(masks, conditional=conditional,
+                                              differentiable=differentiable)):  # fmt: skip
+            yield self
+
+    def point_weights(
+        self,
+        masks: dict[str, torch.Tensor] | None = None,
+        *,
+        conditional: bool = False,
+        differentiable: bool = False,
+    ) -> dict[BayesianLayer, tuple[torch.Tensor, torch.Tensor | None]]:
+        """Each layer's posterior-mean weight and bias (masked groups zeroed), by layer."""
+        with contextlib.nullcontext() if differentiable else torch.no_grad():
+            return {
+                layer: layer.point_weights(
+                    self.guide[name],
+                    None if masks is None else masks.get(name),
+                    conditional=conditional,
+                )
+                for name, layer in self.bayesian_layers().items()
+            }
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the variational parameters, where the network computes."""
+        return next(self.guide.parameters()).device
+
+    @torch.no_grad()
+    def predict_point(
+        self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None, **kwargs
+    ) -> torch.Tensor:
+        """Output of the posterior-mean network (optionally masked), on :attr:`device`
+        (inputs elsewhere are moved there)."""
+        was_training = self.training
+        self.eval()
+        try:
+            with self.point_estimate(masks, **kwargs):
+                return self.net(x.to(self.device))
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def point_error(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        masks: dict[str, torch.Tensor] | None = None,
+        *,
+        conditional: bool = False,
+        batch_size: int = 2000,
+    ) -> float:
+        """Error rate (classification) or RMSE (regression) of the (masked) posterior-mean
+        network on ``(X, y)``, evaluated in batches."""
+        out = torch.cat(
+            [
+                self.predict_point(X[i : i + batch_size], masks, conditional=conditional)
+                for i in range(0, len(X), batch_size)
+            ]
+        )
+        return self.likelihood.error(out, torch.as_tensor(y).to(out.device))
+
+    def effective_weights(
+        self, values: dict[str, torch.Tensor]
+    ) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
+        """Each layer's gate and effective weight ``g * W~`` from one draw of its sites.
+
+        ``values`` maps site names (``"0.weight"``, ``"0.scale"``, ...) to values, as in a
+        guide trace or an MCMC draw; the gate is ``None`` for the Gaussian prior.
+        """
+        out = {}
+        for name, layer in self.bayesian_layers().items():
+            parts = {
+                site.rsplit(".", 1)[1]: v
+                for site, v in values.items()
+                if site.rsplit(".", 1)[0] == name
+            }
+            gate = layer.prior.gate(layer.spec, parts)
+            w = parts["weight"]
+            out[name] = (gate, w if gate is None else w * layer.spec.expand_groups(gate))
+        return out

@@ -1,0 +1,337 @@
+r"""The op-rule registry: what every consumer of the traced network needs to know of an op.
+
+The converted network is traced once (:mod:`pyrocompress.nn.graph`) into modules and
+functional ops. Each op is looked up here by its module type, its function, or (for a
+tensor method such as ``x.view``) its method name, and its :class:`OpRule` says
+
+* ``moments``: the mean and variance of its output given those of its inputs
+  (moment propagation, unit scores, the moment objective);
+* ``mask``: how a feature or channel mask passes through it — ``"same"`` (elementwise and
+  pooling ops keep the channel index), ``"flatten"`` (channels become blocks of
+  features), or ``None`` (pruning across it is not supported);
+* ``module``: the ``nn.Module`` that computes it in a compact network (functional ops get
+  their module equivalent, so the compact network is a plain ``nn.Sequential``);
+* ``args``: the constructor arguments that describe it in a compact-model file;
+* ``flops``: its FLOPs for one example (0 unless it has weights).
+
+A new op is one :func:`register_op` call, in the spirit of
+:func:`torch.distributions.kl.register_kl`::
+
+    register_op(nn.Hardswish, OpRule(mask="same", args=()))
+
+Bayesian layers are not in this table: they answer
+:meth:`~pyrocompress.nn.BayesianLayer.output_moments` and
+:meth:`~pyrocompress.nn.BayesianLayer.flops` themselves.
+
+Moment rules (input :math:`(m, v)`, diagonal: units of a layer taken as uncorrelated):
+
+ReLU
+    rectified-Gaussian moments, exact for a Gaussian input: with :math:`\alpha = m/\sqrt v`,
+    :math:`E = m\Phi(\alpha) + \sqrt v\,\varphi(\alpha)` and
+    :math:`E[y^2] = (m^2 + v)\Phi(\alpha) + m\sqrt v\,\varphi(\alpha)`
+    (Frey & Hinton 1999; Wu et al. 2019, eq. 10).
+AvgPool2d
+    a linear map: the mean pools, and the variance pools and is divided by the divisor
+    — exact for uncorrelated inputs.
+MaxPool2d
+    approximate: the maximum of a window taken pairwise with Clark's (1961)
+    moment-matched maximum of two independent Gaussians.
+Flatten, reshapes, Dropout and Identity (evaluation mode)
+    the same map applied to the mean and to the variance.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "MV",
+    "OpRule",
+    "avgpool2d_moments",
+    "get_rule",
+    "maxpool2d_moments",
+    "register_op",
+    "registered_ops",
+    "relu_moments",
+]
+
+_TINY = 1e-12
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class MV:
+    """A tensor's mean and variance, as moment propagation carries it through the graph."""
+
+    mean: torch.Tensor
+    var: torch.Tensor
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> MV:
+        """Apply a linear shape map (flatten, view, identity) to the mean and the variance."""
+        return MV(fn(self.mean), fn(self.var))
+
+
+#: How a feature or channel mask passes through an op (see the module docstring).
+MaskRule = Literal["same", "flatten"] | None
+
+
+@dataclass(frozen=True)
+class OpRule:
+    """What pyrocompress knows of one op; every field is optional.
+
+    Attributes
+    ----------
+    moments
+        ``moments(op, *args, **kwargs) -> MV``: the op (module or function) with
+        :class:`MV` in place of its tensor arguments. ``None``: moment propagation
+        refuses the op.
+    mask
+        How a feature or channel mask passes through it (module docstring).
+    module
+        ``module(op, *args, **kwargs) -> nn.Module`` for a functional op: the module
+        computing it in a compact network (the arguments are those of the call, tensors
+        replaced by ``None``). Module ops are copied as they are.
+    args
+        Constructor arguments that describe the module in a compact-model file; ``None``
+        when the module cannot be written to one.
+    flops
+        ``flops(module, out_shape) -> int`` for one example; 0 when omitted.
+    """
+
+    moments: Callable[..., MV] | None = None
+    mask: MaskRule = None
+    module: Callable[..., nn.Module] | None = None
+    args: tuple[str, ...] | None = None
+    flops: Callable[[Any, torch.Size], int] | None = None
+
+
+_RULES: dict[object, OpRule] = {}
+
+
+def register_op(key: object, rule: OpRule) -> OpRule:
+    """Register ``rule`` for ``key``: a module type, a function, or a tensor method name."""
+    if not (isinstance(key, type | str) or callable(key)):
+        raise TypeError(f"an op key is a module type, a function or a method name; got {key!r}")
+    _RULES[key] = rule
+    return rule
+
+
+def get_rule(key: object) -> OpRule | None:
+    """Return the rule registered for ``key`` (a module type is also looked up by its bases)."""
+    if isinstance(key, type):
+        for cls in key.__mro__:
+            if cls in _RULES:
+                return _RULES[cls]
+        return None
+    try:
+        return _RULES.get(key)
+    except TypeError:  # an unhashable callable
+        return None
+
+
+def registered_ops() -> dict[object, OpRule]:
+    """Return a copy of the registry: key -> rule."""
+    return dict(_RULES)
+
+
+# ------------------------------------------------------------------------ moment maths
+def _pdf_cdf(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return _INV_SQRT_2PI * torch.exp(-0.5 * alpha.square()), 0.5 * torch.erfc(-alpha / _SQRT2)
+
+
+def relu_moments(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the mean and variance of ``relu(a)`` for ``a ~ N(mean, var)`` (exact)."""
+    std = (var + _TINY).sqrt()
+    pdf, cdf = _pdf_cdf(mean / std)
+    m = mean * cdf + std * pdf
+    second = (mean.square() + var) * cdf + mean * std * pdf
+    return m, (second - m.square()).clamp_min(0.0)
+
+
+def _clark_max(ma, va, mb, vb) -> tuple[torch.Tensor, torch.Tensor]:
+    """Moments of ``max(A, B)`` for independent Gaussians (Clark 1961, eqs. 2-3)."""
+    theta = (va + vb + _TINY).sqrt()
+    pdf, cdf = _pdf_cdf((ma - mb) / theta)
+    cdf_neg = 1.0 - cdf
+    m = ma * cdf + mb * cdf_neg + theta * pdf
+    second = (ma.square() + va) * cdf + (mb.square() + vb) * cdf_neg + (ma + mb) * theta * pdf
+    return m, (second - m.square()).clamp_min(0.0)
+
+
+def _pair(x) -> tuple[int, int]:
+    return (x, x) if isinstance(x, int) else tuple(x)
+
+
+def maxpool2d_moments(
+    pool: nn.MaxPool2d, mean: torch.Tensor, var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return approximate moments of a max-pooling layer (Clark's pairwise maximum).
+
+    Supports ``padding=0``, ``dilation=1`` and ``ceil_mode=False``. Exact for windows of
+    two. For windows of four, against the exact moments by quadrature over 500 random
+    windows (means N(0, 1), variances U(0.01, 2.01); ``tests/nn/test_moments``): median
+    error 0.005 sd in the mean and 2.5 % in the sd, worst 0.11 sd and 32 %.
+    """
+    if _pair(pool.padding) != (0, 0) or _pair(pool.dilation) != (1, 1) or pool.ceil_mode:
+        raise TypeError(
+            f"moment propagation supports MaxPool2d without padding, dilation or ceil_mode; "
+            f"got {pool}"
+        )
+    k, s = _pair(pool.kernel_size), _pair(pool.stride or pool.kernel_size)
+    n, c, h, w = mean.shape
+    out_h, out_w = (h - k[0]) // s[0] + 1, (w - k[1]) // s[1] + 1
+    cols_m = F.unfold(mean, k, stride=s).view(n, c, k[0] * k[1], out_h * out_w)
+    cols_v = F.unfold(var, k, stride=s).view(n, c, k[0] * k[1], out_h * out_w)
+    m, v = cols_m[:, :, 0], cols_v[:, :, 0]
+    for i in range(1, k[0] * k[1]):
+        m, v = _clark_max(m, v, cols_m[:, :, i], cols_v[:, :, i])
+    return m.view(n, c, out_h, out_w), v.view(n, c, out_h, out_w)
+
+
+def avgpool2d_moments(
+    pool: nn.AvgPool2d, mean: torch.Tensor, var: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Return the moments of an average-pooling layer, exact for uncorrelated inputs.
+
+    A window's sum over the divisor :math:`d` (the window size, or
+    ``divisor_override``) has mean ``pool(mean)`` and variance :math:`\sum v / d^2` =
+    ``pool(var) / d``. Supports ``padding=0`` and ``ceil_mode=False``.
+    """
+    if _pair(pool.padding) != (0, 0) or pool.ceil_mode:
+        raise TypeError(
+            f"moment propagation supports AvgPool2d without padding or ceil_mode; got {pool}"
+        )
+    k = _pair(pool.kernel_size)
+    d = pool.divisor_override or k[0] * k[1]
+    return pool(mean), pool(var) / d
+
+
+# --------------------------------------------------------------------- built-in rules
+def _relu(op, x: MV, *args, **kwargs) -> MV:
+    return MV(*relu_moments(x.mean, x.var))
+
+
+def _same(op, x: MV, *args, **kwargs) -> MV:
+    return x
+
+
+def _apply_module(op, x: MV) -> MV:
+    return x.map(op)
+
+
+_ELEMENTWISE = (
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Softplus,
+    nn.Hardtanh,
+)
+_MODULE_ARGS: dict[type[nn.Module], tuple[str, ...]] = {
+    nn.ReLU6: (),
+    nn.LeakyReLU: ("negative_slope",),
+    nn.ELU: ("alpha",),
+    nn.SELU: (),
+    nn.GELU: ("approximate",),
+    nn.SiLU: (),
+    nn.Tanh: (),
+    nn.Sigmoid: (),
+    nn.Softplus: ("beta", "threshold"),
+    nn.Hardtanh: ("min_val", "max_val"),
+}
+for _cls in _ELEMENTWISE:
+    register_op(_cls, OpRule(mask="same", args=_MODULE_ARGS[_cls]))
+
+register_op(nn.ReLU, OpRule(moments=_relu, mask="same", args=()))
+register_op(nn.Identity, OpRule(moments=_same, mask="same", args=()))
+register_op(nn.Dropout, OpRule(moments=_same, mask="same", args=("p",)))
+register_op(nn.Dropout2d, OpRule(moments=_same, mask="same", args=("p",)))
+register_op(
+    nn.MaxPool2d,
+    OpRule(
+        moments=lambda op, x: MV(*maxpool2d_moments(op, x.mean, x.var)),
+        mask="same",
+        args=("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    ),
+)
+register_op(
+    nn.AvgPool2d,
+    OpRule(
+        moments=lambda op, x: MV(*avgpool2d_moments(op, x.mean, x.var)),
+        mask="same",
+        args=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    ),
+)
+register_op(
+    nn.Flatten, OpRule(moments=_apply_module, mask="flatten", args=("start_dim", "end_dim"))
+)
+register_op(
+    nn.Linear,
+    OpRule(
+        args=("in_features", "out_features"),
+        flops=lambda m, s: 2 * m.in_features * m.out_features * math.prod(s[1:-1]),
+    ),
+)
+register_op(
+    nn.Conv2d,
+    OpRule(
+        args=("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation"),
+        flops=lambda m, s: 2 * math.prod(m.weight.shape) * s[-1] * s[-2],
+    ),
+)
+
+# functional forms and tensor methods, for models with their own forward
+_relu_fn = OpRule(moments=_relu, mask="same", module=lambda op, *a, **k: nn.ReLU())
+for _fn in (F.relu, torch.relu, "relu"):
+    register_op(_fn, _relu_fn)
+
+
+def _flatten_moments(op, x: MV, start_dim: int = 0, end_dim: int = -1) -> MV:
+    return x.map(lambda t: torch.flatten(t, start_dim, end_dim))
+
+
+def _flatten_module(op, x, start_dim: int = 0, end_dim: int = -1) -> nn.Module:
+    if start_dim != 1:
+        raise ValueError(
+            f"a flatten that starts at dimension {start_dim} mixes examples or is not "
+            "supported; flatten from dimension 1"
+        )
+    return nn.Flatten(start_dim, end_dim)
+
+
+register_op(torch.flatten, OpRule(moments=_flatten_moments, mask="flatten", module=_flatten_module))
+register_op("flatten", OpRule(moments=_flatten_moments, mask="flatten", module=_flatten_module))
+
+
+def _view_moments(op, x: MV, *shape) -> MV:
+    return x.map(lambda t: t.reshape(*shape))
+
+
+def _view_module(op, x, *shape) -> nn.Module:
+    if len(shape) == 2 and shape[1] == -1:
+        return nn.Flatten()
+    raise ValueError(
+        f"only x.view(batch, -1) / x.reshape(batch, -1) is supported as a reshape, got "
+        f"the shape {shape}; use torch.flatten(x, 1)"
+    )
+
+
+for _name in ("view", "reshape"):
+    register_op(_name, OpRule(moments=_view_moments, mask="flatten", module=_view_module))
+# shape queries (x.size(0), x.shape[0]) are evaluated on the mean and carry no data
+register_op("size", OpRule(moments=lambda op, x, *a: x.mean.size(*a)))
+register_op(getattr, OpRule(moments=lambda op, x, name: getattr(x.mean, name)))
+register_op(operator.getitem, OpRule(moments=lambda op, x, i: x[i]))

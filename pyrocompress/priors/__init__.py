@@ -1,0 +1,42 @@
+r"""Priors over the weights of a Bayesian layer, with their guide families.
+
+Every prior writes the effective weight of a layer in non-centred form,
+:math:`W = g \odot \tilde W`, :math:`\tilde W \sim N(0, v)`, with one gate or scale
+:math:`g` per *group* (see :mod:`pyrocompress.priors.base`). One file per prior; each
+is registered with :func:`register_prior`, from which the CLI's choices and the feature
+selector's list are derived. A new prior is one class and one decorator
+(``docs/design.md``).
+"""
+
+from pyrocompress.priors.base import LOG_VAR_RANGE, SCALE_RANGE, Gate, LayerSpec, Prior
+from pyrocompress.priors.guides import LayerGuide, NetworkGuide
+from pyrocompress.priors.registry import (
+    get_prior,
+    prior_keys,
+    register_prior,
+    registered_priors,
+)
+
+# the built-in priors register themselves on import, in this order
+from pyrocompress.priors.gaussian import Gaussian  # isort: skip
+from pyrocompress.priors.normal_jeffreys import GroupNormalJeffreys  # isort: skip
+from pyrocompress.priors.horseshoe import GroupHorseshoe  # isort: skip
+from pyrocompress.priors.spike_slab import SpikeAndSlab  # isort: skip
+
+__all__ = [
+    "LOG_VAR_RANGE",
+    "SCALE_RANGE",
+    "Gate",
+    "Gaussian",
+    "GroupHorseshoe",
+    "GroupNormalJeffreys",
+    "LayerGuide",
+    "LayerSpec",
+    "NetworkGuide",
+    "Prior",
+    "SpikeAndSlab",
+    "get_prior",
+    "prior_keys",
+    "register_prior",
+    "registered_priors",
+]

@@ -1,0 +1,49 @@
+"""The mean-field Gaussian prior (Blundell et al. 2015)."""
+
+from __future__ import annotations
+
+import torch
+
+from pyrocompress.priors.base import (
+    LayerSpec,
+    Prior,
+    check_positive,
+)
+from pyrocompress.priors.guides import LayerGuide
+from pyrocompress.priors.registry import register_prior
+
+
+@register_prior("gaussian")
+class Gaussian(Prior):
+    r"""Mean-field Gaussian prior :math:`w \sim N(0, s^2)` (Blundell et al. 2015).
+
+    No group structure: the pruning signal is the signal-to-noise ratio of the weights
+    (:meth:`pyrocompress.Posterior.snr`); inclusion probabilities are not defined.
+
+    Parameters
+    ----------
+    scale
+        Prior standard deviation of every weight and bias, in :data:`SCALE_RANGE`.
+    """
+
+    hyper_parameters = ("scale",)
+    grouped = False
+    has_inclusion_probabilities = False
+    supports_moments = True
+
+    def __init__(self, scale: float = 1.0):
+        check_positive("scale", scale)
+        super().__init__(weight_scale=scale, bias_scale=scale)
+        self.scale = self.weight_scale
+
+    def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
+        """Group-level relative variance of the weights, ``sum Var w / sum (E w)^2``."""
+        mean, var = self.weight_moments(module)
+        return torch.log(spec.group_sum(var)) - torch.log(spec.group_sum(mean**2).clamp_min(1e-30))
+
+    def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
+        """Not defined: the Gaussian prior has no inclusion variables (ValueError)."""
+        raise ValueError(
+            "the Gaussian prior has no inclusion variables; use Posterior.snr() or "
+            "prune(rule='snr') instead, or choose a group prior"
+        )
