@@ -18,14 +18,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/pyrocompress demo --out demo-out
 
+# ruff (lint, then format), pyright (basic mode, [tool.pyright]), then pytest: the tests and
+# the docstring examples of the package (--doctest-modules, [tool.pytest.ini_options]).
 test: $(STAMP)
 	$(VENV)/bin/ruff check pyrocompress tests benchmarks
 	$(VENV)/bin/ruff format --check pyrocompress tests benchmarks
+	$(VENV)/bin/pyright
 	$(VENV)/bin/python -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pyrocompress tests benchmarks
 	$(VENV)/bin/ruff format --check pyrocompress tests benchmarks
+	$(VENV)/bin/pyright
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format pyrocompress tests benchmarks

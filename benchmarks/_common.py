@@ -1,4 +1,9 @@
-"""Helpers shared by the benchmark scripts."""
+"""Helpers shared by the benchmark scripts.
+
+The scripts live in folders by role (``benchmarks/<role>/<script>.py``) and find this module
+by putting ``benchmarks/`` at the front of ``sys.path`` before they import it, so that they
+run from any directory (see ``benchmarks/README.md``).
+"""
 
 from __future__ import annotations
 
@@ -30,17 +35,19 @@ def machine() -> str:
     )
 
 
-RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
+#: the repository root, the folder the measured results go to, and the MNIST IDX files
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
 def commit() -> str:
     """The git commit of the code that ran, ``+changes`` when the package or the benchmarks
     differ from it (``unknown`` outside a git checkout)."""
-    root = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
         return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=True
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
 
     try:
@@ -52,9 +59,11 @@ def commit() -> str:
 
 
 def provenance() -> dict:
-    """The command that ran this script, today's date, the machine and the commit."""
-    script = Path(sys.argv[0]).name
-    command = f"python benchmarks/{script} {shlex.join(sys.argv[1:])}".strip()
+    """The command that ran this script (its path from the repository root), today's date,
+    the machine and the commit."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT).as_posix() if script.is_relative_to(ROOT) else str(script)
+    command = f"python {shown} {shlex.join(sys.argv[1:])}".strip()
     return {
         "command": command,
         "date": dt.date.today().isoformat(),

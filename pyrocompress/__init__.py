@@ -136,7 +136,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """PEP 562: import the scikit-learn estimator and the plots when first asked for."""
+    """Import the scikit-learn estimator and the plots when first asked for (PEP 562)."""
     if name in _LAZY:
         module_name, attribute = _LAZY[name]
         module = importlib.import_module(module_name)
@@ -147,4 +147,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
+    """List the module's names, the ones imported on first use included."""
     return sorted(set(globals()) | set(__all__))

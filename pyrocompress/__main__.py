@@ -2,4 +2,5 @@
 
 from pyrocompress.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the module (pytest --doctest-modules) runs nothing
+    raise SystemExit(main())

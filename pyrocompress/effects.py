@@ -24,6 +24,7 @@ it imports nothing of pyrocompress.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from pyro.distributions import Distribution
@@ -52,15 +53,35 @@ def _guide_distributions(sites: tuple[str, ...]) -> tuple[Distribution | None, .
 def guide_distributions(sites: Sequence[str]) -> tuple[Distribution | None, ...] | None:
     """Return the guide's distributions of several latent sites in this step (one effect).
 
-    ``None`` unless the caller runs under
-    :class:`~pyrocompress.infer.LocalReparameterization` or
-    :class:`~pyrocompress.infer.LocalReparamELBO`.
+    Parameters
+    ----------
+    sites
+        Names of the latent sample sites.
+
+    Returns
+    -------
+    tuple of Distribution or None, or None
+        One distribution (or ``None`` for a site the guide does not know) per site;
+        ``None`` unless the caller runs under
+        :class:`~pyrocompress.infer.LocalReparameterization` or
+        :class:`~pyrocompress.infer.LocalReparamELBO`.
     """
     return _guide_distributions(tuple(sites))
 
 
 def guide_distribution(site: str) -> Distribution | None:
-    """Return the guide's distribution of latent ``site`` in this step, or ``None``."""
+    """Return the guide's distribution of latent ``site`` in this step, or ``None``.
+
+    Parameters
+    ----------
+    site
+        Name of the latent sample site.
+
+    Returns
+    -------
+    Distribution or None
+        As one entry of :func:`guide_distributions`.
+    """
     found = _guide_distributions((site,))
     return None if found is None else found[0]
 
@@ -72,7 +93,18 @@ def _point_weights(layer: object) -> PointWeights | None:
 
 
 def point_weights(layer: object) -> PointWeights | None:
-    """Return the point weight and bias ``layer`` computes with, or ``None`` (sample)."""
+    """Return the point weight and bias ``layer`` computes with, or ``None`` (sample).
+
+    Parameters
+    ----------
+    layer
+        The Bayesian layer asking.
+
+    Returns
+    -------
+    tuple of (Tensor, Tensor or None), or None
+        ``(weight, bias)`` under a :class:`PointEstimate` that knows ``layer``, else ``None``.
+    """
     return _point_weights(layer)
 
 
@@ -86,10 +118,10 @@ class PointEstimate(Messenger):
     Parameters
     ----------
     weights
-        Map from layer module to its ``(weight, bias)``.
+        Map from layer module to its ``(weight, bias)`` (layers are told apart by identity).
     """
 
-    def __init__(self, weights: Mapping[object, PointWeights]):
+    def __init__(self, weights: Mapping[Any, PointWeights]):
         super().__init__()
         self.weights = {id(k): v for k, v in weights.items()}
 
@@ -114,6 +146,18 @@ def example_noise(shape: torch.Size | tuple[int, ...], like: torch.Tensor) -> to
     a single process this is ``torch.randn``; under :class:`ShardExamples` each rank
     draws the noise of the whole global minibatch and keeps its own rows, so example
     ``i`` of the global batch gets the same noise as in a single process.
+
+    Parameters
+    ----------
+    shape
+        Shape of the noise; its first dimension runs over the local examples.
+    like
+        Tensor whose device and dtype the noise takes.
+
+    Returns
+    -------
+    Tensor
+        Noise of ``shape``.
     """
     return _example_noise(tuple(shape), like)
 
@@ -125,6 +169,18 @@ class ShardExamples(Messenger):
     :class:`~torch.utils.data.DistributedSampler` gives rank ``rank`` of ``size``; every
     rank draws from the stream they share (same seed), so a data-parallel step follows
     the single-process step with the same global batch.
+
+    Parameters
+    ----------
+    rank
+        This process's rank, in ``[0, size)``.
+    size
+        Number of processes (the world size).
+
+    Raises
+    ------
+    ValueError
+        If ``rank`` is not in ``[0, size)``.
     """
 
     def __init__(self, rank: int, size: int):

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from xarray import DataTree
+
+    from pyrocompress.infer import History
 
 __all__ = [
     "plot_architecture",
@@ -20,15 +30,39 @@ __all__ = [
 ]
 
 
-def _axes(ax, **kwargs):
+def _figure(ax: Axes) -> Figure:
+    """Return the figure ``ax`` is drawn in (the top-level one for a subfigure's axes)."""
+    fig = ax.get_figure(root=True)
+    if fig is None:  # an Axes is made in a figure; only a detached one has none
+        raise ValueError("ax does not belong to a figure")
+    return fig
+
+
+def _axes(ax: Axes | None, **kwargs: Any) -> tuple[Figure, Axes]:
+    """Return ``ax`` and its figure, or a new figure and axes made with ``kwargs``."""
     if ax is None:
-        fig, ax = plt.subplots(**kwargs)
-        return fig, ax
-    return ax.figure, ax
+        fig, new_ax = plt.subplots(**kwargs)
+        return fig, new_ax
+    return _figure(ax), ax
 
 
-def plot_loss(history, ax=None):
-    """Training loss (``-ELBO / N``) per epoch, with the validation metric on a twin axis."""
+def plot_loss(history: History, ax: Axes | None = None) -> Figure:
+    """Plot the training loss (``-ELBO / N``) per epoch, with the validation metric.
+
+    The validation metric, when recorded, is drawn on a twin axis.
+
+    Parameters
+    ----------
+    history
+        The :class:`~pyrocompress.infer.History` of :func:`~pyrocompress.fit`.
+    ax
+        Axes to draw into; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     fig, ax = _axes(ax, figsize=(6, 3.5))
     ax.plot(history.epoch, history.loss, color="C0", label="loss (−ELBO / N)")
     ax.set_xlabel("epoch")
@@ -53,19 +87,37 @@ def plot_group_histograms(
     kept: dict[str, torch.Tensor] | None = None,
     threshold: float | dict[str, float] | None = None,
     xlabel: str = "log α",
-    ax=None,
-):
-    """One histogram per layer of a group statistic (log α, PIP or log SNR).
+    ax: Axes | None = None,
+) -> Figure:
+    """Plot one histogram per layer of a group statistic (log α, PIP or log SNR).
 
     Groups that a pruning plan keeps (``kept``) and removes are drawn in two colours; a
     threshold (one number or one per layer) is marked with a vertical line.
+
+    Parameters
+    ----------
+    values
+        The statistic of each group, by layer name.
+    kept
+        Boolean masks of the kept groups, by layer name.
+    threshold
+        A threshold, or one per layer name.
+    xlabel
+        Label of the x axes.
+    ax
+        Axes to draw every layer into; one axes per layer in a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     names = list(values)
     if ax is None:
-        fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
-        axes = axes[0]
+        fig, grid = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
+        axes = list(grid[0])
     else:
-        fig, axes = ax.figure, [ax] * len(names)
+        fig, axes = _figure(ax), [ax] * len(names)
     for a, name in zip(axes, names, strict=True):
         v = values[name].detach().cpu().float().flatten()
         finite = v[torch.isfinite(v)]
@@ -90,15 +142,15 @@ def plot_group_histograms(
 
 
 def plot_pip_stem(
-    pip: torch.Tensor,
+    pip: ArrayLike | torch.Tensor,
     *,
     feature_names: list[str] | None = None,
     threshold: float | None = 0.5,
     threshold_label: str | None = None,
-    selected=None,
-    ax=None,
-):
-    """Stem plot of the inclusion probability of every input feature.
+    selected: ArrayLike | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Draw a stem plot of the inclusion probability of every input feature.
 
     Parameters
     ----------
@@ -123,6 +175,12 @@ def plot_pip_stem(
     Returns
     -------
     matplotlib.figure.Figure
+        The figure.
+
+    Raises
+    ------
+    ValueError
+        If ``threshold`` is not a number in [0, 1] or ``None``.
     """
     p = torch.as_tensor(pip).detach().cpu().float().flatten().numpy()
     if threshold is not None and not (
@@ -154,10 +212,30 @@ def plot_pip_stem(
     return fig
 
 
-def plot_input_importance(kept_inputs, image_shape: tuple[int, int], *, values=None, ax=None):
-    """Image of the input pixels a pruned network keeps (or of ``values`` per pixel).
+def plot_input_importance(
+    kept_inputs: Sequence[int],
+    image_shape: tuple[int, int],
+    *,
+    values: ArrayLike | torch.Tensor | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Show the input pixels a pruned network keeps (or ``values`` per pixel) as an image.
 
-    ``kept_inputs`` is a list of kept pixel indices (the report's ``kept_inputs``).
+    Parameters
+    ----------
+    kept_inputs
+        The kept pixel indices (the report's ``kept_inputs``).
+    image_shape
+        Height and width of an input image.
+    values
+        A value per pixel to show instead (with a colour bar).
+    ax
+        Axes to draw into; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     n = image_shape[0] * image_shape[1]
     fig, ax = _axes(ax, figsize=(3.2, 3.2))
@@ -176,11 +254,27 @@ def plot_input_importance(kept_inputs, image_shape: tuple[int, int], *, values=N
     return fig
 
 
-def plot_pruning_curve(curve: list[tuple[float, float]], *, metric: str = "error", ax=None):
-    """Validation metric against the fraction of weights removed.
+def plot_pruning_curve(
+    curve: Iterable[tuple[float, float]], *, metric: str = "error", ax: Axes | None = None
+) -> Figure:
+    """Plot the validation metric against the fraction of weights removed.
 
-    ``curve`` is the output of :func:`pyrocompress.pruning.pruning_curve`.
+    Parameters
+    ----------
+    curve
+        ``(fraction removed, metric)`` pairs, the output of
+        :func:`pyrocompress.compress.pruning_curve`.
+    metric
+        Name of the metric, for the labels.
+    ax
+        Axes to draw into; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
+    curve = list(curve)
     fig, ax = _axes(ax, figsize=(5, 3.5))
     frac, err = zip(*curve, strict=True) if curve else ((), ())
     ax.plot(frac, err, marker="o", markersize=3)
@@ -191,8 +285,21 @@ def plot_pruning_curve(curve: list[tuple[float, float]], *, metric: str = "error
     return fig
 
 
-def plot_architecture(before: list[int], after: list[int], *, ax=None):
-    """Width of every layer interface (inputs first) before and after pruning."""
+def plot_architecture(before: list[int], after: list[int], *, ax: Axes | None = None) -> Figure:
+    """Plot the width of every layer interface (inputs first) before and after pruning.
+
+    Parameters
+    ----------
+    before, after
+        Widths (units or channels) of the interfaces, inputs first.
+    ax
+        Axes to draw into; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     fig, ax = _axes(ax, figsize=(5, 3.5))
     x = torch.arange(len(before)).numpy()
     ax.bar(x - 0.2, before, width=0.4, label="before", color="C7")
@@ -206,8 +313,25 @@ def plot_architecture(before: list[int], after: list[int], *, ax=None):
     return fig
 
 
-def plot_bits(bits_per_layer: list[int], layer_names: list[str] | None = None, *, ax=None):
-    """Bits per weight (sign + exponent + mantissa) of every layer."""
+def plot_bits(
+    bits_per_layer: list[int], layer_names: list[str] | None = None, *, ax: Axes | None = None
+) -> Figure:
+    """Plot the bits per weight (sign + exponent + mantissa) of every layer.
+
+    Parameters
+    ----------
+    bits_per_layer
+        Bits per weight of each layer.
+    layer_names
+        Tick labels; the layer positions when omitted.
+    ax
+        Axes to draw into; a new figure when ``None``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     fig, ax = _axes(ax, figsize=(4, 3))
     names = layer_names or [str(i) for i in range(len(bits_per_layer))]
     ax.bar(range(len(bits_per_layer)), bits_per_layer, color="C0")
@@ -220,15 +344,32 @@ def plot_bits(bits_per_layer: list[int], layer_names: list[str] | None = None, *
     return fig
 
 
-def plot_forest(tree, var_names: list[str] | None = None, coords: dict | None = None):
-    """arviz-plots forest plot of posterior variables of a DataTree (group scales by default).
+def plot_forest(
+    tree: DataTree, var_names: list[str] | None = None, coords: dict[str, Any] | None = None
+) -> Figure:
+    """Draw an arviz-plots forest plot of posterior variables of a DataTree.
 
     arviz-plots lays out its own figure, so this function takes no Axes.
+
+    Parameters
+    ----------
+    tree
+        A DataTree of :meth:`~pyrocompress.Posterior.to_datatree`.
+    var_names
+        Posterior variables to show; the group scales (``*_scale``) by default.
+    coords
+        Coordinates to select, as in arviz-plots.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
     """
     import arviz_plots as azp
 
     if var_names is None:
-        var_names = [v for v in tree["posterior"].data_vars if v.endswith("_scale")]
+        names = (str(v) for v in tree["posterior"].data_vars)  # (variable names are str)
+        var_names = [v for v in names if v.endswith("_scale")]
     pc = azp.plot_forest(
         tree, var_names=var_names, coords=coords, backend="matplotlib", combined=True
     )

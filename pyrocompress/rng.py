@@ -19,11 +19,13 @@ import functools
 import inspect
 import random
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyro
 import torch
+
+from pyrocompress.constraints import check
 
 __all__ = ["get_state", "seeded", "seeded_by", "set_state"]
 
@@ -31,7 +33,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def get_state() -> dict[str, Any]:
-    """Return the global random states: torch CPU, CUDA devices (if initialised), NumPy, random."""
+    """Return the global random states: torch CPU, CUDA devices (if initialised), NumPy, random.
+
+    Returns
+    -------
+    dict
+        Keys ``"torch"``, ``"numpy"``, ``"random"`` and, when CUDA is initialised,
+        ``"cuda"``; :func:`set_state` restores them.
+    """
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
@@ -43,7 +52,13 @@ def get_state() -> dict[str, Any]:
 
 
 def set_state(state: dict[str, Any]) -> None:
-    """Restore global random states captured by :func:`get_state`."""
+    """Restore global random states captured by :func:`get_state`.
+
+    Parameters
+    ----------
+    state
+        The dictionary :func:`get_state` returned.
+    """
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["random"])
@@ -66,7 +81,7 @@ def seeded(seed: int | None) -> Iterator[None]:
         return
     state = get_state()
     try:
-        pyro.set_rng_seed(int(seed))
+        pyro.set_rng_seed(int(check("seed", seed)))
         yield
     finally:
         # CUDA may have been initialised inside the block: its state is then left as seeded
@@ -74,7 +89,19 @@ def seeded(seed: int | None) -> Iterator[None]:
 
 
 def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
-    """Decorator: run the function under :func:`seeded` with its argument ``parameter``."""
+    """Make a decorator that runs the function under :func:`seeded` with one of its arguments.
+
+    Parameters
+    ----------
+    parameter
+        Name of the decorated function's argument that holds the seed (its default
+        applies when the caller leaves it out).
+
+    Returns
+    -------
+    Callable
+        The decorator; the decorated function keeps its signature and docstring.
+    """
 
     def decorate(fn: F) -> F:
         signature = inspect.signature(fn)
@@ -86,6 +113,6 @@ def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
             with seeded(bound.arguments[parameter]):
                 return fn(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate

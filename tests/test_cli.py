@@ -513,9 +513,9 @@ def test_select_bad_csv_exits_2_with_one_line(tmp_path, capsys, case):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--fdr", "1.5"], "--fdr must be a level in [0, 1)"),
+        (["--fdr", "1.5"], "--fdr must be a number in [0, 1)"),
         (["--hidden", "20,x"], "--hidden must be comma-separated"),
-        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--epochs", "0"], "--epochs must be an integer >= 1"),
     ],
 )
 def test_select_bad_options(tmp_path, capsys, extra, message):
@@ -569,7 +569,7 @@ def test_select_seed_out_of_range(tmp_path, capsys, fitted_selectors, seed):
     csv, out = _table(tmp_path / "t.csv"), tmp_path / "out"
     assert main(_select(csv, f"--seed={seed}", "--out", str(out))) == 2
     err = capsys.readouterr().err
-    assert err.startswith("pyrocompress: error: --seed must be an integer from 0 to 4294967295")
+    assert err.startswith("pyrocompress: error: --seed must be an integer in [0, 4294967295]")
     assert err.count("\n") == 1 and "Traceback" not in err
     assert fitted_selectors == [] and not out.exists()
 
@@ -656,3 +656,21 @@ def test_select_duplicate_target_column_exits_2(tmp_path, capsys, fitted_selecto
     assert "duplicate column names in its header ('y' in columns 2, 4)" in err
     assert "rename or drop the repeated columns" in err and "Traceback" not in err
     assert fitted_selectors == [] and not out.exists()
+
+
+@pytest.mark.slow
+def test_demo_reproduces_its_committed_report(tmp_path):
+    """``pyrocompress demo`` gives the committed ``docs/results/core/demo/report.json``
+    again, every number but the wall-clock times (``benchmarks/core/core_runs.py --only
+    demo`` rewrites it). About two minutes on 2 cores."""
+    committed = Path(__file__).resolve().parents[1] / "docs/results/core/demo/report.json"
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--quiet"]) == 0
+    new, old = (json.loads(p.read_text()) for p in (out / "report.json", committed))
+    timings = {"seconds", "prune_seconds"}
+    assert {k: v for k, v in new.items() if k not in timings | {"history"}} == {
+        k: v for k, v in old.items() if k not in timings | {"history"}
+    }
+    assert {k: v for k, v in new["history"].items() if k != "seconds"} == {
+        k: v for k, v in old["history"].items() if k != "seconds"
+    }

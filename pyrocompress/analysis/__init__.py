@@ -1,5 +1,10 @@
-"""Analysis: posterior summaries (inclusion probabilities, log alpha, SNR, bit precision),
-ArviZ diagnostics, and sampling-free predictive moments and unit scores."""
+"""Analysis: posterior summaries, ArviZ diagnostics, predictive moments and unit scores.
+
+Posterior summaries (inclusion probabilities, log alpha, SNR, bit precision;
+:mod:`~pyrocompress.analysis.posterior`), ArviZ diagnostics
+(:mod:`~pyrocompress.analysis.diagnostics`), and sampling-free predictive moments and
+unit scores (:mod:`~pyrocompress.analysis.scores`).
+"""
 
 from pyrocompress.analysis.diagnostics import (
     KHAT_THRESHOLDS,

@@ -12,15 +12,21 @@ and the loss history.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
+from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:
+    from xarray import DataTree
+
     from pyrocompress.analysis.posterior import Posterior
+    from pyrocompress.infer import History
+    from pyrocompress.nn import BayesianNetwork
 
 __all__ = [
     "KHAT_THRESHOLDS",
@@ -44,20 +50,59 @@ KHAT_THRESHOLDS = {
 
 
 def variable_prefix(layer: str) -> str:
-    """DataTree variable prefix of a layer: ``"1"`` -> ``"layer1"``, ``"fc.0"`` -> ``"fc_0"``."""
+    """Return the DataTree variable prefix of a layer (``"1"`` -> ``"layer1"``).
+
+    ``"fc.0"`` -> ``"fc_0"``: the name made an identifier.
+
+    Parameters
+    ----------
+    layer
+        The layer's name (its path in the module tree).
+
+    Returns
+    -------
+    str
+        A valid identifier.
+    """
     name = re.sub(r"\W", "_", layer)
     return f"layer{name}" if name[:1].isdigit() else name
 
 
 @torch.no_grad()
-def posterior_draws(bnn, X: torch.Tensor, y: torch.Tensor, num_samples: int = 200, *, seed=0):
+def posterior_draws(
+    bnn: BayesianNetwork,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    num_samples: int = 200,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Draw from the guide and replay the model on ``(X, y)`` for each draw.
 
-    Returns a dict of numpy arrays with a leading draw axis: per-layer gate draws
-    (``gates``), optionally the effective weights (``weights``), the pointwise
-    log-likelihood ``log_lik [S, N]``, posterior-predictive ``y_pred [S, N]``, the guide's
-    log-density ``log_q [S]`` and the model's log joint ``log_p [S]`` (prior of every latent
-    site plus the log-likelihood).
+    Parameters
+    ----------
+    bnn
+        The fitted network (put in eval mode).
+    X, y
+        The data, on the network's device.
+    num_samples
+        Number of draws ``S``, at least 2.
+    seed
+        Seed of the draws; torch's global CPU generator is restored afterwards.
+
+    Returns
+    -------
+    dict
+        Numpy arrays with a leading draw axis: per-layer gate draws (``gates``, a dict by
+        layer name), the effective weights (``weights``, likewise), the pointwise
+        log-likelihood ``log_lik [S, N]``, posterior-predictive ``y_pred [S, N]``, the
+        guide's log-density ``log_q [S]`` and the model's log joint ``log_p [S]`` (prior
+        of every latent site plus the log-likelihood).
+
+    Raises
+    ------
+    ValueError
+        If ``num_samples`` is below 2.
     """
     if num_samples < 2:
         raise ValueError(f"num_samples must be at least 2, got {num_samples}")
@@ -65,38 +110,52 @@ def posterior_draws(bnn, X: torch.Tensor, y: torch.Tensor, num_samples: int = 20
     torch.manual_seed(seed)
     layers = bnn.bayesian_layers()
     bnn.eval()
-    out = {"gates": {n: [] for n in layers}, "weights": {n: [] for n in layers}}
-    log_lik, y_pred, log_q, log_p = [], [], [], []
+    gates: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    weights: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+    log_lik: list[torch.Tensor] = []
+    y_pred: list[torch.Tensor] = []
+    log_q: list[torch.Tensor] = []
+    log_p: list[torch.Tensor] = []
     try:
         for _ in range(num_samples):
             g_tr = poutine.trace(bnn.guide).get_trace()
             m_tr = poutine.trace(poutine.replay(bnn, trace=g_tr)).get_trace(X, y)
             g_tr.compute_log_prob()
             m_tr.compute_log_prob()
-            obs = m_tr.nodes["obs"]
+            obs = _nodes(m_tr)["obs"]
             ll = _log_prob64(obs["fn"], obs["value"])
             log_lik.append(ll)
             y_pred.append(obs["fn"].sample())
-            log_q.append(g_tr.log_prob_sum().double())
-            log_p.append(m_tr.log_prob_sum().double())
-            values = {s: n["value"] for s, n in g_tr.nodes.items() if n["type"] == "sample"}
+            log_q.append(torch.as_tensor(g_tr.log_prob_sum(), dtype=torch.float64))
+            log_p.append(torch.as_tensor(m_tr.log_prob_sum(), dtype=torch.float64))
+            values = {s: n["value"] for s, n in _nodes(g_tr).items() if n["type"] == "sample"}
             for name, (gate, w) in bnn.effective_weights(values).items():
                 if gate is None:  # Gaussian prior: the group's weight norm
                     gate = layers[name].spec.group_sum(w**2).sqrt()
-                out["gates"][name].append(gate)
-                out["weights"][name].append(w)
+                gates[name].append(gate)
+                weights[name].append(w)
     finally:
         torch.set_rng_state(gen_state)
-    out["gates"] = {k: torch.stack(v).cpu().numpy() for k, v in out["gates"].items()}
-    out["weights"] = {k: torch.stack(v).cpu().numpy() for k, v in out["weights"].items()}
-    out["log_lik"] = torch.stack(log_lik).cpu().numpy()
-    out["y_pred"] = torch.stack(y_pred).cpu().numpy()
-    out["log_q"] = torch.stack(log_q).cpu().numpy()
-    out["log_p"] = torch.stack(log_p).cpu().numpy()
-    return out
+    return {
+        "gates": {k: torch.stack(v).cpu().numpy() for k, v in gates.items()},
+        "weights": {k: torch.stack(v).cpu().numpy() for k, v in weights.items()},
+        "log_lik": torch.stack(log_lik).cpu().numpy(),
+        "y_pred": torch.stack(y_pred).cpu().numpy(),
+        "log_q": torch.stack(log_q).cpu().numpy(),
+        "log_p": torch.stack(log_p).cpu().numpy(),
+    }
 
 
-def _log_prob64(fn, value: torch.Tensor) -> torch.Tensor:
+def _nodes(trace: poutine.Trace) -> dict[str, Mapping[str, Any]]:
+    """Return the nodes of ``trace`` by site name.
+
+    Pyro types a node as a dict whose keys are all optional; the sites read here (sample
+    sites and the likelihood) always have ``fn``, ``value`` and ``type``.
+    """
+    return dict(trace.nodes)
+
+
+def _log_prob64(fn: dist.Distribution, value: torch.Tensor) -> torch.Tensor:
     """Pointwise log-likelihood in double precision.
 
     A confidently predicted observation's log-probability otherwise rounds to exactly 0
@@ -110,7 +169,8 @@ def _log_prob64(fn, value: torch.Tensor) -> torch.Tensor:
         diff = logits - logits.gather(-1, value.long().unsqueeze(-1))
         others = diff.exp().scatter(-1, value.long().unsqueeze(-1), 0.0).sum(-1)
         lp = -torch.log1p(others)
-    elif isinstance(base, dist.Bernoulli):  # binary cross-entropy with logits, in double
+    # (pyro's Bernoulli, built at run time, subclasses torch's: the type checker sees that)
+    elif isinstance(base, torch.distributions.Bernoulli):  # BCE with logits, in double
         lp = dist.Bernoulli(logits=base.logits.double()).log_prob(value.double())
     elif isinstance(base, dist.Normal):
         lp = dist.Normal(base.loc.double(), base.scale.double()).log_prob(value.double())
@@ -121,7 +181,8 @@ def _log_prob64(fn, value: torch.Tensor) -> torch.Tensor:
     return lp
 
 
-def _group_dim(bnn, name: str) -> tuple[str, list]:
+def _group_dim(bnn: BayesianNetwork, name: str) -> tuple[str, list]:
+    """Return the DataTree dimension of a layer's groups and its coordinates."""
     layer = bnn.bayesian_layers()[name]
     first = next(iter(bnn.bayesian_layers())) == name
     if layer.spec.kind == "linear":
@@ -139,10 +200,12 @@ def to_datatree(
     *,
     num_samples: int = 200,
     all_weights: bool = False,
-    history=None,
+    history: History | None = None,
     seed: int = 0,
-):
-    """The SVI posterior as an ArviZ 1.x ``xarray.DataTree`` (:meth:`Posterior.to_datatree`).
+) -> DataTree:
+    """Return the SVI posterior as an ArviZ 1.x ``xarray.DataTree``.
+
+    The implementation of :meth:`Posterior.to_datatree`.
 
     Groups: ``posterior`` (one chain of ``num_samples`` guide draws of each layer's group
     gate ``<layer>_scale`` — normal-Jeffreys scale, horseshoe gate, spike-and-slab
@@ -153,6 +216,26 @@ def to_datatree(
     ``sample_stats`` (``log_q``, ``log_p``: the guide's and the model's log-density of each
     draw, for PSIS), ``variational`` (log alpha, inclusion probability where defined, group
     SNR) and ``loss`` (the training history, when given).
+
+    Parameters
+    ----------
+    posterior
+        The posterior of the fitted network.
+    X, y
+        The data (moved to the network's device).
+    num_samples
+        Number of guide draws (:func:`posterior_draws`).
+    all_weights
+        Also record every layer's effective weights.
+    history
+        The :class:`~pyrocompress.infer.History` of the fit, for the ``loss`` group.
+    seed
+        Seed of the draws.
+
+    Returns
+    -------
+    xarray.DataTree
+        The groups above.
     """
     from arviz_base import dict_to_dataset, from_dict
 
@@ -161,7 +244,9 @@ def to_datatree(
     y = torch.as_tensor(y)
     device = bnn.device
     d = posterior_draws(bnn, X.to(device), y.to(device), num_samples, seed=seed)
-    post, dims, coords = {}, {}, {"obs_id": np.arange(len(y))}
+    post: dict[str, np.ndarray] = {}
+    dims: dict[str, list[str]] = {}
+    coords: dict[str, Any] = {"obs_id": np.arange(len(y))}
     for name, draws in d["gates"].items():
         dim, coord = _group_dim(bnn, name)
         var = f"{variable_prefix(name)}_scale"
@@ -174,7 +259,8 @@ def to_datatree(
             post[wvar] = w[None]
             dims[wvar] = [f"{variable_prefix(name)}_w{i}" for i in range(w.ndim - 1)]
     analysis = posterior
-    variational, vdims = {}, {}
+    variational: dict[str, np.ndarray] = {}
+    vdims: dict[Hashable, Sequence[Hashable]] = {}
     for key, values in (("log_alpha", analysis.log_alpha()), ("snr", analysis.snr("group"))):
         for name, v in values.items():
             variational[f"{variable_prefix(name)}_{key}"] = v.cpu().numpy()
@@ -211,15 +297,31 @@ def to_datatree(
     return tree
 
 
-def psis_khat(log_weights) -> float:
-    r"""Pareto k-hat of importance log-weights :math:`\log p(\theta, D) - \log q(\theta)`.
+def psis_khat(log_weights: ArrayLike) -> float:
+    r"""Return the Pareto k-hat of importance log-weights.
 
-    Yao, Vehtari, Simpson & Gelman (2018). arviz-stats' ``psislw`` smooths the *negated*
-    input (it is written for leave-one-out, where the raw log-weights are minus the
-    log-likelihood), so the weights are passed negated here; the tests check the sign
-    against a case with a known answer.
+    The log-weights are :math:`\log p(\theta, D) - \log q(\theta)`; Yao, Vehtari, Simpson
+    & Gelman (2018). arviz-stats' ``psislw`` smooths the *negated* input (it is written
+    for leave-one-out, where the raw log-weights are minus the log-likelihood), so the
+    weights are passed negated here; the tests check the sign against a case with a
+    known answer.
+
+    Parameters
+    ----------
+    log_weights
+        The log-weights of the draws, any shape (flattened).
+
+    Returns
+    -------
+    float
+        k-hat; ``-inf`` when all weights are equal.
+
+    Raises
+    ------
+    ValueError
+        If a log-weight is not finite.
     """
-    from arviz_stats.base import array_stats
+    from arviz_stats.base.array import array_stats
 
     lw = np.asarray(log_weights, dtype=float).reshape(-1)
     if not np.all(np.isfinite(lw)):
@@ -230,12 +332,21 @@ def psis_khat(log_weights) -> float:
     return float(khat)
 
 
-def vi_diagnostics(tree) -> dict:
-    """PSIS k-hat of the variational approximation, with its reading.
+def vi_diagnostics(tree: DataTree) -> dict[str, Any]:
+    """Return the PSIS k-hat of the variational approximation, with its reading.
 
-    ``tree`` is a DataTree from :func:`to_datatree` (it holds ``log_p`` and ``log_q``).
+    Parameters
+    ----------
+    tree
+        A DataTree from :func:`to_datatree` (it holds ``log_p`` and ``log_q``).
+
+    Returns
+    -------
+    dict
+        ``khat``, ``verdict`` (``"good"``, ``"ok"``, ``"bad"``) and ``meaning``
+        (:data:`KHAT_THRESHOLDS`).
     """
-    ss = tree["sample_stats"]
+    ss = tree["sample_stats"].to_dataset()
     lw = (ss["log_p"] - ss["log_q"]).values
     k = psis_khat(lw)
     verdict = "good" if k < 0.5 else "ok" if k < 0.7 else "bad"

@@ -17,12 +17,17 @@ which for the group normal-Jeffreys guide is Louizos et al. (2017)'s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from pyrocompress.analysis import diagnostics
-from pyrocompress.nn import BayesianNetwork, product_moments
+from pyrocompress.nn import BayesianLayer, BayesianNetwork, product_moments
+
+if TYPE_CHECKING:
+    from pyrocompress.priors import LayerGuide
 
 __all__ = ["BitPrecision", "Posterior", "mantissa_bits", "exponent_bits"]
 
@@ -30,11 +35,21 @@ _MAX_MANTISSA = 23
 
 
 def mantissa_bits(variance: torch.Tensor) -> torch.Tensor:
-    r"""Mantissa bits each weight needs given its posterior variance (Louizos et al. §4).
+    r"""Return the mantissa bits each weight needs given its posterior variance.
 
-    The largest :math:`t \in \{1, \dots, 23\}` whose unit round-off
-    :math:`u_t = \tfrac12 2^{1-t}` still exceeds :math:`2V`, i.e. the number of such
-    :math:`t` (0 when even :math:`u_1 = 1/2` is below the noise).
+    Louizos et al. (2017), §4: the largest :math:`t \in \{1, \dots, 23\}` whose unit
+    round-off :math:`u_t = \tfrac12 2^{1-t}` still exceeds :math:`2V`, i.e. the number of
+    such :math:`t` (0 when even :math:`u_1 = 1/2` is below the noise).
+
+    Parameters
+    ----------
+    variance
+        Posterior variances :math:`V` of the weights, any shape.
+
+    Returns
+    -------
+    Tensor
+        Integer bit counts, the shape of ``variance``.
     """
     t = torch.arange(1, _MAX_MANTISSA + 1, dtype=torch.float64, device=variance.device)
     unit_round_off = 0.5 * 2.0 ** (1.0 - t)
@@ -42,10 +57,21 @@ def mantissa_bits(variance: torch.Tensor) -> torch.Tensor:
 
 
 def exponent_bits(max_abs: float) -> int:
-    r"""Exponent bits for weights whose largest magnitude is ``max_abs`` (Louizos et al. §4).
+    r"""Return the exponent bits for weights whose largest magnitude is ``max_abs``.
 
-    :math:`\lceil \log_2(\log_2 m + 1) + 1 \rceil` for :math:`m = \max|w|`, with the inner
-    argument clamped at 1, so that at least one bit is used when :math:`m < 1`.
+    Louizos et al. (2017), §4: :math:`\lceil \log_2(\log_2 m + 1) + 1 \rceil` for
+    :math:`m = \max|w|`, with the inner argument clamped at 1, so that at least one bit is
+    used when :math:`m < 1`.
+
+    Parameters
+    ----------
+    max_abs
+        The largest magnitude :math:`m` of the weights.
+
+    Returns
+    -------
+    int
+        The number of exponent bits, at least 1.
     """
     inner = max(math.log2(max(max_abs, 1e-30)) + 1.0, 1.0)
     return max(1, math.ceil(math.log2(inner) + 1.0))
@@ -53,13 +79,22 @@ def exponent_bits(max_abs: float) -> int:
 
 @dataclass(frozen=True)
 class BitPrecision:
-    """Fixed-point precision of one layer's kept weights: sign + exponent + mantissa."""
+    """Fixed-point precision of one layer's kept weights: sign + exponent + mantissa.
+
+    Parameters
+    ----------
+    mantissa
+        Mantissa bits (:func:`mantissa_bits`).
+    exponent
+        Exponent bits (:func:`exponent_bits`).
+    """
 
     mantissa: int
     exponent: int
 
     @property
     def total(self) -> int:
+        """Total bits per weight: one sign bit, the exponent and the mantissa."""
         return 1 + self.exponent + self.mantissa
 
 
@@ -67,6 +102,42 @@ class Posterior:
     """Posterior summaries of a fitted :class:`~pyrocompress.nn.BayesianNetwork`.
 
     Every method returns a dict from layer name to a tensor, in network order.
+
+    Parameters
+    ----------
+    bnn
+        The network; its guide's parameters are read when a method is called, so a
+        ``Posterior`` follows further fitting.
+
+    Raises
+    ------
+    TypeError
+        If ``bnn`` is not a :class:`~pyrocompress.nn.BayesianNetwork`.
+
+    Examples
+    --------
+    Fit a small classifier for two epochs on made-up data, then summarise its posterior
+    (a group of a Linear layer is one of its inputs):
+
+    >>> import torch
+    >>> import pyrocompress as pc
+    >>> generator = torch.manual_seed(0)
+    >>> X = torch.randn(64, 4)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-horseshoe", seed=0)
+    >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, progress=False)
+    >>> post = pc.Posterior(bnn)
+    >>> post.layer_names
+    ['1', '3']
+    >>> pips = post.inclusion_probabilities()
+    >>> {name: tuple(p.shape) for name, p in pips.items()}
+    {'1': (4,), '3': (8,)}
+    >>> all(bool(((p > 0) & (p < 1)).all()) for p in pips.values())
+    True
+    >>> {name: tuple(m.shape) for name, m in post.weight_mean().items()}
+    {'1': (8, 4), '3': (2, 8)}
+    >>> post.bit_precision()  # doctest: +ELLIPSIS
+    {'1': BitPrecision(mantissa=..., exponent=...), '3': BitPrecision(...)}
     """
 
     def __init__(self, bnn: BayesianNetwork):
@@ -80,11 +151,14 @@ class Posterior:
 
     @property
     def layer_names(self) -> list[str]:
+        """Names of the Bayesian layers, in network order."""
         return list(self._layers)
 
     def _each(self, method: str, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
-        """``prior.<method>(spec, guide)`` of every layer (or of ``layers``), each with its
-        own prior."""
+        """Return ``prior.<method>(spec, guide)`` of every layer (or of ``layers``).
+
+        Each layer is asked with its own prior.
+        """
         names = self.layer_names if layers is None else layers
         with torch.no_grad():
             return {
@@ -96,17 +170,44 @@ class Posterior:
                 for name in names
             }
 
-    def to_datatree(self, X, y, *, num_samples: int = 200, all_weights: bool = False, **kwargs):
+    def to_datatree(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        num_samples: int = 200,
+        all_weights: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """Return this posterior as an ArviZ 1.x ``xarray.DataTree``.
 
         See :func:`pyrocompress.analysis.diagnostics.to_datatree` for the groups and
         keyword arguments (``history``, ``seed``).
+
+        Parameters
+        ----------
+        X, y
+            Data for the log-likelihood and posterior-predictive groups.
+        num_samples
+            Number of draws from the guide.
+        all_weights
+            Include every weight, not only the gates and first-layer weights.
+        **kwargs
+            Passed on (``history``, ``seed``).
+
+        Returns
+        -------
+        xarray.DataTree
+            The ArviZ data.
         """
         return diagnostics.to_datatree(
             self, X, y, num_samples=num_samples, all_weights=all_weights, **kwargs
         )
 
-    def _each_layer(self, fn) -> dict[str, torch.Tensor]:
+    def _each_layer(
+        self, fn: Callable[[BayesianLayer, LayerGuide], torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Return ``fn(layer, guide)`` of every layer, detached, by layer name."""
         with torch.no_grad():
             return {
                 name: fn(layer, self.bnn.guide[name]).detach().clone()
@@ -115,35 +216,73 @@ class Posterior:
 
     # ------------------------------------------------------------------- group level
     def log_alpha(self) -> dict[str, torch.Tensor]:
-        r"""Per-group :math:`\log\alpha`: the log relative posterior variance of the gate.
+        r"""Return the per-group :math:`\log\alpha`, the log relative posterior variance of a gate.
 
         Group normal-Jeffreys: :math:`\log\sigma_z^2 - \log\mu_z^2` (Louizos et al. 2017,
         §3.1); horseshoe: :math:`\log(e^{v} - 1)` with :math:`v = \mathrm{Var}\log g`;
         spike-and-slab: :math:`\log((1-\pi)/\pi)`; Gaussian (no gate): the group's
         :math:`\log(\sum \mathrm{Var}\,w / \sum (E w)^2)`. Large values mark groups to prune.
+
+        Returns
+        -------
+        dict of str to Tensor
+            One value per group, by layer name.
         """
         return self._each("group_log_alpha")
 
     def dropout_rates(self) -> dict[str, torch.Tensor]:
-        r"""Gaussian-dropout rate of each group, :math:`p = \alpha / (1 + \alpha)`."""
+        r"""Return the Gaussian-dropout rate of each group, :math:`p = \alpha / (1 + \alpha)`.
+
+        Returns
+        -------
+        dict of str to Tensor
+            One rate per group, by layer name.
+        """
         return {k: torch.sigmoid(v) for k, v in self.log_alpha().items()}
 
     def inclusion_probabilities(self, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
-        r"""Posterior inclusion probability of each group.
+        r"""Return the posterior inclusion probability of each group.
 
         Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024). Group
         normal-Jeffreys and horseshoe: :math:`1 - p = 1/(1 + \alpha)`, one minus the
-        group's dropout rate, a monotone map of :math:`\log\alpha`. Not defined for the
-        Gaussian prior (ValueError).
+        group's dropout rate, a monotone map of :math:`\log\alpha`.
+
+        Parameters
+        ----------
+        layers
+            Names of the layers to report; all when omitted.
+
+        Returns
+        -------
+        dict of str to Tensor
+            One probability per group, by layer name.
+
+        Raises
+        ------
+        ValueError
+            For a layer with the Gaussian prior, where they are not defined.
         """
         return self._each("inclusion_probabilities", layers)
 
     def snr(self, level: str = "group") -> dict[str, torch.Tensor]:
-        r"""Signal-to-noise ratio :math:`|E w| / \mathrm{sd}\,w` of the effective weights.
+        r"""Return the signal-to-noise ratio :math:`|E w| / \mathrm{sd}\,w` of effective weights.
 
-        ``level="weight"``: per weight. ``level="group"``:
-        :math:`\lVert E w_g \rVert_2 / (\sum_j \mathrm{Var}\,w_{gj})^{1/2}` over the weights
-        of each group.
+        Parameters
+        ----------
+        level
+            ``"weight"``: per weight. ``"group"``:
+            :math:`\lVert E w_g \rVert_2 / (\sum_j \mathrm{Var}\,w_{gj})^{1/2}` over the
+            weights of each group.
+
+        Returns
+        -------
+        dict of str to Tensor
+            The ratios, by layer name.
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is neither ``"group"`` nor ``"weight"``.
         """
         mean, var = self.weight_mean(), self.weight_var()
         if level == "weight":
@@ -158,7 +297,10 @@ class Posterior:
 
     # ------------------------------------------------------------------ weight level
     @staticmethod
-    def _moments(layer, guide, conditional: bool):
+    def _moments(
+        layer: BayesianLayer, guide: LayerGuide, conditional: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the posterior mean and variance of a layer's effective weights."""
         mu, var = layer.prior.weight_moments(guide)
         gm = layer.prior.gate_moments(layer.spec, guide, conditional=conditional)
         if gm is None:
@@ -167,36 +309,67 @@ class Posterior:
         return product_moments(m1, m2, mu, var)
 
     def weight_mean(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
-        """Posterior mean of the effective weights ``E[g W~]``.
+        """Return the posterior mean of the effective weights ``E[g W~]``.
 
-        ``conditional=True``: given that every group is kept (spike-and-slab only differs).
+        Parameters
+        ----------
+        conditional
+            Given that every group is kept (only spike-and-slab differs).
+
+        Returns
+        -------
+        dict of str to Tensor
+            The means, shaped as each layer's weight, by layer name.
         """
         return self._each_layer(lambda layer, g: self._moments(layer, g, conditional)[0])
 
     def weight_var(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
-        """Posterior variance of the effective weights."""
+        """Return the posterior variance of the effective weights.
+
+        Parameters
+        ----------
+        conditional
+            Given that every group is kept (only spike-and-slab differs).
+
+        Returns
+        -------
+        dict of str to Tensor
+            The variances, shaped as each layer's weight, by layer name.
+        """
         return self._each_layer(
             lambda layer, g: self._moments(layer, g, conditional)[1].clamp_min(0.0)
         )
 
     def weight_log_alpha(self) -> dict[str, torch.Tensor]:
-        r"""Per-weight :math:`\log\alpha = \log(\mathrm{Var}\,w / (E w)^2)` (Sparse VD)."""
+        r"""Return the per-weight :math:`\log\alpha = \log(\mathrm{Var}\,w / (E w)^2)` (Sparse VD).
+
+        Returns
+        -------
+        dict of str to Tensor
+            The values, shaped as each layer's weight, by layer name.
+        """
         snr = self.snr("weight")
         return {k: -2.0 * v.clamp_min(1e-30).log() for k, v in snr.items()}
 
     def bit_precision(
         self, masks: dict[str, torch.Tensor] | None = None
     ) -> dict[str, BitPrecision]:
-        """Per-layer fixed-point precision from the posterior variance (Louizos et al. §4).
+        """Return each layer's fixed-point precision from the posterior variance.
 
-        Mantissa bits: the mean over the layer's kept weights of :func:`mantissa_bits`
-        of their posterior variance (given inclusion), rounded up. Exponent bits:
-        :func:`exponent_bits` of the largest kept posterior-mean magnitude.
+        Louizos et al. (2017), §4. Mantissa bits: the mean over the layer's kept weights
+        of :func:`mantissa_bits` of their posterior variance (given inclusion), rounded
+        up. Exponent bits: :func:`exponent_bits` of the largest kept posterior-mean
+        magnitude.
 
         Parameters
         ----------
         masks
             Boolean group masks (True = kept) per layer; all groups when omitted.
+
+        Returns
+        -------
+        dict of str to BitPrecision
+            The precision, by layer name.
         """
         means = self.weight_mean(conditional=True)
         variances = self.weight_var(conditional=True)

@@ -15,23 +15,37 @@ __all__ = ["predictive_moments", "unit_scores"]
 def predictive_moments(
     bnn: BayesianNetwork, X: torch.Tensor, *, batch_size: int = 2000, covariance: str = "diagonal"
 ) -> dict[str, torch.Tensor]:
-    """Sampling-free predictive summaries of ``bnn`` at ``X``.
+    r"""Return sampling-free predictive summaries of ``bnn`` at ``X``.
 
-    Returns ``{"mean", "var"}`` of the network output (logits, or the regression mean) and:
-    for regression ``"predictive_var"`` = ``var`` + noise variance; for classification
-    ``"probs"``, the probit approximation of the predictive class probabilities,
-    :math:`\\mathrm{softmax}\\big(m / \\sqrt{1 + \\pi v / 8}\\big)` (MacKay 1992; for the
-    Bernoulli likelihood the sigmoid of the same ratio). With ``covariance="full"`` the
-    moments come from the full-covariance propagation and ``"cov"``, each example's
-    covariance of the output units, is added.
+    Parameters
+    ----------
+    bnn
+        The fitted network (its priors must support moment propagation).
+    X
+        Inputs.
+    batch_size
+        Examples per propagation.
+    covariance
+        ``"diagonal"``, or ``"full"`` for the full-covariance propagation.
+
+    Returns
+    -------
+    dict of str to Tensor
+        ``{"mean", "var"}`` of the network output (logits, or the regression mean) and:
+        for regression ``"predictive_var"`` = ``var`` + noise variance; for
+        classification ``"probs"``, the probit approximation of the predictive class
+        probabilities, :math:`\mathrm{softmax}\big(m / \sqrt{1 + \pi v / 8}\big)` (MacKay
+        1992; for the Bernoulli likelihood the sigmoid of the same ratio). With
+        ``covariance="full"`` the moments come from the full-covariance propagation and
+        ``"cov"``, each example's covariance of the output units, is added.
     """
     device = bnn.device
     parts = [
         propagate(bnn, X[i : i + batch_size].to(device), covariance=covariance)
         for i in range(0, len(X), batch_size)
     ]
-    mean = torch.cat([m for m, _ in parts])
-    second = torch.cat([v for _, v in parts])
+    mean = torch.cat([part[0] for part in parts])
+    second = torch.cat([part[1] for part in parts])
     var = second.diagonal(0, -2, -1) if covariance == "full" else second
     out = {"mean": mean, "var": var}
     if covariance == "full":
@@ -44,16 +58,16 @@ def predictive_moments(
 def unit_scores(
     bnn: BayesianNetwork, X: torch.Tensor, *, batch_size: int = 2000
 ) -> dict[str, dict[str, torch.Tensor]]:
-    r"""Self-compression scores of every group (the units a pruning plan keeps or drops),
-    from the moments propagated over the inputs ``X`` (Carannante et al. 2020, §4).
+    r"""Return the self-compression scores of every group, from propagated moments.
 
-    For group :math:`g` of a layer (an input unit :math:`j` of a Linear layer, an output
-    channel of a Conv2d), with :math:`(m, v)` the propagated moments of the layer's input
-    and :math:`(M, S)` of its weights, the group's contribution :math:`c` to a
-    pre-activation it feeds (:math:`c_{ij} = w_{ij} x_j` for a Linear layer) has, under
-    the guide and for one input example, mean :math:`\mu = M m` and variance
-    :math:`\nu = (M^2 + S) v + S m^2` (module docstring). Summed over the :math:`n`
-    examples of ``X`` and over the units (and positions) the group feeds:
+    The groups are the units a pruning plan keeps or drops; the moments are propagated over
+    the inputs ``X`` (Carannante et al. 2020, §4). For group :math:`g` of a layer (an input
+    unit :math:`j` of a Linear layer, an output channel of a Conv2d), with :math:`(m, v)`
+    the propagated moments of the layer's input and :math:`(M, S)` of its weights, the
+    group's contribution :math:`c` to a pre-activation it feeds (:math:`c_{ij} = w_{ij} x_j`
+    for a Linear layer) has, under the guide and for one input example, mean
+    :math:`\mu = M m` and variance :math:`\nu = (M^2 + S) v + S m^2` (module docstring).
+    Summed over the :math:`n` examples of ``X`` and over the units (and positions) the group feeds:
 
     * signal :math:`\sum \mu^2` and noise :math:`\sum \nu`;
     * the group's part of the layer's output variance, over the data and the posterior
@@ -76,36 +90,58 @@ def unit_scores(
         different widths: a group that barely moves the layer's output is redundant.
 
     Groups removed by :meth:`~pyrocompress.nn.BayesianNetwork.restrict` score zero.
+
+    Parameters
+    ----------
+    bnn
+        The fitted network (its priors must support moment propagation).
+    X
+        Inputs the moments are propagated over.
+    batch_size
+        Examples per propagation.
+
+    Returns
+    -------
+    dict of str to dict of str to Tensor
+        The scores above, by score name and layer name.
     """
     check_supported(bnn)
     device = bnn.device
     layers = bnn.bayesian_layers()
-    zero = dict.fromkeys(layers, 0.0)
-    signal, noise, count = dict(zero), dict(zero), 0
-    first, second = dict(zero), dict(zero)  # sums over examples of mu and mu², per unit
+    signal: dict[str, torch.Tensor] = {}
+    noise: dict[str, torch.Tensor] = {}
+    first: dict[str, torch.Tensor] = {}  # sums over examples of mu and mu², per unit
+    second: dict[str, torch.Tensor] = {}
+    count = 0
     for i in range(0, len(X), batch_size):
         batch = X[i : i + batch_size].to(device)
-        _, _, inputs = propagate(bnn, batch, record=True)
+        recorded = propagate(bnn, batch, record=True)
+        assert len(recorded) == 3  # record=True adds each layer's input moments
+        inputs = recorded[2]
         count += len(batch)
         for name, layer in layers.items():
             m, v = inputs[name]
             (w_m, w_v), _ = layer.posterior_moments(bnn.guide[name])
             if not layer.spec.bias_gated:  # group = input unit j; mu_nij = M_ij m_nj
                 m1, m2, vv = m.sum(0), m.square().sum(0), v.sum(0)  # [in]
-                signal[name] = signal[name] + (w_m.square() * m2).sum(0)
-                noise[name] = noise[name] + ((w_m.square() + w_v) * vv + w_v * m2).sum(0)
-                first[name] = first[name] + m1  # sum_n mu_nij = M_ij sum_n m_nj
-                second[name] = second[name] + m2
+                _add(signal, name, (w_m.square() * m2).sum(0))
+                _add(noise, name, ((w_m.square() + w_v) * vv + w_v * m2).sum(0))
+                _add(first, name, m1)  # sum_n mu_nij = M_ij sum_n m_nj
+                _add(second, name, m2)
             else:  # group = output channel
                 mean_out, noise_out = layer.output_moments(m, v, (w_m, w_v), None)
                 if layer.group_mask is not None:
                     keep = layer.group_mask[:, None, None]
                     mean_out, noise_out = mean_out * keep, noise_out * keep
-                signal[name] = signal[name] + mean_out.square().sum((0, 2, 3))
-                noise[name] = noise[name] + noise_out.sum((0, 2, 3))
-                first[name] = first[name] + mean_out.sum(0)  # [channels, h, w]
-                second[name] = second[name] + mean_out.square().sum(0)
-    scores = {"output_snr": {}, "kernel_norm": {}, "variance_share": {}}
+                _add(signal, name, mean_out.square().sum((0, 2, 3)))
+                _add(noise, name, noise_out.sum((0, 2, 3)))
+                _add(first, name, mean_out.sum(0))  # [channels, h, w]
+                _add(second, name, mean_out.square().sum(0))
+    scores: dict[str, dict[str, torch.Tensor]] = {
+        "output_snr": {},
+        "kernel_norm": {},
+        "variance_share": {},
+    }
     for name, layer in layers.items():
         (w_m, _), _ = layer.posterior_moments(bnn.guide[name])
         if not layer.spec.bias_gated:
@@ -121,3 +157,8 @@ def unit_scores(
             for score in scores.values():
                 score[name] = score[name] * layer.group_mask
     return scores
+
+
+def _add(sums: dict[str, torch.Tensor], name: str, value: torch.Tensor) -> None:
+    """Add ``value`` to the running sum ``sums[name]`` (which starts at ``value``)."""
+    sums[name] = sums[name] + value if name in sums else value

@@ -13,9 +13,9 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import pandas as pd
 import torch
@@ -26,8 +26,9 @@ from pyrocompress.compress.files import save_compact
 from pyrocompress.compress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
 from pyrocompress.compress.report import format_report, json_writer, write_outputs
 from pyrocompress.compress.rules import pruning_rules
+from pyrocompress.constraints import check
 from pyrocompress.infer import fit, world
-from pyrocompress.nn import bayesianize, lenet5_caffe, lenet_300_100, mlp
+from pyrocompress.nn import BayesianNetwork, bayesianize, lenet5_caffe, lenet_300_100, mlp
 from pyrocompress.plots import (
     plot_architecture,
     plot_bits,
@@ -40,7 +41,6 @@ from pyrocompress.plots import (
 )
 from pyrocompress.priors import get_prior, prior_keys
 from pyrocompress.selection.estimator import (
-    SEED_LIMIT,
     FeatureSelector,
     infer_task,
     selection_priors,
@@ -72,8 +72,11 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
-        """As :meth:`argparse.ArgumentParser.parse_args`, but an unknown option is reported
-        by the subcommand it was given to (``pyrocompress compress: error: ...``)."""
+        """Parse ``args`` as :meth:`argparse.ArgumentParser.parse_args` does.
+
+        Unlike it, an unknown option is reported by the subcommand it was given to
+        (``pyrocompress compress: error: ...``).
+        """
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             commands = {}
@@ -82,46 +85,26 @@ class _Parser(argparse.ArgumentParser):
                     commands.update(action.choices)
             parser = commands.get(getattr(parsed, "command", None), self)
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed
+        return cast(argparse.Namespace, parsed)
 
 
-def _check_number(
-    option: str,
-    value,
-    *,
-    integer: bool = False,
-    low: float | None = None,
-    high: float | None = None,
-    high_open: bool = False,
-    low_open: bool = False,
-    example: str = "",
-) -> None:
-    """Raise :class:`UsageError` unless ``value`` is a finite number in the given range."""
-    kind = "an integer" if integer else "a number"
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int if integer else int | float)
-        and math.isfinite(value)
-        and (low is None or (value > low if low_open else value >= low))
-        and (high is None or (value < high if high_open else value <= high))
-    )
-    if ok:
-        return
-    lo, hi = (f"{v:g}" if isinstance(v, float) else f"{v}" for v in (low, high))
-    if low is not None and high is not None:
-        where = f"in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}"
-    elif low is not None:
-        where = f"{'>' if low_open else '>='} {lo}"
-    else:
-        where = f"{'<' if high_open else '<='} {hi}"
-    hint = f", e.g. {example}" if example else ""
-    raise UsageError(f"{option} must be {kind} {where}{hint}; got {value!r}")
+def _check(name: str, value, option: str) -> None:
+    """Validate ``value`` against the library's constraint ``name``, naming the CLI ``option``.
+
+    The constraints are those of :data:`pyrocompress.constraints.PARAMETERS`.
+    """
+    try:
+        check(name, value, label=option)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _check_writable_dir(path: str | None, option: str) -> None:
-    """Raise :class:`UsageError` unless ``path`` is a folder that can be written, or one that
-    can be created (it does not exist, and its nearest existing parent is a writable
-    folder). Nothing is left behind."""
+    """Raise :class:`UsageError` unless ``path`` is a writable folder or one that can be created.
+
+    A folder can be created when it does not exist and its nearest existing parent is a
+    writable folder. Nothing is left behind.
+    """
     if path is None:
         return
     folder = Path(path)
@@ -146,7 +129,7 @@ def _check_writable_dir(path: str | None, option: str) -> None:
 
 
 def build_model(spec: str, in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Sequential:
-    """A torch model from ``lenet-300-100``, ``lenet-5-caffe`` or ``mlp:784-300-100-10``."""
+    """Build a torch model from ``lenet-300-100``, ``lenet-5-caffe`` or ``mlp:784-300-100-10``."""
     n_in = int(torch.tensor(in_shape).prod())
     if spec == "lenet-300-100":
         return lenet_300_100(n_in, num_classes)
@@ -210,40 +193,25 @@ def run(
     written, raise :class:`UsageError` naming the option (one line, exit code 2 from
     :func:`main`). The outputs are written all or nothing (:func:`write_outputs`).
     """
-    _check_number("--epochs", epochs, integer=True, low=1, example="100")
-    _check_number("--batch-size", batch_size, integer=True, low=1, example="128")
-    _check_number("--lr", lr, low=0, low_open=True, example="0.01")
-    _check_number("--kl-warmup", kl_warmup, integer=True, low=0, example="0 (off) or 10")
-    _check_number(
-        "--tolerance", tolerance, low=0, high=1, high_open=True, example="0.01 (1 point of error)"
+    _check_compress_options(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        kl_warmup=kl_warmup,
+        tolerance=tolerance,
+        seed=seed,
+        clip_var=clip_var,
+        pixel_range=pixel_range,
+        out=out,
+        checkpoint_dir=checkpoint_dir,
+        device=device,
+        resume=resume,
+        objective=objective,
+        prior=prior,
+        score=score,
+        rule=rule,
+        threshold=threshold,
     )
-    if clip_var is not None:
-        _check_number("--clip-var", clip_var, low=0, low_open=True, example="0.04")
-    _check_number("--seed", seed, integer=True, low=0, high=SEED_LIMIT - 1, example="0")
-    low, high = pixel_range
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise UsageError(
-            f"--pixel-range needs finite LOW < HIGH, e.g. 0,1 or -1,1; got {low},{high}"
-        )
-    _check_writable_dir(out, "--out")
-    _check_writable_dir(checkpoint_dir, "--checkpoint-dir")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda was requested but CUDA is not available")
-    if resume and checkpoint_dir is None:
-        raise UsageError("--resume needs --checkpoint-dir, the folder of the checkpoint")
-    if objective == "moments" and prior != "gaussian":
-        raise UsageError(
-            f"--objective moments propagates Gaussian weight moments: use --prior gaussian "
-            f"(got --prior {prior}), or --objective elbo"
-        )
-    if score in MOMENT_SCORES and prior != "gaussian":
-        raise UsageError(
-            f"--score {score} is computed from propagated Gaussian weight moments: use "
-            f"--prior gaussian (got --prior {prior}), or --score snr"
-        )
-    if score not in SCORES:
-        raise UsageError(f"--score must be one of {', '.join(SCORES)}; got {score!r}")
-    _check_rule(rule, threshold)
     try:
         splits = datasets.load_dataset(
             dataset,
@@ -307,36 +275,102 @@ def run(
     report["history"] = history.to_dict()
     print(format_report(report))
     if out is not None:
-        post = Posterior(bnn)
-        la = post.log_alpha()
-        writers = {
-            "report.json": json_writer(report),
-            "model.pt": lambda p: save_compact(result.module, p, **meta),
-            "loss.png": lambda p: _save(plot_loss(history), p),
-            "log_alpha.png": lambda p: _save(
-                plot_group_histograms(la, kept=result.plan.masks, xlabel="log α (group)"), p
-            ),
-            "snr.png": lambda p: _save(
-                plot_group_histograms(
-                    {k: v.clamp_min(1e-30).log() for k, v in post.snr("group").items()},
-                    kept=result.plan.masks,
-                    threshold=result.plan.thresholds if result.plan.score == "snr" else None,
-                    xlabel="log SNR (group)",
-                ),
-                p,
-            ),
-        }
-        if all(p.has_inclusion_probabilities for p in bnn.distinct_priors()):
-            writers["inclusion.png"] = lambda p: _save(
-                plot_group_histograms(
-                    post.inclusion_probabilities(), kept=result.plan.masks, xlabel="PIP"
-                ),
-                p,
-            )
+        writers = _compress_writers(bnn, result, history, meta)
         writers.update(_more_plots(bnn, result, splits, seed))
         _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+def _check_compress_options(
+    *,
+    epochs,
+    batch_size,
+    lr,
+    kl_warmup,
+    tolerance,
+    seed,
+    clip_var,
+    pixel_range,
+    out,
+    checkpoint_dir,
+    device,
+    resume,
+    objective,
+    prior,
+    score,
+    rule,
+    threshold,
+) -> None:
+    """Check every option of ``compress`` before the data are read (:class:`UsageError`)."""
+    for name, value, option in (
+        ("epochs", epochs, "--epochs"),
+        ("batch_size", batch_size, "--batch-size"),
+        ("lr", lr, "--lr"),
+        ("kl_warmup", kl_warmup, "--kl-warmup"),
+        ("tolerance", tolerance, "--tolerance"),
+        ("seed", seed, "--seed"),
+    ):
+        _check(name, value, option)
+    if clip_var is not None:
+        _check("max_weight_variance", clip_var, "--clip-var")
+    low, high = pixel_range
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise UsageError(
+            f"--pixel-range needs finite LOW < HIGH, e.g. 0,1 or -1,1; got {low},{high}"
+        )
+    _check_writable_dir(out, "--out")
+    _check_writable_dir(checkpoint_dir, "--checkpoint-dir")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was requested but CUDA is not available")
+    if resume and checkpoint_dir is None:
+        raise UsageError("--resume needs --checkpoint-dir, the folder of the checkpoint")
+    moments_ok = get_prior(prior).supports_moments
+    if objective == "moments" and not moments_ok:
+        raise UsageError(
+            f"--objective moments propagates Gaussian weight moments: use --prior gaussian "
+            f"(got --prior {prior}), or --objective elbo"
+        )
+    if score in MOMENT_SCORES and not moments_ok:
+        raise UsageError(
+            f"--score {score} is computed from propagated Gaussian weight moments: use "
+            f"--prior gaussian (got --prior {prior}), or --score snr"
+        )
+    if score not in SCORES:
+        raise UsageError(f"--score must be one of {', '.join(SCORES)}; got {score!r}")
+    _check_rule(rule, threshold)
+
+
+def _compress_writers(bnn: BayesianNetwork, result, history, meta) -> dict:
+    """Return the writers of ``report.json``, ``model.pt`` and the posterior plots."""
+    report = result.report
+    post = Posterior(bnn)
+    la = post.log_alpha()
+    writers = {
+        "report.json": json_writer(report),
+        "model.pt": lambda p: save_compact(result.module, p, **meta),
+        "loss.png": lambda p: _save(plot_loss(history), p),
+        "log_alpha.png": lambda p: _save(
+            plot_group_histograms(la, kept=result.plan.masks, xlabel="log α (group)"), p
+        ),
+        "snr.png": lambda p: _save(
+            plot_group_histograms(
+                {k: v.clamp_min(1e-30).log() for k, v in post.snr("group").items()},
+                kept=result.plan.masks,
+                threshold=result.plan.thresholds if result.plan.score == "snr" else None,
+                xlabel="log SNR (group)",
+            ),
+            p,
+        ),
+    }
+    if all(p.has_inclusion_probabilities for p in bnn.distinct_priors()):
+        writers["inclusion.png"] = lambda p: _save(
+            plot_group_histograms(
+                post.inclusion_probabilities(), kept=result.plan.masks, xlabel="PIP"
+            ),
+            p,
+        )
+    return writers
 
 
 def _check_rule(rule: str, threshold: float | None) -> None:
@@ -372,8 +406,11 @@ _SIGNED_OPTIONS = ("--pixel-range",)
 
 
 def _attach_negative_values(argv: list[str]) -> list[str]:
-    """``--pixel-range -1,1`` as ``--pixel-range=-1,1``: argparse would take ``-1,1`` for
-    an option and stop with "expected one argument"."""
+    """Rewrite ``--pixel-range -1,1`` as ``--pixel-range=-1,1``.
+
+    Otherwise argparse would take ``-1,1`` for an option and stop with "expected one
+    argument".
+    """
     out: list[str] = []
     i = 0
     while i < len(argv):
@@ -433,16 +470,14 @@ def run_select(
     model (Barbieri & Berger 2004), the smallest selected PIP with ``--fdr`` (Newton et al.
     2004). Every option is checked before the CSV is read; a bad one raises
     :class:`UsageError` naming it. Returns the selection (the contents of
-    ``selection.json``)."""
+    ``selection.json``).
+    """
     _check_writable_dir(out, "--out")
-    if epochs is not None and epochs < 1:
-        raise UsageError(f"--epochs must be a positive integer, got {epochs}")
-    if fdr is not None and not 0 <= fdr < 1:
-        raise UsageError(f"--fdr must be a level in [0, 1), such as 0.1; got {fdr}")
-    if not 0 <= seed < SEED_LIMIT:
-        raise UsageError(
-            f"--seed must be an integer from 0 to {SEED_LIMIT - 1} (2**32 - 1), got {seed}"
-        )
+    if epochs is not None:
+        _check("epochs", epochs, "--epochs")
+    if fdr is not None:
+        _check("fdr_level", fdr, "--fdr")
+    _check("seed", seed, "--seed")
     widths = _parse_hidden(hidden)
     reason = None
     try:
@@ -504,12 +539,12 @@ def _format_selection(selection: dict, prior: str, hidden: tuple, epochs: int) -
     return "\n".join(lines)
 
 
-def _more_plots(bnn, result, splits, seed) -> dict:
+def _more_plots(bnn: BayesianNetwork, result, splits, seed) -> dict:
     """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot."""
     report, post = result.report, Posterior(bnn)
     first = report["layers"][0]
     val = (splits.val.X, splits.val.y)
-    writers = {
+    writers: dict[str, Callable[[Path], None]] = {
         "architecture.png": lambda p: _save(
             plot_architecture(report["architecture_before"], report["architecture_after"]), p
         ),

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from pyrocompress.effects import PointEstimate
-from pyrocompress.nn import BayesianConv2d, BayesianLayer, BayesianLinear, BayesianNetwork
+from pyrocompress.nn import BayesianLayer, BayesianNetwork
 from pyrocompress.nn.graph import network_graph, output_shapes
 from pyrocompress.nn.rules import OpRule, get_rule, register_op
 
@@ -37,6 +37,7 @@ __all__ = [
     "chain_of",
     "count_flops",
     "op_flops",
+    "weight_tensors",
 ]
 
 
@@ -47,17 +48,21 @@ class SelectFeatures(nn.Module):
     network still takes the original input.
     """
 
+    indices: torch.Tensor
+
     def __init__(self, indices: torch.Tensor | list[int], in_features: int):
         super().__init__()
         self.in_features = int(in_features)
         self.register_buffer("indices", torch.as_tensor(indices, dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x[..., indices]``, the kept features of the last dimension of ``x``."""
         # a gather with a broadcast index is about twice as fast as index_select on CPU
         index = self.indices.expand(*x.shape[:-1], len(self.indices))
         return torch.gather(x, -1, index)
 
     def extra_repr(self) -> str:
+        """Return how many features are kept of how many, e.g. ``3 of 10``."""
         return f"{len(self.indices)} of {self.in_features}"
 
 
@@ -91,6 +96,16 @@ class CompactInfo:
     kept_outputs: dict[str, list[int]] = field(default_factory=dict)
 
 
+def weight_tensors(compact: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Return the weight and bias of each module of a compact network that has a weight."""
+    out = []
+    for m in compact.modules():
+        weight, bias = getattr(m, "weight", None), getattr(m, "bias", None)
+        if isinstance(weight, nn.Parameter):
+            out.append((weight, bias if isinstance(bias, torch.Tensor) else None))
+    return out
+
+
 def op_flops(module: nn.Module, out_shape: torch.Size) -> int:
     """Return the FLOPs of one module for one example whose output has ``out_shape``."""
     if isinstance(module, BayesianLayer):
@@ -100,8 +115,11 @@ def op_flops(module: nn.Module, out_shape: torch.Size) -> int:
 
 
 def count_flops(net: nn.Module, example: torch.Tensor) -> int:
-    """FLOPs of one forward pass of a network for one example: 2 x multiply-adds of its
-    Linear and Conv2d layers (biases and activations are not counted)."""
+    """Return the FLOPs of one forward pass of a network for one example.
+
+    The FLOPs are 2 x the multiply-adds of its Linear and Conv2d layers (biases and
+    activations are not counted).
+    """
     chain = chain_of(net)
     with torch.no_grad():
         shapes = output_shapes(chain, example[:1])
@@ -116,7 +134,7 @@ def build_compact(
     conditional: bool = False,
     round_weights: dict[str, int] | None = None,
 ) -> tuple[nn.Sequential, CompactInfo]:
-    r"""The smaller plain network equal to the masked posterior-mean network.
+    r"""Build the smaller plain network equal to the masked posterior-mean network.
 
     Parameters
     ----------
@@ -141,7 +159,8 @@ def build_compact(
     chain = chain_of(bnn.net)
     device = bnn.device
     example = example[:1].to(device)
-    weighted = [i for i, m in enumerate(chain) if isinstance(m, BayesianLayer)]
+    layers = {i: m for i, m in enumerate(chain) if isinstance(m, BayesianLayer)}
+    weighted = list(layers)
     if not weighted:
         raise ValueError("the network has no Bayesian layer")
     bnn.eval()
@@ -149,103 +168,51 @@ def build_compact(
     with torch.no_grad(), PointEstimate(weights):
         shapes = output_shapes(chain, example)
     point = {layer.spec.name: w for layer, w in weights.items()}
-    in_shapes = [example.shape] + shapes[:-1]
 
     # ---- which inputs each layer keeps and which outputs each layer must produce
     keep_in: dict[int, torch.Tensor] = {}
     keep_out: dict[int, torch.Tensor] = {}
+    for pos, i in enumerate(weighted):
+        layer = layers[i]
+        mask = masks[layer.spec.name].to(torch.bool).cpu()
+        n_out, n_in = layer.spec.weight_shape[:2]
+        keep_out[i] = (
+            mask.clone() if layer.groups_on_outputs else torch.ones(n_out, dtype=torch.bool)
+        )
+        keep_in[i] = torch.ones(n_in, dtype=torch.bool) if layer.groups_on_outputs else mask.clone()
+        if pos == len(weighted) - 1:
+            keep_out[i] = torch.ones(n_out, dtype=torch.bool)
     dead_const: dict[int, torch.Tensor] = {}  # consumer index -> constant input of dead units
     select_after_flatten: dict[int, tuple[torch.Tensor, int]] = {}
-    for pos, i in enumerate(weighted):
-        layer = chain[i]
-        mask = masks[layer.spec.name].to(torch.bool).cpu()
-        if isinstance(layer, BayesianLinear):
-            keep_in[i] = mask.clone()
-        else:
-            keep_in[i] = torch.ones(layer.in_channels, dtype=torch.bool)
-            keep_out[i] = mask.clone()
-        if pos == len(weighted) - 1:
-            keep_out[i] = torch.ones(layer.spec.weight_shape[0], dtype=torch.bool)
-    for pos in range(len(weighted) - 1):
-        p, c = weighted[pos], weighted[pos + 1]
-        prod, cons = chain[p], chain[c]
-        between = chain[p + 1 : c]
-        unknown = [m for m in between if _mask_rule(m) is None]
-        if unknown:
-            raise TypeError(
-                f"cannot prune across {type(unknown[0]).__name__}: its op rule does not say "
-                "how a channel mask passes through it (OpRule.mask)"
-            )
-        flat = [m for m in between if _mask_rule(m) == "flatten"]
-        if isinstance(prod, BayesianLinear) and isinstance(cons, BayesianLinear):
-            keep_out[p] = keep_in[c].clone()
-        elif isinstance(prod, BayesianConv2d) and isinstance(cons, BayesianConv2d):
-            keep_in[c] = keep_out[p].clone()
-            if not keep_out[p].all():
-                dead_const[c] = _dead_constant(between, shapes[p], keep_out[p], device)
-        elif isinstance(prod, BayesianConv2d) and isinstance(cons, BayesianLinear) and flat:
-            before_flat = between[: between.index(flat[0])]
-            channel_shape = (
-                output_shapes(before_flat, torch.zeros(shapes[p], device=device))[-1]
-                if before_flat
-                else shapes[p]
-            )
-            per_channel = math.prod(channel_shape[2:])
-            used = keep_in[c].reshape(-1, per_channel)
-            alive = keep_out[p] & used.any(dim=1)
-            if not alive.any():
-                # the next layer reads nothing: keep one channel and one of its (zero-weight)
-                # inputs so that the compact network stays a valid, still exact, network
-                c0 = int(keep_out[p].to(torch.int8).argmax())
-                alive[c0] = True
-                used = used.clone()
-                used[c0, 0] = True
-            if not keep_out[p].all():
-                const = _dead_constant(before_flat, shapes[p], keep_out[p], device)
-                dead_const[c] = const.flatten(1)
-            keep_out[p] = alive
-            feat = (used & alive[:, None]).reshape(-1)
-            keep_in[c] = feat
-            within = used[alive].reshape(-1)
-            if not within.all():
-                idx = torch.nonzero(within).squeeze(-1)
-                select_after_flatten[id(flat[0])] = (idx, int(within.numel()))
-        else:
-            raise ValueError(
-                f"cannot prune across {type(prod).__name__} -> {type(cons).__name__}; "
-                "supported: Linear->Linear, Conv2d->Conv2d, Conv2d->Flatten->Linear"
-            )
+    for p, c in zip(weighted[:-1], weighted[1:], strict=True):
+        _link(chain, layers, p, c, shapes[p], device, keep_in, keep_out, dead_const,
+              select_after_flatten)  # fmt: skip
 
     # ---- build the compact modules
     modules: list[nn.Module] = []
     first = weighted[0]
     for i, m in enumerate(chain):
-        if i == first and isinstance(m, BayesianLinear) and not keep_in[i].all():
+        if i == first and not keep_in[i].all():
+            head = layers[i]
+            if head.input_axis != -1:
+                raise ValueError(
+                    f"the first layer {head.spec.name!r} prunes inputs along axis "
+                    f"{head.input_axis}; only inputs along the last axis can be selected"
+                )
             idx = torch.nonzero(keep_in[i]).squeeze(-1)
-            modules.append(SelectFeatures(idx, m.in_features))
+            modules.append(SelectFeatures(idx, head.spec.weight_shape[1]))
         if isinstance(m, BayesianLayer):
             w, b = point[m.spec.name]
             w, b = w.detach().cpu().clone(), None if b is None else b.detach().cpu().clone()
             if i in dead_const:
-                b = _fold(m, w, b, dead_const[i].cpu(), keep_in[i], in_shapes[i])
+                b = _fold(m, w, b, dead_const[i].cpu())
             rows = torch.nonzero(keep_out[i]).squeeze(-1)
             cols = torch.nonzero(keep_in[i]).squeeze(-1)
             w = w[rows][:, cols]
             if round_weights is not None and m.spec.name in round_weights:
                 delta = 2.0 ** -round_weights[m.spec.name]
                 w = torch.floor(w / delta + 0.5) * delta
-            if isinstance(m, BayesianLinear):
-                new = nn.Linear(len(cols), len(rows), bias=b is not None)
-            else:
-                new = nn.Conv2d(
-                    len(cols), len(rows), m.kernel_size, m.stride, m.padding, m.dilation,
-                    bias=b is not None,
-                )  # fmt: skip
-            with torch.no_grad():
-                new.weight.copy_(w)
-                if b is not None:
-                    new.bias.copy_(b[rows])
-            modules.append(new)
+            modules.append(m.to_plain(w, None if b is None else b[rows]))
         else:
             modules.append(copy.deepcopy(m).cpu())
             if id(m) in select_after_flatten:
@@ -254,8 +221,69 @@ def build_compact(
     compact = nn.Sequential(*modules).eval()
 
     # ---- sizes and costs
-    info = _measure(chain, weighted, shapes, keep_in, keep_out, compact, example.cpu())
+    info = _measure(layers, shapes, keep_in, keep_out, compact, example.cpu())
     return compact, info
+
+
+def _link(
+    chain, layers, p, c, p_shape, device, keep_in, keep_out, dead_const, select_after_flatten
+):
+    """Agree the outputs producer ``chain[p]`` keeps with the inputs consumer ``chain[c]`` reads.
+
+    The agreement goes through the ops between them (their op rules say how a mask passes).
+
+    A unit survives when the producer produces it (its output group is kept, or it has
+    no output groups) and the consumer reads it (its input group is kept, or it has no
+    input groups). A produced-nothing unit the consumer reads gives it the constant
+    ``f(0)`` of the ops between (an activation with ``f(0) != 0``): that constant is folded
+    into the consumer's bias. Through a ``"flatten"`` op a channel becomes a block of
+    features: the channel survives when the consumer reads any of its block, and a
+    :class:`SelectFeatures` after the flatten picks the features it reads.
+    """
+    between = chain[p + 1 : c]
+    unknown = [m for m in between if _mask_rule(m) is None]
+    if unknown:
+        raise TypeError(
+            f"cannot prune across {type(unknown[0]).__name__}: its op rule does not say "
+            "how a channel mask passes through it (OpRule.mask)"
+        )
+    flat = next((k for k, m in enumerate(between) if _mask_rule(m) == "flatten"), None)
+    produced = keep_out[p]
+    if flat is None:
+        alive = produced & keep_in[c]
+        if not produced.all():
+            dead_const[c] = _dead_constant(between, p_shape, produced, device)
+        keep_out[p], keep_in[c] = alive, alive.clone()
+        return
+    if layers[c].input_axis != -1:
+        raise TypeError(
+            f"cannot prune across a flatten into {type(layers[c]).__name__}: it does not read "
+            "the flattened (last) axis"
+        )
+    before_flat = between[:flat]
+    channel_shape = (
+        output_shapes(before_flat, torch.zeros(p_shape, device=device))[-1]
+        if before_flat
+        else p_shape
+    )
+    per_channel = math.prod(channel_shape[2:])
+    used = keep_in[c].reshape(-1, per_channel)
+    alive = produced & used.any(dim=1)
+    if not alive.any():
+        # the next layer reads nothing: keep one channel and one of its (zero-weight)
+        # inputs so that the compact network stays a valid, still exact, network
+        c0 = int(produced.to(torch.int8).argmax())
+        alive[c0] = True
+        used = used.clone()
+        used[c0, 0] = True
+    if not produced.all():
+        dead_const[c] = _dead_constant(before_flat, p_shape, produced, device).flatten(1)
+    keep_out[p] = alive
+    keep_in[c] = (used & alive[:, None]).reshape(-1)
+    within = used[alive].reshape(-1)
+    if not within.all():
+        idx = torch.nonzero(within).squeeze(-1)
+        select_after_flatten[id(between[flat])] = (idx, int(within.numel()))
 
 
 def _mask_rule(module: nn.Module) -> str | None:
@@ -264,7 +292,7 @@ def _mask_rule(module: nn.Module) -> str | None:
 
 
 def _dead_constant(between, out_shape, alive, device) -> torch.Tensor:
-    """What the elementwise / pooling modules make of a zero channel, for dead channels."""
+    """Return what the elementwise / pooling modules make of a zero channel, for dead channels."""
     x = torch.zeros(out_shape, device=device)
     for m in between:
         if _mask_rule(m) == "flatten":
@@ -275,8 +303,12 @@ def _dead_constant(between, out_shape, alive, device) -> torch.Tensor:
     return x
 
 
-def _fold(layer, w, b, const, keep_in, in_shape) -> torch.Tensor:
-    """Fold the constant input of removed-but-nonzero units into the bias."""
+def _fold(layer: BayesianLayer, w, b, const) -> torch.Tensor:
+    """Fold the constant input of removed-but-nonzero units into the bias.
+
+    The constant's contribution ``op(const, w)`` must be the same at every position of an
+    output unit (else zero padding makes it position-dependent and it cannot be a bias).
+    """
     if not bool(const.abs().gt(0).any()):
         return b
     if b is None:
@@ -284,32 +316,28 @@ def _fold(layer, w, b, const, keep_in, in_shape) -> torch.Tensor:
             f"layer {layer.spec.name!r} reads a constant from a pruned unit but has no bias "
             "to absorb it; use an activation with f(0) = 0 (ReLU) or give the layer a bias"
         )
-    dead = const.clone()
-    if isinstance(layer, BayesianLinear):
-        delta = torch.nn.functional.linear(dead.reshape(1, -1), w).reshape(-1)
-        return b + delta
-    out = torch.nn.functional.conv2d(dead, w, None, layer.stride, layer.padding, layer.dilation)
-    per_channel = out.mean(dim=(0, 2, 3))
-    if not torch.allclose(out, per_channel[None, :, None, None].expand_as(out), atol=1e-6):
+    dead = const.clone() if layer.input_axis != -1 else const.reshape(1, -1)
+    out = layer._op(dead, w, None)
+    per_unit = out.mean(dim=[d for d in range(out.dim()) if d != 1])
+    if not torch.allclose(out, per_unit.reshape(1, -1, *[1] * (out.dim() - 2)), atol=1e-6):
         raise ValueError(
             f"cannot fold the constant output of pruned channels into {layer.spec.name!r}: "
             "its zero padding makes the contribution position-dependent; use ReLU"
         )
-    return b + per_channel
+    return b + per_unit
 
 
-def _measure(chain, weighted, shapes, keep_in, keep_out, compact, example) -> CompactInfo:
-    arch_before = [chain[weighted[0]].spec.weight_shape[1]]
+def _measure(
+    layers: dict[int, BayesianLayer], shapes, keep_in, keep_out, compact, example
+) -> CompactInfo:
+    weighted = list(layers)
+    arch_before = [layers[weighted[0]].spec.weight_shape[1]]
     arch_after = [int(keep_in[weighted[0]].sum())]
     params_b = params_a = weights_b = weights_a = flops_b = 0
     for pos, i in enumerate(weighted):
-        layer = chain[i]
-        if (
-            pos > 0
-            and isinstance(layer, BayesianLinear)
-            and isinstance(chain[weighted[pos - 1]], BayesianConv2d)
-        ):
-            arch_before.append(layer.in_features)
+        layer = layers[i]
+        if pos > 0 and not layer.groups_on_outputs and layers[weighted[pos - 1]].groups_on_outputs:
+            arch_before.append(layer.spec.weight_shape[1])
             arch_after.append(int(keep_in[i].sum()))
         arch_before.append(layer.spec.weight_shape[0])
         arch_after.append(int(keep_out[i].sum()))
@@ -318,14 +346,16 @@ def _measure(chain, weighted, shapes, keep_in, keep_out, compact, example) -> Co
         weights_b += n_w
         params_b += n_w + n_b
         flops_b += layer.flops(shapes[i])
-    for m in compact.modules():
-        if isinstance(m, nn.Linear | nn.Conv2d):
-            weights_a += m.weight.numel()
-            params_a += m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
-    names = [chain[i].spec.name for i in weighted]
+    for weight, bias in weight_tensors(compact):
+        weights_a += weight.numel()
+        params_a += weight.numel() + (bias.numel() if bias is not None else 0)
+    names = [layers[i].spec.name for i in weighted]
 
     def indices(keep: dict[int, torch.Tensor]) -> dict[str, list[int]]:
-        return {n: torch.nonzero(keep[i]).squeeze(-1).tolist() for n, i in zip(names, weighted)}
+        return {
+            n: torch.nonzero(keep[i]).squeeze(-1).tolist()
+            for n, i in zip(names, weighted, strict=True)
+        }
 
     return CompactInfo(
         architecture_before=arch_before,

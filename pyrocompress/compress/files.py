@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ FORMAT = "pyrocompress.compact/1"
 
 
 def _registered(name: object) -> type[nn.Module] | None:
-    """The module class with an op rule (and file arguments) whose name is ``name``."""
+    """Return the module class with an op rule (and file arguments) whose name is ``name``."""
     for key, rule in registered_ops().items():
         if isinstance(key, type) and key.__name__ == name and rule.args is not None:
             return key
@@ -31,6 +32,7 @@ def _registered(name: object) -> type[nn.Module] | None:
 
 
 def _describe(m: nn.Module) -> dict:
+    """Return the description of module ``m``: its type and its rule's constructor arguments."""
     cls = type(m)
     rule = registered_ops().get(cls)  # the exact type: files rebuild modules by class name
     args = None if rule is None else rule.args
@@ -51,6 +53,7 @@ def _describe(m: nn.Module) -> dict:
 
 
 def _construct(spec: dict) -> nn.Module:
+    """Return the module a description of :func:`_describe` stands for."""
     spec = dict(spec)
     name = spec.pop("type", None)
     cls = _registered(name)
@@ -61,11 +64,25 @@ def _construct(spec: dict) -> nn.Module:
     )
 
 
-def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata) -> None:
+def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata: Any) -> None:
     """Write ``{"format", "architecture", "state_dict", "metadata"}`` atomically.
 
     The file loads with ``torch.load(path, weights_only=True)``; :func:`load_compact`
     rebuilds the module from it.
+
+    Parameters
+    ----------
+    module
+        The compact network; every module needs an op rule with constructor arguments.
+    path
+        Destination file.
+    **metadata
+        Stored as they are (values ``torch.load(weights_only=True)`` can read).
+
+    Raises
+    ------
+    TypeError
+        If a module has no op rule with constructor arguments.
     """
     path = Path(path)
     payload = {
@@ -80,8 +97,25 @@ def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata) -> 
 def load_compact(path: str | os.PathLike) -> nn.Sequential:
     """Load a compact network written by :func:`save_compact`.
 
-    The file is read with ``weights_only=True`` (:func:`pyrocompress.checkpoint.safe_load`):
-    a file that would run code when unpickled raises :class:`ValueError` unexecuted.
+    The file is read with ``weights_only=True``
+    (:func:`pyrocompress.infer.checkpoint.safe_load`): a file that would run code when
+    unpickled raises :class:`ValueError` unexecuted.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The network, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a compact model, names an unknown module type, or cannot be
+        read safely.
     """
     payload = safe_load(path, "compact model")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -1,18 +1,11 @@
-"""Pruning: from posterior summaries to a pruning plan, a compact network and a report.
+r"""Pruning: from posterior summaries to a pruning plan, a compact network and a report.
 
-Rules (``prune(bnn, rule=...)``):
+Rules (``prune(bnn, rule=...)``): the threshold rules of the registry in
+:mod:`pyrocompress.compress.rules` (``"log_alpha"``, ``"pip"``, ``"fdr"``, ``"snr"``, and any
+rule added with :func:`~pyrocompress.compress.register_rule`), each with ``threshold`` a
+number or a dict from every layer name to its threshold (Louizos et al. 2017 set
+−2.8, −3, −5 for LeNet-300-100's three layers by eye), and two search rules:
 
-``"log_alpha"``
-    keep a group when :math:`\\log\\alpha < ` ``threshold`` (default 0, i.e. dropout rate
-    below one half). Louizos et al. (2017) set a threshold per layer by eye (their code:
-    −2.8, −3, −5 for LeNet-300-100's three layers): ``threshold`` may be a dict from
-    every layer name to its threshold, for this rule and for ``"pip"`` and ``"snr"``.
-``"pip"``
-    keep a group when its posterior inclusion probability is at least ``threshold``
-    (default 0.5: the median-probability model of Barbieri & Berger 2004).
-``"snr"``
-    keep a group when its SNR :math:`\\lVert E w_g\\rVert / (\\sum \\mathrm{Var}\\,w_g)^{1/2}`
-    is at least ``threshold`` (default 1).
 ``"sparsity"``
     remove the fraction ``sparsity`` of all groups with the lowest score.
 ``"auto"``
@@ -25,7 +18,7 @@ Rules (``prune(bnn, rule=...)``):
 Scores (``score=``, for ``"sparsity"`` and ``"auto"``): ``"snr"``, ``"log_alpha"``,
 ``"pip"`` from the posterior; ``"output_snr"``, ``"kernel_norm"``, ``"variance_share"``
 from moments propagated over the validation inputs (Gaussian prior; self-compression,
-Carannante et al. 2020; :func:`pyrocompress.moments.unit_scores`).
+Carannante et al. 2020; :func:`pyrocompress.analysis.unit_scores`).
 
 Every layer keeps at least one group: a rule that would empty a layer keeps its
 best-scoring group and warns.
@@ -46,9 +39,10 @@ import torch
 from torch import nn
 
 from pyrocompress.analysis import Posterior, unit_scores
-from pyrocompress.compress.compact import CompactInfo, build_compact
+from pyrocompress.compress.compact import CompactInfo, build_compact, weight_tensors
 from pyrocompress.compress.rules import PruningRule, pruning_rules
 from pyrocompress.compress.rules import get_rule as get_pruning_rule
+from pyrocompress.constraints import check
 from pyrocompress.infer import prepare_data
 from pyrocompress.nn import BayesianNetwork
 
@@ -99,6 +93,7 @@ class PruningPlan:
     validation_error_pruned: float | None = None
 
     def kept(self) -> dict[str, int]:
+        """Return the number of kept groups per layer."""
         return {k: int(v.sum()) for k, v in self.masks.items()}
 
 
@@ -124,8 +119,10 @@ def group_scores(post: Posterior, score: str) -> dict[str, torch.Tensor]:
 
 
 def _ensure_nonempty(masks, scores, fixed=None) -> dict[str, torch.Tensor]:
-    """``masks`` within the fixed pruning ``fixed`` (if any), each layer keeping at least
-    its best-scoring allowed group."""
+    """Return ``masks`` within the fixed pruning ``fixed`` (if any), none of them empty.
+
+    Each layer keeps at least its best-scoring allowed group.
+    """
     out = {}
     for name, mask in masks.items():
         allowed = None if fixed is None else fixed[name].to(mask.device)
@@ -152,8 +149,10 @@ def _threshold_rules() -> str:
 
 
 def _layer_thresholds(threshold, rule: PruningRule, layers: list[str]) -> dict[str, float]:
-    """``threshold`` (None, a number, or a dict naming every layer) as one float per layer,
-    validated for ``rule``."""
+    """Return ``threshold`` as one float per layer, validated for ``rule``.
+
+    ``threshold`` is None, a number, or a dict naming every layer.
+    """
     if threshold is None:
         values = dict.fromkeys(layers, rule.default_threshold)
     elif isinstance(threshold, dict):
@@ -168,16 +167,18 @@ def _layer_thresholds(threshold, rule: PruningRule, layers: list[str]) -> dict[s
         values = {k: threshold[k] for k in layers}
     else:
         values = dict.fromkeys(layers, threshold)
+    out: dict[str, float] = {}
     for name, t in values.items():
         if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t):
             raise ValueError(f"threshold must be a finite number, got {t!r} for layer {name!r}")
         problem = rule.check(float(t))
         if problem is not None:
             raise ValueError(problem)
-    return {k: float(t) for k, t in values.items()}
+        out[name] = float(t)
+    return out
 
 
-def _kept_params(bnn, masks) -> int:
+def _kept_params(bnn: BayesianNetwork, masks) -> int:
     """Weights left by the masks alone (for ranking candidate plans)."""
     total = 0
     for name, layer in bnn.bayesian_layers().items():
@@ -209,81 +210,108 @@ def make_plan(
     fixed = bnn.group_masks()
     threshold_rule = get_pruning_rule(rule)
     if threshold_rule is not None:
-        th = _layer_thresholds(threshold, threshold_rule, post.layer_names)
-        statistic = threshold_rule.statistic(post)
-        masks = {k: threshold_rule.keep(v, th[k]) for k, v in statistic.items()}
-        scores = threshold_rule.scores(post)
-        shown = {"all": th[post.layer_names[0]]} if not isinstance(threshold, dict) else th
-        return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule, rule, shown)
+        return _threshold_plan(post, threshold_rule, threshold, fixed)
     if threshold is not None:
         raise ValueError(f"rule={rule!r} takes no threshold (it is for {_threshold_rules()})")
-    if score in MOMENT_SCORES:
-        if validation is None:
-            raise ValueError(
-                f"score={score!r} is computed from moments propagated over data: pass "
-                "validation=(X, y)"
-            )
-        X, _ = prepare_data(bnn, validation, "validation", bnn.device)
-        scores = unit_scores(bnn, X)[score]
-    else:
-        scores = group_scores(post, score)
-    flat = torch.cat([v.flatten() for v in scores.values()])
     if rule == "sparsity":
-        if sparsity is None or not 0.0 <= float(sparsity) < 1.0:
-            raise ValueError(f"rule='sparsity' needs sparsity in [0, 1), got {sparsity!r}")
-        n_drop = int(round(float(sparsity) * flat.numel()))
+        if sparsity is None:
+            raise ValueError("rule='sparsity' needs sparsity, the fraction of groups to remove")
+        check("sparsity", sparsity)
+    scores = _scores(bnn, post, score, validation)
+    if rule == "sparsity":
+        flat = torch.cat([v.flatten() for v in scores.values()])
+        n_drop = int(round(float(sparsity) * flat.numel()))  # type: ignore[arg-type]
         t = flat.sort().values[n_drop].item() if n_drop > 0 else -math.inf
         masks = {k: v >= t for k, v in scores.items()}
         return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule, score, {"all": t})
-
-    # ---- automatic rule
     if validation is None:
         raise ValueError("rule='auto' needs validation data: prune(..., validation=(X, y))")
-    if not (isinstance(tolerance, int | float) and 0.0 <= tolerance < 1.0):
-        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
-    device = bnn.device
-    X, y = prepare_data(bnn, validation, "validation", device)
-    base = bnn.point_error(X, y)
-    limit = base + tolerance + 1e-12
+    check("tolerance", tolerance)
+    X, y = prepare_data(bnn, validation, "validation", bnn.device)
+    return _AutoSearch(bnn, scores, fixed, X, y, tolerance, conditional).plan(score)
 
-    def evaluate(thresholds: dict[str, float]):
-        masks = {k: v >= thresholds[k] for k, v in scores.items()}
-        masks = _ensure_nonempty_quiet(masks, scores, fixed)
-        return bnn.point_error(X, y, masks, conditional=conditional), masks
 
-    def search(candidates: list[float], make) -> tuple[dict, float, dict] | None:
+def _threshold_plan(post: Posterior, rule: PruningRule, threshold, fixed) -> PruningPlan:
+    """Return the plan of a registered threshold rule."""
+    th = _layer_thresholds(threshold, rule, post.layer_names)
+    statistic = rule.statistic(post)
+    masks = {k: rule.keep(v, th[k]) for k, v in statistic.items()}
+    scores = rule.scores(post)
+    shown = {"all": th[post.layer_names[0]]} if not isinstance(threshold, dict) else th
+    return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule.name, rule.name, shown)
+
+
+def _scores(bnn: BayesianNetwork, post: Posterior, score: str, validation):
+    """Per-group keep-scores for the search rules: posterior or propagated-moment scores."""
+    if score not in MOMENT_SCORES:
+        return group_scores(post, score)
+    if validation is None:
+        raise ValueError(
+            f"score={score!r} is computed from moments propagated over data: pass validation=(X, y)"
+        )
+    X, _ = prepare_data(bnn, validation, "validation", bnn.device)
+    return unit_scores(bnn, X)[score]
+
+
+class _AutoSearch:
+    """The automatic rule: the largest pruning within ``tolerance`` of the validation error.
+
+    A global threshold on the scores is found by bisection over 200 quantiles (the error
+    taken as monotone in the threshold), then each layer's threshold is raised further by
+    bisection while the tolerance holds.
+    """
+
+    def __init__(self, bnn: BayesianNetwork, scores, fixed, X, y, tolerance, conditional):
+        self.bnn, self.scores, self.fixed = bnn, scores, fixed
+        self.X, self.y, self.conditional = X, y, conditional
+        self.base = bnn.point_error(X, y)
+        self.limit = self.base + tolerance + 1e-12
+
+    def evaluate(self, thresholds: dict[str, float]):
+        """Return the validation error of the plan at ``thresholds``, and its masks."""
+        masks = {k: v >= thresholds[k] for k, v in self.scores.items()}
+        masks = _ensure_nonempty_quiet(masks, self.scores, self.fixed)
+        err = self.bnn.point_error(self.X, self.y, masks, conditional=self.conditional)
+        return err, masks
+
+    def search(self, candidates: list[float], make) -> tuple[dict, float, dict] | None:
         """Bisection for the largest feasible threshold (feasibility taken as monotone)."""
         lo, hi, found = 0, len(candidates) - 1, None
         while lo <= hi:
             mid = (lo + hi) // 2
             th = make(candidates[mid])
-            err, masks = evaluate(th)
-            if err <= limit:
+            err, masks = self.evaluate(th)
+            if err <= self.limit:
                 found, lo = (th, err, masks), mid + 1
             else:
                 hi = mid - 1
         return found
 
-    quantiles = torch.linspace(0.0, 0.995, 200, dtype=flat.dtype, device=flat.device)
-    best = {k: -math.inf for k in scores}
-    best_err, best_masks = evaluate(best)
-    candidates = sorted(set(torch.quantile(flat, quantiles).tolist()))
-    found = search(candidates, lambda t: {k: t for k in scores})
-    if found is not None:
-        best, best_err, best_masks = found
-    for name in scores:  # per-layer refinement: raise each layer's threshold further
-        above = [t for t in torch.quantile(scores[name], quantiles).tolist() if t > best[name]]
-        found = search(sorted(set(above)), lambda t, n=name, b=best: dict(b, **{n: t}))
-        if found is not None and _kept_params(bnn, found[2]) <= _kept_params(bnn, best_masks):
+    def plan(self, score: str) -> PruningPlan:
+        """Search globally, then per layer; return the plan."""
+        scores = self.scores
+        flat = torch.cat([v.flatten() for v in scores.values()])
+        quantiles = torch.linspace(0.0, 0.995, 200, dtype=flat.dtype, device=flat.device)
+        best = {k: -math.inf for k in scores}
+        best_err, best_masks = self.evaluate(best)
+        candidates = sorted(set(torch.quantile(flat, quantiles).tolist()))
+        found = self.search(candidates, lambda t: {k: t for k in scores})
+        if found is not None:
             best, best_err, best_masks = found
-    return PruningPlan(
-        best_masks,
-        "auto",
-        score,
-        {k: float(v) for k, v in best.items()},
-        validation_error_unpruned=base,
-        validation_error_pruned=best_err,
-    )
+        for name in scores:  # per-layer refinement: raise each layer's threshold further
+            above = [t for t in torch.quantile(scores[name], quantiles).tolist() if t > best[name]]
+            found = self.search(sorted(set(above)), lambda t, n=name, b=best: dict(b, **{n: t}))
+            kept = _kept_params(self.bnn, best_masks)
+            if found is not None and _kept_params(self.bnn, found[2]) <= kept:
+                best, best_err, best_masks = found
+        return PruningPlan(
+            best_masks,
+            "auto",
+            score,
+            {k: float(v) for k, v in best.items()},
+            validation_error_unpruned=self.base,
+            validation_error_pruned=best_err,
+        )
 
 
 def _ensure_nonempty_quiet(masks, scores, fixed=None):
@@ -335,13 +363,27 @@ def prune(
         trained with the gates marginalised, a group with inclusion probability
         :math:`\pi` acts through :math:`\pi\mu`, and switching every kept group fully on
         (:math:`\mu`) gives a different network unless :math:`\pi \approx 1`
-        (:func:`~pyrocompress.export.build_compact`).
+        (:func:`~pyrocompress.compress.build_compact`).
 
     Returns
     -------
     PruneResult
         ``.module`` (compact network, eval mode, on CPU), ``.report`` (dict with
         :data:`REPORT_KEYS` and more), ``.plan``, ``.info``.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=3, batch_size=32, seed=0, progress=False)
+    >>> result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+    >>> result.report["architecture_before"], len(result.report["architecture_after"])
+    ([4, 8, 2], 3)
+    >>> torch.allclose(result.module(X), bnn.predict_point(X, result.plan.masks), atol=1e-6)
+    True
     """
     if not isinstance(bnn, BayesianNetwork):
         raise TypeError("prune expects the BayesianNetwork returned by pyrocompress.bayesianize")
@@ -375,16 +417,14 @@ def prune(
     return PruneResult(compact, report, plan, info)
 
 
-def _report(bnn, plan, info: CompactInfo, bits, compact, test, metadata) -> dict:
+def _report(bnn: BayesianNetwork, plan, info: CompactInfo, bits, compact, test, metadata) -> dict:
     names = list(bnn.bayesian_layers())
     bits_list = [bits[n].total for n in names]
     # storage: kept weights at their layer's bits, biases at 32 bits
     kept_bits = 0
-    for m_name, m in zip(
-        names, [m for m in compact if isinstance(m, nn.Linear | nn.Conv2d)], strict=True
-    ):
-        kept_bits += m.weight.numel() * bits[m_name].total
-        kept_bits += 32 * (m.bias.numel() if m.bias is not None else 0)
+    for m_name, (weight, bias) in zip(names, weight_tensors(compact), strict=True):
+        kept_bits += weight.numel() * bits[m_name].total
+        kept_bits += 32 * (bias.numel() if bias is not None else 0)
     error_bayes = error_compact = None
     if test is not None:
         device = bnn.device
@@ -442,10 +482,11 @@ def pruning_curve(
     score: str = "snr",
     fractions: list[float] | None = None,
 ) -> list[tuple[float, float]]:
-    """Validation error (or RMSE) of the masked posterior-mean network as groups are removed.
+    """Return the pruning curve of ``bnn`` on ``validation``.
 
-    Groups are removed in order of ``score`` (globally); returns ``(fraction of weights
-    removed, metric)`` pairs.
+    The curve is the validation error (or RMSE) of the masked posterior-mean network as
+    groups are removed. Groups are removed in order of ``score`` (globally); returns
+    ``(fraction of weights removed, metric)`` pairs.
     """
     fractions = fractions if fractions is not None else [i / 20 for i in range(20)]
     device = bnn.device

@@ -9,16 +9,30 @@ import secrets
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = ["format_report", "write_outputs"]
 
 
-def _fmt_error(v) -> str:
+def _fmt_error(v: float | None) -> str:
+    """Return an error rate as a percentage, ``"n/a"`` when there is none."""
     return "n/a" if v is None else f"{100 * v:.2f} %"
 
 
 def format_report(report: dict) -> str:
-    """A plain-text table of a compression report (the CLI prints it)."""
+    """Return a plain-text table of a compression report (the CLI prints it).
+
+    Parameters
+    ----------
+    report
+        The report of :func:`~pyrocompress.prune` (:data:`~pyrocompress.REPORT_KEYS`);
+        metadata a caller did not give (``model``, ``prior``, ...) is left out.
+
+    Returns
+    -------
+    str
+        One ``name  value`` line per entry.
+    """
     arch_b = "-".join(map(str, report["architecture_before"]))
     arch_a = "-".join(map(str, report["architecture_after"]))
     metric = report.get("metric", "error")
@@ -113,7 +127,7 @@ def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path]
 
 
 def _make_parents(folder: Path) -> list[Path]:
-    """``folder.mkdir(parents=True)``, returning the folders it created, outermost first."""
+    """Run ``folder.mkdir(parents=True)``, returning the folders it created, outermost first."""
     missing = []
     while not folder.exists():
         missing.append(folder)
@@ -132,11 +146,12 @@ def _make_parents(folder: Path) -> list[Path]:
 
 
 def _same_device(a: Path, b: Path) -> bool:
+    """Return whether ``a`` and ``b`` are on the same file system."""
     return a.stat().st_dev == b.stat().st_dev
 
 
 def _staging_folder(parent: Path, name: str) -> Path:
-    """A new empty folder in ``parent``, with the permissions of a plain ``mkdir``."""
+    """Create a new empty folder in ``parent``, with the permissions of a plain ``mkdir``."""
     for _ in range(100):
         folder = parent / f".{name}.staging-{secrets.token_hex(4)}"
         try:
@@ -176,8 +191,10 @@ def _publish_folder(
 
 
 def _publish_files(out: Path, writers: dict[str, Callable[[Path], None]]) -> None:
-    """Write into a staging folder inside ``out`` (same file system), then move the files
-    in; on failure undo the moves and restore the files they replaced."""
+    """Write into a staging folder inside ``out`` (same file system), then move the files in.
+
+    On failure undo the moves and restore the files they replaced.
+    """
     staging = _staging_folder(out, "pyrocompress")
     backup = staging / ".replaced"
     moved: list[str] = []
@@ -204,13 +221,27 @@ def _publish_files(out: Path, writers: dict[str, Callable[[Path], None]]) -> Non
 
 
 def _remove(path: Path) -> None:
+    """Remove a file, a link or a folder tree."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 
 
-def json_writer(obj) -> Callable[[Path], None]:
+def json_writer(obj: Any) -> Callable[[Path], None]:
+    """Return a writer (for :func:`write_outputs`) of ``obj`` as indented JSON.
+
+    Parameters
+    ----------
+    obj
+        A JSON-serialisable object.
+
+    Returns
+    -------
+    Callable
+        ``write(path)``.
+    """
+
     def write(path: Path) -> None:
         path.write_text(json.dumps(obj, indent=2) + "\n")
 

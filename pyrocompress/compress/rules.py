@@ -13,11 +13,11 @@ Built-in rules:
 ``"pip"``
     keep a group when its inclusion probability is at least the threshold; at the
     default 0.5 this is the median-probability model of Barbieri & Berger (2004), computed
-    by :func:`~pyrocompress.selection.median_probability_model`.
+    by :func:`~pyrocompress.analysis.decisions.median_probability_model`.
 ``"fdr"``
     in each layer, the largest set of groups whose estimated Bayesian FDR is at most the
     threshold (default 0.1; Newton et al. 2004), computed by
-    :func:`~pyrocompress.selection.bayesian_fdr`.
+    :func:`~pyrocompress.analysis.decisions.bayesian_fdr`.
 ``"snr"``
     keep a group when its SNR :math:`\lVert E w_g\rVert / (\sum \mathrm{Var}\,w_g)^{1/2}`
     is at least the threshold (default 1).
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from pyrocompress.analysis import Posterior
-from pyrocompress.selection.rules import bayesian_fdr, median_probability_model
+from pyrocompress.analysis.decisions import bayesian_fdr, median_probability_model
 
 __all__ = ["PruningRule", "get_rule", "pruning_rules", "register_rule"]
 
@@ -73,7 +73,25 @@ _RULES: dict[str, PruningRule] = {}
 
 
 def register_rule(rule: PruningRule) -> PruningRule:
-    """Register a threshold rule under ``rule.name`` (replacing one of the same name)."""
+    """Register a threshold rule under ``rule.name`` (replacing one of the same name).
+
+    Parameters
+    ----------
+    rule
+        The rule.
+
+    Returns
+    -------
+    PruningRule
+        ``rule``.
+
+    Raises
+    ------
+    TypeError
+        If ``rule`` is not a :class:`PruningRule`.
+    ValueError
+        If the name is that of a search rule (``"auto"``, ``"sparsity"``).
+    """
     if not isinstance(rule, PruningRule):
         raise TypeError(f"register_rule expects a PruningRule, got {type(rule).__name__}")
     if rule.name in ("auto", "sparsity"):
@@ -88,7 +106,18 @@ def pruning_rules() -> dict[str, PruningRule]:
 
 
 def get_rule(name: str) -> PruningRule | None:
-    """Return the threshold rule called ``name``, or ``None``."""
+    """Return the threshold rule called ``name``, or ``None``.
+
+    Parameters
+    ----------
+    name
+        The rule's name.
+
+    Returns
+    -------
+    PruningRule or None
+        The registered rule.
+    """
     return _RULES.get(name)
 
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from pyrocompress.data.containers import Dataset, PathLike, Splits
 from pyrocompress.data.idx import read_idx
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported on first use: ``import pyrocompress`` does not load it
 
 #: Names accepted by :func:`load_dataset`.
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist")
@@ -65,7 +71,7 @@ def _check_mnist_pair(
         )
 
 
-def _check_pixel_range(pixel_range) -> tuple[float, float]:
+def _check_pixel_range(pixel_range: Iterable[float]) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in pixel_range)
     except (TypeError, ValueError):
@@ -262,9 +268,9 @@ def load_digits(
     val_size = _check_fraction(val_size, "val_size")
     pixel_range = _check_pixel_range(pixel_range)
 
-    bunch = sk_load_digits()
-    x_all = (np.asarray(bunch.data, dtype=np.float64) / 16.0).astype(np.float32)
-    y_all = np.asarray(bunch.target, dtype=np.int64)
+    data, labels = sk_load_digits(return_X_y=True)
+    x_all = (np.asarray(data, dtype=np.float64) / 16.0).astype(np.float32)
+    y_all = np.asarray(labels, dtype=np.int64)
 
     try:
         x_rest, x_test, y_rest, y_test = train_test_split(
@@ -282,7 +288,7 @@ def load_digits(
     side = _DIGITS_SIDE
     feature_names = [f"pixel_{r}_{c}" for r in range(side) for c in range(side)]
 
-    def make(x: np.ndarray, y: np.ndarray) -> Dataset:
+    def make(x: ArrayLike, y: ArrayLike) -> Dataset:
         xt = _rescale(torch.from_numpy(np.ascontiguousarray(x)), pixel_range)
         if not flatten:
             xt = xt.reshape(-1, 1, side, side)
@@ -361,7 +367,7 @@ def load_dataset(
 
 # ------------------------------------------------------------------------------ tables
 def _rows(mask: np.ndarray, limit: int = 5) -> str:
-    """1-based data-row numbers of ``mask`` (the header is not counted)."""
+    """Return the 1-based data-row numbers of ``mask`` (the header is not counted)."""
     rows = (np.flatnonzero(mask) + 1).tolist()
     more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
     return ", ".join(map(str, rows[:limit])) + more
@@ -373,11 +379,22 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
     Every column other than ``target`` is a feature and must be numeric. The target may
     be numeric or hold class labels (strings).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The CSV file; its first row names the columns.
+    target : str
+        Name of the target column.
+
     Returns
     -------
     X : ndarray of float64, shape (n, p)
+        The feature columns, in file order.
     y : ndarray, shape (n,)
+        The target: int64 when every value is a whole number, float64 for other numbers,
+        strings for labels.
     feature_names : list of str
+        The names of the columns of ``X``.
 
     Raises
     ------
@@ -387,11 +404,22 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
         column, a non-numeric feature column, NaN or infinite values (with their rows),
         fewer than two rows, or a constant target.
     """
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"CSV file {path} does not exist (or is not a file)")
+    raw, df = _read_csv(path)
+    _check_unique_header(path, raw)
+    features = _feature_columns(path, df, target)
+    X = _numeric_features(df, features)
+    # pandas keeps column names unique, so a name selects one column (a Series)
+    y = _target_values(cast("pd.Series", df[target]), target)
+    return X, y, features
+
+
+def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame]:
+    """Return the header as written and the table of ``path``, or a one-line error."""
+    import pandas as pd
+
     try:
         # The header as written: pandas renames a repeated name (``y,y`` -> ``y``, ``y.1``),
         # which would let a copy of the target in as a feature.
@@ -403,6 +431,11 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path} could not be parsed as CSV: {first}") from err
     raw = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
+    return raw, df
+
+
+def _check_unique_header(path: Path, raw: list[str]) -> None:
+    """Refuse a header that repeats a column name (naming the repeats and their columns)."""
     # (empty names are left to pandas, which calls them "Unnamed: <i>")
     repeated = sorted({c for c in raw if c and raw.count(c) > 1}, key=raw.index)
     if repeated:
@@ -414,6 +447,10 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
             f"{path} has duplicate column names in its header ({where}); rename or drop the "
             "repeated columns so that every name is unique"
         )
+
+
+def _feature_columns(path: Path, df: pd.DataFrame, target: str) -> list[str]:
+    """Name the columns as text and return the feature columns (all but ``target``)."""
     columns = [str(c) for c in df.columns]
     df.columns = columns
     if target not in columns:
@@ -425,11 +462,18 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
         raise ValueError(f"{path} has no feature column besides the target {target!r}")
     if len(df) < 2:
         raise ValueError(f"{path} has {len(df)} data row(s); at least 2 are needed")
+    return features
+
+
+def _numeric_features(df: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """Return the feature columns as float64, refusing text, NaN and infinite values."""
+    import pandas as pd
+
     for c in features:
         col = df[c]
         if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
-            bad = pd.to_numeric(col, errors="coerce").isna() & col.notna()
-            i = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else 0
+            bad = np.asarray(pd.isna(pd.to_numeric(col, errors="coerce"))) & col.notna().to_numpy()
+            i = int(np.flatnonzero(bad)[0]) if bad.any() else 0
             raise ValueError(
                 f"feature column {c!r} is not numeric (value {col.iloc[i]!r} in data row "
                 f"{i + 1}); encode it as numbers or drop the column"
@@ -446,11 +490,18 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
                 f"feature column {c!r} has infinite values in data row(s) "
                 f"{_rows(np.isinf(X[:, j]))}; fix or drop those rows"
             )
-    col = df[target]
-    if col.isna().any():
+    return X
+
+
+def _target_values(col: pd.Series, target: str) -> np.ndarray:
+    """Return the target column: whole numbers as int64, other numbers as float64, or text."""
+    import pandas as pd
+
+    missing = col.isna().to_numpy()
+    if missing.any():
         raise ValueError(
             f"target column {target!r} has missing or NaN values in data row(s) "
-            f"{_rows(col.isna().to_numpy())}; drop those rows"
+            f"{_rows(missing)}; drop those rows"
         )
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         y = col.to_numpy(dtype=np.float64)
@@ -469,4 +520,4 @@ def load_csv(path: PathLike, target: str) -> tuple[np.ndarray, np.ndarray, list[
             f"target column {target!r} is constant (every row is {value!r}); "
             "there is nothing for a feature to explain"
         )
-    return X, y, features
+    return y

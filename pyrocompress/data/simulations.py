@@ -17,7 +17,7 @@ def _check_size(n: int, p: int, minimum_p: int) -> None:
 def simulate_bai2020(
     n: int = 3000, p: int = 200, *, noise: float = 1.0, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""The feature-selection design of Bai, Song & Cheng (2020), NeurIPS, §5.
+    r"""Simulate the feature-selection design of Bai, Song & Cheng (2020), NeurIPS, §5.
 
     :math:`x \sim U(-1, 1)^p`,
     :math:`y = 7x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`,
@@ -37,7 +37,14 @@ def simulate_bai2020(
     Returns
     -------
     X : float32 tensor of shape (n, p)
+        The inputs.
     y : float32 tensor of shape (n,)
+        The noisy responses.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``p`` is not an integer or is below its minimum.
     """
     _check_size(n, p, 5)
     g = torch.Generator().manual_seed(seed)
@@ -56,7 +63,9 @@ def _sun2021_inputs(n: int, p: int, seed: int) -> tuple[torch.Tensor, torch.Gene
 def simulate_sun2021(
     n: int = 10_000, p: int = 2000, *, noise: float = 1.0, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Regression design of Sun, Song & Liang (2021), "Consistent sparse deep learning", JASA.
+    r"""Simulate the regression design of Sun, Song & Liang (2021), JASA.
+
+    From "Consistent sparse deep learning" (Sun, Song & Liang 2021, JASA).
 
     Correlated inputs :math:`x_j = (e + z_j)/\sqrt2` with :math:`e, z_j \sim N(0, 1)`
     independent (so :math:`\mathrm{Var}\,x_j = 1` and pairwise correlation 0.5), and
@@ -76,7 +85,14 @@ def simulate_sun2021(
     Returns
     -------
     X : float32 tensor of shape (n, p)
+        The correlated inputs.
     y : float32 tensor of shape (n,)
+        The noisy responses.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``p`` is not an integer or is below its minimum.
     """
     _check_size(n, p, 5)
     x, g = _sun2021_inputs(n, p, seed)
@@ -87,10 +103,10 @@ def simulate_sun2021(
 def simulate_sun2021_classification(
     n: int = 10_000, p: int = 1000, *, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Classification design of Sun, Song & Liang (2021), "Consistent sparse deep
-    learning", JASA.
+    r"""Simulate the classification design of Sun, Song & Liang (2021), JASA.
 
-    The correlated inputs of :func:`simulate_sun2021` and a noiseless label,
+    From "Consistent sparse deep learning" (Sun, Song & Liang 2021, JASA). The correlated
+    inputs of :func:`simulate_sun2021` and a noiseless label,
     :math:`y = 1` if :math:`e^{x_1} + x_2^2 + 5\sin(x_3x_4) - 3 > 0` and 0 otherwise; the
     relevant inputs are :math:`x_1, \dots, x_4`, columns 0..3.
 
@@ -105,7 +121,14 @@ def simulate_sun2021_classification(
     Returns
     -------
     X : float32 tensor of shape (n, p)
-    y : int64 tensor of shape (n,) of 0/1 labels
+        The correlated inputs.
+    y : int64 tensor of shape (n,)
+        The 0/1 labels.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` or ``p`` is not an integer or is below its minimum.
     """
     _check_size(n, p, 4)
     x, _ = _sun2021_inputs(n, p, seed)

@@ -95,8 +95,10 @@ def check_tensors(
 
 
 def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
-    """Refuse NaN or inf in ``t`` (``X`` or ``y`` of data set ``name``), counting values
-    and rows."""
+    """Refuse NaN or inf in ``t`` (``X`` or ``y`` of data set ``name``).
+
+    The message counts the non-finite values and the rows that hold them.
+    """
     bad = ~torch.isfinite(t)
     n_bad = int(bad.sum().item())
     if n_bad:
@@ -107,7 +109,7 @@ def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
 
 
 def _check_regression_targets(y: torch.Tensor, num_outputs: int | None, name: str) -> None:
-    """Regression targets: real, finite, and of a shape that fits ``num_outputs`` outputs."""
+    """Check regression targets: real, finite, and of a shape that fits ``num_outputs``."""
     if y.dtype.is_complex or y.dtype == torch.bool:
         raise ValueError(
             f"{name}: regression targets y must be real numbers (floating point or integer), "

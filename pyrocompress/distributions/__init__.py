@@ -1,5 +1,9 @@
-"""Distributions: the gate and weight laws of the priors with their registered KLs, and
-the observation models (likelihoods)."""
+"""Distributions: the laws of the priors' gates and weights, and the likelihoods.
+
+The gate and weight laws come with their registered KLs
+(:mod:`~pyrocompress.distributions.core`); the observation models know their expected
+log-likelihood and predictive (:mod:`~pyrocompress.distributions.likelihoods`).
+"""
 
 from pyrocompress.distributions.core import (
     K1,

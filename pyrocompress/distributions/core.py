@@ -29,12 +29,13 @@ Registered pairs
 from __future__ import annotations
 
 import math
+from typing import cast, override
 
 import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.distributions.util import sum_rightmost
-from torch.distributions import constraints
+from torch.distributions import Distribution, constraints
 from torch.distributions.kl import kl_divergence, register_kl
 from torch.distributions.utils import broadcast_all, lazy_property
 
@@ -65,8 +66,19 @@ _LIMIT = 0.5 * (_EULER_GAMMA + math.log(2.0))
 _LOG_UNIFORM_CONST = -0.5 * math.log(2.0 * math.pi * math.e) - _LIMIT
 
 
+def _checked_instance[D: Distribution](
+    self: Distribution, cls: type[D], instance: Distribution | None
+) -> D:
+    """Return the instance that ``cls.expand`` fills in (torch's ``_get_checked_instance``).
+
+    It is ``instance`` when a subclass passes one, else a bare instance of ``type(self)``,
+    a subclass of ``cls``; torch leaves the method unannotated.
+    """
+    return cast(D, self._get_checked_instance(cls, instance))
+
+
 def neg_kl_log_uniform(log_alpha: torch.Tensor) -> torch.Tensor:
-    r"""Molchanov et al. (2017) approximation of :math:`-\mathrm{KL}(q\,\|\,p)`.
+    r"""Return the Molchanov et al. (2017) approximation of :math:`-\mathrm{KL}(q\,\|\,p)`.
 
     For :math:`q(z) = N(\mu, \mu^2\alpha)` and the log-uniform :math:`p(z) \propto 1/|z|`,
 
@@ -77,6 +89,16 @@ def neg_kl_log_uniform(log_alpha: torch.Tensor) -> torch.Tensor:
 
     with :math:`k_1 = 0.63576, k_2 = 1.87320, k_3 = 1.48695` (Molchanov et al. 2017,
     eq. 14; Louizos et al. 2017, eq. 10). The value depends on ``log_alpha`` only.
+
+    Parameters
+    ----------
+    log_alpha
+        :math:`\log\alpha`, elementwise.
+
+    Returns
+    -------
+    Tensor
+        The approximate negative KL, elementwise (the shape of ``log_alpha``).
     """
     return (
         K1 * torch.sigmoid(K2 + K3 * log_alpha)
@@ -95,24 +117,34 @@ class LogUniform(TorchDistribution):
     acts as the model side of the registered KL. The arbitrary normalising constant is
     fixed so that ``E_q[log q(z) - log p(z)]`` for ``q = N(mu, mu^2 alpha)`` tends to zero
     as ``alpha -> inf``, the convention of the Molchanov et al. approximation.
+
+    Parameters
+    ----------
+    batch_shape
+        Batch shape of the density.
+    validate_args
+        As for every torch distribution.
     """
 
     arg_constraints: dict = {}
-    support = constraints.real
+    support: constraints.Constraint = constraints.real
     has_rsample = False
 
     def __init__(self, batch_shape: torch.Size | tuple = (), validate_args=None):
         super().__init__(torch.Size(batch_shape), validate_args=validate_args)
 
+    @override
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(LogUniform, _instance)
+        new = _checked_instance(self, LogUniform, _instance)
         TorchDistribution.__init__(new, torch.Size(batch_shape), validate_args=False)
         return new
 
+    @override
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         lp = -value.abs().log() + _LOG_UNIFORM_CONST
         return lp.expand(torch.broadcast_shapes(lp.shape, self.batch_shape + self.event_shape))
 
+    @override
     def sample(self, sample_shape=()):
         raise NotImplementedError(
             "LogUniform is an improper prior and cannot be sampled; "
@@ -132,15 +164,30 @@ class LogVarNormal(dist.Normal):
 
     ``to_event`` returns a :class:`FactorisedLogVarNormal`, whose KL to a factorised
     Normal prior with one mean and one scale is computed from three sums (see there).
+
+    Parameters
+    ----------
+    loc, log_var
+        :math:`\mu` and :math:`v = \log\sigma^2`, broadcast against each other.
+    validate_args
+        As for every torch distribution.
     """
 
     arg_constraints = {"loc": constraints.real, "log_var": constraints.real}
+    loc: torch.Tensor
+    log_var: torch.Tensor
 
-    def __init__(self, loc, log_var, validate_args=None):
+    def __init__(
+        self,
+        loc: torch.Tensor | float,
+        log_var: torch.Tensor | float,
+        validate_args: bool | None = None,
+    ):
         if isinstance(loc, torch.Tensor) and isinstance(log_var, torch.Tensor):
-            if loc.shape != log_var.shape:
-                loc, log_var = torch.broadcast_tensors(loc, log_var)
-            self.loc, self.log_var = loc, log_var
+            if loc.shape == log_var.shape:
+                self.loc, self.log_var = loc, log_var
+            else:
+                self.loc, self.log_var = torch.broadcast_tensors(loc, log_var)
         else:
             self.loc, self.log_var = broadcast_all(loc, log_var)
         # Normal.__init__ would set a standard deviation; ours is derived lazily
@@ -148,14 +195,17 @@ class LogVarNormal(dist.Normal):
 
     @lazy_property
     def variance(self) -> torch.Tensor:
+        """The variance :math:`e^{v}`, computed once per instance."""
         return self.log_var.exp()
 
     @lazy_property
     def scale(self) -> torch.Tensor:
+        """The standard deviation :math:`e^{v/2}`, computed once per instance."""
         return (0.5 * self.log_var).exp()
 
+    @override
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(LogVarNormal, _instance)
+        new = _checked_instance(self, LogVarNormal, _instance)
         batch_shape = torch.Size(batch_shape)
         new.loc = self.loc.expand(batch_shape)
         new.log_var = self.log_var.expand(batch_shape)
@@ -163,6 +213,7 @@ class LogVarNormal(dist.Normal):
         new._validate_args = self._validate_args
         return new
 
+    @override
     def to_event(self, reinterpreted_batch_ndims=None):
         if reinterpreted_batch_ndims is None:
             reinterpreted_batch_ndims = len(self.batch_shape)
@@ -187,8 +238,9 @@ class FactorisedLogVarNormal(dist.Independent):
     takes. Other priors get the elementwise KL, summed.
     """
 
+    @override
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(FactorisedLogVarNormal, _instance)
+        new = _checked_instance(self, FactorisedLogVarNormal, _instance)
         return super().expand(batch_shape, _instance=new)
 
 
@@ -222,15 +274,18 @@ class IsotropicNormal(dist.Normal):
             validate_args=False,
         )
 
+    @override
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(IsotropicNormal, _instance)
+        new = _checked_instance(self, IsotropicNormal, _instance)
         new.loc_value, new.scale_value = self.loc_value, self.scale_value
         return super().expand(batch_shape, _instance=new)
 
 
 def _repeated_value(t: torch.Tensor) -> torch.Tensor | None:
-    """The single value of ``t`` as a 0-dim tensor if ``t`` is one value broadcast (all
-    strides 0, as in ``Normal(0, s).expand(shape)``), else ``None``."""
+    """Return the single value of ``t`` as a 0-dim tensor if ``t`` is one value broadcast.
+
+    That is, all strides are 0, as in ``Normal(0, s).expand(shape)``; else ``None``.
+    """
     if t.dim() == 0:
         return t
     if not any(t.stride()):
@@ -254,8 +309,7 @@ def _kl_log_var_normal_normal(q: LogVarNormal, p: dist.Normal) -> torch.Tensor:
 
 
 class _GaussianKLSum(torch.autograd.Function):
-    r""":math:`\sum \mathrm{KL}(N(\mu, e^{v}) \,\|\, N(m, s^2))` over the event dims, one
-    autograd node.
+    r"""Sum :math:`\mathrm{KL}(N(\mu, e^{v}) \,\|\, N(m, s^2))` over the event dims, in one node.
 
     Inputs ``loc``, ``log_var`` and ``var`` :math:`= e^{v}` (the caller's, so that its
     exponential is shared with the locally reparametrised layer), the numbers ``m`` and
@@ -286,8 +340,7 @@ class _GaussianKLSum(torch.autograd.Function):
 
 
 class _LogUniformKLSum(torch.autograd.Function):
-    r""":math:`\sum` of the Molchanov et al. (2017) KL approximation over the event dims, one
-    autograd node.
+    r"""Sum the Molchanov et al. (2017) KL approximation over the event dims, in one node.
 
     With :math:`\log\alpha = v - \log\mu^2` clamped to :math:`[-30, 30]` (and
     :math:`|\mu| \ge 10^{-16}`), :math:`\mathrm{KL} = -(k_1\sigma(k_2 + k_3\log\alpha) -
@@ -333,10 +386,12 @@ def _kl_factorised_log_var_normal(q: FactorisedLogVarNormal, p: dist.Independent
     if type(qb) is LogVarNormal and qb.batch_shape == pb.batch_shape:
         if isinstance(pb, IsotropicNormal):
             args = (qb.loc, qb.log_var, qb.variance, pb.loc_value, pb.scale_value, dims)
-            return _GaussianKLSum.apply(*args)
+            # (torch leaves Function.apply unannotated; forward returns a tensor)
+            return cast(torch.Tensor, _GaussianKLSum.apply(*args))
         elif type(pb) is LogUniform:
-            return _LogUniformKLSum.apply(qb.loc, qb.log_var, dims)
-    return sum_rightmost(kl_divergence(qb, pb), n)
+            return cast(torch.Tensor, _LogUniformKLSum.apply(qb.loc, qb.log_var, dims))
+    # (Pyro leaves sum_rightmost unannotated; it returns a tensor for a tensor)
+    return cast(torch.Tensor, sum_rightmost(kl_divergence(qb, pb), n))
 
 
 class MarginalizedBernoulli(dist.Bernoulli):
@@ -358,10 +413,12 @@ class MarginalizedBernoulli(dist.Bernoulli):
     has_rsample = True
 
     def rsample(self, sample_shape=()):
+        """Return a detached draw (see the class: the gradient comes from marginalisation)."""
         return self.sample(sample_shape)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(MarginalizedBernoulli, _instance)
+        """Return the gate expanded to ``batch_shape`` (as :meth:`Bernoulli.expand`)."""
+        new = _checked_instance(self, MarginalizedBernoulli, _instance)
         return super().expand(batch_shape, _instance=new)
 
 
@@ -396,6 +453,8 @@ class ConditionalSlab(LogVarNormal):
         :math:`\mu, \log\sigma^2` of the slab given inclusion.
     inclusion
         :math:`\pi = q(\gamma = 1)`, broadcast against ``loc``.
+    validate_args
+        As for every torch distribution.
     """
 
     arg_constraints = {
@@ -409,8 +468,9 @@ class ConditionalSlab(LogVarNormal):
         self.inclusion = inclusion
         super().__init__(loc, log_var, validate_args=validate_args)
 
+    @override
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(ConditionalSlab, _instance)
+        new = _checked_instance(self, ConditionalSlab, _instance)
         new.inclusion = self.inclusion.expand(torch.Size(batch_shape))
         return super().expand(batch_shape, _instance=new)
 
@@ -470,17 +530,33 @@ def half_cauchy_scale_parts(
     *,
     like: torch.Tensor | None = None,
 ) -> tuple[dist.Gamma, dist.InverseGamma]:
-    r"""The Gamma / inverse-Gamma pair whose product's square root is :math:`C^+(0, b)`.
+    r"""Return the Gamma / inverse-Gamma pair whose product's square root is :math:`C^+(0, b)`.
 
     If :math:`a \sim \mathrm{Gamma}(\tfrac12, \text{rate } b^{-2})` and
     :math:`\beta \sim \mathrm{InvGamma}(\tfrac12, 1)` then
     :math:`a\beta = b^2 F(1, 1)` and :math:`\sqrt{a\beta} \sim C^+(0, b)`
     (Louizos et al. 2017, §3.2; Ingraham & Marks 2017). The tensors take the dtype and
     device of ``like``.
+
+    Parameters
+    ----------
+    scale
+        The half-Cauchy scale :math:`b`.
+    shape
+        Batch shape of both distributions.
+    like
+        Tensor whose dtype and device the parameters take (default: float32 on the CPU).
+
+    Returns
+    -------
+    gamma : Gamma
+        :math:`\mathrm{Gamma}(\tfrac12, \text{rate } b^{-2})`.
+    inv_gamma : InverseGamma
+        :math:`\mathrm{InvGamma}(\tfrac12, 1)`.
     """
     like = torch.zeros(()) if like is None else like
     half = like.new_tensor(0.5)
     rate = like.new_tensor(float(scale)) ** -2
-    gamma = dist.Gamma(half, rate).expand(shape)
-    inv_gamma = dist.InverseGamma(half, like.new_tensor(1.0)).expand(shape)
+    gamma = cast(dist.Gamma, dist.Gamma(half, rate).expand(shape))
+    inv_gamma = cast(dist.InverseGamma, dist.InverseGamma(half, like.new_tensor(1.0)).expand(shape))
     return gamma, inv_gamma

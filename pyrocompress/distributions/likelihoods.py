@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import override
 
 import pyro
 import pyro.distributions as dist
@@ -20,17 +21,69 @@ __all__ = [
 
 
 class Likelihood(nn.Module):
-    """Base class. ``forward(out, y)`` samples (or observes) the site ``obs``."""
+    """Base class of the observation models: ``forward(out, y)`` samples (or observes) ``obs``.
+
+    Attributes
+    ----------
+    task : str
+        ``"classification"`` or ``"regression"``.
+    metric_name : str
+        Name of the validation metric :meth:`error` returns (``"error"``, ``"rmse"``).
+    """
 
     task: str = ""
 
+    def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Sample the site ``obs`` given the network output, observed at ``y`` when given.
+
+        Parameters
+        ----------
+        out
+            Network output, ``[N, num_outputs]``.
+        y
+            Targets, or ``None`` to sample (predictive).
+
+        Returns
+        -------
+        Tensor
+            The value of the site ``obs``.
+        """
+        raise NotImplementedError
+
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
-        """Validation metric reported during training: lower is better."""
+        """Return the validation metric reported during training: lower is better.
+
+        Parameters
+        ----------
+        out
+            Network output, ``[N, num_outputs]``.
+        y
+            Targets.
+
+        Returns
+        -------
+        float
+            The metric named by :attr:`metric_name`.
+        """
         raise NotImplementedError
 
     def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood per example of a point network's output, up to
-        constants (the loss of :func:`pyrocompress.infer.pretrain`)."""
+        """Return the mean negative log-likelihood per example of a point network's output.
+
+        Up to constants: the loss of :func:`pyrocompress.infer.pretrain`.
+
+        Parameters
+        ----------
+        out
+            Network output, ``[N, num_outputs]``.
+        y
+            Targets.
+
+        Returns
+        -------
+        Tensor
+            A scalar loss.
+        """
         raise NotImplementedError
 
     metric_name: str = "error"
@@ -42,16 +95,60 @@ class Likelihood(nn.Module):
 
         Used by the moment-propagation objective (Wu et al. 2019, §4);
         :mod:`pyrocompress.nn.moments` explains the bounds.
+
+        Parameters
+        ----------
+        mean, var
+            Mean and variance of the network output, ``[N, num_outputs]``.
+        y
+            Targets.
+
+        Returns
+        -------
+        Tensor
+            One value per example, ``[N]``.
+
+        Raises
+        ------
+        TypeError
+            If the likelihood has no expected log-likelihood.
         """
         raise TypeError(f"{type(self).__name__} has no expected log-likelihood")
 
     def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return predictive summaries from the output moments (``probs`` or ``predictive_var``)."""
+        """Return predictive summaries from the output moments (``probs`` or ``predictive_var``).
+
+        Parameters
+        ----------
+        mean, var
+            Mean and variance of the network output, ``[N, num_outputs]``.
+
+        Returns
+        -------
+        dict
+            ``{"probs": ...}`` for classification, ``{"predictive_var": ...}`` for
+            regression.
+
+        Raises
+        ------
+        TypeError
+            If the likelihood has no moment-based predictive.
+        """
         raise TypeError(f"{type(self).__name__} has no moment-based predictive")
 
     def num_classes(self, num_outputs: int) -> int | None:
-        """Number of class labels for a network with ``num_outputs`` outputs; ``None`` for
-        regression."""
+        """Return the number of class labels for a network with ``num_outputs`` outputs.
+
+        Parameters
+        ----------
+        num_outputs
+            Number of output units of the network.
+
+        Returns
+        -------
+        int or None
+            The number of classes; ``None`` for regression.
+        """
         return num_outputs if self.task == "classification" else None
 
 
@@ -61,67 +158,118 @@ class CategoricalLikelihood(Likelihood):
     task = "classification"
     metric_name = "error"
 
+    @override
     def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return pyro.sample("obs", dist.Categorical(logits=out), obs=y)
 
+    @override
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return (out.argmax(-1) != y).float().mean().item()
 
+    @override
     def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, y)
 
-    def expected_log_prob(self, mean, var, y):
-        r"""Jensen lower bound :math:`m_y - \mathrm{LSE}(m + v/2)` (Gaussian MGF)."""
+    @override
+    def expected_log_prob(
+        self, mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        r"""Return the Jensen lower bound :math:`m_y - \mathrm{LSE}(m + v/2)` (Gaussian MGF)."""
         m_y = mean.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
         return m_y - torch.logsumexp(mean + 0.5 * var, -1)
 
-    def predictive(self, mean, var):
-        r"""Probit approximation :math:`\mathrm{softmax}(m / \sqrt{1 + \pi v / 8})` (MacKay)."""
+    @override
+    def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
+        r"""Return the probit approximation :math:`\mathrm{softmax}(m / \sqrt{1 + \pi v / 8})`.
+
+        MacKay (1992).
+        """
         return {"probs": torch.softmax(_probit_scaled(mean, var), -1)}
 
 
 class BernoulliLikelihood(Likelihood):
-    """``y ~ Bernoulli(sigmoid(out))`` for a network with one output (binary labels 0/1);
-    with no hidden layer this is Bayesian logistic regression. The metric is the error
-    rate."""
+    """``y ~ Bernoulli(sigmoid(out))`` for a network with one output (binary labels 0/1).
+
+    With no hidden layer this is Bayesian logistic regression. The metric is the error
+    rate.
+    """
 
     task = "classification"
     metric_name = "error"
 
+    @override
     def num_classes(self, num_outputs: int) -> int:
+        """Return 2 (labels 0/1).
+
+        Parameters
+        ----------
+        num_outputs
+            Number of output units of the network; must be 1.
+
+        Returns
+        -------
+        int
+            2.
+
+        Raises
+        ------
+        ValueError
+            If the network has more than one output.
+        """
         if num_outputs != 1:
             raise ValueError(
                 f"the Bernoulli likelihood needs a network with 1 output, got {num_outputs}"
             )
         return 2
 
+    @override
     def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         logits = out.squeeze(-1)
         obs = None if y is None else y.to(logits.dtype)
         return pyro.sample("obs", dist.Bernoulli(logits=logits), obs=obs)
 
+    @override
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return ((out.squeeze(-1) > 0).long() != y.long()).float().mean().item()
 
+    @override
     def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = out.squeeze(-1)
         return F.binary_cross_entropy_with_logits(logits, y.to(logits.dtype))
 
-    def expected_log_prob(self, mean, var, y):
-        r"""Jensen lower bound :math:`y m - \mathrm{softplus}(m + v/2)`."""
+    @override
+    def expected_log_prob(
+        self, mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        r"""Return the Jensen lower bound :math:`y m - \mathrm{softplus}(m + v/2)`."""
         m, v = mean.squeeze(-1), var.squeeze(-1)
         return y.float() * m - F.softplus(m + 0.5 * v)
 
-    def predictive(self, mean, var):
-        """Probit approximation of the probability of class 1 (MacKay 1992)."""
+    @override
+    def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the probit approximation of the probability of class 1 (MacKay 1992)."""
         return {"probs": torch.sigmoid(_probit_scaled(mean, var))}
 
 
 class GaussianLikelihood(Likelihood):
-    """``y ~ N(out, sigma^2)``; ``sigma`` is a point estimate (type-II maximum likelihood)
-    or, with ``learn_noise=False``, fixed (conjugate Bayesian linear regression).
+    """``y ~ N(out, sigma^2)``, with ``sigma`` learnt or fixed.
+
+    ``sigma`` is a point estimate (type-II maximum likelihood) or, with
+    ``learn_noise=False``, fixed (conjugate Bayesian linear regression).
 
     The metric is the root mean squared error.
+
+    Parameters
+    ----------
+    noise
+        Initial (or fixed) noise standard deviation ``sigma > 0``.
+    learn_noise
+        Learn ``sigma`` (a parameter) or keep it fixed (a buffer).
+
+    Raises
+    ------
+    ValueError
+        If ``noise`` is not a positive number.
     """
 
     task = "regression"
@@ -139,8 +287,10 @@ class GaussianLikelihood(Likelihood):
 
     @property
     def noise(self) -> torch.Tensor:
+        """The noise standard deviation ``sigma``."""
         return self.log_noise.exp()
 
+    @override
     def forward(self, out: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
         d = dist.Normal(loc, self.noise)
@@ -148,25 +298,34 @@ class GaussianLikelihood(Likelihood):
             d = d.to_event(loc.dim() - 1)
         return pyro.sample("obs", d, obs=y)
 
+    @override
     def error(self, out: torch.Tensor, y: torch.Tensor) -> float:
         loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
         return (loc - y).pow(2).mean().sqrt().item()
 
+    @override
     def point_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Half the mean squared error: the negative log-likelihood at unit noise, the
-        scale of a standardised target (the noise is not trained here)."""
+        """Return half the mean squared error.
+
+        It is the negative log-likelihood at unit noise, the scale of a standardised target
+        (the noise is not trained here).
+        """
         loc = out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
         return 0.5 * F.mse_loss(loc, y.to(loc.dtype))
 
-    def expected_log_prob(self, mean, var, y):
-        r"""Exact: :math:`-\log(\sqrt{2\pi}\sigma) - ((y - m)^2 + v) / (2\sigma^2)`."""
+    @override
+    def expected_log_prob(
+        self, mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        r"""Return the exact :math:`-\log(\sqrt{2\pi}\sigma) - ((y - m)^2 + v) / (2\sigma^2)`."""
         noise = self.noise
         m = mean.squeeze(-1)
         v = var.squeeze(-1)
         return -0.5 * math.log(2 * math.pi) - noise.log() - ((y - m).square() + v) / (2 * noise**2)
 
-    def predictive(self, mean, var):
-        """The predictive variance: output variance plus noise variance."""
+    @override
+    def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Return the predictive variance: output variance plus noise variance."""
         return {"predictive_var": var + self.noise.square()}
 
 
@@ -175,8 +334,24 @@ def _probit_scaled(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
 
 
 def get_likelihood(likelihood: str | Likelihood) -> Likelihood:
-    """A likelihood from an instance or ``"categorical"`` / ``"bernoulli"`` /
-    ``"gaussian"``."""
+    """Return a likelihood from an instance or a name.
+
+    Parameters
+    ----------
+    likelihood
+        A :class:`Likelihood` (returned as is) or ``"categorical"`` (also
+        ``"classification"``), ``"bernoulli"``, ``"gaussian"`` (also ``"regression"``).
+
+    Returns
+    -------
+    Likelihood
+        The likelihood.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+    """
     if isinstance(likelihood, Likelihood):
         return likelihood
     if likelihood == "bernoulli":

@@ -1,5 +1,9 @@
-"""Inference: ELBOs with the local reparametrisation and moment propagation, the training
-loop (:func:`fit`, :func:`pretrain`), data-parallel runs, checkpoints and NUTS."""
+"""Inference: ELBOs, the training loop, data-parallel runs, checkpoints and NUTS.
+
+ELBOs with the local reparametrisation and moment propagation
+(:mod:`~pyrocompress.infer.elbo`), the training loop (:func:`fit`, :func:`pretrain`),
+data-parallel runs, checkpoints and NUTS.
+"""
 
 from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, atomic_save, safe_load
 from pyrocompress.infer.distributed import World, setup, world

@@ -32,7 +32,15 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` through a temporary file and :func:`os.replace`."""
+    """Run ``torch.save(obj, path)`` through a temporary file and :func:`os.replace`.
+
+    Parameters
+    ----------
+    obj
+        What to save.
+    path
+        Destination file; its folder must exist.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -49,6 +57,18 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
 
 def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
     """Load a file written by :func:`torch.save` with ``weights_only=True`` onto the CPU.
+
+    Parameters
+    ----------
+    path
+        The file.
+    what
+        What the file is, for messages (``"checkpoint"``, ``"compact model"``).
+
+    Returns
+    -------
+    Any
+        The loaded object (tensors and plain containers).
 
     Raises
     ------
@@ -74,8 +94,15 @@ def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
 
 
 def rng_state() -> dict[str, Any]:
-    """The states of torch's (CPU and CUDA), NumPy's and Python's generators, in a form
-    :func:`safe_load` reads back (tensors, numbers, strings, lists)."""
+    """Return the states of torch's (CPU and CUDA), NumPy's and Python's generators.
+
+    In a form :func:`safe_load` reads back (tensors, numbers, strings, lists).
+
+    Returns
+    -------
+    dict
+        Keys ``"torch"``, ``"cuda"``, ``"numpy"``, ``"python"``.
+    """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {
@@ -87,7 +114,14 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the generators from :func:`rng_state`."""
+    """Restore the generators from :func:`rng_state`.
+
+    Parameters
+    ----------
+    state
+        The dictionary :func:`rng_state` returned (CUDA states for as many devices as
+        both machines have).
+    """
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():  # as many devices as both machines have
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):

@@ -1,7 +1,7 @@
-"""Data-parallel SVI on ``torch.distributed``: the process group, the sharded data order
-and per-example noise that matches a single process.
+"""Data-parallel SVI on ``torch.distributed``.
 
-Launched by ``torchrun --nproc_per_node K ...``, every process runs the same
+The process group, the sharded data order and per-example noise that matches a single
+process. Launched by ``torchrun --nproc_per_node K ...``, every process runs the same
 :func:`pyrocompress.fit`. :func:`setup` joins the process group that ``torchrun``
 describes in the environment (``gloo`` on the CPU, ``nccl`` on GPUs, one GPU per local
 rank). Each step every rank takes ``batch_size / K`` examples of the global minibatch
@@ -32,9 +32,9 @@ __all__ = ["World", "setup", "world"]
 
 @dataclass(frozen=True)
 class World:
-    """This process's place in a data-parallel run.
+    """The place of this process in a data-parallel run.
 
-    Attributes
+    Parameters
     ----------
     rank, size
         Global rank and number of processes (0 and 1 without ``torchrun``).
@@ -58,6 +58,7 @@ class World:
 
 
 def _env_int(name: str, default: int) -> int:
+    """Return the integer environment variable ``name``, or ``default`` when unset."""
     value = os.environ.get(name)
     if value is None:
         return default
@@ -68,8 +69,21 @@ def _env_int(name: str, default: int) -> int:
 
 
 def world() -> World:
-    """The :class:`World` of this process: from the process group when one is initialised,
-    else from ``torchrun``'s environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    """Return the :class:`World` of this process.
+
+    From the process group when one is initialised, else from ``torchrun``'s environment
+    (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
+
+    Returns
+    -------
+    World
+        Rank, size and local rank.
+
+    Raises
+    ------
+    ValueError
+        If one of the environment variables is not an integer.
+    """
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0))
     return World(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0))
@@ -78,9 +92,27 @@ def world() -> World:
 def setup(device: str | torch.device) -> tuple[World, torch.device]:
     """Join the process group of a ``torchrun`` launch, if there is one.
 
-    Returns the :class:`World` and the device this process computes on: under ``torchrun``
-    with ``device="cuda"``, the GPU of its local rank. A process group the caller has
-    initialised already is used as it is.
+    A process group the caller has initialised already is used as it is.
+
+    Parameters
+    ----------
+    device
+        The device asked for (``"cpu"``, ``"cuda"``).
+
+    Returns
+    -------
+    world : World
+        This process's place in the run.
+    device : torch.device
+        The device this process computes on: under ``torchrun`` with ``device="cuda"``,
+        the GPU of its local rank.
+
+    Raises
+    ------
+    RuntimeError
+        If several processes are launched but torch has no ``torch.distributed``.
+    ValueError
+        If a local rank has no GPU.
     """
     device = torch.device(device)
     w = world()
@@ -103,9 +135,12 @@ def setup(device: str | torch.device) -> tuple[World, torch.device]:
 
 
 def _leave() -> None:
-    """Leave the process group at exit, all ranks together: a rank that tears its
-    connections down while another still works (rank 0 pruning and writing the outputs)
-    can abort in gloo's teardown, and torchrun then kills the working rank."""
+    """Leave the process group at exit, all ranks together.
+
+    A rank that tears its connections down while another still works (rank 0 pruning and
+    writing the outputs) can abort in gloo's teardown, and torchrun then kills the working
+    rank.
+    """
     if not dist.is_initialized():
         return
     try:

@@ -19,6 +19,7 @@ log-likelihood with much lower variance; the KL terms are unaffected.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import pyro
 import pyro.poutine as poutine
@@ -64,13 +65,20 @@ class _Provider(Messenger):
 class LocalReparameterization:
     """Pair a model and its guide for one locally reparametrised ELBO evaluation.
 
-    Examples
-    --------
-    >>> lrt = LocalReparameterization()                      # doctest: +SKIP
-    >>> loss = elbo.differentiable_loss(lrt.model(model), lrt.guide(guide), x, y)
-
     The guide must run before the model, as every Pyro ELBO does. Use a fresh instance
     per step.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> from pyro.infer import TraceMeanField_ELBO
+    >>> from pyrocompress.infer import LocalReparameterization
+    >>> bnn = pc.bayesianize(pc.mlp([3, 4, 2]), "group-nj", seed=0)
+    >>> X, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    >>> lrt = LocalReparameterization()
+    >>> loss = TraceMeanField_ELBO().differentiable_loss(lrt.model(bnn), lrt.guide(bnn.guide), X, y)
+    >>> loss.shape
+    torch.Size([])
     """
 
     def __init__(self) -> None:
@@ -107,8 +115,10 @@ class _GuideSites(Messenger):
 
 
 class _ModelSites(Messenger):
-    """Model side of :class:`LocalReparamELBO`: replay the guide's sites, answer
-    :func:`guide_distributions`, and record the latent and observed sites.
+    """Model side of :class:`LocalReparamELBO`.
+
+    It replays the guide's sites, answers :func:`guide_distributions`, and records the
+    latent and observed sites.
 
     It does the work of ``poutine.trace``, ``poutine.replay`` and the provider of
     :class:`LocalReparameterization` in one handler, so that every ``pyro.sample`` of a
@@ -146,9 +156,11 @@ class _ModelSites(Messenger):
 
 
 def kl_sum(pairs) -> torch.Tensor | float:
-    """:math:`\\sum s\\,\\mathrm{KL}(q\\,\\|\\,p)` over ``(guide site, prior)`` pairs, each
-    KL analytic and scaled and masked as its guide site (KL warm-up, subsampling); one
-    stack-and-sum node in the autograd graph. 0.0 without pairs."""
+    r"""Return :math:`\sum s\,\mathrm{KL}(q\,\|\,p)` over ``(guide site, prior)`` pairs.
+
+    Each KL is analytic and scaled and masked as its guide site (KL warm-up,
+    subsampling); one stack-and-sum node in the autograd graph. 0.0 without pairs.
+    """
     terms = []
     for q_site, p in pairs:
         term = scale_and_mask(kl_divergence(q_site["fn"], p), q_site["scale"], q_site["mask"])
@@ -178,9 +190,17 @@ class LocalReparamELBO(ELBO):
     model it gives the same value as the generic path (``tests/test_local_reparam.py``).
     Every latent site needs a registered KL.
 
-    The model and the guide stay ordinary Pyro programs; use it as any Pyro ELBO:
+    The model and the guide stay ordinary Pyro programs; use it as any Pyro ELBO. The
+    guide's parameters are module-local (not in Pyro's parameter store), so a torch
+    optimiser over ``bnn.parameters()`` trains them, as :func:`~pyrocompress.fit` does:
 
-    >>> svi = pyro.infer.SVI(bnn, bnn.guide, optim, LocalReparamELBO())  # doctest: +SKIP
+    >>> import torch, pyrocompress as pc
+    >>> from pyrocompress.infer import LocalReparamELBO
+    >>> bnn = pc.bayesianize(pc.mlp([3, 4, 2]), "group-nj", seed=0)
+    >>> optimizer = torch.optim.Adam(bnn.parameters(), lr=0.01)
+    >>> X, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    >>> loss = LocalReparamELBO().differentiable_loss(bnn, bnn.guide, X, y)
+    >>> loss.backward(); optimizer.step()
     """
 
     def __init__(self, num_particles: int = 1):
@@ -201,8 +221,10 @@ class LocalReparamELBO(ELBO):
         return model_sites
 
     def _get_trace(self, model, guide, args, kwargs):
-        """Model and guide traces of one evaluation (for inspection; the loss does not
-        build them)."""
+        """Return the model and guide traces of one evaluation.
+
+        They are for inspection; the loss does not build them.
+        """
         sites = self._run(model, guide, args, kwargs)
         model_trace, guide_trace = poutine.Trace(), poutine.Trace()
         for name, msg in sites.guide_sites.items():
@@ -220,7 +242,7 @@ class LocalReparamELBO(ELBO):
         # one stack-and-sum node instead of a chain of additions in the autograd graph
         total_kl = kl_sum((q_site, msg["fn"]) for msg, q_site in sites.latent)
         total_log_lik = torch.stack(log_lik).sum() if log_lik else 0.0
-        return total_kl - total_log_lik
+        return cast(torch.Tensor, total_kl - total_log_lik)
 
     def differentiable_loss(self, model, guide, *args, **kwargs) -> torch.Tensor:
         """Negative ELBO as a differentiable tensor (no host synchronisation)."""
@@ -228,7 +250,7 @@ class LocalReparamELBO(ELBO):
         with pyro.validation_enabled(False):
             for _ in range(self.num_particles):
                 loss = loss + self._particle(self._run(model, guide, args, kwargs))
-        return loss / self.num_particles
+        return cast(torch.Tensor, loss / self.num_particles)
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         """Negative ELBO as a float."""
@@ -252,7 +274,7 @@ class MomentELBO(ELBO):
 
     the expectation from the propagated output moments (:func:`propagate`,
     :func:`expected_log_likelihood`; Wu et al. 2019, §3-4) and every KL analytic, as in
-    :class:`~pyrocompress.reparam.LocalReparamELBO`: the guide runs as a Pyro program and
+    :class:`~pyrocompress.infer.LocalReparamELBO`: the guide runs as a Pyro program and
     each latent site's KL is taken against the prior the model samples that site from.
     No random numbers are drawn, so its gradient has no Monte Carlo variance. Used by
     ``fit(..., objective="moments")``; the model must be a :class:`BayesianNetwork` with
@@ -268,19 +290,28 @@ class MomentELBO(ELBO):
 
     def differentiable_loss(self, model, guide, X, y, *, dataset_size=None, subsample=None,
                             kl_scale: float = 1.0, **kwargs) -> torch.Tensor:  # fmt: skip
+        """Return the negative ELBO as a differentiable tensor (no random numbers drawn).
+
+        It is the sum of the guide's analytic KLs (the guide run with ``kl_scale``) minus
+        ``N / B`` times the expected log-likelihood of ``y``, with ``N`` the
+        ``dataset_size`` (``len(X)`` when None) and ``B = len(X)``.
+        """
         bnn = model
         if not isinstance(bnn, BayesianNetwork):
             raise TypeError("MomentELBO's model must be a BayesianNetwork")
         check_supported(bnn)
-        sites = _GuideSites()
-        with sites:
+        guide_sites = _GuideSites()
+        with guide_sites:
             guide(X, y, kl_scale=kl_scale)
-        kl = kl_sum(
-            (sites.sites[layer.spec.site(part)], p)
-            for layer in bnn.bayesian_layers().values()
-            for part, p in layer.prior.site_priors(layer.spec, X).items()
-        )
-        mean, var = propagate(bnn, X, covariance=self.covariance)
+        # the latent sites are found as LocalReparamELBO finds them: the layers' own model
+        # statements run under the same handler, which pairs each with its guide site
+        model_sites = _ModelSites(guide_sites.sites)
+        with model_sites:
+            for layer in bnn.bayesian_layers().values():
+                layer.prior.model(layer.spec, X)
+        kl = kl_sum((q_site, msg["fn"]) for msg, q_site in model_sites.latent)
+        out = propagate(bnn, X, covariance=self.covariance)
+        mean, var = out[0], out[1]
         if self.covariance == "full":
             var = var.diagonal(0, -2, -1)
         ell = expected_log_likelihood(bnn.likelihood, mean, var, y).sum()
@@ -293,10 +324,12 @@ class MomentELBO(ELBO):
         )
 
     def loss(self, model, guide, *args, **kwargs) -> float:
+        """Return the negative ELBO as a float."""
         with torch.no_grad():
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        """Return the negative ELBO as a float; back-propagates it (for :class:`pyro.infer.SVI`)."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         loss.backward()
         return loss.item()

@@ -13,19 +13,26 @@ Two priors are refused: the spike-and-slab's gates are discrete, which NUTS cann
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pyro.poutine as poutine
 import torch
 from pyro.infer import MCMC, NUTS
 
 from pyrocompress.infer.training import prepare_data
+from pyrocompress.nn import BayesianNetwork
 from pyrocompress.rng import seeded
+
+if TYPE_CHECKING:
+    from xarray import DataTree
 
 __all__ = ["compare_svi_nuts", "run_nuts"]
 
 
 def run_nuts(
-    bnn,
+    bnn: BayesianNetwork,
     X: torch.Tensor,
     y: torch.Tensor,
     *,
@@ -35,13 +42,40 @@ def run_nuts(
     seed: int = 0,
     target_accept_prob: float = 0.8,
     max_tree_depth: int = 10,
-):
-    """NUTS draws of every latent site of ``bnn``'s model given ``(X, y)``, as a DataTree.
+) -> DataTree:
+    """Return NUTS draws of every latent site of ``bnn``'s model given ``(X, y)``, as a DataTree.
 
     Posterior variables are named after the sites with dots replaced by underscores
     (``layer0_weight`` for site ``0.weight``), plus each layer's effective weights
-    ``layer0_effective_weight``. ``max_tree_depth`` caps the trajectory
-    length (2^depth leapfrog steps); lower it for quick looks at funnel-shaped posteriors.
+    ``layer0_effective_weight``.
+
+    Parameters
+    ----------
+    bnn
+        The network; its model is sampled as SVI fits it (no local reparametrisation).
+    X, y
+        The data (validated, moved to the network's device).
+    num_samples, warmup_steps
+        Draws kept and warm-up steps of each chain.
+    num_chains
+        Number of chains, run one after another with seeds ``seed``, ``seed + 1``, ...
+    seed
+        Seed of the first chain.
+    target_accept_prob
+        NUTS's target acceptance probability.
+    max_tree_depth
+        Caps the trajectory length (2^depth leapfrog steps); lower it for quick looks at
+        funnel-shaped posteriors.
+
+    Returns
+    -------
+    xarray.DataTree
+        The ``posterior`` group, one chain per row.
+
+    Raises
+    ------
+    ValueError
+        If a layer's prior cannot be sampled by NUTS (the message says why).
     """
     from arviz_base import from_dict
 
@@ -64,8 +98,16 @@ def run_nuts(
     return from_dict({"posterior": posterior})
 
 
-def _chain(bnn, X, y, num_samples, warmup_steps, target_accept_prob, max_tree_depth):
-    """One NUTS chain's draws of every latent site."""
+def _chain(
+    bnn: BayesianNetwork,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    num_samples: int,
+    warmup_steps: int,
+    target_accept_prob: float,
+    max_tree_depth: int,
+) -> dict[str, torch.Tensor]:
+    """Return one NUTS chain's draws of every latent site."""
     kernel = NUTS(
         bnn,
         target_accept_prob=target_accept_prob,
@@ -78,37 +120,58 @@ def _chain(bnn, X, y, num_samples, warmup_steps, target_accept_prob, max_tree_de
 
 
 def _name(site: str) -> str:
+    """Return the DataTree variable name of a site (``"0.weight"`` -> ``"layer0_weight"``)."""
     head, _, part = site.rpartition(".")
     head = head.replace(".", "_")
     return f"layer{head}_{part}" if head[:1].isdigit() else f"{head}_{part}"
 
 
-def _effective(bnn, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Effective weights ``g * W~`` of every layer from one draw of the sites."""
+def _effective(bnn: BayesianNetwork, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Return the effective weights ``g * W~`` of every layer from one draw of the sites."""
     return {
         f"{name}.effective_weight": w.detach().cpu()
         for name, (_, w) in bnn.effective_weights(values).items()
     }
 
 
-def compare_svi_nuts(bnn, nuts_tree, *, num_samples: int = 2000, seed: int = 0) -> dict:
-    """Posterior means and sds of every latent site, and of the effective weights
-    (``<layer>_effective_weight``, the gate times the non-centred weight), under SVI
-    (guide draws) and NUTS.
+def compare_svi_nuts(
+    bnn: BayesianNetwork, nuts_tree: DataTree, *, num_samples: int = 2000, seed: int = 0
+) -> dict[str, dict[str, np.ndarray]]:
+    """Return posterior means and sds under SVI (guide draws) and NUTS, side by side.
 
-    Returns ``{variable: {"svi_mean", "svi_sd", "nuts_mean", "nuts_sd"}}`` with numpy
-    arrays, for the variables NUTS sampled.
+    For every latent site, and for the effective weights (``<layer>_effective_weight``,
+    the gate times the non-centred weight).
+
+    Parameters
+    ----------
+    bnn
+        The fitted network.
+    nuts_tree
+        The DataTree of :func:`run_nuts`.
+    num_samples
+        Number of guide draws.
+    seed
+        Seed of the guide draws.
+
+    Returns
+    -------
+    dict
+        ``{variable: {"svi_mean", "svi_sd", "nuts_mean", "nuts_sd"}}`` with numpy arrays,
+        for the variables NUTS sampled.
     """
     draws: dict[str, list[torch.Tensor]] = {}
     with torch.no_grad(), seeded(seed):
         for _ in range(num_samples):
             tr = poutine.trace(bnn.guide).get_trace()
-            values = {s: n["value"] for s, n in tr.nodes.items() if n["type"] == "sample"}
+            # (Pyro types a node as a dict whose keys are all optional; sample sites have
+            # "type" and "value")
+            nodes: dict[str, Mapping[str, Any]] = dict(tr.nodes)
+            values = {s: n["value"] for s, n in nodes.items() if n["type"] == "sample"}
             values.update(_effective(bnn, values))
             for site, value in values.items():
                 draws.setdefault(_name(site), []).append(value)
-    out = {}
-    post = nuts_tree["posterior"]
+    out: dict[str, dict[str, np.ndarray]] = {}
+    post = nuts_tree["posterior"].to_dataset()
     for name, values in draws.items():
         if name not in post:
             continue

@@ -7,9 +7,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -18,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from pyrocompress.constraints import check
 from pyrocompress.data import Dataset, check_tensors
 from pyrocompress.effects import ShardExamples
 from pyrocompress.infer import distributed
@@ -58,6 +60,7 @@ class History:
     metric_name: str = "error"
 
     def to_dict(self) -> dict:
+        """Return the history as a plain dict of its fields (for checkpoints and JSON)."""
         return asdict(self)
 
     def record(
@@ -95,14 +98,20 @@ def _as_xy(data, name: str) -> tuple[torch.Tensor, torch.Tensor]:
 def prepare_data(
     bnn: BayesianNetwork, data, name: str, device=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validated float32 inputs and targets for ``bnn``, moved to ``device`` (left where
-    they are if ``None``).
+    """Return validated float32 inputs and targets for ``bnn``, moved to ``device``.
 
-    Raises :class:`TypeError` for non-numeric or complex inputs and :class:`ValueError` for
-    NaN or inf (in X, or in regression targets), mismatched lengths, no examples, labels
-    outside ``[0, C)``, regression targets of a shape the network's outputs do not fit, or
-    inputs whose shape the network cannot take, each naming ``name`` and the fix. A
-    regression target of shape ``(N, 1)`` for a network with one output becomes ``(N,)``.
+    The tensors are left where they are if ``device`` is ``None``. A regression target of
+    shape ``(N, 1)`` for a network with one output becomes ``(N,)``. Every error names
+    ``name`` and the fix.
+
+    Raises
+    ------
+    TypeError
+        For non-numeric or complex inputs.
+    ValueError
+        For NaN or inf (in X, or in regression targets), mismatched lengths, no examples,
+        labels outside ``[0, C)``, regression targets of a shape the network's outputs do
+        not fit, or inputs whose shape the network cannot take.
     """
     X, y = _as_xy(data, name)
     if X.is_complex() or y.is_complex():
@@ -130,8 +139,11 @@ def prepare_data(
 
 
 def _check_input_shape(bnn: BayesianNetwork, X: torch.Tensor, name: str) -> None:
-    """One example through the posterior-mean network: a shape it cannot take is a
-    ValueError about the data, not an error deep in a matrix product."""
+    """Pass one example through the posterior-mean network to check the input shape.
+
+    A shape it cannot take is a ValueError about the data, not an error deep in a matrix
+    product.
+    """
     device = bnn.device
     try:
         with bnn.point_estimate():
@@ -187,7 +199,7 @@ class _Minibatches:
         self.sampler = None
         if seed is not None or self.world.active:
             self.sampler = DistributedSampler(
-                range(self.n),
+                cast(Any, range(self.n)),  # a sampler needs only len() of its data set
                 num_replicas=self.world.size,
                 rank=self.world.rank,
                 shuffle=True,
@@ -251,16 +263,14 @@ def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
     return bnn.point_error(X, y, batch_size=batch_size)
 
 
-def _check_common(caller: str, bnn, epochs, batch_size, lr) -> None:
+def _check_common(caller: str, bnn: BayesianNetwork, epochs, batch_size, lr) -> None:
     if not isinstance(bnn, BayesianNetwork):
         raise TypeError(
             f"{caller} expects the BayesianNetwork returned by pyrocompress.bayesianize"
         )
-    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check("epochs", epochs)
+    check("batch_size", batch_size)
+    check("lr", lr)
 
 
 def _adam(params, lr: float) -> torch.optim.Adam:
@@ -281,7 +291,7 @@ def _check_global_batch(batch_size: int, world: World) -> None:
         )
 
 
-def _average_gradients(params: list[torch.Tensor], world: World) -> None:
+def _average_gradients(params: Sequence[torch.Tensor], world: World) -> None:
     """Average the gradients of ``params`` over the processes (a missing one counts as 0)."""
     for p in params:
         if p.grad is None:
@@ -291,9 +301,11 @@ def _average_gradients(params: list[torch.Tensor], world: World) -> None:
 
 
 def _check_finite_parameters(bnn: BayesianNetwork, epoch: int, lr: float) -> None:
-    """Raise :class:`FloatingPointError` if a parameter of ``bnn`` is NaN or inf: the last
-    optimiser step of a run can break the parameters without the loss, computed before
-    it, showing it."""
+    """Raise :class:`FloatingPointError` if a parameter of ``bnn`` is NaN or inf.
+
+    The last optimiser step of a run can break the parameters without the loss, computed
+    before it, showing it.
+    """
     named = list(bnn.named_parameters())
     if not named or bool(torch.stack([torch.isfinite(p).all() for _, p in named]).all()):
         return
@@ -317,7 +329,7 @@ def _setup(bnn: BayesianNetwork, device) -> torch.device:
 
 
 def _prior_text(bnn: BayesianNetwork) -> str:
-    """The priors of ``bnn`` for messages and checkpoint configs."""
+    """Return the priors of ``bnn`` for messages and checkpoint configs."""
     distinct = bnn.distinct_priors()
     return repr(distinct[0]) if len(distinct) == 1 else repr(bnn.priors)
 
@@ -347,7 +359,7 @@ def pretrain(
     the group lasso (Yuan & Lin 2006) over the groups of the first layer — one per input
     feature for a Linear first layer (Scardapane et al. 2017, "Group sparse
     regularization for deep neural networks"). The negative log-likelihood is the
-    likelihood's :meth:`~pyrocompress.likelihoods.Likelihood.point_loss` (half the squared
+    likelihood's :meth:`~pyrocompress.distributions.Likelihood.point_loss` (half the squared
     error for regression, so :math:`\lambda` is meant for a standardised target).
 
     Why: in a wide network most inputs are nulls, and at the usual :math:`1/\sqrt{\text{fan-in}}`
@@ -356,7 +368,7 @@ def pretrain(
     at a saddle whose escape direction is second order; SVI's Occam pressure switches its
     gate off together with the nulls before it is learned. The group penalty shrinks the
     nulls first, which frees the network to pick up the weak signal; SVI then starts from
-    those means (``benchmarks/selection_bai.py`` measures the effect).
+    those means (``benchmarks/selection/selection_bai.py`` measures the effect).
 
     Parameters
     ----------
@@ -380,13 +392,7 @@ def pretrain(
         Per-epoch penalised objective in ``loss`` (``kl_scale`` is 0: no KL is involved).
     """
     _check_common("pretrain", bnn, epochs, batch_size, lr)
-    if not (
-        isinstance(group_penalty, int | float)
-        and not isinstance(group_penalty, bool)
-        and math.isfinite(group_penalty)
-        and group_penalty >= 0
-    ):
-        raise ValueError(f"group_penalty must be a number >= 0, got {group_penalty!r}")
+    check("group_penalty", group_penalty)
     world, device = distributed.setup(device)
     _check_global_batch(batch_size, world)
     device = _setup(bnn, device)
@@ -436,6 +442,30 @@ def pretrain(
     return history
 
 
+def _check_fit_args(
+    bnn: BayesianNetwork, epochs, batch_size, lr, lr_schedule, kl_warmup, objective, local_reparam
+) -> None:
+    """Validate :func:`fit`'s arguments before anything is read or trained."""
+    _check_common("fit", bnn, epochs, batch_size, lr)
+    if lr_schedule not in _SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
+    check("kl_warmup", kl_warmup)
+    needs_lrt = [p for p in bnn.distinct_priors() if p.needs_local_reparam]
+    if needs_lrt and not local_reparam:
+        raise ValueError(
+            f"the {needs_lrt[0].key!r} prior needs local_reparam=True: its inclusion gates "
+            "are marginalised in the locally reparametrised pre-activations"
+        )
+    if objective not in _OBJECTIVES:
+        raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+    if objective == "moments" and not all(p.supports_moments for p in bnn.distinct_priors()):
+        raise ValueError(
+            f"objective='moments' propagates the moments of independent Gaussian weights: "
+            f"use the 'gaussian' prior (this network has {_prior_text(bnn)}), or "
+            "objective='elbo'"
+        )
+
+
 @seeded_by("seed")
 def fit(
     bnn: BayesianNetwork,
@@ -461,7 +491,7 @@ def fit(
     Minibatches are drawn without replacement each epoch; the likelihood of a minibatch
     is scaled by ``N / batch`` through ``pyro.plate`` subsampling, and the loss is the
     mean-field ELBO with an analytic KL for every latent site — with the local
-    reparametrisation, :class:`~pyrocompress.reparam.LocalReparamELBO` (the value and
+    reparametrisation, :class:`~pyrocompress.infer.LocalReparamELBO` (the value and
     gradients of :class:`~pyro.infer.TraceMeanField_ELBO` on the same programs, without
     its unused work); without it, :class:`~pyro.infer.TraceMeanField_ELBO` itself —
     divided by ``N`` and minimised with Adam (the fused kernel) on the module-local
@@ -511,7 +541,7 @@ def fit(
         ``"elbo"`` (default): the ELBO with a sampled log-likelihood, as above.
         ``"moments"``: the same ELBO with the expected log-likelihood in closed form from
         propagated means and variances (deterministic variational inference, Wu et al.
-        2019; :class:`~pyrocompress.moments.MomentELBO`); no random numbers, so no Monte
+        2019; :class:`~pyrocompress.infer.MomentELBO`); no random numbers, so no Monte
         Carlo variance in the gradient. Needs the Gaussian prior.
     checkpoint_dir
         Folder for ``checkpoint.pt``: network (model and guide), optimiser, scheduler,
@@ -533,7 +563,7 @@ def fit(
     of each global minibatch, and the gradients are averaged by
     :class:`~torch.nn.parallel.DistributedDataParallel`. With the same ``seed`` the run
     takes the same steps as one process with the same (global) ``batch_size``; see
-    :mod:`pyrocompress.distributed`. Only rank 0 computes the validation metric (NaN in the
+    :mod:`pyrocompress.infer.distributed`. Only rank 0 computes the validation metric (NaN in the
     other ranks' histories), shows progress and writes checkpoints.
 
     Returns
@@ -545,26 +575,19 @@ def fit(
     ------
     FloatingPointError
         If the loss of an epoch, or a parameter after the last step, is NaN or inf.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-horseshoe", seed=0)
+    >>> history = pc.fit(bnn, (X, y), epochs=3, batch_size=32, seed=0, progress=False)
+    >>> len(history), history.metric_name
+    (3, 'error')
     """
-    _check_common("fit", bnn, epochs, batch_size, lr)
-    if lr_schedule not in _SCHEDULES:
-        raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
-    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) or kl_warmup < 0:
-        raise ValueError(f"kl_warmup must be a non-negative integer, got {kl_warmup!r}")
-    needs_lrt = [p for p in bnn.distinct_priors() if p.needs_local_reparam]
-    if needs_lrt and not local_reparam:
-        raise ValueError(
-            f"the {needs_lrt[0].key!r} prior needs local_reparam=True: its inclusion gates "
-            "are marginalised in the locally reparametrised pre-activations"
-        )
-    if objective not in _OBJECTIVES:
-        raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
-    if objective == "moments" and not all(p.supports_moments for p in bnn.distinct_priors()):
-        raise ValueError(
-            f"objective='moments' propagates the moments of independent Gaussian weights: "
-            f"use the 'gaussian' prior (this network has {_prior_text(bnn)}), or "
-            "objective='elbo'"
-        )
+    _check_fit_args(bnn, epochs, batch_size, lr, lr_schedule, kl_warmup, objective, local_reparam)
     ckpt_path = _checkpoint_path(checkpoint_dir, resume)
     world, device = distributed.setup(device)
     _check_global_batch(batch_size, world)
@@ -579,15 +602,7 @@ def fit(
 
     optimizer = _adam(bnn.parameters(), lr)
     bnn.guide.clamp_log_var_(log_vars)
-    if lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=total_steps, eta_min=0.01 * lr
-        )
-    elif lr_schedule == "exponential":
-        gamma = 0.01 ** (1.0 / max(total_steps, 1))
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-    else:
-        scheduler = None
+    scheduler = _scheduler(optimizer, lr_schedule, total_steps, lr)
     config = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -603,14 +618,11 @@ def fit(
     }
     history = History(metric_name=bnn.likelihood.metric_name)
     first_epoch, step = 0, 0
-    if resume and ckpt_path.exists():
+    if resume and ckpt_path is not None and ckpt_path.exists():
         first_epoch, step, history = _restore(ckpt_path, config, bnn, optimizer, scheduler)
-        batches.sampler.seed = config["sampler_seed"]  # the order of the run that saved it
-    if objective == "moments":
-        elbo = MomentELBO()
-    else:
-        elbo = LocalReparamELBO() if local_reparam else TraceMeanField_ELBO()
-    loss_fn = _ELBOLoss(bnn, elbo)
+        if batches.sampler is not None:  # always, since sampler_seed is set
+            batches.sampler.seed = config["sampler_seed"]  # the order of the run that saved it
+    loss_fn = _ELBOLoss(bnn, _elbo(objective, local_reparam))
     step_fn = (
         DistributedDataParallel(
             loss_fn, device_ids=[device.index] if device.type == "cuda" else None
@@ -629,27 +641,13 @@ def fit(
         unit="epoch",
         mininterval=0.1 if interactive else 30.0,
     )
+    run = _Run(step_fn, optimizer, scheduler, bnn, log_vars, n, kl_warmup, steps_per_epoch)
     with ShardExamples(world.rank, world.size) if world.active else contextlib.nullcontext():
         for epoch in bar:
             start = time.perf_counter()
             bnn.train()
             batches.set_epoch(epoch)
-            total = torch.zeros((), device=device)
-            for xb, yb, idx in batches:
-                beta = min(1.0, (step + 1) / (kl_warmup * steps_per_epoch)) if kl_warmup else 1.0
-                loss = step_fn(xb, yb, idx, n, beta)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                bnn.guide.clamp_log_var_(log_vars)
-                if scheduler is not None:
-                    scheduler.step()
-                total = total + loss.detach()
-                step += 1
-            if world.active:
-                dist.all_reduce(total)
-                total = total / world.size
-            epoch_loss = (total / steps_per_epoch).item()
+            epoch_loss, beta, step = run.epoch(batches, step, world, device)
             if not math.isfinite(epoch_loss):
                 raise FloatingPointError(
                     f"the loss became {epoch_loss} at epoch {epoch + 1}; training stopped. "
@@ -666,20 +664,7 @@ def fit(
                 postfix[f"val_{history.metric_name}"] = f"{metric:.4f}"
             bar.set_postfix(postfix)
             if ckpt_path is not None and world.is_main:
-                atomic_save(
-                    {
-                        "format": _CHECKPOINT_FORMAT,
-                        "epoch": epoch + 1,
-                        "step": step,
-                        "config": config,
-                        "network": bnn.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "rng": rng_state(),
-                        "history": history.to_dict(),
-                    },
-                    ckpt_path,
-                )
+                _save_checkpoint(ckpt_path, epoch, step, config, bnn, optimizer, scheduler, history)
     bnn.eval()
     return history
 
@@ -687,9 +672,92 @@ def fit(
 _CHECKPOINT_FORMAT = "pyrocompress-fit-checkpoint/1"
 
 
+def _scheduler(optimizer, lr_schedule: str, total_steps: int, lr: float):
+    """Return the learning-rate schedule over ``total_steps`` steps (``None`` for constant)."""
+    if lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps, eta_min=0.01 * lr
+        )
+    if lr_schedule == "exponential":
+        gamma = 0.01 ** (1.0 / max(total_steps, 1))
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    return None
+
+
+def _elbo(objective: str, local_reparam: bool):
+    """Return the ELBO estimator of ``objective``."""
+    if objective == "moments":
+        return MomentELBO()
+    return LocalReparamELBO() if local_reparam else TraceMeanField_ELBO()
+
+
+@dataclass
+class _Run:
+    """One epoch of SVI steps: the optimiser step, the variance projection, the schedule."""
+
+    step_fn: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    bnn: BayesianNetwork
+    log_vars: list
+    n: int
+    kl_warmup: int
+    steps_per_epoch: int
+
+    def epoch(self, batches, step: int, world: World, device) -> tuple[float, float, int]:
+        """Run the epoch's steps from global step ``step``.
+
+        Returns
+        -------
+        tuple of (float, float, int)
+            The mean loss over the epoch's minibatches (averaged over the processes), the
+            last KL weight and the new step count.
+        """
+        total = torch.zeros((), device=device)
+        beta = 1.0
+        for xb, yb, idx in batches:
+            warm = self.kl_warmup * self.steps_per_epoch
+            beta = min(1.0, (step + 1) / warm) if self.kl_warmup else 1.0
+            loss = self.step_fn(xb, yb, idx, self.n, beta)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.bnn.guide.clamp_log_var_(self.log_vars)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            total = total + loss.detach()
+            step += 1
+        if world.active:
+            dist.all_reduce(total)
+            total = total / world.size
+        return (total / self.steps_per_epoch).item(), beta, step
+
+
+def _save_checkpoint(
+    path, epoch, step, config, bnn: BayesianNetwork, optimizer, scheduler, history
+) -> None:
+    """Write the state after ``epoch`` (0-based) atomically."""
+    atomic_save(
+        {
+            "format": _CHECKPOINT_FORMAT,
+            "epoch": epoch + 1,
+            "step": step,
+            "config": config,
+            "network": bnn.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": rng_state(),
+            "history": history.to_dict(),
+        },
+        path,
+    )
+
+
 class _ELBOLoss(torch.nn.Module):
-    """``-ELBO / N`` of one minibatch as a module, so that
-    :class:`~torch.nn.parallel.DistributedDataParallel` can wrap it."""
+    """``-ELBO / N`` of one minibatch as a module.
+
+    It is a module so that :class:`~torch.nn.parallel.DistributedDataParallel` can wrap it.
+    """
 
     def __init__(self, bnn: BayesianNetwork, elbo) -> None:
         super().__init__()
@@ -704,7 +772,7 @@ class _ELBOLoss(torch.nn.Module):
 
 
 def _shared_seed(seed: int | None, world: World, device: torch.device) -> int:
-    """The seed of the minibatch order: ``seed``, or one drawn by rank 0 and shared."""
+    """Return the seed of the minibatch order: ``seed``, or one drawn by rank 0 and shared."""
     if seed is not None:
         return int(seed)
     drawn = torch.randint(0, 2**31 - 1, (), device=device)
@@ -737,7 +805,9 @@ def _checkpoint_path(checkpoint_dir, resume: bool) -> Path | None:
 _CHECKPOINT_KEYS = ("config", "network", "optimizer", "rng", "epoch", "step", "history")
 
 
-def _restore(path: Path, config: dict, bnn, optimizer, scheduler) -> tuple[int, int, History]:
+def _restore(
+    path: Path, config: dict, bnn: BayesianNetwork, optimizer, scheduler
+) -> tuple[int, int, History]:
     """Load ``path`` into the run's objects; returns ``(epoch, step, history)``."""
     ckpt = safe_load(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:

@@ -1,5 +1,10 @@
-"""Bayesian layers and networks, conversion of torch models, the traced graph and its op
-rules, and moment propagation."""
+"""Bayesian layers and networks: conversion, the traced graph, op rules and moments.
+
+Bayesian layers (:mod:`~pyrocompress.nn.layers`) and networks
+(:mod:`~pyrocompress.nn.network`), the conversion of torch models
+(:mod:`~pyrocompress.nn.convert`), ready-made models, the traced graph and its op rules,
+and moment propagation.
+"""
 
 from pyrocompress.nn.convert import PriorSpec, bayesianize, supported_modules
 from pyrocompress.nn.graph import NetworkGraph, network_graph

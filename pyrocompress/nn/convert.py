@@ -26,8 +26,16 @@ __all__ = ["PriorSpec", "bayesianize", "supported_modules"]
 
 
 def supported_modules() -> tuple[type[nn.Module], ...]:
-    """Module types :func:`bayesianize` keeps as they are: those with an op rule
-    (:func:`~pyrocompress.nn.register_op`), besides Linear and Conv2d."""
+    """Return the module types :func:`bayesianize` keeps as they are.
+
+    Those are the modules with an op rule (:func:`~pyrocompress.nn.register_op`),
+    besides Linear and Conv2d.
+
+    Returns
+    -------
+    tuple of type
+        The module classes.
+    """
     return tuple(
         k
         for k in registered_ops()
@@ -36,6 +44,7 @@ def supported_modules() -> tuple[type[nn.Module], ...]:
 
 
 def _check_module(path: str, module: nn.Module) -> None:
+    """Refuse a module :func:`bayesianize` cannot convert or keep (naming it and its path)."""
     where = f"'{path}'" if path else "the model"
     if isinstance(module, nn.Conv2d):
         if module.groups != 1 or module.padding_mode != "zeros":
@@ -65,7 +74,9 @@ def _check_module(path: str, module: nn.Module) -> None:
 PriorSpec = Prior | str | Mapping[str, Prior | str] | Callable[[str, nn.Module], Prior | str]
 
 
-def _prior_for(prior: PriorSpec, paths: list[str], modules: dict[str, nn.Module]):
+def _prior_for(
+    prior: PriorSpec, paths: list[str], modules: Mapping[str, nn.Module]
+) -> dict[str, Prior]:
     """Resolve ``prior`` into one :class:`Prior` per layer path (validated)."""
     if isinstance(prior, Prior | str):
         one = get_prior(prior)
@@ -82,7 +93,7 @@ def _prior_for(prior: PriorSpec, paths: list[str], modules: dict[str, nn.Module]
         cache: dict[object, Prior] = {}
         return {p: cache.setdefault(prior[p], get_prior(prior[p])) for p in paths}
     if callable(prior):
-        out = {}
+        out: dict[str, Prior] = {}
         for p in paths:
             chosen = prior(p, modules[p])
             if not isinstance(chosen, Prior | str):
@@ -124,19 +135,60 @@ def bayesianize(
         layer: a mapping from each Linear/Conv2d layer's path (``"0"``,
         ``"features.3"``) to a prior, or a function ``(path, module) -> prior``.
     likelihood
-        ``"categorical"`` (classification, the default), ``"gaussian"`` (regression) or a
-        :class:`~pyrocompress.likelihoods.Likelihood`.
+        ``"categorical"`` (classification, the default), ``"gaussian"`` (regression),
+        ``"bernoulli"`` or a :class:`~pyrocompress.distributions.Likelihood`.
     feature_names
         Names of the input features (used in reports, plots and diagnostics).
     seed
         Seed for the initialisation of the guide; the caller's global random state is
         left as it was (:func:`pyrocompress.rng.seeded`).
 
+    Returns
+    -------
+    BayesianNetwork
+        The Pyro model (``bnn(x, y)``) with its guide (``bnn.guide``), ready for
+        :func:`~pyrocompress.fit`.
+
     Raises
     ------
     TypeError
         When ``module`` is not an ``nn.Module`` or contains an unsupported layer (the
-        message names it and its path).
+        message names it and its path), or ``prior`` is of no accepted kind.
+    ValueError
+        When the model has no Linear or Conv2d layer, a mapping of priors does not name
+        every layer exactly, or ``feature_names`` does not match the first layer's inputs.
+
+    Examples
+    --------
+    A small classifier, one prior for every layer (layers are named by their path in the
+    module tree):
+
+    >>> import torch
+    >>> import pyrocompress as pc
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 3]), "group-horseshoe", seed=0)
+    >>> list(bnn.bayesian_layers())
+    ['1', '3']
+    >>> bnn.prior
+    GroupHorseshoe(scale_global=1e-05)
+
+    A prior per layer, by path:
+
+    >>> mixed = pc.bayesianize(
+    ...     pc.mlp([4, 8, 3]), {"1": "group-horseshoe", "3": pc.Gaussian(scale=0.5)}, seed=0
+    ... )
+    >>> mixed.priors
+    {'1': GroupHorseshoe(scale_global=1e-05), '3': Gaussian(scale=0.5)}
+
+    Fit it for two epochs on made-up data, then predict with the posterior-mean network:
+
+    >>> generator = torch.manual_seed(0)
+    >>> X = torch.randn(64, 4)
+    >>> y = (X[:, 0] > 0).long() + (X[:, 1] > 0).long()
+    >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, progress=False)
+    >>> history.epoch
+    [1, 2]
+    >>> bnn.predict_point(X[:5]).shape
+    torch.Size([5, 3])
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"bayesianize expects a torch.nn.Module, got {type(module).__name__}")
@@ -153,7 +205,13 @@ def bayesianize(
         return _convert(module, priors, likelihood, feature_names)
 
 
-def _convert(module, priors, likelihood, feature_names) -> BayesianNetwork:
+def _convert(
+    module: nn.Module,
+    priors: dict[str, Prior],
+    likelihood: Likelihood,
+    feature_names: list[str] | None,
+) -> BayesianNetwork:
+    """Return a deep copy of ``module`` with Bayesian layers, wrapped as a network."""
     net = copy.deepcopy(module)
 
     def convert(path: str, m: nn.Module) -> nn.Module:

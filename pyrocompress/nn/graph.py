@@ -17,10 +17,11 @@ from __future__ import annotations
 import operator
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, override
 
 import torch
 from torch import fx, nn
+from torch.fx.node import map_arg
 
 from pyrocompress.nn.layers import BayesianLayer
 from pyrocompress.nn.rules import get_rule
@@ -34,6 +35,7 @@ _QUERIES = ("size", getattr, operator.getitem)
 class _Tracer(fx.Tracer):
     """fx tracer whose leaves are Bayesian layers and every module with a rule."""
 
+    @override
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(m, BayesianLayer) or get_rule(type(m)) is not None:
             return True
@@ -41,7 +43,18 @@ class _Tracer(fx.Tracer):
 
 
 def describe_op(op: object) -> str:
-    """A short human name of an op (module type, function or ``Tensor.method``)."""
+    """Return a short human name of an op (module type, function or ``Tensor.method``).
+
+    Parameters
+    ----------
+    op
+        A module, a function, or a tensor method's name.
+
+    Returns
+    -------
+    str
+        E.g. ``"ReLU"``, ``"relu"``, ``"Tensor.view"``.
+    """
     if isinstance(op, nn.Module):
         return type(op).__name__
     if isinstance(op, str):
@@ -77,28 +90,57 @@ class NetworkGraph:
             )
 
     def op(self, node: fx.Node) -> object:
-        """Return the op a node calls: its module, function, or tensor method name."""
+        """Return the op a node calls: its module, function, or tensor method name.
+
+        Parameters
+        ----------
+        node
+            A node of :attr:`graph`.
+
+        Returns
+        -------
+        object
+            The module (``call_module``), function, or method name.
+        """
         if node.op == "call_module":
             return self._modules[str(node.target)]
         return node.target
 
     def run(self, x: Any, call: Callable[[fx.Node, object, tuple, dict], Any]) -> Any:
-        """Walk the graph with input value ``x``; ``call(node, op, args, kwargs)`` computes
-        each op's value from its inputs' values. Returns the output's value."""
+        """Walk the graph with input value ``x``, computing each op's value with ``call``.
+
+        Parameters
+        ----------
+        x
+            The value of the input (a tensor, moments, a shape...).
+        call
+            ``call(node, op, args, kwargs)`` computes an op's value from its inputs'
+            values (``args`` and ``kwargs`` with every node replaced by its value).
+
+        Returns
+        -------
+        Any
+            The output's value.
+
+        Raises
+        ------
+        TypeError
+            If the forward reads an attribute directly, or the graph has no output.
+        """
         env: dict[fx.Node, Any] = {}
         for node in self.graph.nodes:
             if node.op == "placeholder":
                 env[node] = x
             elif node.op == "output":
-                return fx.node.map_arg(node.args[0], lambda n: env[n])
+                return map_arg(node.args[0], lambda n: env[n])
             elif node.op == "get_attr":
                 raise TypeError(
                     f"the model's forward reads the attribute {node.target!r} directly; "
                     "keep parameters and buffers inside modules"
                 )
             else:
-                args = fx.node.map_arg(node.args, lambda n: env[n])
-                kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+                args = map_arg(node.args, lambda n: env[n])
+                kwargs = map_arg(node.kwargs, lambda n: env[n])
                 env[node] = call(node, self.op(node), args, kwargs)
         raise TypeError("the traced graph has no output")
 
@@ -131,7 +173,12 @@ class NetworkGraph:
             inputs = [n for n in node.all_input_nodes if n in data]
             if op in _QUERIES or not inputs:
                 continue  # a shape query, or a constant
-            if len(inputs) != 1 or inputs[0] is not previous or len(_data_users(previous)) > 1:
+            if (
+                len(inputs) != 1
+                or previous is None
+                or inputs[0] is not previous
+                or len(_data_users(previous)) > 1
+            ):
                 raise TypeError(
                     f"the model's data path branches or joins at {node.name!r} "
                     f"({describe_op(op)}): pruning and export support chains of layers; "
@@ -143,6 +190,7 @@ class NetworkGraph:
         return out
 
     def _as_module(self, node: fx.Node, op: object) -> nn.Module:
+        """Return ``op`` as a module: itself, or its rule's module equivalent."""
         if isinstance(op, nn.Module):
             return op
         rule = get_rule(op)
@@ -151,8 +199,8 @@ class NetworkGraph:
                 f"{describe_op(op)} at {node.name!r} has no module equivalent for a compact "
                 "network; register one with pyrocompress.nn.register_op"
             )
-        args = fx.node.map_arg(node.args, lambda n: None)
-        kwargs = fx.node.map_arg(node.kwargs, lambda n: None)
+        args = map_arg(node.args, lambda n: None)
+        kwargs = map_arg(node.kwargs, lambda n: None)
         try:
             return rule.module(op, *args, **kwargs)
         except ValueError as err:
@@ -160,6 +208,7 @@ class NetworkGraph:
 
 
 def _data_users(node: fx.Node) -> list[fx.Node]:
+    """Return the users of ``node`` that read its value, not only its shape."""
     return [u for u in node.users if not (u.op != "output" and u.target in _QUERIES)]
 
 
@@ -167,7 +216,23 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, NetworkGraph] = weakref.WeakKeyDict
 
 
 def network_graph(net: nn.Module) -> NetworkGraph:
-    """Return the traced graph of ``net``, tracing it on first use (cached per module)."""
+    """Return the traced graph of ``net``, tracing it on first use (cached per module).
+
+    Parameters
+    ----------
+    net
+        The module tree to trace.
+
+    Returns
+    -------
+    NetworkGraph
+        The graph, shared by every caller for the same module.
+
+    Raises
+    ------
+    TypeError
+        If torch.fx cannot trace the forward, or it takes more than one input.
+    """
     found = _CACHE.get(net)
     if found is None:
         found = _CACHE[net] = NetworkGraph(net)
@@ -175,7 +240,20 @@ def network_graph(net: nn.Module) -> NetworkGraph:
 
 
 def output_shapes(chain: list[nn.Module], example: torch.Tensor) -> list[torch.Size]:
-    """Return the output shape of every module of a chain, for one input ``example``."""
+    """Return the output shape of every module of a chain, for one input ``example``.
+
+    Parameters
+    ----------
+    chain
+        Modules applied in order (:meth:`NetworkGraph.chain`).
+    example
+        An input batch.
+
+    Returns
+    -------
+    list of torch.Size
+        The shape after each module.
+    """
     shapes = []
     x = example
     for m in chain:

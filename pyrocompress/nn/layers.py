@@ -19,10 +19,11 @@ matrix), or one output channel of a Conv2d (its bias included).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
+from pyro.distributions import Distribution
 from pyro.nn import PyroModule
 from torch import nn
 
@@ -74,6 +75,9 @@ class BayesianLayer(PyroModule):
 
     spec: LayerSpec
     prior: Prior
+    #: The axis of the layer's input that its weight's second dimension indexes (the
+    #: last one for Linear, channels for Conv2d); pruning slices inputs along it.
+    input_axis: int = -1
 
     def __init__(self, spec: LayerSpec, prior: Prior):
         super().__init__()
@@ -149,6 +153,25 @@ class BayesianLayer(PyroModule):
         out_var = self._op(var, w_mean.square() + w_var, b_var)
         return out_mean, out_var + self._op(mean.square(), w_var, None)
 
+    def output_covariance(
+        self,
+        mean: torch.Tensor,
+        cov: torch.Tensor | None,
+        weight: Moments,
+        bias: Moments | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Return the output mean and per-example covariance given the input's.
+
+        Only for layers whose groups are inputs and whose op is a matrix product (Linear):
+        :math:`\mathrm{Cov}[a] = M\Sigma M^\top + \mathrm{diag}\big(S(\mathrm{diag}\,
+        \Sigma + m^2) + s_b\big)`, exact since a layer's weights are independent of its
+        input and of each other. ``cov=None`` is a deterministic input.
+        """
+        raise TypeError(
+            f"full-covariance propagation supports Bayesian Linear layers, not "
+            f"{type(self).__name__}; use covariance='diagonal' for convolutional networks"
+        )
+
     def posterior_moments(self, guide: LayerGuide) -> tuple[Moments, Moments | None]:
         """Posterior mean and variance of the non-centred weights and of the bias."""
         weight = self.prior.weight_moments(guide)
@@ -167,7 +190,11 @@ class BayesianLayer(PyroModule):
         values = self.prior.model(self.spec, x)
         found = guide_distributions([self.spec.site(part) for part in values])
         if found is not None:
-            qs = {part: base_distribution(q) for part, q in zip(values, found, strict=True)}
+            # every site of the layer has a guide site under the local reparametrisation
+            qs: dict[str, Any] = {
+                part: base_distribution(cast(Distribution, q))
+                for part, q in zip(values, found, strict=True)
+            }
             q_w = qs["weight"]
             bias = (qs["bias"].loc, qs["bias"].variance) if self.spec.has_bias else None
             gate = self.prior.local_gate(self.spec, x.shape[0], qs)
@@ -208,6 +235,15 @@ class BayesianLayer(PyroModule):
                 b = b * g
         return w, b
 
+    @property
+    def groups_on_outputs(self) -> bool:
+        """Whether a group is an output unit (Conv2d channels) rather than an input unit."""
+        return self.spec.bias_gated
+
+    def to_plain(self, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
+        """Return the plain torch layer computing ``_op`` with ``weight`` and ``bias``."""
+        raise NotImplementedError
+
     def flops(self, out_shape: torch.Size) -> int:
         """Return the FLOPs (2 x multiply-adds) of one example's output of ``out_shape``."""
         positions = math.prod(out_shape[1:]) // self.spec.weight_shape[0]
@@ -225,11 +261,28 @@ class BayesianLinear(BayesianLayer):
     def _op(self, x, weight, bias):
         return F.linear(x, weight, bias)
 
+    def output_covariance(self, mean, cov, weight, bias):
+        """Return the output mean and covariance (see :meth:`BayesianLayer.output_covariance`)."""
+        w_m, w_v = weight
+        b_m, b_v = (None, None) if bias is None else bias
+        second = mean.square() if cov is None else mean.square() + cov.diagonal(0, -2, -1)
+        noise = second @ w_v.T + (b_v if b_v is not None else 0.0)
+        new_cov = torch.diag_embed(noise)
+        if cov is not None:
+            new_cov = new_cov + w_m @ cov @ w_m.T
+        return mean @ w_m.T + (b_m if b_m is not None else 0.0), new_cov
+
+    def to_plain(self, weight, bias):
+        """Return an ``nn.Linear`` holding ``weight`` and ``bias``."""
+        plain = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+        return _filled(plain, weight, bias)
+
     def flops(self, out_shape: torch.Size) -> int:
         """Return the FLOPs of one example (outputs along the last dimension)."""
         return 2 * self.in_features * self.out_features * math.prod(out_shape[1:-1])
 
     def extra_repr(self) -> str:
+        """Return the sizes and the prior, e.g. ``in=784, out=300, prior=...``."""
         return f"in={self.in_features}, out={self.out_features}, prior={self.prior!r}"
 
 
@@ -247,11 +300,35 @@ class BayesianConv2d(BayesianLayer):
         self.kernel_size = conv.kernel_size
         self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
 
+    input_axis = 1
+
     def _op(self, x, weight, bias):
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)
 
+    def to_plain(self, weight, bias):
+        """Return an ``nn.Conv2d`` holding ``weight`` and ``bias``."""
+        geometry: dict[str, Any] = {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+        }
+        plain = nn.Conv2d(weight.shape[1], weight.shape[0], bias=bias is not None, **geometry)
+        return _filled(plain, weight, bias)
+
     def extra_repr(self) -> str:
+        """Return the channels, kernel size, stride, padding and prior of the layer."""
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}, prior={self.prior!r}"
         )
+
+
+def _filled(
+    plain: nn.Linear | nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None
+) -> nn.Module:
+    with torch.no_grad():
+        plain.weight.copy_(weight)
+        if bias is not None and plain.bias is not None:
+            plain.bias.copy_(bias)
+    return plain

@@ -1,5 +1,6 @@
-r"""Moment propagation: the mean and variance of every activation of a Gaussian mean-field
-network, in closed form, without sampling.
+r"""Moment propagation for Gaussian mean-field networks, in closed form, without sampling.
+
+It computes the mean and variance of every activation of a Gaussian mean-field network.
 
 Under the guide the weights of a :class:`~pyrocompress.Gaussian`-prior network are
 independent Gaussians, :math:`w \sim \mathcal N(M, S)`. Propagating the first two moments
@@ -80,12 +81,11 @@ from torch import fx, nn
 
 from pyrocompress.distributions import Likelihood
 from pyrocompress.nn.graph import describe_op, network_graph
-from pyrocompress.nn.layers import BayesianLayer, BayesianLinear
+from pyrocompress.nn.layers import BayesianLayer
 from pyrocompress.nn.network import BayesianNetwork
 from pyrocompress.nn.rules import (
-    _TINY,
+    MC,
     MV,
-    _pdf_cdf,
     avgpool2d_moments,
     get_rule,
     maxpool2d_moments,
@@ -169,43 +169,34 @@ def propagate(
 
 
 def _propagate_full(bnn: BayesianNetwork, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean ``[n, d]`` and covariance ``[n, d, d]`` through Linear layers and ReLUs."""
+    """Return the mean ``[n, d]`` and covariance ``[n, d, d]`` of the outputs.
+
+    It is the same walker, with each op's ``covariance`` rule and the layers'
+    :meth:`~BayesianLayer.output_covariance`.
+    """
     names = {id(m): n for n, m in bnn.bayesian_layers().items()}
-    mean, cov = x, None  # None: deterministic (zero covariance)
-    for module in network_graph(bnn.net).chain():
-        if isinstance(module, BayesianLinear):
-            (w_m, w_v), bias = module.posterior_moments(bnn.guide[names[id(module)]])
-            b_m, b_v = (None, None) if bias is None else bias
-            mask = module.group_mask
-            if mask is not None:  # BayesianNetwork.restrict: removed inputs are zero
+
+    def call(node: fx.Node, op: object, args: tuple, kwargs: dict):
+        if isinstance(op, BayesianLayer):
+            (x_in,) = args
+            mean, cov = x_in.mean, x_in.cov
+            mask = op.group_mask
+            if mask is not None and not op.groups_on_outputs:  # restrict: removed inputs are 0
                 mean = mean * mask
                 cov = None if cov is None else cov * mask.unsqueeze(-1) * mask
-            second = mean.square() if cov is None else mean.square() + cov.diagonal(0, -2, -1)
-            noise = second @ w_v.T + (b_v if b_v is not None else 0.0)
-            new_cov = torch.diag_embed(noise)
-            if cov is not None:
-                new_cov = new_cov + w_m @ cov @ w_m.T
-            mean = mean @ w_m.T + (b_m if b_m is not None else 0.0)
-            cov = new_cov
-        elif isinstance(module, nn.ReLU):
-            if cov is None:
-                mean = torch.relu(mean)
-                continue
-            var = cov.diagonal(0, -2, -1)
-            _, cdf = _pdf_cdf(mean / (var + _TINY).sqrt())
-            mean, new_var = relu_moments(mean, var)
-            off = cdf.unsqueeze(-1) * cov * cdf.unsqueeze(-2)
-            cov = off + torch.diag_embed(new_var - off.diagonal(0, -2, -1))
-        elif isinstance(module, nn.Flatten) and (cov is None or mean.dim() == 2):
-            mean = module(mean)
-        elif isinstance(module, nn.Dropout | nn.Identity):
-            continue
-        else:
+            weight, bias = op.posterior_moments(bnn.guide[names[id(op)]])
+            return MC(*op.output_covariance(mean, cov, weight, bias))
+        rule = get_rule(type(op) if isinstance(op, nn.Module) else op)
+        if rule is None or rule.covariance is None:
             raise TypeError(
                 f"full-covariance propagation supports Bayesian Linear layers, ReLU, Dropout "
-                f"and a Flatten of the inputs, not {type(module).__name__}; use "
+                f"and a Flatten of the inputs, not {describe_op(op)}; use "
                 "covariance='diagonal' for convolutional networks"
             )
+        return rule.covariance(op, *args, **kwargs)
+
+    out = network_graph(bnn.net).run(MC(x, None), call)
+    mean, cov = out.mean, out.cov
     if cov is None:
         cov = torch.zeros(*mean.shape, mean.shape[-1], dtype=mean.dtype, device=mean.device)
     return mean, cov
@@ -214,7 +205,9 @@ def _propagate_full(bnn: BayesianNetwork, x: torch.Tensor) -> tuple[torch.Tensor
 def expected_log_likelihood(
     likelihood: Likelihood, mean: torch.Tensor, var: torch.Tensor, y: torch.Tensor
 ) -> torch.Tensor:
-    """:math:`\\mathrm E_{f\\sim\\mathcal N(mean, var)}\\log p(y\\mid f)` per example: exact
-    for the Gaussian likelihood, a lower bound (Jensen, module docstring) for categorical
-    and Bernoulli."""
+    r"""Return :math:`\mathrm E_{f\sim\mathcal N(mean, var)}\log p(y\mid f)` per example.
+
+    It is exact for the Gaussian likelihood, a lower bound (Jensen, module docstring) for
+    categorical and Bernoulli.
+    """
     return likelihood.expected_log_prob(mean, var, y)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import pyro
 import pyro.poutine as poutine
@@ -27,7 +28,7 @@ class BayesianNetwork(PyroModule):
     net
         The converted module tree; its Linear and Conv2d layers are Bayesian layers.
     guide
-        The :class:`~pyrocompress.guides.NetworkGuide` (module-local parameters).
+        The :class:`~pyrocompress.priors.NetworkGuide` (module-local parameters).
     likelihood
         The observation model.
     priors
@@ -36,6 +37,15 @@ class BayesianNetwork(PyroModule):
         The prior all layers share (``ValueError`` when the layers have different ones).
     feature_names
         Names of the input features, when given.
+
+    Parameters
+    ----------
+    net
+        The converted module tree (:func:`~pyrocompress.bayesianize` builds it).
+    likelihood
+        The observation model.
+    feature_names
+        Names of the input features.
     """
 
     def __init__(
@@ -74,16 +84,30 @@ class BayesianNetwork(PyroModule):
         return distinct[0]
 
     def distinct_priors(self) -> list[Prior]:
-        """The different priors of the layers, in layer order (for capability checks)."""
+        """Return the different priors of the layers, in layer order (for capability checks).
+
+        Returns
+        -------
+        list of Prior
+            Each distinct prior once.
+        """
         return list(dict.fromkeys(self.priors.values()))
 
     def bayesian_layers(self) -> dict[str, BayesianLayer]:
-        """The Bayesian layers by name, in the order they were registered."""
+        """Return the Bayesian layers by name, in the order they were registered.
+
+        Returns
+        -------
+        dict of str to BayesianLayer
+            The layers, by layer name (their path in the module tree).
+        """
         return {m.spec.name: m for m in self.net.modules() if isinstance(m, BayesianLayer)}
 
     def restrict(self, masks: dict[str, torch.Tensor] | None) -> BayesianNetwork:
-        """Fix a pruning: the removed groups (False in ``masks``) contribute exactly zero
-        from now on, in training and in every prediction; ``None`` lifts it.
+        """Fix a pruning: the removed groups contribute exactly zero from now on.
+
+        The removed groups (False in ``masks``) contribute exactly zero in training and in
+        every prediction; ``None`` lifts the restriction.
 
         Used to fine-tune a pruned posterior (Han et al. 2015 retrain the kept weights of
         a pruned network; here SVI refits the variational posterior of the kept groups):
@@ -91,8 +115,25 @@ class BayesianNetwork(PyroModule):
         longer depends on a removed group's parameters, so their KL terms decouple from
         the rest of the ELBO and relax towards their minimum; pruning plans of a
         restricted network remove those groups whatever their scores
-        (:func:`~pyrocompress.pruning.make_plan`). Masks are not part of ``state_dict``:
-        restrict again after loading. Returns ``self``.
+        (:func:`~pyrocompress.compress.make_plan`). Masks are not part of ``state_dict``:
+        restrict again after loading.
+
+        Parameters
+        ----------
+        masks
+            One boolean group mask (True = kept) for every Bayesian layer, by name (e.g.
+            ``PruningPlan.masks``), or ``None``.
+
+        Returns
+        -------
+        BayesianNetwork
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``masks`` does not name every layer, a mask has the wrong size, or a mask
+            removes every group of its layer.
         """
         layers = self.bayesian_layers()
         if masks is None:
@@ -118,7 +159,14 @@ class BayesianNetwork(PyroModule):
         return self
 
     def group_masks(self) -> dict[str, torch.Tensor] | None:
-        """The fixed pruning of :meth:`restrict` (boolean, True = kept), or ``None``."""
+        """Return the fixed pruning of :meth:`restrict` (boolean, True = kept), or ``None``.
+
+        Returns
+        -------
+        dict of str to Tensor, or None
+            One group mask per layer (all True for a layer without one), or ``None`` when
+            no layer is restricted.
+        """
         layers = self.bayesian_layers()
         if all(layer.group_mask is None for layer in layers.values()):
             return None
@@ -140,7 +188,7 @@ class BayesianNetwork(PyroModule):
         subsample: torch.Tensor | None = None,
         kl_scale: float = 1.0,
     ) -> torch.Tensor:
-        """The Pyro model.
+        """Run the Pyro model: the network's output and the likelihood site ``obs``.
 
         Parameters
         ----------
@@ -153,15 +201,21 @@ class BayesianNetwork(PyroModule):
             Indices of the minibatch in the data set, handed to ``pyro.plate``.
         kl_scale
             Weight of the latent sites (KL warm-up); the guide must get the same value.
+
+        Returns
+        -------
+        Tensor
+            The network's output for ``x``.
         """
         with poutine.scale(scale=kl_scale) if kl_scale != 1.0 else contextlib.nullcontext():
             out = self.net(x)
         batch = x.shape[0]
         size = batch if dataset_size is None else int(dataset_size)
         if subsample is None and size != batch:
-            plate = pyro.plate("data", size, subsample_size=batch, device=x.device)
+            # (pyro annotates device as str; it takes a torch.device as torch does)
+            plate = pyro.plate("data", size, subsample_size=batch, device=x.device)  # pyright: ignore[reportArgumentType]
         else:
-            plate = pyro.plate("data", size, subsample=subsample, device=x.device)
+            plate = pyro.plate("data", size, subsample=subsample, device=x.device)  # pyright: ignore[reportArgumentType]
         with plate:
             self.likelihood(out, y)
         return out
@@ -174,7 +228,7 @@ class BayesianNetwork(PyroModule):
         conditional: bool = False,
         differentiable: bool = False,
     ) -> Iterator[BayesianNetwork]:
-        """Within the block ``self.net(x)`` is the posterior-mean network.
+        """Make ``self.net(x)`` the posterior-mean network within the block.
 
         A :class:`~pyrocompress.effects.PointEstimate` handler answers each layer's
         :func:`~pyrocompress.effects.point_weights` effect, so blocks nest and are
@@ -183,6 +237,20 @@ class BayesianNetwork(PyroModule):
         :meth:`BayesianLayer.point_weights`. With ``differentiable=True`` the point
         weights keep their graph to the guide's parameters, so a loss of ``self.net(x)``
         trains the variational means (:func:`pyrocompress.infer.pretrain`).
+
+        Parameters
+        ----------
+        masks
+            Boolean group masks by layer name (True = kept), or ``None``.
+        conditional
+            Use the gate moments given that a group is kept (spike-and-slab).
+        differentiable
+            Keep the graph from the point weights to the guide's parameters.
+
+        Yields
+        ------
+        BayesianNetwork
+            ``self``.
         """
         with PointEstimate(self.point_weights(masks, conditional=conditional,
                                               differentiable=differentiable)):  # fmt: skip
@@ -195,7 +263,18 @@ class BayesianNetwork(PyroModule):
         conditional: bool = False,
         differentiable: bool = False,
     ) -> dict[BayesianLayer, tuple[torch.Tensor, torch.Tensor | None]]:
-        """Each layer's posterior-mean weight and bias (masked groups zeroed), by layer."""
+        """Return each layer's posterior-mean weight and bias (masked groups zeroed).
+
+        Parameters
+        ----------
+        masks, conditional, differentiable
+            As for :meth:`point_estimate`.
+
+        Returns
+        -------
+        dict
+            ``(weight, bias)`` by layer module (bias ``None`` for a layer without one).
+        """
         with contextlib.nullcontext() if differentiable else torch.no_grad():
             return {
                 layer: layer.point_weights(
@@ -213,10 +292,26 @@ class BayesianNetwork(PyroModule):
 
     @torch.no_grad()
     def predict_point(
-        self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None, **kwargs
+        self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None, **kwargs: Any
     ) -> torch.Tensor:
-        """Output of the posterior-mean network (optionally masked), on :attr:`device`
-        (inputs elsewhere are moved there)."""
+        """Return the output of the posterior-mean network (optionally masked).
+
+        It is computed on :attr:`device` (inputs elsewhere are moved there), in eval mode.
+
+        Parameters
+        ----------
+        x
+            Inputs.
+        masks
+            Boolean group masks by layer name (True = kept), or ``None``.
+        **kwargs
+            Passed to :meth:`point_estimate` (``conditional``).
+
+        Returns
+        -------
+        Tensor
+            The network's output.
+        """
         was_training = self.training
         self.eval()
         try:
@@ -235,8 +330,26 @@ class BayesianNetwork(PyroModule):
         conditional: bool = False,
         batch_size: int = 2000,
     ) -> float:
-        """Error rate (classification) or RMSE (regression) of the (masked) posterior-mean
-        network on ``(X, y)``, evaluated in batches."""
+        """Return the metric of the (masked) posterior-mean network on ``(X, y)``.
+
+        The error rate (classification) or RMSE (regression), evaluated in batches.
+
+        Parameters
+        ----------
+        X, y
+            Inputs and targets.
+        masks
+            Boolean group masks by layer name (True = kept), or ``None``.
+        conditional
+            As for :meth:`point_estimate`.
+        batch_size
+            Examples per forward pass.
+
+        Returns
+        -------
+        float
+            The likelihood's :meth:`~pyrocompress.distributions.Likelihood.error`.
+        """
         out = torch.cat(
             [
                 self.predict_point(X[i : i + batch_size], masks, conditional=conditional)
@@ -248,10 +361,19 @@ class BayesianNetwork(PyroModule):
     def effective_weights(
         self, values: dict[str, torch.Tensor]
     ) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
-        """Each layer's gate and effective weight ``g * W~`` from one draw of its sites.
+        """Return each layer's gate and effective weight ``g * W~`` from one draw of its sites.
 
-        ``values`` maps site names (``"0.weight"``, ``"0.scale"``, ...) to values, as in a
-        guide trace or an MCMC draw; the gate is ``None`` for the Gaussian prior.
+        Parameters
+        ----------
+        values
+            Site names (``"0.weight"``, ``"0.scale"``, ...) to values, as in a guide trace
+            or an MCMC draw.
+
+        Returns
+        -------
+        dict of str to (Tensor or None, Tensor)
+            ``(gate, effective weight)`` by layer name; the gate is ``None`` for the
+            Gaussian prior.
         """
         out = {}
         for name, layer in self.bayesian_layers().items():

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "MC",
     "MV",
     "OpRule",
     "avgpool2d_moments",
@@ -60,6 +61,7 @@ __all__ = [
     "maxpool2d_moments",
     "register_op",
     "registered_ops",
+    "relu_covariance",
     "relu_moments",
 ]
 
@@ -78,6 +80,18 @@ class MV:
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> MV:
         """Apply a linear shape map (flatten, view, identity) to the mean and the variance."""
         return MV(fn(self.mean), fn(self.var))
+
+
+@dataclass(frozen=True)
+class MC:
+    """A tensor's mean and, per example, the covariance of its units (``None``: zero).
+
+    What full-covariance propagation carries through the graph (``[n, d]`` and
+    ``[n, d, d]``).
+    """
+
+    mean: torch.Tensor
+    cov: torch.Tensor | None
 
 
 #: How a feature or channel mask passes through an op (see the module docstring).
@@ -105,6 +119,9 @@ class OpRule:
         when the module cannot be written to one.
     flops
         ``flops(module, out_shape) -> int`` for one example; 0 when omitted.
+    covariance
+        ``covariance(op, *args, **kwargs) -> MC``: the op on means and per-example
+        covariances (full-covariance propagation); ``None``: refused there.
     """
 
     moments: Callable[..., MV] | None = None
@@ -112,6 +129,7 @@ class OpRule:
     module: Callable[..., nn.Module] | None = None
     args: tuple[str, ...] | None = None
     flops: Callable[[Any, torch.Size], int] | None = None
+    covariance: Callable[..., MC] | None = None
 
 
 _RULES: dict[object, OpRule] = {}
@@ -215,13 +233,45 @@ def avgpool2d_moments(
     return pool(mean), pool(var) / d
 
 
+def relu_covariance(mean: torch.Tensor, cov: torch.Tensor | None) -> MC:
+    r"""Return the mean and covariance of ``relu(a)`` for ``a ~ N(mean, cov)`` per example.
+
+    Exact rectified-Gaussian variances on the diagonal; off the diagonal the first-order
+    term of the expansion in the correlation (Price's theorem),
+    :math:`\mathrm{Cov}[\mathrm{relu}(a_i), \mathrm{relu}(a_j)] \approx
+    \Phi(\alpha_i)\Phi(\alpha_j)\Sigma_{ij}`, which keeps the matrix positive
+    semi-definite (:mod:`pyrocompress.nn.moments`).
+    """
+    if cov is None:
+        return MC(torch.relu(mean), None)
+    var = cov.diagonal(0, -2, -1)
+    _, cdf = _pdf_cdf(mean / (var + _TINY).sqrt())
+    new_mean, new_var = relu_moments(mean, var)
+    off = cdf.unsqueeze(-1) * cov * cdf.unsqueeze(-2)
+    return MC(new_mean, off + torch.diag_embed(new_var - off.diagonal(0, -2, -1)))
+
+
 # --------------------------------------------------------------------- built-in rules
 def _relu(op, x: MV, *args, **kwargs) -> MV:
     return MV(*relu_moments(x.mean, x.var))
 
 
-def _same(op, x: MV, *args, **kwargs) -> MV:
+def _same(op, x, *args, **kwargs):
     return x
+
+
+def _relu_cov(op, x: MC, *args, **kwargs) -> MC:
+    return relu_covariance(x.mean, x.cov)
+
+
+def _flatten_cov(op, x: MC, *args, **kwargs) -> MC:
+    if x.cov is not None and x.mean.dim() != 2:
+        raise TypeError(
+            "full-covariance propagation flattens only deterministic inputs; use "
+            "covariance='diagonal' for convolutional networks"
+        )
+    flat = op(x.mean) if isinstance(op, nn.Module) else torch.flatten(x.mean, *args, **kwargs)
+    return MC(flat, x.cov)
 
 
 def _apply_module(op, x: MV) -> MV:
@@ -255,9 +305,9 @@ _MODULE_ARGS: dict[type[nn.Module], tuple[str, ...]] = {
 for _cls in _ELEMENTWISE:
     register_op(_cls, OpRule(mask="same", args=_MODULE_ARGS[_cls]))
 
-register_op(nn.ReLU, OpRule(moments=_relu, mask="same", args=()))
-register_op(nn.Identity, OpRule(moments=_same, mask="same", args=()))
-register_op(nn.Dropout, OpRule(moments=_same, mask="same", args=("p",)))
+register_op(nn.ReLU, OpRule(moments=_relu, mask="same", args=(), covariance=_relu_cov))
+register_op(nn.Identity, OpRule(moments=_same, mask="same", args=(), covariance=_same))
+register_op(nn.Dropout, OpRule(moments=_same, mask="same", args=("p",), covariance=_same))
 register_op(nn.Dropout2d, OpRule(moments=_same, mask="same", args=("p",)))
 register_op(
     nn.MaxPool2d,
@@ -276,7 +326,13 @@ register_op(
     ),
 )
 register_op(
-    nn.Flatten, OpRule(moments=_apply_module, mask="flatten", args=("start_dim", "end_dim"))
+    nn.Flatten,
+    OpRule(
+        moments=_apply_module,
+        mask="flatten",
+        args=("start_dim", "end_dim"),
+        covariance=_flatten_cov,
+    ),
 )
 register_op(
     nn.Linear,
@@ -294,7 +350,9 @@ register_op(
 )
 
 # functional forms and tensor methods, for models with their own forward
-_relu_fn = OpRule(moments=_relu, mask="same", module=lambda op, *a, **k: nn.ReLU())
+_relu_fn = OpRule(
+    moments=_relu, mask="same", module=lambda op, *a, **k: nn.ReLU(), covariance=_relu_cov
+)
 for _fn in (F.relu, torch.relu, "relu"):
     register_op(_fn, _relu_fn)
 
@@ -312,8 +370,11 @@ def _flatten_module(op, x, start_dim: int = 0, end_dim: int = -1) -> nn.Module:
     return nn.Flatten(start_dim, end_dim)
 
 
-register_op(torch.flatten, OpRule(moments=_flatten_moments, mask="flatten", module=_flatten_module))
-register_op("flatten", OpRule(moments=_flatten_moments, mask="flatten", module=_flatten_module))
+_flatten_fn = OpRule(
+    moments=_flatten_moments, mask="flatten", module=_flatten_module, covariance=_flatten_cov
+)
+register_op(torch.flatten, _flatten_fn)
+register_op("flatten", _flatten_fn)
 
 
 def _view_moments(op, x: MV, *shape) -> MV:
@@ -331,7 +392,21 @@ def _view_module(op, x, *shape) -> nn.Module:
 
 for _name in ("view", "reshape"):
     register_op(_name, OpRule(moments=_view_moments, mask="flatten", module=_view_module))
+
+
 # shape queries (x.size(0), x.shape[0]) are evaluated on the mean and carry no data
-register_op("size", OpRule(moments=lambda op, x, *a: x.mean.size(*a)))
-register_op(getattr, OpRule(moments=lambda op, x, name: getattr(x.mean, name)))
-register_op(operator.getitem, OpRule(moments=lambda op, x, i: x[i]))
+def _size(op, x, *args):
+    return x.mean.size(*args)
+
+
+def _getattr(op, x, name):
+    return getattr(x.mean, name)
+
+
+def _getitem(op, x, index):
+    return x[index]
+
+
+register_op("size", OpRule(moments=_size, covariance=_size))
+register_op(getattr, OpRule(moments=_getattr, covariance=_getattr))
+register_op(operator.getitem, OpRule(moments=_getitem, covariance=_getitem))

@@ -30,12 +30,14 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
 
+from pyrocompress.constraints import PARAMETERS
 from pyrocompress.distributions import IsotropicNormal, LogVarNormal
 
 if TYPE_CHECKING:
@@ -90,10 +92,12 @@ class LayerSpec:
 
     @property
     def num_groups(self) -> int:
+        """Number of groups: the size of the weight along :attr:`group_dim`."""
         return self.weight_shape[self.group_dim]
 
     @property
     def fan_in(self) -> int:
+        """Number of weights each output unit reads: the product of ``weight_shape[1:]``."""
         return math.prod(self.weight_shape[1:])
 
     @property
@@ -102,6 +106,7 @@ class LayerSpec:
         return self.kind == "conv2d"
 
     def site(self, part: str) -> str:
+        """Return the name of the layer's sample site ``part``: ``"<layer name>.<part>"``."""
         return f"{self.name}.{part}"
 
     def expand_groups(self, g: torch.Tensor) -> torch.Tensor:
@@ -122,17 +127,17 @@ def variance(log_var: torch.Tensor) -> torch.Tensor:
 
 
 def normal(loc: torch.Tensor, log_var: torch.Tensor) -> LogVarNormal:
-    """A normal guide factor parametrised by its log-variance (no clamp in the graph)."""
+    """Return a normal guide factor parametrised by its log-variance (no clamp in the graph)."""
     # fit keeps log-variances in range (NetworkGuide.clamp_log_var_)
     return LogVarNormal(loc, log_var)
 
 
 def lognormal(loc: torch.Tensor, log_var: torch.Tensor) -> dist.LogNormal:
-    """A log-normal guide factor: ``log x ~ N(loc, exp(log_var))``."""
+    """Return a log-normal guide factor: ``log x ~ N(loc, exp(log_var))``."""
     return dist.LogNormal(loc, (0.5 * log_var).exp())
 
 
-def event(d: dist.Distribution, ndim: int) -> dist.Distribution:
+def event(d: Any, ndim: int) -> Any:
     """``d.to_event(ndim)``, or ``d`` itself when ``ndim`` is 0."""
     return d.to_event(ndim) if ndim else d
 
@@ -144,11 +149,15 @@ def base_distribution(d: dist.Distribution) -> dist.Distribution:
     return d
 
 
-#: Range of every prior scale hyper-parameter. The priors compute ``scale**-2`` in float32,
-#: which overflows to inf below about 1e-19 (the loss turns NaN at once); well before that a
-#: scale this far from 1 makes the KL swamp the likelihood (a ``Gaussian(1e-6)`` prior puts
-#: the loss of a small network near 1e10), so such values are refused as mistakes.
-SCALE_RANGE = (1e-6, 1e6)
+#: Range of every prior scale hyper-parameter (:data:`pyrocompress.constraints.PARAMETERS`
+#: ``"scale"``). The priors compute ``scale**-2`` in float32, which overflows to inf below
+#: about 1e-19 (the loss turns NaN at once); well before that a scale this far from 1 makes
+#: the KL swamp the likelihood (a ``Gaussian(1e-6)`` prior puts the loss of a small network
+#: near 1e10), so such values are refused as mistakes.
+SCALE_RANGE: tuple[float, float] = (
+    float(PARAMETERS["scale"].low),  # type: ignore[arg-type]  (both bounds are set)
+    float(PARAMETERS["scale"].high),  # type: ignore[arg-type]
+)
 
 
 def check_positive(name: str, value: float) -> float:
@@ -235,7 +244,7 @@ class Prior:
         return f"{type(self).__name__}({args})"
 
     def identity(self) -> tuple[Hashable, ...]:
-        """The prior's type and hyper-parameter values, hashable (lists become tuples)."""
+        """Return the prior's type and hyper-parameter values, hashable (lists become tuples)."""
         values = tuple((k, _hashable(getattr(self, k))) for k in self.hyper_parameters)
         scales = (("weight_scale", self.weight_scale), ("bias_scale", self.bias_scale))
         return (type(self).__qualname__, values, scales)
@@ -248,9 +257,9 @@ class Prior:
 
     # ----------------------------------------------------------------- guide parameters
     def init_guide(self, spec: LayerSpec, guide: LayerGuide) -> None:
-        """Declare the layer's variational parameters on ``guide`` (module-local).
+        r"""Declare the layer's variational parameters on ``guide`` (module-local).
 
-        Weight means start at :math:`N(0, 1/\\text{fan-in})` as in the authors' code,
+        Weight means start at :math:`N(0, 1/\text{fan-in})` as in the authors' code,
         whatever the prior's scale: the weights must start where the network computes
         well, not where the prior is widest. Log-variances start near ``LOG_VAR_INIT``.
         """
@@ -277,7 +286,7 @@ class Prior:
             for part, d in self.site_priors(spec, like).items()
         }
 
-    def site_priors(self, spec: LayerSpec, like: torch.Tensor) -> dict[str, dist.Distribution]:
+    def site_priors(self, spec: LayerSpec, like: torch.Tensor) -> dict[str, Any]:
         """Return the prior of each of the layer's sites, by part name, in sampling order.
 
         Built once per layer shape, device, dtype and hyper-parameter values and then
@@ -312,20 +321,22 @@ class Prior:
 
     def _slab_guides(
         self, spec: LayerSpec, module: LayerGuide
-    ) -> tuple[dist.Distribution, dist.Distribution | None]:
+    ) -> tuple[TorchDistributionMixin, TorchDistributionMixin | None]:
         """Guide factors of the (non-centred) weights and the bias."""
         q_bias = normal(module.bias_loc, module.bias_log_var) if spec.has_bias else None
         return normal(module.weight_loc, module.weight_log_var), q_bias
 
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The per-group gate computed from sampled site values (plain path)."""
+        """Return the per-group gate computed from sampled site values (plain path)."""
         return None
 
     def local_gate(
         self, spec: LayerSpec, batch_size: int, qs: dict[str, dist.Distribution]
     ) -> Gate:
-        """Per-example gate draws, or gate moments (local reparametrisation path), from the
-        guide's distributions ``qs`` of the layer's sites, by part name."""
+        """Return per-example gate draws, or gate moments (local reparametrisation path).
+
+        They come from the guide's distributions ``qs`` of the layer's sites, by part name.
+        """
         return None
 
     # --------------------------------------------------------------- posterior summary
@@ -334,6 +345,7 @@ class Prior:
         return module.weight_loc, variance(module.weight_log_var)
 
     def bias_moments(self, module: LayerGuide) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the posterior mean and variance of the bias."""
         return module.bias_loc, variance(module.bias_log_var)
 
     def gate_moments(
@@ -348,7 +360,10 @@ class Prior:
 
     def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
         r"""Per-group :math:`\log\alpha`, the log of the gate's relative posterior variance."""
-        m1, m2 = self.gate_moments(spec, module)
+        moments = self.gate_moments(spec, module)
+        if moments is None:
+            raise TypeError(f"{type(self).__name__} has no gate: define group_log_alpha")
+        m1, m2 = moments
         return torch.log((m2 - m1**2).clamp_min(1e-30)) - torch.log((m1**2).clamp_min(1e-30))
 
     def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:

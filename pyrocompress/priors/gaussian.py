@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import override
+
 import torch
 
 from pyrocompress.priors.base import (
@@ -36,13 +38,21 @@ class Gaussian(Prior):
         super().__init__(weight_scale=scale, bias_scale=scale)
         self.scale = self.weight_scale
 
+    @override
     def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        """Group-level relative variance of the weights, ``sum Var w / sum (E w)^2``."""
+        """Return the log of the group-level relative variance ``sum Var w / sum (E w)^2``."""
         mean, var = self.weight_moments(module)
         return torch.log(spec.group_sum(var)) - torch.log(spec.group_sum(mean**2).clamp_min(1e-30))
 
+    @override
     def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        """Not defined: the Gaussian prior has no inclusion variables (ValueError)."""
+        """Refuse: the Gaussian prior has no inclusion variables.
+
+        Raises
+        ------
+        ValueError
+            Always; the message names the alternatives (SNR, a group prior).
+        """
         raise ValueError(
             "the Gaussian prior has no inclusion variables; use Posterior.snr() or "
             "prune(rule='snr') instead, or choose a group prior"

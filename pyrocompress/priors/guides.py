@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Mapping
-from typing import Literal
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Literal, cast, override
 
 import pyro.poutine as poutine
 import torch
@@ -26,6 +26,7 @@ __all__ = ["LayerGuide", "NetworkGuide"]
 
 
 def _key(name: str) -> str:
+    """Return the ``ModuleDict`` key of layer ``name`` (dots are not allowed in keys)."""
     return name.replace(".", "__")
 
 
@@ -45,17 +46,58 @@ class LayerGuide(nn.Module):
     The layer's prior declares each parameter with :meth:`declare`, giving its role; the
     roles, not the parameters' names, decide which are projected into a range after
     each optimiser step.
+
+    Parameters
+    ----------
+    spec
+        The layer's specification (name, weight shape, groups).
+    prior
+        The layer's prior; it declares the parameters (:meth:`Prior.init_guide`).
+
+    Attributes
+    ----------
+    roles : dict of str to Role
+        The role of each declared parameter, by name.
     """
+
+    spec: LayerSpec
+    prior: Prior
+    roles: dict[str, Role]
 
     def __init__(self, spec: LayerSpec, prior: Prior):
         super().__init__()
         self.spec = spec
         self.prior = prior
-        self.roles: dict[str, Role] = {}
+        self.roles = {}
         prior.init_guide(spec, self)
 
+    if TYPE_CHECKING:
+        # The parameters are declared at run time by the prior (``guide.weight_loc``, ...):
+        # to the type checker every attribute not declared above is one of them.
+        def __getattr__(self, name: str) -> nn.Parameter: ...
+
     def declare(self, name: str, value: torch.Tensor, *, role: Role) -> nn.Parameter:
-        """Register ``value`` as the variational parameter ``name`` with its ``role``."""
+        """Register ``value`` as the variational parameter ``name`` with its ``role``.
+
+        Parameters
+        ----------
+        name
+            Attribute name of the parameter (``guide.<name>``).
+        value
+            Its initial value.
+        role
+            One of :data:`ROLES`; decides the range it is kept in.
+
+        Returns
+        -------
+        torch.nn.Parameter
+            The registered parameter.
+
+        Raises
+        ------
+        ValueError
+            If ``role`` is not one of :data:`ROLES`.
+        """
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         param = nn.Parameter(value)
@@ -63,9 +105,12 @@ class LayerGuide(nn.Module):
         self.roles[name] = role
         return param
 
+    @override
     def forward(self) -> None:
+        """Sample the layer's guide sites (the prior's :meth:`~Prior.guide`)."""
         self.prior.guide(self.spec, self)
 
+    @override
     def extra_repr(self) -> str:
         return f"{self.spec.name}: {self.prior!r}"
 
@@ -75,6 +120,11 @@ class NetworkGuide(nn.Module):
 
     Called with the model's arguments; only ``kl_scale`` is used (KL warm-up scales the
     guide's sites and the model's latent sites alike, see :func:`pyrocompress.fit`).
+
+    Parameters
+    ----------
+    layers
+        ``(spec, prior)`` of each Bayesian layer, in layer order.
     """
 
     def __init__(self, layers: Iterable[tuple[LayerSpec, Prior]]):
@@ -82,13 +132,29 @@ class NetworkGuide(nn.Module):
         self.layers = nn.ModuleDict({_key(s.name): LayerGuide(s, p) for s, p in layers})
 
     def __getitem__(self, name: str) -> LayerGuide:
-        return self.layers[_key(name)]
+        return cast(LayerGuide, self.layers[_key(name)])
+
+    def _layer_guides(self) -> Iterator[tuple[str, LayerGuide]]:
+        """Yield ``(key, guide)`` of every layer, in layer order (keys as in :func:`_key`)."""
+        for key, layer in self.layers.items():
+            yield key, cast(LayerGuide, layer)
 
     def parameters_with_role(self, role: Role) -> list[nn.Parameter]:
-        """Every variational parameter declared with ``role``, in layer order."""
+        """Return every variational parameter declared with ``role``, in layer order.
+
+        Parameters
+        ----------
+        role
+            One of :data:`ROLES`.
+
+        Returns
+        -------
+        list of torch.nn.Parameter
+            The parameters.
+        """
         return [
             getattr(layer, name)
-            for layer in self.layers.values()
+            for _, layer in self._layer_guides()
             for name, r in layer.roles.items()
             if r == role
         ]
@@ -96,12 +162,28 @@ class NetworkGuide(nn.Module):
     def log_var_bounds(
         self, max_weight_variance: Mapping[str, float] | None = None
     ) -> list[tuple[nn.Parameter, float, float]]:
-        """Every log-variance parameter with the interval it is kept in.
+        """Return every log-variance parameter with the interval it is kept in.
 
         ``LOG_VAR_RANGE`` for all of them; the weight and bias log-variances of a layer
         named in ``max_weight_variance`` (layer name -> largest variance) are capped at the
         log of that variance instead, as Louizos et al. (2017) cap the first layer of
         LeNet-300-100 at 0.04 in their code.
+
+        Parameters
+        ----------
+        max_weight_variance
+            Largest weight variance by layer name, or ``None``.
+
+        Returns
+        -------
+        list of (Parameter, float, float)
+            Each log-variance parameter with its lower and upper bound.
+
+        Raises
+        ------
+        ValueError
+            If ``max_weight_variance`` names an unknown layer or a cap is not a positive
+            finite number.
         """
         caps = dict(max_weight_variance or {})
         unknown = sorted(set(caps) - {n.replace("__", ".") for n in self.layers})
@@ -112,7 +194,7 @@ class NetworkGuide(nn.Module):
             )
         low, high = LOG_VAR_RANGE
         out = []
-        for key, layer in self.layers.items():
+        for key, layer in self._layer_guides():
             cap = caps.get(key.replace("__", "."))
             if cap is not None and not (isinstance(cap, int | float) and 0 < cap < math.inf):
                 raise ValueError(
@@ -137,11 +219,26 @@ class NetworkGuide(nn.Module):
         :meth:`log_var_bounds`, collected once), the projected-gradient form of the
         variance clipping of Louizos et al. (2017): the guide's distributions then need no
         clamp in the autograd graph of every step.
+
+        Parameters
+        ----------
+        bounds
+            The intervals (:meth:`log_var_bounds`); ``None`` computes them.
         """
         for p, low, high in self.log_var_bounds() if bounds is None else bounds:
             p.clamp_(low, high)
 
+    @override
     def forward(self, *args, kl_scale: float = 1.0, **kwargs) -> None:
+        """Sample every layer's guide sites, scaled by ``kl_scale``.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            The model's arguments (unused).
+        kl_scale
+            Scale of the guide's log-densities (KL warm-up).
+        """
         with poutine.scale(scale=kl_scale) if kl_scale != 1.0 else contextlib.nullcontext():
             for layer in self.layers.values():
                 layer()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast, override
 
 import pyro
 import pyro.distributions as dist
@@ -12,10 +13,10 @@ from pyrocompress.distributions import half_cauchy_scale_parts
 from pyrocompress.effects import example_noise
 from pyrocompress.priors.base import (
     LOG_VAR_INIT,
+    Gate,
     LayerSpec,
     Prior,
     check_positive,
-    event,
     lognormal,
 )
 from pyrocompress.priors.guides import LayerGuide
@@ -88,47 +89,67 @@ class GroupHorseshoe(Prior):
         }
 
     def _lognormal(self, module: LayerGuide, part: str) -> dist.LogNormal:
+        """Return the log-normal guide factor of scale part ``part``."""
         return lognormal(getattr(module, f"{part}_loc"), getattr(module, f"{part}_log_var"))
 
     def _gate_guide(self, spec: LayerSpec, module: LayerGuide) -> None:
         for part in self._PARTS:
             q = self._lognormal(module, part)
-            pyro.sample(spec.site(part), event(q, 1 if part.startswith("local") else 0))
+            pyro.sample(spec.site(part), q.to_event(1) if part.startswith("local") else q)
 
+    @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         prod = values["global_a"] * values["global_b"] * values["local_a"] * values["local_b"]
         return prod.sqrt()
 
-    def local_gate(self, spec, batch_size, qs):
+    @override
+    def local_gate(
+        self, spec: LayerSpec, batch_size: int, qs: dict[str, dist.Distribution]
+    ) -> Gate:
+        # the factors _gate_guide samples the four scale parts from
+        ga, gb, la, lb = (cast(dist.LogNormal, qs[part]) for part in self._PARTS)
         # log g^2 is a sum of independent normals: the two global parts (shared by the
         # groups of an example) and the two local parts of each group. Draw each sum once,
         # reparametrised: the same joint law as four draws, with half the random numbers.
-        loc = qs["global_a"].loc
-        g_loc = qs["global_a"].loc + qs["global_b"].loc
-        g_std = (qs["global_a"].scale ** 2 + qs["global_b"].scale ** 2).sqrt()
-        l_loc = qs["local_a"].loc + qs["local_b"].loc
-        l_std = (qs["local_a"].scale ** 2 + qs["local_b"].scale ** 2).sqrt()
+        loc = ga.loc
+        g_loc = ga.loc + gb.loc
+        g_std = (ga.scale**2 + gb.scale**2).sqrt()
+        l_loc = la.loc + lb.loc
+        l_std = (la.scale**2 + lb.scale**2).sqrt()
         eps_g = example_noise((batch_size, 1), loc)
         eps_l = example_noise((batch_size, *l_loc.shape), loc)
         log_g2 = (g_loc + g_std * eps_g) + (l_loc + l_std * eps_l)
         return (0.5 * log_g2).exp()
 
     def log_gate_moments(self, module: LayerGuide) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and variance of :math:`\\log g` under the guide, per group."""
-        m = 0.0
-        v = 0.0
-        for part in self._PARTS:
-            q = self._lognormal(module, part)
-            m = m + 0.5 * q.loc
-            v = v + 0.25 * q.scale**2
+        r"""Return the mean and variance of :math:`\log g` under the guide, per group.
+
+        Parameters
+        ----------
+        module
+            The layer's guide.
+
+        Returns
+        -------
+        m, v : Tensor
+            :math:`m = \tfrac12\sum\mu` and :math:`v = \tfrac14\sum\sigma^2` over the four
+            scale factors, one value per group.
+        """
+        ga, gb, la, lb = (self._lognormal(module, part) for part in self._PARTS)
+        m = 0.5 * ga.loc + 0.5 * gb.loc + 0.5 * la.loc + 0.5 * lb.loc
+        v = 0.25 * ga.scale**2 + 0.25 * gb.scale**2 + 0.25 * la.scale**2 + 0.25 * lb.scale**2
         return m, v
 
-    def gate_moments(self, spec, module, *, conditional=False):
+    @override
+    def gate_moments(
+        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         m, v = self.log_gate_moments(module)
         return (m + 0.5 * v).exp(), (2.0 * m + 2.0 * v).exp()
 
+    @override
     def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r""":math:`\log\alpha = \log(\mathrm{Var}\,g / (\mathrm{E}\,g)^2) = \log(e^{v} - 1)`.
+        r"""Return :math:`\log\alpha = \log(\mathrm{Var}\,g / (\mathrm{E}\,g)^2) = \log(e^{v} - 1)`.
 
         The relative posterior variance of the gate, as a public port of BC-GHS prunes on.
         It reflects the gate's uncertainty, not its size: a group the likelihood switches

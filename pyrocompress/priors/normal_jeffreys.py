@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import cast, override
+
 import pyro
 import pyro.distributions as dist
 import torch
 
-from pyrocompress.distributions import LogUniform
+from pyrocompress.distributions import LogUniform, LogVarNormal
 from pyrocompress.effects import example_noise
 from pyrocompress.priors.base import (
     LOG_VAR_INIT,
     LOG_VAR_RANGE,
+    Gate,
     LayerSpec,
     Prior,
     normal,
@@ -57,18 +60,27 @@ class GroupNormalJeffreys(Prior):
     def _gate_guide(self, spec: LayerSpec, module: LayerGuide) -> None:
         pyro.sample(spec.site("scale"), normal(module.scale_loc, module.scale_log_var).to_event(1))
 
+    @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return values["scale"]
 
-    def local_gate(self, spec, batch_size, qs):
-        q = qs["scale"]
+    @override
+    def local_gate(
+        self, spec: LayerSpec, batch_size: int, qs: dict[str, dist.Distribution]
+    ) -> Gate:
+        q = cast(LogVarNormal, qs["scale"])  # the factor _gate_guide samples the scale from
         return torch.addcmul(q.loc, q.scale, example_noise((batch_size, *q.loc.shape), q.loc))
 
-    def gate_moments(self, spec, module, *, conditional=False):
+    @override
+    def gate_moments(
+        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mu = module.scale_loc
         var = variance(module.scale_log_var)
         return mu, mu**2 + var
 
+    @override
     def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
+        r"""Return :math:`\log\alpha_g = \log\sigma^2_{z,g} - \log\mu^2_{z,g}` (eq. 10)."""
         log_var = module.scale_log_var.clamp(*LOG_VAR_RANGE)
         return log_var - torch.log((module.scale_loc**2).clamp_min(1e-30))

@@ -25,12 +25,27 @@ P = TypeVar("P", bound="type[Prior]")
 
 
 def register_prior(key: str) -> Callable[[P], P]:
-    """Class decorator: register a :class:`Prior` subclass under ``key``.
+    """Make a class decorator that registers a :class:`Prior` subclass under ``key``.
 
     The key becomes the class's ``key`` attribute, the name reports and checkpoints
     record, and a choice of ``pyrocompress compress --prior``. Registering a second class
     under a taken key raises ``ValueError`` (re-registering the same class is allowed, so
     that reloading a module in a notebook works).
+
+    Parameters
+    ----------
+    key
+        The registry key, a non-empty string without surrounding spaces.
+
+    Returns
+    -------
+    Callable
+        The class decorator; it returns the class unchanged but for ``key``.
+
+    Raises
+    ------
+    ValueError
+        If ``key`` is not a usable string, or (when decorating) is taken by another class.
     """
     if not isinstance(key, str) or not key or key != key.strip():
         raise ValueError(f"a prior key must be a non-empty string without spaces, got {key!r}")
@@ -52,7 +67,19 @@ def registered_priors() -> dict[str, type[Prior]]:
 
 
 def prior_keys(*, inclusion_probabilities: bool | None = None) -> tuple[str, ...]:
-    """Return the registered keys, optionally only those with (or without) PIPs."""
+    """Return the registered keys, optionally only those with (or without) PIPs.
+
+    Parameters
+    ----------
+    inclusion_probabilities
+        ``True`` for the priors with inclusion probabilities, ``False`` for those
+        without, ``None`` for all.
+
+    Returns
+    -------
+    tuple of str
+        The keys, in registration order.
+    """
     return tuple(
         k
         for k, cls in _REGISTRY.items()
@@ -63,6 +90,16 @@ def prior_keys(*, inclusion_probabilities: bool | None = None) -> tuple[str, ...
 
 def get_prior(prior: str | Prior) -> Prior:
     """Return ``prior`` if it is a :class:`Prior`, else a default instance of its key.
+
+    Parameters
+    ----------
+    prior
+        A prior, or the key of a registered one.
+
+    Returns
+    -------
+    Prior
+        The prior.
 
     Raises
     ------

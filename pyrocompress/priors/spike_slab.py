@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import cast, override
+
 import pyro
 import pyro.distributions as dist
 import torch
 
-from pyrocompress.distributions import ConditionalSlab, MarginalizedBernoulli
+from pyrocompress.constraints import PARAMETERS
+from pyrocompress.distributions import ConditionalSlab, LogVarNormal, MarginalizedBernoulli
 from pyrocompress.priors.base import (
+    Gate,
     LayerSpec,
     Prior,
     check_positive,
@@ -15,9 +19,11 @@ from pyrocompress.priors.base import (
 from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
 
-#: Distance of :class:`SpikeAndSlab`'s ``prior_inclusion`` from 0 and 1: float32 holds
-#: ``1 - 1e-6`` but rounds ``1 - 1e-8`` to 1, whose ``log(1 - p)`` is ``-inf``.
-_MIN_INCLUSION = 1e-6
+#: Distance of :class:`SpikeAndSlab`'s ``prior_inclusion`` from 0 and 1 (the bounds of
+#: ``PARAMETERS["prior_inclusion"]``): float32 holds ``1 - 1e-6`` but rounds ``1 - 1e-8``
+#: to 1, whose ``log(1 - p)`` is ``-inf``.
+_INCLUSION = PARAMETERS["prior_inclusion"]
+_MIN_INCLUSION = _INCLUSION.low
 
 
 @register_prior("spike-slab")
@@ -72,7 +78,7 @@ class SpikeAndSlab(Prior):
                 f"prior_inclusion must be a probability strictly between 0 and 1, "
                 f"got {prior_inclusion!r}"
             )
-        if not _MIN_INCLUSION <= prior_inclusion <= 1.0 - _MIN_INCLUSION:
+        if not _INCLUSION.admits(prior_inclusion):
             raise ValueError(
                 f"prior_inclusion must be between {_MIN_INCLUSION:g} and "
                 f"1 - {_MIN_INCLUSION:g}, got {prior_inclusion!r}: closer to 0 or 1 its "
@@ -93,32 +99,54 @@ class SpikeAndSlab(Prior):
         q = MarginalizedBernoulli(logits=module.inclusion_logit)
         pyro.sample(spec.site("inclusion"), q.to_event(1))
 
-    def _slab_guides(self, spec, module):
-        """Structured factors :math:`q(\\tilde w \\mid \\gamma)`: see :class:`ConditionalSlab`."""
+    @override
+    def _slab_guides(
+        self, spec: LayerSpec, module: LayerGuide
+    ) -> tuple[dist.Distribution, dist.Distribution | None]:
+        r"""Return the structured factors :math:`q(\tilde w \mid \gamma)`.
+
+        See :class:`~pyrocompress.distributions.ConditionalSlab`.
+        """
         pi = torch.sigmoid(module.inclusion_logit)
         q_weight, q_bias = super()._slab_guides(spec, module)
-        q_weight = ConditionalSlab(q_weight.loc, q_weight.log_var, spec.expand_groups(pi))
+        # the base class's factors are LogVarNormal (mean and log-variance)
+        q_w = cast(LogVarNormal, q_weight)
+        q_weight = ConditionalSlab(q_w.loc, q_w.log_var, spec.expand_groups(pi))
         if q_bias is not None and spec.bias_gated:
-            q_bias = ConditionalSlab(q_bias.loc, q_bias.log_var, pi)
+            q_b = cast(LogVarNormal, q_bias)
+            q_bias = ConditionalSlab(q_b.loc, q_b.log_var, pi)
         return q_weight, q_bias
 
+    @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return values["inclusion"]
 
-    def local_gate(self, spec, batch_size, qs):
-        pi = qs["inclusion"].probs
+    @override
+    def local_gate(
+        self, spec: LayerSpec, batch_size: int, qs: dict[str, dist.Distribution]
+    ) -> Gate:
+        # the gate factor _gate_guide samples the inclusions from
+        pi = cast(MarginalizedBernoulli, qs["inclusion"]).probs
         return pi, pi
 
-    def gate_moments(self, spec, module, *, conditional=False):
+    @override
+    def gate_moments(
+        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if conditional:
             one = torch.ones_like(module.inclusion_logit)
             return one, one
         pi = torch.sigmoid(module.inclusion_logit)
         return pi, pi
 
+    @override
     def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r""":math:`\log\alpha = \log((1-\pi)/\pi)`, so that :math:`\sigma(-\log\alpha) = \pi`."""
+        r"""Return :math:`\log\alpha = \log((1-\pi)/\pi)`.
+
+        So that :math:`\sigma(-\log\alpha) = \pi`.
+        """
         return -module.inclusion_logit
 
+    @override
     def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
         return torch.sigmoid(module.inclusion_logit)

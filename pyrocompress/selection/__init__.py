@@ -1,6 +1,11 @@
-"""Feature selection: decision rules on inclusion probabilities and the scikit-learn
-:class:`FeatureSelector` (imported on first use: scikit-learn is not loaded by
-``import pyrocompress``)."""
+"""Feature selection: decision rules on inclusion probabilities, and a scikit-learn selector.
+
+The decision rules are in :mod:`~pyrocompress.selection.rules`; the scikit-learn
+:class:`FeatureSelector` is imported on first use (scikit-learn is not loaded by
+``import pyrocompress``).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from pyrocompress.selection.rules import (
     FDR_TOLERANCE,
@@ -9,6 +14,9 @@ from pyrocompress.selection.rules import (
     selection_metrics,
     top_k,
 )
+
+if TYPE_CHECKING:
+    from pyrocompress.selection.estimator import FeatureSelector, infer_task
 
 __all__ = [
     "FDR_TOLERANCE",
@@ -23,8 +31,24 @@ __all__ = [
 _LAZY = {"FeatureSelector", "infer_task", "selection_priors"}
 
 
-def __getattr__(name: str):
-    """PEP 562: the estimator (and scikit-learn) are imported when first asked for."""
+def __getattr__(name: str) -> Any:
+    """Import the estimator (and scikit-learn) when first asked for (PEP 562).
+
+    Parameters
+    ----------
+    name
+        The attribute asked for.
+
+    Returns
+    -------
+    Any
+        :class:`FeatureSelector`, ``infer_task`` or ``selection_priors``.
+
+    Raises
+    ------
+    AttributeError
+        For any other name.
+    """
     if name in _LAZY:
         from pyrocompress.selection import estimator
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from pyrocompress.analysis import Posterior
+from pyrocompress.constraints import check
 from pyrocompress.distributions import (
     BernoulliLikelihood,
     CategoricalLikelihood,
@@ -105,21 +106,11 @@ def infer_task(y, max_classes: int = MAX_AUTO_CLASSES) -> tuple[str, str]:
 
 
 def _plain(value):
-    """A NumPy scalar as the Python value it holds (``np.int64(3)`` -> ``3``), so that
-    messages print ``3`` rather than ``np.int64(3)`` under NumPy 2."""
+    """Return a NumPy scalar as the Python value it holds (``np.int64(3)`` -> ``3``).
+
+    Messages then print ``3`` rather than ``np.int64(3)`` under NumPy 2.
+    """
     return value.item() if isinstance(value, np.generic) else value
-
-
-def _positive_int(name: str, value, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {_plain(value)!r}")
-
-
-#: ``random_state`` seeds the generators of the fit (the caller's global states are
-#: restored afterwards, :func:`pyrocompress.rng.seeded`); NumPy takes seeds in [0, 2**32).
-SEED_LIMIT = 2**32
 
 
 class FeatureSelector(SelectorMixin, BaseEstimator):
@@ -150,7 +141,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         :class:`~pyrocompress.priors.Prior` instance of one of those kinds.
     hidden
         Hidden-layer widths; ``()`` for a linear model. The default (50, 20) is the
-        network measured on the Bai et al. (2020) design (``benchmarks/selection_bai.py``,
+        network measured on the Bai et al. (2020) design (``benchmarks/selection/selection_bai.py``,
         docs/results/selection-bai.md: exactly the five relevant inputs in 4 of 5 seeds,
         2026-11-23) and on the Sun et al. (2021) design (docs/results/selection-study.md).
     epochs
@@ -223,6 +214,20 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``set_output(transform="pandas")``, since the transformer passes on a NumPy array).
     fit_seconds_ : float
         Wall time of :meth:`fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyrocompress import FeatureSelector
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(120, 5))
+    >>> y = 2.0 * X[:, 0] + 0.1 * rng.normal(size=120)
+    >>> sel = FeatureSelector(hidden=(), epochs=40, pretrain_epochs=0, random_state=0)
+    >>> sel = sel.fit(X, y)
+    >>> sel.task_, sel.inclusion_probabilities_.shape
+    ('regression', (5,))
+    >>> bool(sel.support_[0])
+    True
     """
 
     def __init__(
@@ -274,58 +279,27 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
             hidden = (hidden,)
         if not isinstance(hidden, tuple | list) or any(
-            isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1 for h in hidden
+            isinstance(h, bool) or not isinstance(h, numbers.Integral) or int(h) < 1 for h in hidden
         ):
             raise ValueError(
                 f"hidden must be a tuple of positive layer widths (() for a linear model), "
                 f"got {self.hidden!r}"
             )
-        _positive_int("epochs", self.epochs, allow_none=True)
-        _positive_int("batch_size", self.batch_size)
-        if not (isinstance(self.lr, numbers.Real) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.pretrain_epochs is not None and (
-            isinstance(self.pretrain_epochs, bool)
-            or not isinstance(self.pretrain_epochs, numbers.Integral)
-            or self.pretrain_epochs < 0
-        ):
-            raise ValueError(
-                "pretrain_epochs must be a non-negative integer (0 = no pre-training) or "
-                f"None, got {self.pretrain_epochs!r}"
-            )
-        if not (
-            isinstance(self.pretrain_penalty, numbers.Real)
-            and not isinstance(self.pretrain_penalty, bool)
-            and math.isfinite(self.pretrain_penalty)
-            and self.pretrain_penalty >= 0
-        ):
-            raise ValueError(
-                f"pretrain_penalty must be a number >= 0, got {self.pretrain_penalty!r}"
-            )
-        if not (isinstance(self.kl_warmup, numbers.Real) and 0 <= self.kl_warmup <= 1):
-            raise ValueError(f"kl_warmup must be a fraction in [0, 1], got {self.kl_warmup!r}")
+        if self.epochs is not None:
+            check("epochs", self.epochs)
+        check("batch_size", self.batch_size)
+        check("lr", self.lr)
+        check("pretrain_epochs", self.pretrain_epochs)
+        check("group_penalty", self.pretrain_penalty, label="pretrain_penalty")
+        check("kl_warmup_fraction", self.kl_warmup, label="kl_warmup")
         if self.rule not in _RULES:
             raise ValueError(f"rule must be one of {_RULES}, got {self.rule!r}")
-        if not (
-            isinstance(self.fdr_level, numbers.Real)
-            and not isinstance(self.fdr_level, bool)
-            and 0 <= self.fdr_level < 1
-        ):
-            raise ValueError(
-                f"fdr_level must be a number in [0, 1), such as 0.1; got {_plain(self.fdr_level)!r}"
-            )
+        check("fdr_level", self.fdr_level)
         if self.rule == "top-k" and self.k is None:
             raise ValueError("k (required by rule='top-k') must be a positive integer, got None")
-        _positive_int("k", self.k, allow_none=True)
-        if self.random_state is not None and (
-            isinstance(self.random_state, bool)
-            or not isinstance(self.random_state, numbers.Integral)
-            or not 0 <= self.random_state < SEED_LIMIT
-        ):
-            raise ValueError(
-                "random_state must be None or an integer in [0, 2**32), got "
-                f"{_plain(self.random_state)!r}"
-            )
+        check("k", self.k)
+        if self.random_state is not None:
+            check("seed", self.random_state, label="random_state")
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError, ValueError):
@@ -354,7 +328,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             return self._fit(X, y, prior, hidden, seed, start)
 
     def _fit(self, X, y, prior: Prior, hidden: tuple[int, ...], seed: int | None, start: float):
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        checked = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        X, y = cast(tuple[np.ndarray, np.ndarray], checked)
         n, p = X.shape
         if n < 2:
             raise ValueError(f"got {n} sample; need at least 2 samples to fit")
@@ -392,7 +367,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             likelihood, out = GaussianLikelihood(), 1
 
         names = (
-            [str(c) for c in self.feature_names_in_]
+            [str(c) for c in getattr(self, "feature_names_in_")]  # noqa: B009  (set by sklearn)
             if hasattr(self, "feature_names_in_")
             else [f"x{j}" for j in range(p)]
         )
@@ -442,8 +417,14 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         return self
 
     def _select(self, pip: np.ndarray) -> tuple[np.ndarray, float, float | None]:
-        """Apply the rule to ``pip``: the support mask, its estimated FDR and the PIP
-        cut-off of the rule (see ``cutoff_``)."""
+        """Apply the rule to ``pip``.
+
+        Returns
+        -------
+        tuple
+            The support mask, its estimated FDR and the PIP cut-off of the rule (see
+            ``cutoff_``).
+        """
         pip = np.asarray(pip, dtype=np.float64)
         if self.rule == "median":
             chosen, cutoff = median_probability_model(pip), 0.5
@@ -451,7 +432,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             chosen, _ = bayesian_fdr(pip, float(self.fdr_level))
             cutoff = float(pip[chosen].min()) if chosen else None
         else:
-            k = min(int(self.k), len(pip))
+            k = min(int(cast(int, self.k)), len(pip))
             chosen = top_k(pip, k)
             cutoff = float(np.sort(pip)[::-1][k - 1])
         support = np.zeros(len(pip), dtype=bool)
@@ -465,30 +446,35 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         return self.support_
 
     def _rule_labels(self) -> tuple[str, str]:
-        """The rule as ``summary()`` names it, and the label of its cut-off in the plot."""
+        """Return the rule as ``summary()`` names it, and the label of its cut-off in the plot."""
         if self.rule == "median":
             return "median-probability (PIP >= 0.5)", "median-probability cut-off"
         if self.rule == "fdr":
             q = f"{float(self.fdr_level):g}"
             return f"bayesian-fdr (q={q})", f"Bayesian FDR ≤ {q} cut-off"
-        k = int(self.k)
+        k = int(cast(int, self.k))
         return f"top-k (k={k})", f"top-{k} cut-off"
 
     def plot_inclusion_probabilities(self, ax: Axes | None = None) -> Figure:
-        """Stem plot of the inclusion probabilities with the selected features in a second
-        colour and the cut-off of the rule used (``cutoff_``) as a dashed line.
+        """Draw a stem plot of the inclusion probabilities.
 
-        For ``"fdr"`` the line is the smallest selected PIP (Newton et al. 2004: the set
-        is a PIP threshold), for ``"top-k"`` the ``k``-th largest PIP, for ``"median"``
-        0.5 (Barbieri & Berger 2004); with nothing selected by ``"fdr"`` no line is drawn.
-        Returns the matplotlib Figure (see :func:`pyrocompress.plots.plot_pip_stem`).
+        The selected features are in a second colour and the cut-off of the rule used
+        (``cutoff_``) is a dashed line. For ``"fdr"`` the line is the smallest selected PIP
+        (Newton et al. 2004: the set is a PIP threshold), for ``"top-k"`` the ``k``-th
+        largest PIP, for ``"median"`` 0.5 (Barbieri & Berger 2004); with nothing selected
+        by ``"fdr"`` no line is drawn.
+
+        Returns
+        -------
+        Figure
+            The matplotlib Figure (see :func:`pyrocompress.plots.plot_pip_stem`).
         """
         check_is_fitted(self, "support_")
         from pyrocompress import plots
 
         return plots.plot_pip_stem(
             self.inclusion_probabilities_,
-            feature_names=[str(n) for n in self.module_.feature_names],
+            feature_names=[str(n) for n in self.module_.feature_names or []],
             threshold=self.cutoff_,
             threshold_label=self._rule_labels()[1],
             selected=self.support_,
@@ -496,10 +482,13 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         )
 
     def summary(self) -> dict:
-        """The selection as plain data: ``features``, ``inclusion_probabilities``
-        (by name), ``selected`` (names, in input order), ``rule`` and ``estimated_fdr``."""
+        """Return the selection as plain data.
+
+        The dict holds ``features``, ``inclusion_probabilities`` (by name), ``selected``
+        (names, in input order), ``rule`` and ``estimated_fdr``.
+        """
         check_is_fitted(self, "support_")
-        names = [str(n) for n in self.module_.feature_names]
+        names = [str(n) for n in self.module_.feature_names or []]
         return {
             "features": names,
             "inclusion_probabilities": {

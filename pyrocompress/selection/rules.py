@@ -1,7 +1,7 @@
 r"""Feature-selection rules on posterior inclusion probabilities, and their metrics.
 
-Rules
------
+The rules are those of :mod:`pyrocompress.analysis.decisions` (one implementation, shared
+with the PIP pruning rules), re-exported here:
 :func:`median_probability_model`
     Select every feature with PIP :math:`\ge 0.5` (Barbieri & Berger 2004): the model
     with the best predictions under squared loss in the linear case.
@@ -21,99 +21,52 @@ Metrics against a known truth: :func:`selection_metrics` (TPR, FPR, FDR, MCC).
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Iterable
 
-import torch
+from pyrocompress.analysis.decisions import (
+    FDR_TOLERANCE,
+    bayesian_fdr,
+    median_probability_model,
+    top_k,
+)
 
-__all__ = ["bayesian_fdr", "median_probability_model", "selection_metrics", "top_k"]
-
-#: Rounding slack of the FDR comparison: a set whose estimated FDR is ``q`` up to float64
-#: rounding of the running mean is still taken.
-FDR_TOLERANCE = 1e-12
-
-
-def _pip(pip) -> torch.Tensor:
-    p = torch.as_tensor(pip, dtype=torch.float64).flatten()
-    if p.numel() == 0 or not bool(((p >= 0) & (p <= 1)).all()):
-        raise ValueError(
-            "pip (the inclusion probabilities) must be a non-empty vector of values in [0, 1] "
-            "with no NaN; pass the fitted inclusion_probabilities_"
-        )
-    return p
+__all__ = [
+    "FDR_TOLERANCE",
+    "bayesian_fdr",
+    "median_probability_model",
+    "selection_metrics",
+    "top_k",
+]
 
 
-def median_probability_model(pip) -> list[int]:
-    """Indices with inclusion probability at least 0.5, in increasing order.
+def selection_metrics(
+    selected: Iterable[int], truth: Iterable[int], num_features: int
+) -> dict[str, float]:
+    """Return the TPR, FPR, FDR and Matthews correlation of a selection against the truth.
 
-    The median-probability model of Barbieri & Berger (2004), "Optimal predictive model
-    selection", Ann. Statist. 32(3).
-    """
-    return torch.nonzero(_pip(pip) >= 0.5).flatten().tolist()
-
-
-def bayesian_fdr(pip, q: float = 0.1) -> tuple[list[int], float]:
-    r"""The largest PIP-threshold set whose estimated Bayesian FDR is at most ``q``.
-
-    The candidates are the sets :math:`S_t = \{j : \mathrm{PIP}_j \ge t\}`; the rule
-    takes the largest one with
-    :math:`\widehat{\mathrm{FDR}}(S_t) = \frac{1}{|S_t|}\sum_{j \in S_t}(1 - \mathrm{PIP}_j)
-    \le q` (Newton, Noueiry, Sarkar & Ahlquist 2004, Biostatistics 5(2), §3; Müller,
-    Parmigiani & Rice 2006). Because the sets are thresholds on the PIP, features with
-    equal PIPs are selected or left out together, whatever the order of the columns. The
-    comparison allows :data:`FDR_TOLERANCE` of rounding, so a set whose estimated FDR is
-    exactly ``q`` is taken.
+    True-positive rate, false-positive rate, false-discovery rate and Matthews correlation
+    of a selected set against the true relevant set. Conventions for empty denominators:
+    FDR of an empty selection is 0; TPR with no true feature and FPR with no null feature
+    are NaN; MCC is 0 when undefined.
 
     Parameters
     ----------
-    pip
-        Inclusion probabilities, a vector of values in [0, 1].
-    q
-        The FDR level, a real number in [0, 1) (Python or NumPy scalar); ``q = 0``
-        selects only the features with PIP 1 (up to rounding).
+    selected
+        Indices of the selected features.
+    truth
+        Indices of the truly relevant features.
+    num_features
+        Number of features.
 
     Returns
     -------
-    (selected, fdr)
-        The selected indices in increasing order, and their estimated FDR (0 for the
-        empty set).
-    """
-    if isinstance(q, bool) or not isinstance(q, numbers.Real) or not 0.0 <= float(q) < 1.0:
-        raise ValueError(f"the FDR level q must be a number in [0, 1), such as 0.1; got {q!r}")
-    q = float(q)
-    p = _pip(pip)
-    order = torch.argsort(p, descending=True, stable=True)
-    ranked = p[order]
-    running = torch.cumsum(1.0 - ranked, 0) / torch.arange(1, len(p) + 1, dtype=p.dtype)
-    # a set may end only where the PIP drops, so a tie is never split
-    ends = torch.ones(len(p), dtype=torch.bool)
-    ends[:-1] = ranked[:-1] > ranked[1:]
-    ok = torch.nonzero((running <= q + FDR_TOLERANCE) & ends).flatten()
-    if ok.numel() == 0:
-        return [], 0.0
-    k = int(ok.max()) + 1
-    return sorted(order[:k].tolist()), float(running[k - 1])
+    dict of str to float
+        ``tpr``, ``fpr``, ``fdr``, ``mcc``.
 
-
-def top_k(pip, k: int) -> list[int]:
-    """The ``k`` features with the largest inclusion probabilities (sorted indices).
-
-    ``k`` is an integer in ``[0, len(pip)]`` (a Python or NumPy integer). Ties at the
-    ``k``-th largest PIP are broken in favour of the lower index.
-    """
-    p = _pip(pip)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= int(k) <= len(p):
-        raise ValueError(
-            f"k must be an integer in [0, {len(p)}] (at most the number of features), got {k!r}"
-        )
-    return sorted(torch.argsort(p, descending=True, stable=True)[: int(k)].tolist())
-
-
-def selection_metrics(selected, truth, num_features: int) -> dict[str, float]:
-    """True-positive rate, false-positive rate, false-discovery rate and Matthews
-    correlation of a selected set against the true relevant set.
-
-    Conventions for empty denominators: FDR of an empty selection is 0; TPR with no true
-    feature and FPR with no null feature are NaN; MCC is 0 when undefined.
+    Raises
+    ------
+    ValueError
+        If an index is outside ``[0, num_features)``.
     """
     sel, true = set(map(int, selected)), set(map(int, truth))
     if any(not 0 <= i < num_features for i in sel | true):

@@ -14,7 +14,7 @@ and the KL of the scales by Molchanov et al. (2017)'s approximation (Louizos et 
 eq. 14) plus the Gaussian KL of the weights given the scales. A convolution's groups are its
 output channels: the per-example scale multiplies the mean and, squared, the variance of
 each output map, as in the authors' ``Conv2dGroupNJ``. It is the yardstick for
-``benchmarks/speed.py``: not part of the package, not used anywhere else.
+``benchmarks/speed/speed.py``: not part of the package, not used anywhere else.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Measured in one process, methods interleaved, median over repetitions:
   ``LocalReparamELBO``) on LeNet-300-100 and LeNet-5-Caffe, batch 128, for each prior — the
   time of the second training epoch of ``steps`` minibatches divided by ``steps`` (the
   first warms up; every method is timed after a warm-up epoch);
-* the hand-written plain-PyTorch BC-GNJ of ``benchmarks/bcgnj_baseline.py`` (same
+* the hand-written plain-PyTorch BC-GNJ of ``benchmarks/speed/bcgnj_baseline.py`` (same
   architecture, same batch, the same fused Adam as ``fit``);
 * deterministic training of the same architecture (the floor, same optimiser);
 * forward latency of a compact LeNet-300-100 with the architecture Louizos et al. (2017)
@@ -18,9 +18,9 @@ The data are random MNIST-shaped tensors: only time is measured.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/speed.py            # 7 repetitions, about 2 min
-    .venv/bin/python benchmarks/speed.py --quick    # 2 repetitions, no files written
-    .venv/bin/python benchmarks/speed.py --device cuda   # the same table on a GPU
+    .venv/bin/python benchmarks/speed/speed.py            # 7 repetitions, about 2 min
+    .venv/bin/python benchmarks/speed/speed.py --quick    # 2 repetitions, no files written
+    .venv/bin/python benchmarks/speed/speed.py --device cuda   # the same table on a GPU
 
 Writes ``docs/results/speed.json`` and ``.md`` (``speed-cuda.*`` with ``--device cuda``).
 """
@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import provenance, write_results
-from bcgnj_baseline import LeNet5GroupNJ, LeNet300100GroupNJ
 from torch import nn
 
 import pyrocompress as pc
 from pyrocompress.compress import SelectFeatures, count_flops
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import provenance, write_results
+from bcgnj_baseline import LeNet5GroupNJ, LeNet300100GroupNJ
 
 PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
 BATCH = 128

@@ -6,8 +6,8 @@ machine, the date and each command.
 
 Usage (from the project root, after ``make test`` or ``make demo`` created .venv)::
 
-    .venv/bin/python benchmarks/core_runs.py               # demo + LeNet-300-100 runs
-    .venv/bin/python benchmarks/core_runs.py --only demo   # one of them
+    .venv/bin/python benchmarks/core/core_runs.py               # demo + LeNet-300-100 runs
+    .venv/bin/python benchmarks/core/core_runs.py --only demo   # one of them
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from _common import machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "results" / "core"
-MNIST = ROOT.parent / "shared" / "data" / "mnist"
+from _common import MNIST, RESULTS, ROOT, machine
+
+OUT = RESULTS / "core"
 RUNS = {
     "demo": ["demo"],
     "lenet-300-100-group-nj": [
@@ -82,7 +82,7 @@ def main() -> int:
     lines = [
         "# Measured runs of the core pipeline",
         "",
-        "Written by `benchmarks/core_runs.py`; rerun it to reproduce. Each row: one CLI "
+        "Written by `benchmarks/core/core_runs.py`; rerun it to reproduce. Each row: one CLI "
         "command (below), the automatic pruning rule (tolerance 1 point of validation "
         "error), test errors on the held-out test split.",
         "",
@@ -95,7 +95,7 @@ def main() -> int:
     lines += ["", "| run | command | date | machine |", "|---|---|---|---|"]
     for name, run in runs.items():
         lines.append(f"| {name} | `{run['command']}` | {run['date']} | {run['machine']} |")
-    (ROOT / "docs" / "results" / "core-runs.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "core-runs.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -12,26 +12,31 @@ machine, the date and the command.
 
 Usage (from the project root, after ``make test`` created .venv)::
 
-    .venv/bin/python benchmarks/selection_bai.py            # 5 seeds, about 1 min each
-    .venv/bin/python benchmarks/selection_bai.py --quick    # a small sanity pass
-    .venv/bin/python benchmarks/selection_bai.py --seeds 0 1 --jobs 2
-    .venv/bin/python benchmarks/selection_bai.py --jobs 2 --random-states 2  # 10 fits
+    .venv/bin/python benchmarks/selection/selection_bai.py            # 5 seeds, about 1 min each
+    .venv/bin/python benchmarks/selection/selection_bai.py --quick    # a small sanity pass
+    .venv/bin/python benchmarks/selection/selection_bai.py --seeds 0 1 --jobs 2
+    .venv/bin/python benchmarks/selection/selection_bai.py --jobs 2 --random-states 2  # 10 fits
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
-from _common import provenance, write_results
 from sklearn.linear_model import LassoCV
 
 from pyrocompress.data import simulate_bai2020
 from pyrocompress.selection import selection_metrics
 from pyrocompress.selection.estimator import FeatureSelector
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import provenance, write_results
 
 TRUTH = list(range(5))
 

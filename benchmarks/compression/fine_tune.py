@@ -22,17 +22,17 @@ pruning, with SVI in place of retraining).
 
 Thresholds are chosen on the validation split; test errors are reported, never used.
 Each row also records the compact network's validation error, so that a round can be
-chosen the way a user without the test split would choose it (``results_page.py`` does).
+chosen the way a user without the test split would choose it.
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
 
-    .venv/bin/python benchmarks/fine_tune.py --checkpoint-root runs/gpu-ckpt
-    .venv/bin/python benchmarks/fine_tune.py --checkpoint-root runs/gpu-ckpt --quick
-    .venv/bin/python benchmarks/fine_tune.py --checkpoint-root runs/gpu-ckpt \\
+    .venv/bin/python benchmarks/compression/fine_tune.py --checkpoint-root runs/gpu-ckpt
+    .venv/bin/python benchmarks/compression/fine_tune.py --checkpoint-root runs/gpu-ckpt --quick
+    .venv/bin/python benchmarks/compression/fine_tune.py --checkpoint-root runs/gpu-ckpt \\
         --only lenet-300-100-group-horseshoe   # one run
-    .venv/bin/python benchmarks/fine_tune.py --checkpoint-root runs/gpu-ckpt \\
+    .venv/bin/python benchmarks/compression/fine_tune.py --checkpoint-root runs/gpu-ckpt \\
         --tolerance 0.005 --epochs 20 --rounds 8   # a gentler schedule
-    .venv/bin/python benchmarks/fine_tune.py --checkpoint-root runs/gpu-ckpt \\
+    .venv/bin/python benchmarks/compression/fine_tune.py --checkpoint-root runs/gpu-ckpt \\
         --only lenet-5-caffe-group-horseshoe --tolerance 0.005 --epochs 25 --rounds 2 \\
         --seed 1   # the same schedule with other fine-tuning noise
 
@@ -49,18 +49,22 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from _common import RESULTS, TARGETS, provenance, run_key, schedule, write_atomic, write_results
-from mnist_compression import MNIST, RUNS
-from pruning_rules import load_run, pixel_range
 
 import pyrocompress as pc
 from pyrocompress import data as datasets
 from pyrocompress.infer.checkpoint import CHECKPOINT_NAME
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import RESULTS, TARGETS, provenance, run_key, schedule, write_atomic, write_results
+from mnist_compression import MNIST, RUNS
+from pruning_rules import load_run, pixel_range
 
 #: runs fine-tuned by default; LeNet-5-Caffe (about 30 s an epoch on one CPU thread) with
 #: ``--only lenet-5-caffe-group-nj`` and the like

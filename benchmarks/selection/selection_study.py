@@ -24,8 +24,8 @@ Writes ``docs/results/selection-study.json`` and ``.md``.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/selection_study.py --jobs 2             # 10 replications
-    .venv/bin/python benchmarks/selection_study.py --quick              # tiny, no files
+    .venv/bin/python benchmarks/selection/selection_study.py --jobs 2             # 10 replications
+    .venv/bin/python benchmarks/selection/selection_study.py --quick              # tiny, no files
 """
 
 from __future__ import annotations
@@ -34,17 +34,22 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
-from _common import RESULTS, provenance, write_results
 from sklearn.linear_model import ARDRegression, LassoCV, LogisticRegressionCV
 
 from pyrocompress.data import simulate_bai2020, simulate_sun2021, simulate_sun2021_classification
 from pyrocompress.selection import selection_metrics
 from pyrocompress.selection.estimator import FeatureSelector
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import RESULTS, provenance, write_results
 
 PRIORS = ("spike-slab", "group-horseshoe", "group-nj")
 METHODS = (*PRIORS, "LassoCV", "ARDRegression")

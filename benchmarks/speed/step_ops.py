@@ -10,8 +10,8 @@ empty allocations, scalar reads), divided by the number of steps.
 
 Usage (from the project root)::
 
-    .venv/bin/python benchmarks/step_ops.py            # LeNet-300-100 and LeNet-5-Caffe
-    .venv/bin/python benchmarks/step_ops.py --quick    # LeNet-300-100 only, nothing written
+    .venv/bin/python benchmarks/speed/step_ops.py            # LeNet-300-100 and LeNet-5-Caffe
+    .venv/bin/python benchmarks/speed/step_ops.py --quick    # LeNet-300-100 only, nothing written
 
 Writes ``docs/results/step-ops.json`` and ``.md``.
 """
@@ -19,18 +19,23 @@ Writes ``docs/results/step-ops.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import provenance, write_results
-from bcgnj_baseline import LeNet5GroupNJ, LeNet300100GroupNJ
-from speed import _loop
 from torch.profiler import ProfilerActivity, profile
 
 import pyrocompress as pc
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import provenance, write_results
+from bcgnj_baseline import LeNet5GroupNJ, LeNet300100GroupNJ
+from speed import _loop
+
 PRIORS = ("group-nj", "group-horseshoe", "spike-slab", "gaussian")
-#: name -> (architecture, hand-written BC-GNJ of benchmarks/bcgnj_baseline.py)
+#: name -> (architecture, hand-written BC-GNJ of benchmarks/speed/bcgnj_baseline.py)
 MODELS = {
     "LeNet-300-100": (pc.lenet_300_100, LeNet300100GroupNJ),
     "LeNet-5-Caffe": (pc.lenet5_caffe, LeNet5GroupNJ),

@@ -1,9 +1,9 @@
 """Pruning rules on the trained MNIST posteriors: how far the rule, not the training, moves
 the compact network along the accuracy–compression trade-off (issue 6).
 
-``benchmarks/mnist_compression.py --checkpoint-root DIR`` keeps each run's final checkpoint
-(the trained posterior); this script rebuilds each network from it and prunes it again
-with
+``benchmarks/compression/mnist_compression.py --checkpoint-root DIR`` keeps each run's final
+checkpoint (the trained posterior); this script rebuilds each network from it and prunes it
+again with
 
 * the automatic rule (``prune(rule="auto")``: the largest pruning whose validation error
   stays within ``tolerance`` of the unpruned posterior mean) for a sweep of tolerances,
@@ -17,10 +17,10 @@ Thresholds are chosen on the validation split only; the test error is reported, 
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
 
-    .venv/bin/python benchmarks/mnist_compression.py --checkpoint-root runs/ckpt  # train
-    .venv/bin/python benchmarks/pruning_rules.py --checkpoint-root runs/ckpt
-    .venv/bin/python benchmarks/pruning_rules.py --checkpoint-root runs/ckpt --quick
-    .venv/bin/python benchmarks/pruning_rules.py --checkpoint-root runs/ckpt \\
+    .venv/bin/python benchmarks/compression/mnist_compression.py --checkpoint-root runs/ckpt
+    .venv/bin/python benchmarks/compression/pruning_rules.py --checkpoint-root runs/ckpt
+    .venv/bin/python benchmarks/compression/pruning_rules.py --checkpoint-root runs/ckpt --quick
+    .venv/bin/python benchmarks/compression/pruning_rules.py --checkpoint-root runs/ckpt \\
         --only lenet-5-caffe-group-nj      # redo one run; the file keeps the others
 
 Writes ``docs/results/pruning-rules.json`` and ``.md``.
@@ -30,19 +30,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import torch
-from _common import RESULTS, TARGETS, provenance, write_results
-from mnist_compression import MNIST, RUNS
 
 import pyrocompress as pc
 from pyrocompress import data as datasets
 from pyrocompress.cli.app import _parse_range, build_model
 from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, safe_load
 from pyrocompress.priors import get_prior
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import RESULTS, TARGETS, provenance, write_results
+from mnist_compression import MNIST, RUNS
 
 #: (label, prune() keyword arguments)
 RULES = [
@@ -150,9 +154,10 @@ def main() -> int:
     lines = [
         "# Pruning rules on the trained MNIST posteriors",
         "",
-        "Each network is the final checkpoint of its `benchmarks/mnist_compression.py` run, "
-        "pruned again by `benchmarks/pruning_rules.py`; thresholds are chosen on the "
-        "validation split, errors are on the 10,000 test images.",
+        "Each network is the final checkpoint of its "
+        "`benchmarks/compression/mnist_compression.py` run, pruned again by "
+        "`benchmarks/compression/pruning_rules.py`; thresholds are chosen on the validation "
+        "split, errors are on the 10,000 test images.",
     ]
     for name in sorted(runs, key=order.index):
         prov = runs[name]

@@ -3,7 +3,7 @@
 Each run is one ``pyrocompress compress`` command (the CLI, so the result is literally its
 ``report.json``), written to ``docs/results/<model>-<prior>.json``; the command, date,
 machine and wall time of every run go to ``docs/results/mnist-compression.json``.
-``benchmarks/results_page.py`` turns them into ``docs/results.md``.
+``benchmarks/page/results_page.py`` turns them into ``docs/results.md``.
 
 Training recipe (all runs): MNIST as IDX files from ``--data-dir`` (55,000 train, 5,000
 validation, 10,000 test; pixels in [0, 1]); Adam (fused), learning rate 1e-3 annealed by a
@@ -20,10 +20,10 @@ number of epochs is the budget given on the command line (the paper: 200).
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
 
-    .venv/bin/python benchmarks/mnist_compression.py --jobs 2          # every run
-    .venv/bin/python benchmarks/mnist_compression.py --only lenet-5-caffe-group-nj
-    .venv/bin/python benchmarks/mnist_compression.py --quick           # 1 epoch, no files
-    python benchmarks/mnist_compression.py --device cuda --jobs 4 --checkpoint-root ckpt
+    .venv/bin/python benchmarks/compression/mnist_compression.py --jobs 2    # every run
+    .venv/bin/python benchmarks/compression/mnist_compression.py --only lenet-5-caffe-group-nj
+    .venv/bin/python benchmarks/compression/mnist_compression.py --quick     # 1 epoch, no files
+    python benchmarks/compression/mnist_compression.py --device cuda --jobs 4 --checkpoint-root ckpt
 
 ``--checkpoint-root DIR`` keeps each run's last checkpoint (``DIR/<run>/checkpoint.pt``:
 the trained posterior) for analyses after the fact, such as other pruning rules; with
@@ -44,12 +44,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _common import RESULTS, machine, write_atomic
-
 from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, safe_load
 
-ROOT = Path(__file__).resolve().parents[1]
-MNIST = ROOT.parent / "shared" / "data" / "mnist"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import MNIST, RESULTS, ROOT, machine, write_atomic
 
 #: the first-layer variance cap of the authors' LeNet-300-100 code
 CLIP = ("--clip-var", "0.04")

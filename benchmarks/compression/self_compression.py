@@ -37,8 +37,8 @@ Writes ``docs/results/self-compression.json``, ``.md`` and ``.png``.
 
 Usage (from the project root; MNIST at ../shared/data/mnist)::
 
-    .venv/bin/python benchmarks/self_compression.py --epochs 20 --seeds 0 1 2
-    .venv/bin/python benchmarks/self_compression.py --quick      # 1 epoch, no files
+    .venv/bin/python benchmarks/compression/self_compression.py --epochs 20 --seeds 0 1 2
+    .venv/bin/python benchmarks/compression/self_compression.py --quick      # 1 epoch, no files
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -55,14 +56,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from _common import RESULTS, provenance, write_results  # noqa: E402
 from torch import nn  # noqa: E402
 
 import pyrocompress as pc  # noqa: E402
 from pyrocompress.analysis import predictive_moments  # noqa: E402
 from pyrocompress.data import load_dataset  # noqa: E402
 
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: _common
+
+from _common import MNIST, RESULTS, provenance, write_results  # noqa: E402
+
 FRACTIONS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99)
 UNIT_FRACTIONS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9)
 UNIT_SCORES = {
@@ -217,6 +220,30 @@ def equal_epochs_lines(per_seed: dict, seeds: list[int]) -> list[str]:
     return lines
 
 
+def plot(curves: dict, unit_curves: dict, unit_params: dict, title: str) -> None:
+    """Write ``docs/results/self-compression.png``: the weight-pruning curves (left) and the
+    unit-pruning curves of the moments-trained BNN (right)."""
+    fig, (ax, ax_u) = plt.subplots(1, 2, figsize=(11, 4))
+    for rule, acc in curves.items():
+        ax.plot([100 * f for f in FRACTIONS], [100 * a for a in acc], marker="o", label=rule)
+    ax.set_xlabel("weights removed per layer (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(bottom=max(0, min(100 * min(a) for a in curves.values()) - 5))
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    for label, acc in unit_curves.items():
+        x = [100 * p for p in unit_params[label]]
+        ax_u.plot(x, [100 * a for a in acc], marker="o", label=label)
+    ax_u.set_xlabel("parameters removed by unit pruning (%)")
+    ax_u.set_ylabel("test accuracy (%)")
+    ax_u.legend(fontsize=8)
+    ax_u.set_title("Units, moments-trained BNN")
+    fig.tight_layout()
+    png = RESULTS / "self-compression.png"
+    fig.savefig(png.with_suffix(".tmp.png"), dpi=120)
+    png.with_suffix(".tmp.png").replace(png)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=list(ARCHS), default="lenet-300-100")
@@ -352,25 +379,7 @@ def main() -> int:
     print("\n".join(lines))
     if args.quick:
         return 0
-    fig, (ax, ax_u) = plt.subplots(1, 2, figsize=(11, 4))
-    for rule, acc in curves.items():
-        ax.plot([100 * f for f in FRACTIONS], [100 * a for a in acc], marker="o", label=rule)
-    ax.set_xlabel("weights removed per layer (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(bottom=max(0, min(100 * min(a) for a in curves.values()) - 5))
-    ax.legend(fontsize=8)
-    ax.set_title(f"Weights, {args.model}, {epochs} epochs")
-    for label, acc in unit_curves.items():
-        x = [100 * p for p in unit_params[label]]
-        ax_u.plot(x, [100 * a for a in acc], marker="o", label=label)
-    ax_u.set_xlabel("parameters removed by unit pruning (%)")
-    ax_u.set_ylabel("test accuracy (%)")
-    ax_u.legend(fontsize=8)
-    ax_u.set_title("Units, moments-trained BNN")
-    fig.tight_layout()
-    png = RESULTS / "self-compression.png"
-    fig.savefig(png.with_suffix(".tmp.png"), dpi=120)
-    png.with_suffix(".tmp.png").replace(png)
+    plot(curves, unit_curves, unit_params, f"Weights, {args.model}, {epochs} epochs")
     result = {
         **provenance(),
         "model": args.model,
