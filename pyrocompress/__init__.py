@@ -54,6 +54,7 @@ from pyrocompress.nn import (
     lenet5_caffe,
     lenet_300_100,
     mlp,
+    register_layer,
     register_op,
 )
 from pyrocompress.nn.moments import propagate
@@ -125,6 +126,7 @@ __all__ = [
     "priors",
     "propagate",
     "prune",
+    "register_layer",
     "register_op",
     "register_prior",
     "register_rule",

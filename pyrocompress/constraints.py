@@ -1,10 +1,14 @@
 """One declarative table of the numeric parameters every entry point validates.
 
-:data:`PARAMETERS` says, once, what each numeric argument of the library may be; the
-priors, :func:`~pyrocompress.fit`, :func:`~pyrocompress.pretrain`, :func:`~pyrocompress.prune`,
-the :class:`~pyrocompress.FeatureSelector` and the CLI all call :func:`check`. Library
-messages name the argument (``epochs must be ...``); the CLI passes the option as the label
-(``--epochs must be ...``) and turns the ``ValueError`` into one line and exit code 2.
+:data:`PARAMETERS` says, once, what each numeric argument of the library may be.
+:func:`~pyrocompress.fit`, :func:`~pyrocompress.pretrain`, :func:`~pyrocompress.prune`,
+the guide's variance caps, the random-number policy, the
+:class:`~pyrocompress.FeatureSelector` and the CLI call :func:`check`; the priors read
+their bounds from the table (``"scale"``, ``"prior_inclusion"``) and add, in their
+messages, why a value outside them fails (float32 overflow, a KL that swamps the
+likelihood). Library messages name the argument (``epochs must be ...``); the CLI passes
+the option as the label (``--epochs must be ...``) and turns the ``ValueError`` into one
+line and exit code 2.
 
 This module sits at the bottom of the package: it imports nothing of pyrocompress.
 """
@@ -91,9 +95,6 @@ class Constraint:
         shown = value.item() if hasattr(value, "item") and not isinstance(value, list) else value
         raise ValueError(f"{label} must be {self.describe()}{hint}; got {shown!r}")
 
-
-_POSITIVE_INT = Constraint("integer", low=1)
-_FRACTION = Constraint("real", low=0, high=1, high_open=True)
 
 #: Every validated numeric parameter, by argument name.
 PARAMETERS: dict[str, Constraint] = {

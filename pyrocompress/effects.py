@@ -17,7 +17,13 @@ from attributes set on modules or from module globals:
 
 Handlers are :class:`~pyro.poutine.messenger.Messenger` context managers: they nest, the
 innermost answers first, and leaving a block restores exactly what was there before
-(re-entrant; nothing global is mutated). This module sits at the bottom of the package:
+(re-entrant; nothing global is mutated).
+
+Like every Pyro effect, these are hidden from outer handlers by an inner
+``poutine.block()`` that hides all messages: inside a point estimate, block only the
+sites you mean (``poutine.block(hide_types=["sample"])``), or the layers sample again.
+
+This module sits at the bottom of the package:
 it imports nothing of pyrocompress.
 """
 

@@ -75,7 +75,7 @@ def test_compress_lenet5_on_idx_files(tmp_path):
         (["--model", "mlp:64-x-10", "--dataset", "digits"], "integers"),
         (["--model", "resnet", "--dataset", "digits"], "is not one of"),
         (["--model", "lenet-5-caffe", "--dataset", "digits"], "28x28"),
-        (["--model", "lenet-300-100", "--dataset", "mnist"], "data_dir"),
+        (["--model", "lenet-300-100", "--dataset", "mnist"], "pass --data-dir pointing"),
         (
             ["--model", "lenet-300-100", "--dataset", "mnist", "--data-dir", "/nonexistent"],
             "not found",

@@ -322,7 +322,7 @@ def test_load_mnist_raw_files(tmp_path: Path) -> None:
 
 
 def test_load_mnist_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"MNIST directory .*not found.*--data-dir"):
+    with pytest.raises(FileNotFoundError, match=r"MNIST directory .*not found; pass data_dir"):
         load_mnist(tmp_path / "does-not-exist")
 
 
@@ -481,7 +481,7 @@ def test_load_dataset_mnist_val_too_large(mnist_dir: tuple[Path, dict[str, np.nd
 
 
 def test_load_dataset_mnist_requires_data_dir() -> None:
-    with pytest.raises(ValueError, match=r"pass data_dir .*--data-dir"):
+    with pytest.raises(ValueError, match=r"pass data_dir pointing at the folder"):
         load_dataset("mnist")
 
 

@@ -5,19 +5,16 @@ op rule defined only in this file can join end to end."""
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 
 import numpy as np
-import pyro
-import pyro.distributions as dist
 import pytest
 import torch
 from torch import nn
 
 import pyrocompress as pc
-from pyrocompress.distributions import LogVarNormal
-from pyrocompress.priors.base import LOG_VAR_INIT, normal, variance
 
 
 def _xy(n=120, d=6, classes=3, seed=0):
@@ -164,16 +161,12 @@ def test_every_function_works_on_nested_and_custom_forward_models(name, tmp_path
         "sparsity": {"sparsity": 0.3},
     }.items():
         result = pc.prune(bnn, rule, test=(X, y), example_input=X, **kw)
-        torch.testing.assert_close(
-            result.module(X), bnn.predict_point(X, result.plan.masks), rtol=1e-4, atol=1e-5
-        )
+        torch.testing.assert_close(result.module(X), bnn.predict_point(X, result.plan.masks))
     gated = pc.bayesianize(model, "spike-slab", seed=0)
     pc.fit(gated, (X, y), epochs=1, batch_size=30, seed=0, progress=False)
     for rule in ("pip", "fdr"):
         result = pc.prune(gated, rule, example_input=X)
-        torch.testing.assert_close(
-            result.module(X), gated.predict_point(X, result.plan.masks), rtol=1e-4, atol=1e-5
-        )
+        torch.testing.assert_close(result.module(X), gated.predict_point(X, result.plan.masks))
     pc.save_compact(result.module, tmp_path / "m.pt")
     torch.testing.assert_close(pc.load_compact(tmp_path / "m.pt")(X), result.module(X))
 
@@ -210,93 +203,6 @@ def test_a_residual_forward_is_refused_by_pruning_with_the_reason():
         pc.prune(bnn, "snr", example_input=X)
 
 
-# ---------------------------------------------------------------- registries, end to end
-class _Square(nn.Module):
-    """A parameter-free op pyrocompress does not know until this file registers it."""
-
-    def forward(self, x):
-        return x * x.abs()
-
-
-def _square_moments(op, x: pc.nn.MV) -> pc.nn.MV:
-    raise TypeError("not used: the test network has no Gaussian prior")
-
-
-@pc.register_prior("test-scaled-normal")
-class _ScaledNormal(pc.Prior):
-    """A test-only prior: one positive scale per group with a log-normal guide,
-    w = z * w~, z ~ LogNormal(0, 1) (so that the KL is analytic: log-normal || log-normal)."""
-
-    hyper_parameters = ("spread",)
-
-    def __init__(self, spread: float = 1.0):
-        super().__init__()
-        self.spread = float(spread)
-
-    def _gate_init(self, spec, module):
-        g = spec.num_groups
-        module.declare("scale_loc", torch.zeros(g), role="loc")
-        module.declare("scale_log_var", LOG_VAR_INIT + torch.zeros(g), role="log_var")
-
-    def _gate_priors(self, spec, zero):
-        prior = dist.LogNormal(zero, zero + self.spread).expand((spec.num_groups,))
-        return {"scale": prior.to_event(1)}
-
-    def _gate_guide(self, spec, module):
-        q = dist.LogNormal(module.scale_loc, (0.5 * module.scale_log_var).exp())
-        pyro.sample(spec.site("scale"), q.to_event(1))
-
-    def gate(self, spec, values):
-        return values["scale"]
-
-    def local_gate(self, spec, batch_size, qs):
-        q = qs["scale"]
-        eps = pc.effects.example_noise((batch_size, *q.loc.shape), q.loc)
-        return (q.loc + q.scale * eps).exp()
-
-    def gate_moments(self, spec, module, *, conditional=False):
-        m, v = module.scale_loc, variance(module.scale_log_var)
-        return (m + 0.5 * v).exp(), (2 * m + 2 * v).exp()
-
-
-def test_a_prior_and_an_op_rule_defined_here_work_end_to_end(tmp_path):
-    pc.register_op(_Square, pc.OpRule(moments=_square_moments, mask="same", args=()))
-    assert "test-scaled-normal" in pc.priors.prior_keys(inclusion_probabilities=True)
-    assert normal is not None and LogVarNormal is not None
-    X, y = _xy()
-    model = nn.Sequential(nn.Linear(6, 8), _Square(), nn.Linear(8, 3))
-    bnn = pc.bayesianize(model, prior={"0": "test-scaled-normal", "2": _ScaledNormal(0.5)}, seed=0)
-    assert bnn.priors["2"] == _ScaledNormal(0.5) and hash(_ScaledNormal(0.5))
-    pc.fit(bnn, (X, y), epochs=3, batch_size=40, seed=0, progress=False)
-    post = pc.Posterior(bnn)
-    pips = post.inclusion_probabilities()
-    assert all(bool(((p >= 0) & (p <= 1)).all()) for p in pips.values())
-    result = pc.prune(bnn, "auto", validation=(X, y), test=(X, y))
-    torch.testing.assert_close(
-        result.module(X), bnn.predict_point(X, result.plan.masks), rtol=1e-4, atol=1e-5
-    )
-    pc.save_compact(result.module, tmp_path / "m.pt")
-    torch.testing.assert_close(pc.load_compact(tmp_path / "m.pt")(X), result.module(X))
-    assert result.report["prior"] == "test-scaled-normal"
-    # the variance bounds come from the declared roles, not from parameter names
-    bounds = bnn.guide.log_var_bounds()
-    assert len(bounds) == 3 * 2  # per layer: weight, bias and scale log-variances
-
-
-def test_prior_hyper_parameters_may_be_lists():
-    class Listy(_ScaledNormal):
-        hyper_parameters = ("spread", "levels")
-
-        def __init__(self, levels=(1, 2)):
-            super().__init__()
-            self.levels = list(levels)
-
-    assert hash(Listy()) == hash(Listy([1, 2]))
-    X, y = _xy()
-    bnn = pc.bayesianize(pc.mlp([6, 4, 3]), Listy(), seed=0)
-    pc.fit(bnn, (X, y), epochs=1, batch_size=40, seed=0, progress=False)
-
-
 def test_cli_reaches_every_pruning_rule(tmp_path, capsys):
     from pyrocompress.cli import main
 
@@ -310,3 +216,117 @@ def test_cli_reaches_every_pruning_rule(tmp_path, capsys):
     assert main([*base, "--rule", "pip", "--threshold", "1.5", "--out", str(tmp_path / "x")]) == 2
     assert "--threshold 1.5 for --rule pip" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_point_estimate_under_a_block_of_sample_sites_and_under_a_block_of_everything():
+    """The point weights are a Pyro effect: a block of sample sites leaves them, a block
+    that hides every message hides them as it hides every effect (documented)."""
+    import pyro.poutine as poutine
+
+    X, _ = _xy()
+    bnn = pc.bayesianize(pc.mlp([6, 5, 3]), "group-horseshoe", seed=0)
+    with torch.no_grad(), bnn.point_estimate():
+        point = bnn.net(X)
+        with poutine.block(hide_types=["sample"]):
+            assert torch.equal(bnn.net(X), point)
+        with poutine.block():
+            assert not torch.equal(bnn.net(X), point)  # the layers sample from the prior
+
+
+def test_the_traced_graph_does_not_keep_a_network_alive():
+    import gc
+    import weakref
+
+    from pyrocompress.nn.graph import network_graph
+
+    net = nn.Sequential(nn.Linear(50, 50), nn.ReLU(), nn.Linear(50, 2))
+    assert len(network_graph(net).chain()) == 3
+    ref = weakref.ref(net)
+    del net
+    gc.collect()
+    assert ref() is None
+
+
+def test_layers_are_ordered_by_the_data_flow_not_by_declaration():
+    class HeadFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 3)  # declared first, called last
+            self.body = nn.Linear(6, 8)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    X, y = _xy()
+    bnn = pc.bayesianize(HeadFirst(), "group-nj", feature_names=list("abcdef"), seed=0)
+    assert list(bnn.bayesian_layers()) == ["body", "head"]
+    pc.pretrain(bnn, (X, y), epochs=1, batch_size=40)  # the group penalty on the inputs
+    history = pc.fit(bnn, (X, y), epochs=1, batch_size=40, progress=False,
+                     max_weight_variance={"body": 0.04})  # fmt: skip
+    assert len(history) == 1
+    result = pc.prune(bnn, "snr", threshold=0.0, example_input=X)
+    assert result.report["architecture_before"] == [6, 8, 3]
+
+
+def test_pruning_refuses_layers_that_disagree_on_the_unit_axis():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Linear(4, 2))  # Linear on width
+    bnn = pc.bayesianize(net, "group-nj", seed=0)
+    with pytest.raises(TypeError, match="gives its units along axis 1, the second reads axis -1"):
+        pc.prune(bnn, "snr", threshold=0.0, example_input=torch.randn(2, 1, 6, 6))
+
+
+def test_a_bare_layer_prunes_and_exports():
+    X, _ = _xy()
+    bnn = pc.bayesianize(nn.Linear(6, 3), "group-nj", seed=0)
+    result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+    torch.testing.assert_close(result.module(X), bnn.predict_point(X, result.plan.masks))
+
+
+def test_view_size_and_slicing_in_a_custom_forward(tmp_path):
+    class Viewed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 5), nn.Linear(5, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.a(x.view(x.size(0), -1)))
+            return self.b(h)
+
+    class Sliced(Viewed):
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x))[:, :5])
+
+    X, y = _xy()
+    for make in (Viewed, Sliced):
+        bnn = pc.bayesianize(make(), "gaussian", seed=0)
+        pc.fit(bnn, (X, y), epochs=1, batch_size=40, objective="moments", progress=False)
+        mean, var = pc.propagate(bnn, X)
+        assert mean.shape == (len(X), 3) and bool((var > 0).all())
+        if make is Viewed:  # the full covariance agrees with the diagonal on the diagonal
+            full_mean, full_cov = pc.propagate(bnn, X, covariance="full")
+            torch.testing.assert_close(full_mean, mean)
+            assert full_cov.shape == (len(X), 3, 3)
+    result = pc.prune(pc.bayesianize(Viewed(), "group-nj", seed=0), "snr", example_input=X)
+    assert isinstance(result.module[0], nn.Flatten)
+    with pytest.raises(TypeError, match="getitem .* has no module equivalent"):
+        pc.prune(pc.bayesianize(Sliced(), "group-nj", seed=0), "snr", example_input=X)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("epochs", "an integer >= 1"),
+        ("lr", "a number > 0"),
+        ("tolerance", "a number in [0, 1)"),
+        ("seed", "an integer in [0, 4294967295]"),
+        ("pretrain_epochs", "an integer >= 0 or None"),
+    ],
+)
+def test_constraint_descriptions(name, expected):
+    from pyrocompress.constraints import PARAMETERS, check
+
+    assert PARAMETERS[name].describe() == expected
+    with pytest.raises(ValueError, match=rf"^{name} must be {re.escape(expected)}"):
+        check(name, -7.5 if name != "pretrain_epochs" else -1)
+    for bad in (True, float("nan"), "3"):
+        assert not PARAMETERS[name].admits(bad)

@@ -88,7 +88,7 @@ def test_posterior_summaries_pruning_and_export_of_a_network_on_the_device(devic
         for name, v in summary.items():
             assert v.device.type == device, name
             assert torch.isfinite(v).all(), name
-    if bnn.prior.grouped:
+    if bnn.prior.has_inclusion_probabilities:
         for v in post.inclusion_probabilities().values():
             assert ((v >= 0) & (v <= 1)).all()
     bits = post.bit_precision()

@@ -25,7 +25,6 @@ from pyrocompress.priors import (
     Gaussian,
     GroupHorseshoe,
     GroupNormalJeffreys,
-    LayerGuide,
     LayerSpec,
     SpikeAndSlab,
     get_prior,
@@ -74,7 +73,7 @@ def _make_guide(prior_key: str, kind: str, seed: int = 0):
     pyro.set_rng_seed(seed)
     prior = PRIORS[prior_key]()
     spec = SPECS[kind]
-    guide = LayerGuide(spec, prior)
+    guide = prior.guide_family(spec, prior)
     _perturb(guide)
     return prior, spec, guide
 
@@ -177,7 +176,7 @@ def test_bayesianize_mean_field_loss_is_finite(prior_key):
 @pytest.mark.parametrize("kind", SPECS)
 def test_inclusion_probabilities_spike_and_slab(kind):
     prior, spec, guide = _make_guide("spike-slab", kind)
-    pip = prior.inclusion_probabilities(spec, guide)
+    pip = guide.inclusion_probabilities()
     assert pip.shape == (spec.num_groups,)
     torch.testing.assert_close(pip, torch.sigmoid(guide.inclusion_logit))
 
@@ -185,7 +184,7 @@ def test_inclusion_probabilities_spike_and_slab(kind):
 @pytest.mark.parametrize("kind", SPECS)
 def test_inclusion_probabilities_group_normal_jeffreys(kind):
     prior, spec, guide = _make_guide("group-nj", kind)
-    pip = prior.inclusion_probabilities(spec, guide)
+    pip = guide.inclusion_probabilities()
     log_alpha = guide.scale_log_var - torch.log(guide.scale_loc**2)
     assert pip.shape == (spec.num_groups,)
     torch.testing.assert_close(pip, torch.sigmoid(-log_alpha))
@@ -195,7 +194,7 @@ def test_inclusion_probabilities_group_normal_jeffreys(kind):
 def test_inclusion_probabilities_group_horseshoe(kind):
     """For a log-normal gate log g ~ N(m, v): alpha = e^v - 1, so sigma(-log alpha) = e^-v."""
     prior, spec, guide = _make_guide("group-horseshoe", kind)
-    pip = prior.inclusion_probabilities(spec, guide)
+    pip = guide.inclusion_probabilities()
     v = 0.25 * sum(
         getattr(guide, f"{part}_log_var").exp() for part in GroupHorseshoe._PARTS
     ).expand(spec.num_groups)
@@ -206,7 +205,7 @@ def test_inclusion_probabilities_group_horseshoe(kind):
 def test_inclusion_probabilities_gaussian_raises():
     prior, spec, guide = _make_guide("gaussian", "linear")
     with pytest.raises(ValueError, match="no inclusion"):
-        prior.inclusion_probabilities(spec, guide)
+        guide.inclusion_probabilities()
 
 
 # ------------------------------------------------------------------ hyper-parameters

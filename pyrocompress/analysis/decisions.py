@@ -37,21 +37,24 @@ def _pip(pip: ArrayLike | torch.Tensor) -> torch.Tensor:
     if p.numel() == 0 or not bool(((p >= 0) & (p <= 1)).all()):
         raise ValueError(
             "pip (the inclusion probabilities) must be a non-empty vector of values in [0, 1] "
-            "with no NaN; pass the fitted inclusion_probabilities_"
+            "with no NaN (the inclusion_probabilities of a Posterior or a fitted selector)"
         )
     return p
 
 
-def median_probability_model(pip: ArrayLike | torch.Tensor) -> list[int]:
-    """Return the indices with inclusion probability at least 0.5, in increasing order.
+def median_probability_model(pip: ArrayLike | torch.Tensor, threshold: float = 0.5) -> list[int]:
+    """Return the indices with inclusion probability at least ``threshold``, in order.
 
-    The median-probability model of Barbieri & Berger (2004), "Optimal predictive model
-    selection", Ann. Statist. 32(3).
+    At the default 0.5, the median-probability model of Barbieri & Berger (2004),
+    "Optimal predictive model selection", Ann. Statist. 32(3); another threshold keeps
+    the groups or features a stricter (or looser) cut-off on the PIP keeps.
 
     Parameters
     ----------
     pip
         Inclusion probabilities, a vector of values in [0, 1].
+    threshold
+        The PIP cut-off, in [0, 1].
 
     Returns
     -------
@@ -61,9 +64,12 @@ def median_probability_model(pip: ArrayLike | torch.Tensor) -> list[int]:
     Raises
     ------
     ValueError
-        If ``pip`` is empty or has values outside [0, 1] (or NaN).
+        If ``pip`` is empty or has values outside [0, 1] (or NaN), or ``threshold`` is
+        not in [0, 1].
     """
-    return torch.nonzero(_pip(pip) >= 0.5).flatten().tolist()
+    if isinstance(threshold, bool) or not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be a PIP cut-off in [0, 1], got {threshold!r}")
+    return torch.nonzero(_pip(pip) >= float(threshold)).flatten().tolist()
 
 
 def bayesian_fdr(pip: ArrayLike | torch.Tensor, q: float = 0.1) -> tuple[list[int], float]:

@@ -21,6 +21,8 @@ import pyro.poutine as poutine
 import torch
 from numpy.typing import ArrayLike
 
+from pyrocompress.rng import seeded
+
 if TYPE_CHECKING:
     from xarray import DataTree
 
@@ -106,8 +108,6 @@ def posterior_draws(
     """
     if num_samples < 2:
         raise ValueError(f"num_samples must be at least 2, got {num_samples}")
-    gen_state = torch.get_rng_state()
-    torch.manual_seed(seed)
     layers = bnn.bayesian_layers()
     bnn.eval()
     gates: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
@@ -116,7 +116,7 @@ def posterior_draws(
     y_pred: list[torch.Tensor] = []
     log_q: list[torch.Tensor] = []
     log_p: list[torch.Tensor] = []
-    try:
+    with seeded(seed):  # the caller's global random state is left as it was
         for _ in range(num_samples):
             g_tr = poutine.trace(bnn.guide).get_trace()
             m_tr = poutine.trace(poutine.replay(bnn, trace=g_tr)).get_trace(X, y)
@@ -134,8 +134,6 @@ def posterior_draws(
                     gate = layers[name].spec.group_sum(w**2).sqrt()
                 gates[name].append(gate)
                 weights[name].append(w)
-    finally:
-        torch.set_rng_state(gen_state)
     return {
         "gates": {k: torch.stack(v).cpu().numpy() for k, v in gates.items()},
         "weights": {k: torch.stack(v).cpu().numpy() for k, v in weights.items()},

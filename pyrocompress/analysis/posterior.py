@@ -121,8 +121,8 @@ class Posterior:
 
     >>> import torch
     >>> import pyrocompress as pc
-    >>> generator = torch.manual_seed(0)
-    >>> X = torch.randn(64, 4)
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
     >>> y = (X[:, 0] > 0).long()
     >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-horseshoe", seed=0)
     >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, progress=False)
@@ -155,19 +155,14 @@ class Posterior:
         return list(self._layers)
 
     def _each(self, method: str, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
-        """Return ``prior.<method>(spec, guide)`` of every layer (or of ``layers``).
+        """Return ``guide.<method>()`` of every layer (or of ``layers``).
 
-        Each layer is asked with its own prior.
+        Each layer's guide family (its prior's) answers for it.
         """
         names = self.layer_names if layers is None else layers
         with torch.no_grad():
             return {
-                name: getattr(self._layers[name].prior, method)(
-                    self._layers[name].spec, self.bnn.guide[name]
-                )
-                .detach()
-                .clone()
-                for name in names
+                name: getattr(self.bnn.guide[name], method)().detach().clone() for name in names
             }
 
     def to_datatree(
@@ -301,8 +296,8 @@ class Posterior:
         layer: BayesianLayer, guide: LayerGuide, conditional: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the posterior mean and variance of a layer's effective weights."""
-        mu, var = layer.prior.weight_moments(guide)
-        gm = layer.prior.gate_moments(layer.spec, guide, conditional=conditional)
+        mu, var = guide.weight_moments()
+        gm = guide.gate_moments(conditional=conditional)
         if gm is None:
             return mu, var
         m1, m2 = (layer.spec.expand_groups(t) for t in gm)

@@ -130,12 +130,11 @@ def unit_scores(
                 _add(second, name, m2)
             else:  # group = output channel
                 mean_out, noise_out = layer.output_moments(m, v, (w_m, w_v), None)
-                if layer.group_mask is not None:
-                    keep = layer.group_mask[:, None, None]
-                    mean_out, noise_out = mean_out * keep, noise_out * keep
-                _add(signal, name, mean_out.square().sum((0, 2, 3)))
-                _add(noise, name, noise_out.sum((0, 2, 3)))
-                _add(first, name, mean_out.sum(0))  # [channels, h, w]
+                mean_out, noise_out = layer.mask_output(mean_out), layer.mask_output(noise_out)
+                positions = [0, *range(2, mean_out.dim())]  # examples and positions
+                _add(signal, name, mean_out.square().sum(positions))
+                _add(noise, name, noise_out.sum(positions))
+                _add(first, name, mean_out.sum(0))  # [channels, *positions]
                 _add(second, name, mean_out.square().sum(0))
     scores: dict[str, dict[str, torch.Tensor]] = {
         "output_snr": {},
@@ -148,7 +147,8 @@ def unit_scores(
             # sum_i sum_n (mu_nij - mean_n mu_nij)^2, with mu_nij = M_ij m_nj
             spread = (w_m.square() * (second[name] - first[name].square() / count)).sum(0)
         else:
-            spread = (second[name] - first[name].square() / count).sum((1, 2))
+            spread = second[name] - first[name].square() / count
+            spread = spread.sum(list(range(1, spread.dim())))
         total = noise[name] + spread.clamp_min(0.0)
         scores["output_snr"][name] = signal[name] / (noise[name] + _TINY)
         scores["kernel_norm"][name] = layer.spec.group_sum(w_m.square()).sqrt()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ from pyrocompress.plots import (
     plot_pruning_curve,
 )
 from pyrocompress.priors import get_prior, prior_keys
+from pyrocompress.rng import seeded
 from pyrocompress.selection.estimator import (
     FeatureSelector,
     infer_task,
@@ -223,8 +225,8 @@ def run(
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from e
     start = time.perf_counter()
-    torch.manual_seed(seed)
-    net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
+    with seeded(seed):  # torch's initialisation of the plain model; the caller's state stays
+        net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
     bnn = bayesianize(net, get_prior(prior), feature_names=splits.train.feature_names, seed=seed)
     try:
         history = fit(
@@ -728,12 +730,23 @@ def main(argv: list[str] | None = None) -> int:
     return _guarded(run, **settings)
 
 
+#: How library messages name arguments, and the CLI options that set them.
+_OPTIONS = {r"^out_dir ": "--out ", r"\bpass data_dir\b": "pass --data-dir"}
+
+
+def _as_options(message: str) -> str:
+    """Return a library message with the arguments it names as the CLI options."""
+    for pattern, option in _OPTIONS.items():
+        message = re.sub(pattern, option, message)
+    return message
+
+
 def _guarded(command, **settings) -> int:
     """Run a command; a :class:`UsageError` becomes one line on stderr and exit code 2."""
     try:
         command(**settings)
     except UsageError as e:
-        print(f"pyrocompress: error: {e}", file=sys.stderr)
+        print(f"pyrocompress: error: {_as_options(str(e))}", file=sys.stderr)
         return 2
     except FloatingPointError as e:  # training diverged: not the input's fault
         print(f"pyrocompress: error: {e}", file=sys.stderr)

@@ -115,15 +115,40 @@ def op_flops(module: nn.Module, out_shape: torch.Size) -> int:
 
 
 def count_flops(net: nn.Module, example: torch.Tensor) -> int:
-    """Return the FLOPs of one forward pass of a network for one example.
+    """Return the FLOPs of one forward pass of ``net`` for one example.
 
-    The FLOPs are 2 x the multiply-adds of its Linear and Conv2d layers (biases and
-    activations are not counted).
+    Two times the multiply-adds of its layers with weights (biases and activations are
+    not counted): the traced graph is run on the example
+    (:meth:`~pyrocompress.nn.NetworkGraph.run`) and every module adds its op rule's (or
+    its Bayesian layer's) FLOPs for the output shape it produced.
+
+    Parameters
+    ----------
+    net
+        A plain (compact) network, or a converted one (its layers compute with their
+        posterior means here only if called under a point estimate).
+    example
+        An input; only its first example is used.
+
+    Returns
+    -------
+    int
+        The FLOPs.
     """
-    chain = chain_of(net)
+    total = 0
+
+    def call(node, op: object, args: tuple, kwargs: dict):
+        nonlocal total
+        if isinstance(op, str):  # a tensor method
+            return getattr(args[0], op)(*args[1:], **kwargs)
+        out = op(*args, **kwargs)  # type: ignore[operator]  (a module or a function)
+        if isinstance(op, nn.Module) and isinstance(out, torch.Tensor):
+            total += op_flops(op, out.shape)
+        return out
+
     with torch.no_grad():
-        shapes = output_shapes(chain, example[:1])
-    return sum(op_flops(m, s) for m, s in zip(chain, shapes, strict=True))
+        network_graph(net).run(example[:1], call)
+    return total
 
 
 def build_compact(
@@ -139,7 +164,8 @@ def build_compact(
     Parameters
     ----------
     bnn
-        The fitted network; its ``net`` must be a (nested) ``nn.Sequential``.
+        The fitted network; the data path of its traced ``net`` must be a chain of layers
+        (:meth:`~pyrocompress.nn.NetworkGraph.chain`).
     masks
         Boolean group masks (True = kept) per Bayesian layer name.
     example
@@ -250,6 +276,12 @@ def _link(
     flat = next((k for k, m in enumerate(between) if _mask_rule(m) == "flatten"), None)
     produced = keep_out[p]
     if flat is None:
+        if layers[p].output_axis != layers[c].input_axis:
+            raise TypeError(
+                f"cannot prune from {layers[p].spec.name!r} into {layers[c].spec.name!r}: "
+                f"the first gives its units along axis {layers[p].output_axis}, the second "
+                f"reads axis {layers[c].input_axis}; flatten between them"
+            )
         alive = produced & keep_in[c]
         if not produced.all():
             dead_const[c] = _dead_constant(between, p_shape, produced, device)

@@ -8,6 +8,7 @@ module descriptions built from the constructor arguments each module's op rule d
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,22 @@ __all__ = ["FORMAT", "load_compact", "save_compact"]
 FORMAT = "pyrocompress.compact/1"
 
 
-def _registered(name: object) -> type[nn.Module] | None:
-    """Return the module class with an op rule (and file arguments) whose name is ``name``."""
+def _writable() -> dict[str, list[type[nn.Module]]]:
+    """Return the module classes a file can describe (with rule ``args``), by class name."""
+    out: dict[str, list[type[nn.Module]]] = {}
     for key, rule in registered_ops().items():
-        if isinstance(key, type) and key.__name__ == name and rule.args is not None:
-            return key
-    return None
+        if isinstance(key, type) and issubclass(key, nn.Module) and rule.args is not None:
+            out.setdefault(key.__name__, []).append(key)
+    return out
+
+
+def _class_named(name: object) -> type[nn.Module]:
+    """Return the writable module class called ``name`` (unknown or ambiguous: ValueError)."""
+    found = _writable().get(name, []) if isinstance(name, str) else []
+    if len(found) != 1:
+        what = "unknown" if not found else "ambiguous (registered more than once)"
+        raise ValueError(f"{what} module type {name!r} in the architecture")
+    return found[0]
 
 
 def _describe(m: nn.Module) -> dict:
@@ -41,27 +52,28 @@ def _describe(m: nn.Module) -> dict:
             f"cannot serialise module {cls.__name__}: register an op rule with its "
             "constructor arguments (pyrocompress.nn.register_op(..., OpRule(args=...)))"
         )
+    if _writable()[cls.__name__] != [cls]:
+        raise TypeError(
+            f"cannot serialise module {cls.__qualname__}: another registered module class is "
+            f"also called {cls.__name__!r}, and files name classes by their name"
+        )
     spec: dict = {"type": cls.__name__}
     for arg in args:
         value = getattr(m, arg)
         if isinstance(value, torch.Tensor):
             value = value.tolist()
         spec[arg] = list(value) if isinstance(value, tuple) else value
-    if cls in (nn.Linear, nn.Conv2d):
-        spec["bias"] = m.bias is not None
+    if "bias" in inspect.signature(cls).parameters:  # a layer that may have no bias
+        spec["bias"] = getattr(m, "bias", None) is not None
     return spec
 
 
 def _construct(spec: dict) -> nn.Module:
     """Return the module a description of :func:`_describe` stands for."""
     spec = dict(spec)
-    name = spec.pop("type", None)
-    cls = _registered(name)
-    if cls is None:
-        raise ValueError(f"unknown module type {name!r} in the architecture")
-    return cls(
-        **{k: tuple(v) if isinstance(v, list) and k != "indices" else v for k, v in spec.items()}
-    )
+    cls = _class_named(spec.pop("type", None))
+    # JSON-like files hold tuples (kernel sizes, strides, indices) as lists
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
 
 
 def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata: Any) -> None:

@@ -101,7 +101,7 @@ def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path]
     out = Path(out_dir).absolute()
     if out.exists() and not out.is_dir():
         raise ValueError(
-            f"--out {Path(out_dir)} is a file; give a directory (it is created if missing)"
+            f"out_dir {Path(out_dir)} is a file; give a directory (it is created if missing)"
         )
     for name in writers:
         if not name or Path(name).name != name or name in (".", ".."):

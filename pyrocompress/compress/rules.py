@@ -13,7 +13,7 @@ Built-in rules:
 ``"pip"``
     keep a group when its inclusion probability is at least the threshold; at the
     default 0.5 this is the median-probability model of Barbieri & Berger (2004), computed
-    by :func:`~pyrocompress.analysis.decisions.median_probability_model`.
+    by :func:`~pyrocompress.analysis.decisions.median_probability_model` (any threshold).
 ``"fdr"``
     in each layer, the largest set of groups whose estimated Bayesian FDR is at most the
     threshold (default 0.1; Newton et al. 2004), computed by
@@ -128,9 +128,7 @@ def _indices_mask(indices: list[int], n: int, device: torch.device) -> torch.Ten
 
 
 def _pip_keep(pip: torch.Tensor, t: float) -> torch.Tensor:
-    if t == 0.5:  # the median-probability model: one implementation, in selection
-        return _indices_mask(median_probability_model(pip.cpu()), len(pip), pip.device)
-    return pip >= t
+    return _indices_mask(median_probability_model(pip.cpu(), t), len(pip), pip.device)
 
 
 def _fdr_keep(pip: torch.Tensor, q: float) -> torch.Tensor:

@@ -155,7 +155,7 @@ def load_mnist(
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise FileNotFoundError(
-            f"MNIST directory {data_dir} not found; pass --data-dir pointing at the folder "
+            f"MNIST directory {data_dir} not found; pass data_dir pointing at the folder "
             f"with the four IDX files ({', '.join(MNIST_FILES.values())})"
         )
     val_size = operator.index(val_size)
@@ -354,7 +354,7 @@ def load_dataset(
         if data_dir is None:
             raise ValueError(
                 "the mnist data set is read from local IDX files: pass data_dir "
-                "(--data-dir on the command line) pointing at the folder that holds them"
+                "pointing at the folder that holds them"
             )
         return load_mnist(
             data_dir,

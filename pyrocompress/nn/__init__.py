@@ -6,7 +6,13 @@ Bayesian layers (:mod:`~pyrocompress.nn.layers`) and networks
 and moment propagation.
 """
 
-from pyrocompress.nn.convert import PriorSpec, bayesianize, supported_modules
+from pyrocompress.nn.convert import (
+    LayerFactory,
+    PriorSpec,
+    bayesianize,
+    register_layer,
+    supported_modules,
+)
 from pyrocompress.nn.graph import NetworkGraph, network_graph
 from pyrocompress.nn.layers import (
     BayesianConv2d,
@@ -25,6 +31,7 @@ __all__ = [
     "BayesianLayer",
     "BayesianLinear",
     "BayesianNetwork",
+    "LayerFactory",
     "Moments",
     "NetworkGraph",
     "OpRule",
@@ -36,6 +43,7 @@ __all__ = [
     "mlp",
     "network_graph",
     "product_moments",
+    "register_layer",
     "register_op",
     "registered_ops",
     "supported_modules",

@@ -1,14 +1,17 @@
 """Conversion of an ordinary torch model into a :class:`~pyrocompress.nn.BayesianNetwork`.
 
-:func:`bayesianize` deep-copies the model, replaces every ``nn.Linear`` and ``nn.Conv2d``
-by a Bayesian layer with its prior (one prior for all, or one per layer) and keeps the
-rest of the module tree, its ``forward`` included.
+:func:`bayesianize` deep-copies the model, replaces every module with a registered
+Bayesian counterpart (``nn.Linear``, ``nn.Conv2d``; :func:`register_layer` adds more) by
+that Bayesian layer with its prior (one prior for all, or one per layer) and keeps the
+rest of the module tree, its ``forward`` included: the modules with an op rule
+(:func:`~pyrocompress.nn.register_op`) and containers.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -20,9 +23,81 @@ from pyrocompress.priors import Prior, get_prior
 from pyrocompress.rng import seeded
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-_WEIGHTED = (nn.Linear, nn.Conv2d)
 
-__all__ = ["PriorSpec", "bayesianize", "supported_modules"]
+__all__ = ["LayerFactory", "PriorSpec", "bayesianize", "register_layer", "supported_modules"]
+
+#: Builds the Bayesian layer of a torch module: ``factory(name, module, prior)``.
+LayerFactory = Callable[[str, nn.Module, Prior], BayesianLayer]
+
+
+@dataclass(frozen=True)
+class _LayerEntry:
+    factory: LayerFactory
+    check: Callable[[nn.Module], str | None]
+
+
+_LAYERS: dict[type[nn.Module], _LayerEntry] = {}
+
+
+def register_layer(
+    module_type: type[nn.Module],
+    factory: LayerFactory,
+    *,
+    check: Callable[[nn.Module], str | None] = lambda m: None,
+) -> None:
+    """Register the Bayesian counterpart of a torch module type.
+
+    :func:`bayesianize` then replaces every module of that type (or a subclass) by
+    ``factory(name, module, prior)``. Pruning, export, moment propagation and FLOP counts
+    work through the layer's own methods (:class:`~pyrocompress.nn.BayesianLayer`:
+    ``_op``, ``to_plain``, ``input_axis``, ``output_axis``, ``flops``); register an op rule
+    for the plain module too (:func:`~pyrocompress.nn.register_op`, with ``args`` and
+    ``flops``) so that compact networks holding it can be saved and costed.
+
+    Parameters
+    ----------
+    module_type
+        The torch module class.
+    factory
+        ``factory(name, module, prior)`` returns the Bayesian layer.
+    check
+        ``check(module)`` returns why a module of this type cannot be converted (a
+        ``TypeError`` names it and its path), or ``None``.
+    """
+    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")
+    _LAYERS[module_type] = _LayerEntry(factory, check)
+
+
+def _entry(module: nn.Module) -> _LayerEntry | None:
+    for cls in type(module).__mro__:
+        if cls in _LAYERS:
+            return _LAYERS[cls]
+    return None
+
+
+def _conv2d_check(module: nn.Module) -> str | None:
+    assert isinstance(module, nn.Conv2d)
+    if module.groups != 1 or module.padding_mode != "zeros":
+        return (
+            f"Conv2d with groups={module.groups}, padding_mode={module.padding_mode!r}; only "
+            "groups=1 and zero padding are supported"
+        )
+    return None
+
+
+def _linear_layer(name: str, m: nn.Module, prior: Prior) -> BayesianLayer:
+    assert isinstance(m, nn.Linear)
+    return BayesianLinear(m.in_features, m.out_features, m.bias is not None, name=name, prior=prior)
+
+
+def _conv2d_layer(name: str, m: nn.Module, prior: Prior) -> BayesianLayer:
+    assert isinstance(m, nn.Conv2d)
+    return BayesianConv2d(m, name=name, prior=prior)
+
+
+register_layer(nn.Linear, _linear_layer)
+register_layer(nn.Conv2d, _conv2d_layer, check=_conv2d_check)
 
 
 def supported_modules() -> tuple[type[nn.Module], ...]:
@@ -39,22 +114,20 @@ def supported_modules() -> tuple[type[nn.Module], ...]:
     return tuple(
         k
         for k in registered_ops()
-        if isinstance(k, type) and issubclass(k, nn.Module) and not issubclass(k, _WEIGHTED)
+        if isinstance(k, type) and issubclass(k, nn.Module) and k not in _LAYERS
     )
 
 
 def _check_module(path: str, module: nn.Module) -> None:
     """Refuse a module :func:`bayesianize` cannot convert or keep (naming it and its path)."""
     where = f"'{path}'" if path else "the model"
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1 or module.padding_mode != "zeros":
-            raise TypeError(
-                f"unsupported layer at {where}: Conv2d with groups={module.groups}, "
-                f"padding_mode={module.padding_mode!r}; only groups=1 and zero padding "
-                "are supported"
-            )
+    entry = _entry(module)
+    if entry is not None:
+        problem = entry.check(module)
+        if problem is not None:
+            raise TypeError(f"unsupported layer at {where}: {problem}")
         return
-    if isinstance(module, (nn.Linear, *_CONTAINERS)) or get_rule(type(module)) is not None:
+    if isinstance(module, _CONTAINERS) or get_rule(type(module)) is not None:
         return
     own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
     has_children = any(True for _ in module.children())
@@ -63,9 +136,10 @@ def _check_module(path: str, module: nn.Module) -> None:
     supported = ", ".join(sorted(t.__name__ for t in supported_modules()))
     raise TypeError(
         f"unsupported layer at {where}: {type(module).__name__}. bayesianize supports "
-        f"Linear, Conv2d (groups=1) and these modules without parameters: {supported}. "
-        "Replace or remove it, keep it outside the network you convert, or register an op "
-        "rule for it (pyrocompress.nn.register_op)."
+        f"{', '.join(t.__name__ for t in _LAYERS)} and these modules without parameters: "
+        f"{supported}. Replace or remove it, keep it outside the network you convert, or "
+        "register a rule for it (pyrocompress.nn.register_op for an op without weights, "
+        "pyrocompress.nn.register_layer for a layer with weights)."
     )
 
 
@@ -181,8 +255,8 @@ def bayesianize(
 
     Fit it for two epochs on made-up data, then predict with the posterior-mean network:
 
-    >>> generator = torch.manual_seed(0)
-    >>> X = torch.randn(64, 4)
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
     >>> y = (X[:, 0] > 0).long() + (X[:, 1] > 0).long()
     >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, progress=False)
     >>> history.epoch
@@ -195,11 +269,10 @@ def bayesianize(
     likelihood = get_likelihood(likelihood)
     for path, sub in module.named_modules():
         _check_module(path, sub)
-    weighted = {
-        path or "layer": m for path, m in module.named_modules() if isinstance(m, _WEIGHTED)
-    }
+    weighted = {path or "layer": m for path, m in module.named_modules() if _entry(m) is not None}
     if not weighted:
-        raise ValueError("the model has no Linear or Conv2d layer to make Bayesian")
+        names = " or ".join(t.__name__ for t in _LAYERS)
+        raise ValueError(f"the model has no {names} layer to make Bayesian")
     priors = _prior_for(prior, list(weighted), weighted)
     with seeded(seed):
         return _convert(module, priors, likelihood, feature_names)
@@ -216,24 +289,12 @@ def _convert(
 
     def convert(path: str, m: nn.Module) -> nn.Module:
         name = path or "layer"
-        if isinstance(m, nn.Linear):
-            return BayesianLinear(
-                m.in_features, m.out_features, m.bias is not None, name=name, prior=priors[name]
-            )
-        if isinstance(m, nn.Conv2d):
-            return BayesianConv2d(m, name=name, prior=priors[name])
+        entry = _entry(m)
+        if entry is not None:
+            return entry.factory(name, m, priors[name])
         for child_name, child in list(m.named_children()):
             setattr(m, child_name, convert(f"{path}.{child_name}" if path else child_name, child))
         return m
 
     net = convert("", net)
-    first = next(m for m in net.modules() if isinstance(m, BayesianLayer))
-    if feature_names is not None:
-        feature_names = [str(f) for f in feature_names]
-        n_in = first.spec.weight_shape[1]
-        if first.spec.kind == "linear" and len(feature_names) != n_in:
-            raise ValueError(
-                f"feature_names has {len(feature_names)} names but the first layer has "
-                f"{n_in} inputs"
-            )
     return BayesianNetwork(net, likelihood, feature_names=feature_names)

@@ -22,14 +22,12 @@ from typing import Any, override
 import torch
 from torch import fx, nn
 from torch.fx.node import map_arg
+from torch.fx.proxy import TraceError
 
 from pyrocompress.nn.layers import BayesianLayer
-from pyrocompress.nn.rules import get_rule
+from pyrocompress.nn.rules import get_rule, rules_version
 
 __all__ = ["NetworkGraph", "describe_op", "network_graph"]
-
-#: Ops that query a tensor's shape: their values are not on the data path.
-_QUERIES = ("size", getattr, operator.getitem)
 
 
 class _Tracer(fx.Tracer):
@@ -72,17 +70,25 @@ class NetworkGraph:
     """
 
     def __init__(self, net: nn.Module):
+        tracer = _Tracer()
+        # a root that is itself a leaf (a bare layer) is traced inside a one-module wrapper
+        self._wrapped = tracer.is_leaf_module(net, "")
+        root = nn.Sequential(net) if self._wrapped else net
         try:
-            self.graph = _Tracer().trace(net)
+            self.graph = tracer.trace(root)
+        except TraceError as err:
+            raise TypeError(
+                f"torch.fx cannot trace the model's forward ({err}): pruning, export and "
+                "moment propagation need a forward without data-dependent control flow. "
+                "Rewrite the branch with tensor ops, or use an nn.Sequential"
+            ) from err
         except Exception as err:  # fx raises many types; the reason is in the message
             raise TypeError(
-                f"torch.fx cannot trace the model's forward ({type(err).__name__}: {err}); "
-                "pruning, export and moment propagation need a forward without "
-                "data-dependent control flow. Rewrite the branch with tensor ops, or use "
-                "an nn.Sequential"
+                f"torch.fx cannot trace the model's forward ({type(err).__name__}: {err})"
             ) from err
-        self.net = net
-        self._modules = dict(net.named_modules())
+        # the module is held weakly: the cache must not keep a network alive
+        self._net = weakref.ref(net)
+        self.version = rules_version()
         inputs = [n for n in self.graph.nodes if n.op == "placeholder"]
         if len(inputs) != 1:
             raise TypeError(
@@ -103,8 +109,16 @@ class NetworkGraph:
             The module (``call_module``), function, or method name.
         """
         if node.op == "call_module":
-            return self._modules[str(node.target)]
+            return self._submodule(str(node.target))
         return node.target
+
+    def _submodule(self, target: str) -> nn.Module:
+        net = self._net()
+        if net is None:  # pragma: no cover - the graph is only reached through its module
+            raise RuntimeError("the traced network no longer exists")
+        if self._wrapped:
+            target = target.partition(".")[2]  # "0.<path>" in the wrapper
+        return net.get_submodule(target)
 
     def run(self, x: Any, call: Callable[[fx.Node, object, tuple, dict], Any]) -> Any:
         """Walk the graph with input value ``x``, computing each op's value with ``call``.
@@ -171,7 +185,7 @@ class NetworkGraph:
                 break
             op = self.op(node)
             inputs = [n for n in node.all_input_nodes if n in data]
-            if op in _QUERIES or not inputs:
+            if _is_query(node) or not inputs:
                 continue  # a shape query, or a constant
             if (
                 len(inputs) != 1
@@ -207,9 +221,27 @@ class NetworkGraph:
             raise TypeError(f"{describe_op(op)} at {node.name!r}: {err}") from None
 
 
+def _is_query(node: fx.Node) -> bool:
+    """Whether a node asks for a shape (``x.size(0)``, ``x.shape[0]``) rather than data.
+
+    Indexing is a query only when it indexes a query's result (``x.shape[0]``); indexing
+    a tensor (``h[:, :3]``) is data.
+    """
+    if node.op == "call_method":
+        return node.target == "size"
+    if node.op != "call_function":
+        return False
+    if node.target is getattr:
+        return node.args[1] in ("shape", "ndim", "dtype", "device")
+    if node.target is operator.getitem:
+        source = node.args[0]
+        return isinstance(source, fx.Node) and _is_query(source)
+    return False
+
+
 def _data_users(node: fx.Node) -> list[fx.Node]:
     """Return the users of ``node`` that read its value, not only its shape."""
-    return [u for u in node.users if not (u.op != "output" and u.target in _QUERIES)]
+    return [u for u in node.users if not _is_query(u)]
 
 
 _CACHE: weakref.WeakKeyDictionary[nn.Module, NetworkGraph] = weakref.WeakKeyDictionary()
@@ -234,7 +266,7 @@ def network_graph(net: nn.Module) -> NetworkGraph:
         If torch.fx cannot trace the forward, or it takes more than one input.
     """
     found = _CACHE.get(net)
-    if found is None:
+    if found is None or found.version != rules_version():  # a rule registered since
         found = _CACHE[net] = NetworkGraph(net)
     return found
 

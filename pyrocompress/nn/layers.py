@@ -18,7 +18,6 @@ matrix), or one output channel of a Conv2d (its bias included).
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -28,6 +27,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pyrocompress.effects import example_noise, guide_distributions, point_weights
+from pyrocompress.nn.rules import weight_flops
 from pyrocompress.priors import Gate, LayerSpec, Prior
 from pyrocompress.priors.base import base_distribution
 
@@ -78,6 +78,8 @@ class BayesianLayer(PyroModule):
     #: The axis of the layer's input that its weight's second dimension indexes (the
     #: last one for Linear, channels for Conv2d); pruning slices inputs along it.
     input_axis: int = -1
+    #: The axis of the layer's output that its weight's first dimension indexes.
+    output_axis: int = -1
 
     def __init__(self, spec: LayerSpec, prior: Prior):
         super().__init__()
@@ -174,8 +176,8 @@ class BayesianLayer(PyroModule):
 
     def posterior_moments(self, guide: LayerGuide) -> tuple[Moments, Moments | None]:
         """Posterior mean and variance of the non-centred weights and of the bias."""
-        weight = self.prior.weight_moments(guide)
-        bias = self.prior.bias_moments(guide) if self.spec.has_bias else None
+        weight = guide.weight_moments()
+        bias = guide.bias_moments() if self.spec.has_bias else None
         return weight, bias
 
     # ------------------------------------------------------------------ Pyro program
@@ -222,9 +224,9 @@ class BayesianLayer(PyroModule):
         group is kept is used (spike-and-slab: the weights of the median-probability
         model, Barbieri & Berger 2004).
         """
-        w, _ = self.prior.weight_moments(guide)
-        b = self.prior.bias_moments(guide)[0] if self.spec.has_bias else None
-        moments = self.prior.gate_moments(self.spec, guide, conditional=conditional)
+        w, _ = guide.weight_moments()
+        b = guide.bias_moments()[0] if self.spec.has_bias else None
+        moments = guide.gate_moments(conditional=conditional)
         g = moments[0] if moments is not None else None
         if mask is not None:
             m = mask.to(w.dtype)
@@ -246,8 +248,7 @@ class BayesianLayer(PyroModule):
 
     def flops(self, out_shape: torch.Size) -> int:
         """Return the FLOPs (2 x multiply-adds) of one example's output of ``out_shape``."""
-        positions = math.prod(out_shape[1:]) // self.spec.weight_shape[0]
-        return 2 * math.prod(self.spec.weight_shape) * positions
+        return weight_flops(self.spec.weight_shape, out_shape)
 
 
 class BayesianLinear(BayesianLayer):
@@ -277,10 +278,6 @@ class BayesianLinear(BayesianLayer):
         plain = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
         return _filled(plain, weight, bias)
 
-    def flops(self, out_shape: torch.Size) -> int:
-        """Return the FLOPs of one example (outputs along the last dimension)."""
-        return 2 * self.in_features * self.out_features * math.prod(out_shape[1:-1])
-
     def extra_repr(self) -> str:
         """Return the sizes and the prior, e.g. ``in=784, out=300, prior=...``."""
         return f"in={self.in_features}, out={self.out_features}, prior={self.prior!r}"
@@ -301,6 +298,7 @@ class BayesianConv2d(BayesianLayer):
         self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
 
     input_axis = 1
+    output_axis = 1
 
     def _op(self, x, weight, bias):
         return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation)

@@ -14,6 +14,7 @@ from torch import nn
 
 from pyrocompress.distributions import Likelihood
 from pyrocompress.effects import PointEstimate
+from pyrocompress.nn.graph import network_graph
 from pyrocompress.nn.layers import BayesianLayer
 from pyrocompress.priors import NetworkGuide, Prior
 
@@ -58,7 +59,17 @@ class BayesianNetwork(PyroModule):
         super().__init__()
         self.net = net
         self.likelihood = likelihood
-        self.feature_names = list(feature_names) if feature_names is not None else None
+        self._order = _data_order(net)
+        self.feature_names = None
+        if feature_names is not None:
+            self.feature_names = [str(f) for f in feature_names]
+            first = self._order[0]
+            n_in = first.spec.weight_shape[1]
+            if first.spec.kind == "linear" and len(self.feature_names) != n_in:
+                raise ValueError(
+                    f"feature_names has {len(self.feature_names)} names but the first layer "
+                    f"({first.spec.name!r}) has {n_in} inputs"
+                )
         layers = self.bayesian_layers().values()
         self.guide = NetworkGuide([(m.spec, m.prior) for m in layers])
 
@@ -94,14 +105,19 @@ class BayesianNetwork(PyroModule):
         return list(dict.fromkeys(self.priors.values()))
 
     def bayesian_layers(self) -> dict[str, BayesianLayer]:
-        """Return the Bayesian layers by name, in the order they were registered.
+        """Return the Bayesian layers by name, in the order the data flow through them.
+
+        The order of the traced forward (:mod:`pyrocompress.nn.graph`): the first is the
+        layer that reads the inputs, the last the one that gives the outputs, whatever
+        order a custom module declares them in. For a forward torch.fx cannot trace, the
+        order the layers were registered in.
 
         Returns
         -------
         dict of str to BayesianLayer
             The layers, by layer name (their path in the module tree).
         """
-        return {m.spec.name: m for m in self.net.modules() if isinstance(m, BayesianLayer)}
+        return {m.spec.name: m for m in self._order}
 
     def restrict(self, masks: dict[str, torch.Tensor] | None) -> BayesianNetwork:
         """Fix a pruning: the removed groups contribute exactly zero from now on.
@@ -237,6 +253,9 @@ class BayesianNetwork(PyroModule):
         :meth:`BayesianLayer.point_weights`. With ``differentiable=True`` the point
         weights keep their graph to the guide's parameters, so a loss of ``self.net(x)``
         trains the variational means (:func:`pyrocompress.infer.pretrain`).
+
+        An inner ``poutine.block()`` that hides every message hides the point weights too
+        (:mod:`pyrocompress.effects`); block with ``hide_types=["sample"]`` inside.
 
         Parameters
         ----------
@@ -386,3 +405,23 @@ class BayesianNetwork(PyroModule):
             w = parts["weight"]
             out[name] = (gate, w if gate is None else w * layer.spec.expand_groups(gate))
         return out
+
+
+def _data_order(net: nn.Module) -> list[BayesianLayer]:
+    """Return the Bayesian layers of ``net`` in the order its traced forward calls them.
+
+    Layers the forward never calls come last; without a trace (torch.fx cannot trace the
+    forward), the order they were registered in.
+    """
+    registered = [m for m in net.modules() if isinstance(m, BayesianLayer)]
+    try:
+        graph = network_graph(net)
+    except TypeError:
+        return registered
+    called: list[BayesianLayer] = []
+    for node in graph.graph.nodes:
+        if node.op == "call_module":
+            op = graph.op(node)
+            if isinstance(op, BayesianLayer) and not any(op is m for m in called):
+                called.append(op)
+    return called + [m for m in registered if not any(m is c for c in called)]

@@ -18,23 +18,30 @@ from pyrocompress.priors.registry import (
 )
 
 # the built-in priors register themselves on import, in this order
-from pyrocompress.priors.gaussian import Gaussian  # isort: skip
-from pyrocompress.priors.normal_jeffreys import GroupNormalJeffreys  # isort: skip
-from pyrocompress.priors.horseshoe import GroupHorseshoe  # isort: skip
-from pyrocompress.priors.spike_slab import SpikeAndSlab  # isort: skip
+from pyrocompress.priors.gaussian import Gaussian, GaussianGuide  # isort: skip
+from pyrocompress.priors.normal_jeffreys import (  # isort: skip
+    GroupNormalJeffreys,
+    GroupNormalJeffreysGuide,
+)
+from pyrocompress.priors.horseshoe import GroupHorseshoe, GroupHorseshoeGuide  # isort: skip
+from pyrocompress.priors.spike_slab import SpikeAndSlab, SpikeAndSlabGuide  # isort: skip
 
 __all__ = [
     "LOG_VAR_RANGE",
     "SCALE_RANGE",
     "Gate",
     "Gaussian",
+    "GaussianGuide",
     "GroupHorseshoe",
+    "GroupHorseshoeGuide",
     "GroupNormalJeffreys",
+    "GroupNormalJeffreysGuide",
     "LayerGuide",
     "LayerSpec",
     "NetworkGuide",
     "Prior",
     "SpikeAndSlab",
+    "SpikeAndSlabGuide",
     "get_prior",
     "prior_keys",
     "register_prior",

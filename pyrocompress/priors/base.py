@@ -30,25 +30,26 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, override
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
+from torch import nn
 
 from pyrocompress.constraints import PARAMETERS
 from pyrocompress.distributions import IsotropicNormal, LogVarNormal
-
-if TYPE_CHECKING:
-    from pyrocompress.priors.guides import LayerGuide
 
 __all__ = [
     "LOG_VAR_RANGE",
     "SCALE_RANGE",
     "Gate",
+    "LayerGuide",
     "LayerSpec",
     "Prior",
+    "ROLES",
+    "Role",
     "check_positive",
 ]
 
@@ -73,9 +74,10 @@ class LayerSpec:
     name
         Site prefix, the layer's path in the network (``"0"``, ``"features.3"``).
     kind
-        ``"linear"`` or ``"conv2d"``.
+        ``"linear"`` (groups are the input units) or the name of a layer whose groups are
+        its output channels (``"conv2d"``, ``"conv1d"``, ...).
     weight_shape
-        ``(out, in)`` or ``(out, in, kh, kw)``.
+        ``(out, in)``, ``(out, in, kh, kw)``, ... (the output units first).
     has_bias
         Whether the layer has a bias.
     """
@@ -102,8 +104,11 @@ class LayerSpec:
 
     @property
     def bias_gated(self) -> bool:
-        """Conv2d gates a whole output channel, bias included, so a pruned channel is 0."""
-        return self.kind == "conv2d"
+        """Whether a gate multiplies a whole output channel, bias included.
+
+        True when the groups are output channels, so that a pruned channel is exactly 0.
+        """
+        return self.kind != "linear"
 
     def site(self, part: str) -> str:
         """Return the name of the layer's sample site ``part``: ``"<layer name>.<part>"``."""
@@ -113,7 +118,7 @@ class LayerSpec:
         """Broadcast a per-group tensor ``[..., G]`` against the weight tensor."""
         if self.kind == "linear":
             return g.unsqueeze(-2)
-        return g[..., None, None, None]
+        return g.reshape(*g.shape, *[1] * (len(self.weight_shape) - 1))
 
     def group_sum(self, t: torch.Tensor) -> torch.Tensor:
         """Sum a weight-shaped tensor over each group, giving ``[G]``."""
@@ -196,13 +201,177 @@ def _hashable(value: object) -> Hashable:
     return value  # type: ignore[return-value]
 
 
+#: What a guide parameter is: the mean of weights or biases (what
+#: :func:`~pyrocompress.pretrain` trains), a location or logit of a gate factor, a
+#: log-variance of a gate factor (kept in ``LOG_VAR_RANGE``), or a log-variance of
+#: weights or biases (kept in ``LOG_VAR_RANGE`` and under a layer's weight-variance cap,
+#: see :meth:`~pyrocompress.priors.NetworkGuide.log_var_bounds`).
+Role = Literal["weight_loc", "loc", "logit", "log_var", "weight_log_var"]
+ROLES: tuple[Role, ...] = ("weight_loc", "loc", "logit", "log_var", "weight_log_var")
+BOUNDED_ROLES: tuple[Role, ...] = ("log_var", "weight_log_var")
+
+
+class LayerGuide(nn.Module):
+    r"""The variational family of one Bayesian layer: its parameters and guide sites.
+
+    The base family is the mean-field normal of the non-centred weights and the bias,
+    :math:`q(\tilde W) = N(\mu, \sigma^2)`, with no gate; a prior with a gate has a
+    subclass that adds the gate's parameters (:meth:`_gate_init`), sample statements
+    (:meth:`_gate_guide`) and posterior moments (:meth:`gate_moments`). Each parameter is
+    declared with its role (:meth:`declare`); the roles, not the parameters' names, decide
+    which are projected into a range after each optimiser step.
+
+    Parameters
+    ----------
+    spec
+        The layer's specification (name, weight shape, groups).
+    prior
+        The layer's prior (its hyper-parameters set the initial values).
+
+    Attributes
+    ----------
+    roles : dict of str to Role
+        The role of each declared parameter, by name.
+    """
+
+    spec: LayerSpec
+    prior: Prior
+    roles: dict[str, Role]
+
+    def __init__(self, spec: LayerSpec, prior: Prior):
+        super().__init__()
+        self.spec = spec
+        self.prior = prior
+        self.roles = {}
+        self._init_slab()
+        self._gate_init()
+
+    if TYPE_CHECKING:
+        # The parameters are declared at run time (``guide.weight_loc``, ...): to the type
+        # checker every attribute not declared above is one of them.
+        def __getattr__(self, name: str) -> nn.Parameter: ...
+
+    def declare(self, name: str, value: torch.Tensor, *, role: Role) -> nn.Parameter:
+        """Register ``value`` as the variational parameter ``name`` with its ``role``.
+
+        Parameters
+        ----------
+        name
+            Attribute name of the parameter (``guide.<name>``).
+        value
+            Its initial value.
+        role
+            One of :data:`ROLES`; decides the range it is kept in.
+
+        Returns
+        -------
+        torch.nn.Parameter
+            The registered parameter.
+
+        Raises
+        ------
+        ValueError
+            If ``role`` is not one of :data:`ROLES`.
+        """
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        param = nn.Parameter(value)
+        self.register_parameter(name, param)
+        self.roles[name] = role
+        return param
+
+    def _init_slab(self) -> None:
+        r"""Declare the weight and bias parameters.
+
+        Weight means start at :math:`N(0, 1/\text{fan-in})` as in the authors' code,
+        whatever the prior's scale: the weights must start where the network computes
+        well, not where the prior is widest. Log-variances start near ``LOG_VAR_INIT``.
+        """
+        shape = self.spec.weight_shape
+        std = 1.0 / math.sqrt(self.spec.fan_in)
+        self.declare("weight_loc", torch.randn(shape) * std, role="weight_loc")
+        self.declare(
+            "weight_log_var", LOG_VAR_INIT + 0.01 * torch.randn(shape), role="weight_log_var"
+        )
+        if self.spec.has_bias:
+            self.declare("bias_loc", torch.zeros(shape[0]), role="weight_loc")
+            self.declare(
+                "bias_log_var",
+                LOG_VAR_INIT + 0.01 * torch.randn(shape[0]),
+                role="weight_log_var",
+            )
+
+    @override
+    def forward(self) -> None:
+        """Sample the layer's guide sites: the gate's, then the weights' and the bias's."""
+        self._gate_guide()
+        ndim = len(self.spec.weight_shape)
+        q_weight, q_bias = self._slab_guides()
+        pyro.sample(self.spec.site("weight"), q_weight.to_event(ndim))
+        if q_bias is not None:
+            pyro.sample(self.spec.site("bias"), q_bias.to_event(1))
+
+    def _slab_guides(self) -> tuple[TorchDistributionMixin, TorchDistributionMixin | None]:
+        """Return the guide factors of the (non-centred) weights and of the bias."""
+        q_bias = normal(self.bias_loc, self.bias_log_var) if self.spec.has_bias else None
+        return normal(self.weight_loc, self.weight_log_var), q_bias
+
+    # ------------------------------------------------------------------------- hooks
+    def _gate_init(self) -> None:
+        """Declare the gate's parameters (none in the base family)."""
+
+    def _gate_guide(self) -> None:
+        """Sample the gate's sites (none in the base family)."""
+
+    # --------------------------------------------------------------- posterior summary
+    def weight_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the posterior mean and variance of the non-centred weights ``W~``."""
+        return self.weight_loc, variance(self.weight_log_var)
+
+    def bias_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the posterior mean and variance of the bias."""
+        return self.bias_loc, variance(self.bias_log_var)
+
+    def gate_moments(
+        self, *, conditional: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Return the posterior ``(E g, E g^2)`` per group; ``None`` without a gate.
+
+        With ``conditional=True`` the moments are those given that the group is kept
+        (differs from the marginal ones for spike-and-slab only).
+        """
+        return None
+
+    def group_log_alpha(self) -> torch.Tensor:
+        r"""Return the per-group :math:`\log\alpha`, the log relative variance of the gate."""
+        moments = self.gate_moments()
+        if moments is None:
+            raise TypeError(f"{type(self).__name__} has no gate: define group_log_alpha")
+        m1, m2 = moments
+        return torch.log((m2 - m1**2).clamp_min(1e-30)) - torch.log((m1**2).clamp_min(1e-30))
+
+    def inclusion_probabilities(self) -> torch.Tensor:
+        r"""Return the per-group :math:`1 - \alpha/(1+\alpha) = \sigma(-\log\alpha)`.
+
+        For a Gaussian-dropout view of the gate (Louizos et al. 2017, §3.1; Molchanov et
+        al. 2017) :math:`\alpha/(1+\alpha)` is the dropout rate of the group, so its
+        complement is the probability that the group is retained.
+        """
+        return torch.sigmoid(-self.group_log_alpha())
+
+    @override
+    def extra_repr(self) -> str:
+        return f"{self.spec.name}: {self.prior!r}"
+
+
 class Prior:
     """Base class of the priors: the weight and bias sites shared by every prior.
 
-    A prior is the model side of a layer's Bayesian treatment; its guide family (the
-    variational parameters, declared on a :class:`~pyrocompress.priors.LayerGuide`
-    with their roles and bounds, and the guide's sample statements) is defined by the
-    same class, so that a prior and the family its KLs are registered for stay together.
+    A prior is the model side of a layer's Bayesian treatment: its sample sites, their
+    prior distributions, the gate they make, and the per-example gates of the local
+    reparametrisation. Its guide family (``guide_family``, a :class:`LayerGuide` subclass)
+    is the variational side: the parameters it declares with their roles, its sample
+    statements, and the posterior summaries read from its parameters.
     Subclasses add a per-group gate through the ``_gate_*`` hooks and are made known to
     the CLI, the selector and :func:`~pyrocompress.bayesianize` by
     :func:`~pyrocompress.priors.register_prior`.
@@ -211,11 +380,11 @@ class Prior:
     ----------------------------------------
     key
         Registry key (``"group-nj"``); set by :func:`register_prior`.
+    guide_family
+        The :class:`LayerGuide` subclass of the prior's variational family.
     hyper_parameters
         Names of the constructor arguments that define the prior. Their values form the
         prior's identity (:meth:`identity`: equality, hashing, caches and checkpoints).
-    grouped
-        Whether the prior has a gate per group.
     has_inclusion_probabilities
         Whether :meth:`inclusion_probabilities` is defined (feature selection).
     needs_local_reparam
@@ -228,8 +397,8 @@ class Prior:
     """
 
     key: ClassVar[str] = ""
+    guide_family: ClassVar[type[LayerGuide]] = LayerGuide
     hyper_parameters: ClassVar[tuple[str, ...]] = ()
-    grouped: ClassVar[bool] = True
     has_inclusion_probabilities: ClassVar[bool] = True
     needs_local_reparam: ClassVar[bool] = False
     supports_moments: ClassVar[bool] = False
@@ -254,29 +423,6 @@ class Prior:
 
     def __hash__(self) -> int:
         return hash(self.identity())
-
-    # ----------------------------------------------------------------- guide parameters
-    def init_guide(self, spec: LayerSpec, guide: LayerGuide) -> None:
-        r"""Declare the layer's variational parameters on ``guide`` (module-local).
-
-        Weight means start at :math:`N(0, 1/\text{fan-in})` as in the authors' code,
-        whatever the prior's scale: the weights must start where the network computes
-        well, not where the prior is widest. Log-variances start near ``LOG_VAR_INIT``.
-        """
-        shape = spec.weight_shape
-        std = 1.0 / math.sqrt(spec.fan_in)
-        guide.declare("weight_loc", torch.randn(shape) * std, role="weight_loc")
-        guide.declare(
-            "weight_log_var", LOG_VAR_INIT + 0.01 * torch.randn(shape), role="weight_log_var"
-        )
-        if spec.has_bias:
-            guide.declare("bias_loc", torch.zeros(shape[0]), role="weight_loc")
-            guide.declare(
-                "bias_log_var",
-                LOG_VAR_INIT + 0.01 * torch.randn(shape[0]),
-                role="weight_log_var",
-            )
-        self._gate_init(spec, guide)
 
     # ---------------------------------------------------------------------- model side
     def model(self, spec: LayerSpec, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -310,22 +456,6 @@ class Prior:
     def __getstate__(self) -> dict:  # the cache holds tensors: never pickle or copy it
         return {k: v for k, v in vars(self).items() if k != "_site_prior_cache"}
 
-    def guide(self, spec: LayerSpec, module: LayerGuide) -> None:
-        """Sample the layer's guide sites from ``module``'s variational parameters."""
-        self._gate_guide(spec, module)
-        ndim = len(spec.weight_shape)
-        q_weight, q_bias = self._slab_guides(spec, module)
-        pyro.sample(spec.site("weight"), q_weight.to_event(ndim))
-        if q_bias is not None:
-            pyro.sample(spec.site("bias"), q_bias.to_event(1))
-
-    def _slab_guides(
-        self, spec: LayerSpec, module: LayerGuide
-    ) -> tuple[TorchDistributionMixin, TorchDistributionMixin | None]:
-        """Guide factors of the (non-centred) weights and the bias."""
-        q_bias = normal(module.bias_loc, module.bias_log_var) if spec.has_bias else None
-        return normal(module.weight_loc, module.weight_log_var), q_bias
-
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Return the per-group gate computed from sampled site values (plain path)."""
         return None
@@ -339,48 +469,6 @@ class Prior:
         """
         return None
 
-    # --------------------------------------------------------------- posterior summary
-    def weight_moments(self, module: LayerGuide) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and variance of the non-centred weights ``W~``."""
-        return module.weight_loc, variance(module.weight_log_var)
-
-    def bias_moments(self, module: LayerGuide) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the posterior mean and variance of the bias."""
-        return module.bias_loc, variance(module.bias_log_var)
-
-    def gate_moments(
-        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Posterior ``(E g, E g^2)`` per group; ``None`` for an ungated prior.
-
-        With ``conditional=True`` the moments are those given that the group is kept
-        (differs from the marginal ones for spike-and-slab only).
-        """
-        return None
-
-    def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r"""Per-group :math:`\log\alpha`, the log of the gate's relative posterior variance."""
-        moments = self.gate_moments(spec, module)
-        if moments is None:
-            raise TypeError(f"{type(self).__name__} has no gate: define group_log_alpha")
-        m1, m2 = moments
-        return torch.log((m2 - m1**2).clamp_min(1e-30)) - torch.log((m1**2).clamp_min(1e-30))
-
-    def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r"""Per-group inclusion probability :math:`1 - \alpha/(1+\alpha) = \sigma(-\log\alpha)`.
-
-        For a Gaussian-dropout view of the gate (Louizos et al. 2017, §3.1; Molchanov et
-        al. 2017) :math:`\alpha/(1+\alpha)` is the dropout rate of the group, so its
-        complement is the probability that the group is retained.
-        """
-        return torch.sigmoid(-self.group_log_alpha(spec, module))
-
     # ------------------------------------------------------------------------- hooks
-    def _gate_init(self, spec: LayerSpec, module: LayerGuide) -> None:
-        pass
-
     def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         return {}
-
-    def _gate_guide(self, spec: LayerSpec, module: LayerGuide) -> None:
-        pass

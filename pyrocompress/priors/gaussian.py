@@ -7,12 +7,36 @@ from typing import override
 import torch
 
 from pyrocompress.priors.base import (
-    LayerSpec,
     Prior,
     check_positive,
 )
 from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
+
+
+class GaussianGuide(LayerGuide):
+    """The guide family of :class:`Gaussian`: the base mean-field normal, no gate."""
+
+    @override
+    def group_log_alpha(self) -> torch.Tensor:
+        """Return the log of the group-level relative variance ``sum Var w / sum (E w)^2``."""
+        spec = self.spec
+        mean, var = self.weight_moments()
+        return torch.log(spec.group_sum(var)) - torch.log(spec.group_sum(mean**2).clamp_min(1e-30))
+
+    @override
+    def inclusion_probabilities(self) -> torch.Tensor:
+        """Refuse: the Gaussian prior has no inclusion variables.
+
+        Raises
+        ------
+        ValueError
+            Always; the message names the alternatives (SNR, a group prior).
+        """
+        raise ValueError(
+            "the Gaussian prior has no inclusion variables; use Posterior.snr() or "
+            "prune(rule='snr') instead, or choose a group prior"
+        )
 
 
 @register_prior("gaussian")
@@ -29,7 +53,7 @@ class Gaussian(Prior):
     """
 
     hyper_parameters = ("scale",)
-    grouped = False
+    guide_family = GaussianGuide
     has_inclusion_probabilities = False
     supports_moments = True
 
@@ -37,23 +61,3 @@ class Gaussian(Prior):
         check_positive("scale", scale)
         super().__init__(weight_scale=scale, bias_scale=scale)
         self.scale = self.weight_scale
-
-    @override
-    def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        """Return the log of the group-level relative variance ``sum Var w / sum (E w)^2``."""
-        mean, var = self.weight_moments(module)
-        return torch.log(spec.group_sum(var)) - torch.log(spec.group_sum(mean**2).clamp_min(1e-30))
-
-    @override
-    def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        """Refuse: the Gaussian prior has no inclusion variables.
-
-        Raises
-        ------
-        ValueError
-            Always; the message names the alternatives (SNR, a group prior).
-        """
-        raise ValueError(
-            "the Gaussian prior has no inclusion variables; use Posterior.snr() or "
-            "prune(rule='snr') instead, or choose a group prior"
-        )

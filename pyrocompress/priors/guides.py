@@ -14,13 +14,21 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Literal, cast, override
+from typing import cast, override
 
 import pyro.poutine as poutine
 import torch
 from torch import nn
 
-from pyrocompress.priors.base import LOG_VAR_RANGE, LayerSpec, Prior
+from pyrocompress.constraints import check
+from pyrocompress.priors.base import (
+    BOUNDED_ROLES,
+    LOG_VAR_RANGE,
+    LayerGuide,
+    LayerSpec,
+    Prior,
+    Role,
+)
 
 __all__ = ["LayerGuide", "NetworkGuide"]
 
@@ -28,91 +36,6 @@ __all__ = ["LayerGuide", "NetworkGuide"]
 def _key(name: str) -> str:
     """Return the ``ModuleDict`` key of layer ``name`` (dots are not allowed in keys)."""
     return name.replace(".", "__")
-
-
-#: What a guide parameter is: the mean of weights or biases (what
-#: :func:`~pyrocompress.pretrain` trains), a location or logit of a gate factor, a
-#: log-variance of a gate factor (kept in ``LOG_VAR_RANGE``), or a log-variance of
-#: weights or biases (kept in ``LOG_VAR_RANGE`` and under a layer's weight-variance cap,
-#: see :meth:`NetworkGuide.log_var_bounds`).
-Role = Literal["weight_loc", "loc", "logit", "log_var", "weight_log_var"]
-ROLES: tuple[Role, ...] = ("weight_loc", "loc", "logit", "log_var", "weight_log_var")
-_BOUNDED: tuple[Role, ...] = ("log_var", "weight_log_var")
-
-
-class LayerGuide(nn.Module):
-    """Variational parameters and guide sites of one Bayesian layer (its guide family).
-
-    The layer's prior declares each parameter with :meth:`declare`, giving its role; the
-    roles, not the parameters' names, decide which are projected into a range after
-    each optimiser step.
-
-    Parameters
-    ----------
-    spec
-        The layer's specification (name, weight shape, groups).
-    prior
-        The layer's prior; it declares the parameters (:meth:`Prior.init_guide`).
-
-    Attributes
-    ----------
-    roles : dict of str to Role
-        The role of each declared parameter, by name.
-    """
-
-    spec: LayerSpec
-    prior: Prior
-    roles: dict[str, Role]
-
-    def __init__(self, spec: LayerSpec, prior: Prior):
-        super().__init__()
-        self.spec = spec
-        self.prior = prior
-        self.roles = {}
-        prior.init_guide(spec, self)
-
-    if TYPE_CHECKING:
-        # The parameters are declared at run time by the prior (``guide.weight_loc``, ...):
-        # to the type checker every attribute not declared above is one of them.
-        def __getattr__(self, name: str) -> nn.Parameter: ...
-
-    def declare(self, name: str, value: torch.Tensor, *, role: Role) -> nn.Parameter:
-        """Register ``value`` as the variational parameter ``name`` with its ``role``.
-
-        Parameters
-        ----------
-        name
-            Attribute name of the parameter (``guide.<name>``).
-        value
-            Its initial value.
-        role
-            One of :data:`ROLES`; decides the range it is kept in.
-
-        Returns
-        -------
-        torch.nn.Parameter
-            The registered parameter.
-
-        Raises
-        ------
-        ValueError
-            If ``role`` is not one of :data:`ROLES`.
-        """
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-        param = nn.Parameter(value)
-        self.register_parameter(name, param)
-        self.roles[name] = role
-        return param
-
-    @override
-    def forward(self) -> None:
-        """Sample the layer's guide sites (the prior's :meth:`~Prior.guide`)."""
-        self.prior.guide(self.spec, self)
-
-    @override
-    def extra_repr(self) -> str:
-        return f"{self.spec.name}: {self.prior!r}"
 
 
 class NetworkGuide(nn.Module):
@@ -129,7 +52,7 @@ class NetworkGuide(nn.Module):
 
     def __init__(self, layers: Iterable[tuple[LayerSpec, Prior]]):
         super().__init__()
-        self.layers = nn.ModuleDict({_key(s.name): LayerGuide(s, p) for s, p in layers})
+        self.layers = nn.ModuleDict({_key(s.name): p.guide_family(s, p) for s, p in layers})
 
     def __getitem__(self, name: str) -> LayerGuide:
         return cast(LayerGuide, self.layers[_key(name)])
@@ -196,13 +119,11 @@ class NetworkGuide(nn.Module):
         out = []
         for key, layer in self._layer_guides():
             cap = caps.get(key.replace("__", "."))
-            if cap is not None and not (isinstance(cap, int | float) and 0 < cap < math.inf):
-                raise ValueError(
-                    f"max_weight_variance[{key.replace('__', '.')!r}] must be a positive "
-                    f"finite variance, got {cap!r}"
-                )
+            if cap is not None:
+                layer_name = key.replace("__", ".")
+                check("max_weight_variance", cap, label=f"max_weight_variance[{layer_name!r}]")
             for name, role in layer.roles.items():
-                if role not in _BOUNDED:
+                if role not in BOUNDED_ROLES:
                     continue
                 p = getattr(layer, name)
                 top = high

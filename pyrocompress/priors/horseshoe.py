@@ -22,6 +22,79 @@ from pyrocompress.priors.base import (
 from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
 
+#: The four scale factors of each gate: global (shared by a layer's groups) and local.
+_PARTS = ("global_a", "global_b", "local_a", "local_b")
+
+
+class GroupHorseshoeGuide(LayerGuide):
+    r"""The guide family of :class:`GroupHorseshoe`: log-normal scale factors.
+
+    One log-normal factor for each of the four scale parts (:math:`s_a, s_b` per layer,
+    :math:`a_g, b_g` per group), with the base family's weights and bias.
+    """
+
+    @override
+    def _gate_init(self) -> None:
+        g = self.spec.num_groups
+        # Start at a gate of one with the global factor at its prior's scale: s_a at
+        # tau0^2, s_b at 1/tau0^2, local factors at one.
+        log_t2 = 2.0 * math.log(cast("GroupHorseshoe", self.prior).scale_global)
+        for part, shape, loc in (
+            ("global_a", (), log_t2),
+            ("global_b", (), -log_t2),
+            ("local_a", (g,), 0.0),
+            ("local_b", (g,), 0.0),
+        ):
+            self.declare(f"{part}_loc", loc + 0.01 * torch.randn(shape), role="loc")
+            self.declare(
+                f"{part}_log_var", LOG_VAR_INIT + 0.01 * torch.randn(shape), role="log_var"
+            )
+
+    def _lognormal(self, part: str) -> dist.LogNormal:
+        """Return the log-normal guide factor of scale part ``part``."""
+        return lognormal(getattr(self, f"{part}_loc"), getattr(self, f"{part}_log_var"))
+
+    @override
+    def _gate_guide(self) -> None:
+        for part in _PARTS:
+            q = self._lognormal(part)
+            pyro.sample(self.spec.site(part), q.to_event(1) if part.startswith("local") else q)
+
+    def log_gate_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Return the mean and variance of :math:`\log g` under the guide, per group.
+
+        Returns
+        -------
+        m, v : Tensor
+            :math:`m = \tfrac12\sum\mu` and :math:`v = \tfrac14\sum\sigma^2` over the four
+            scale factors, one value per group.
+        """
+        ga, gb, la, lb = (self._lognormal(part) for part in _PARTS)
+        m = 0.5 * ga.loc + 0.5 * gb.loc + 0.5 * la.loc + 0.5 * lb.loc
+        v = 0.25 * ga.scale**2 + 0.25 * gb.scale**2 + 0.25 * la.scale**2 + 0.25 * lb.scale**2
+        return m, v
+
+    @override
+    def gate_moments(self, *, conditional: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the log-normal gate's :math:`(e^{m + v/2}, e^{2m + 2v})` per group."""
+        m, v = self.log_gate_moments()
+        return (m + 0.5 * v).exp(), (2.0 * m + 2.0 * v).exp()
+
+    @override
+    def group_log_alpha(self) -> torch.Tensor:
+        r"""Return :math:`\log\alpha = \log(\mathrm{Var}\,g / (\mathrm{E}\,g)^2) = \log(e^{v} - 1)`.
+
+        The relative posterior variance of the gate, as a public port of BC-GHS prunes on.
+        It reflects the gate's uncertainty, not its size: a group the likelihood switches
+        off first gets a small gate and only later, as its log-normal factors revert to
+        their Gamma / inverse-Gamma priors (:math:`v \to \tfrac12\psi'(\tfrac12) \approx
+        2.47`, :math:`\alpha \approx 11`), a large :math:`\alpha`. Short runs therefore
+        overstate the inclusion probabilities of irrelevant groups; the automatic pruning
+        rule ranks by group SNR, which sees the size of the effective weights.
+        """
+        _, v = self.log_gate_moments()
+        return torch.log(torch.expm1(v).clamp_min(1e-30))
+
 
 @register_prior("group-horseshoe")
 class GroupHorseshoe(Prior):
@@ -55,28 +128,13 @@ class GroupHorseshoe(Prior):
     """
 
     hyper_parameters = ("scale_global",)
+    guide_family = GroupHorseshoeGuide
 
     def __init__(self, scale_global: float = 1e-5):
         super().__init__()
         self.scale_global = check_positive("scale_global", scale_global)
 
-    _PARTS = ("global_a", "global_b", "local_a", "local_b")
-
-    def _gate_init(self, spec: LayerSpec, module: LayerGuide) -> None:
-        g = spec.num_groups
-        # Start at a gate of one with the global factor at its prior's scale: s_a at
-        # tau0^2, s_b at 1/tau0^2, local factors at one.
-        log_t2 = 2.0 * math.log(self.scale_global)
-        for part, shape, loc in (
-            ("global_a", (), log_t2),
-            ("global_b", (), -log_t2),
-            ("local_a", (g,), 0.0),
-            ("local_b", (g,), 0.0),
-        ):
-            module.declare(f"{part}_loc", loc + 0.01 * torch.randn(shape), role="loc")
-            module.declare(
-                f"{part}_log_var", LOG_VAR_INIT + 0.01 * torch.randn(shape), role="log_var"
-            )
+    _PARTS = _PARTS
 
     def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         ga, gb = half_cauchy_scale_parts(self.scale_global, (), like=zero)
@@ -87,15 +145,6 @@ class GroupHorseshoe(Prior):
             "local_a": la.to_event(1),
             "local_b": lb.to_event(1),
         }
-
-    def _lognormal(self, module: LayerGuide, part: str) -> dist.LogNormal:
-        """Return the log-normal guide factor of scale part ``part``."""
-        return lognormal(getattr(module, f"{part}_loc"), getattr(module, f"{part}_log_var"))
-
-    def _gate_guide(self, spec: LayerSpec, module: LayerGuide) -> None:
-        for part in self._PARTS:
-            q = self._lognormal(module, part)
-            pyro.sample(spec.site(part), q.to_event(1) if part.startswith("local") else q)
 
     @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -120,44 +169,3 @@ class GroupHorseshoe(Prior):
         eps_l = example_noise((batch_size, *l_loc.shape), loc)
         log_g2 = (g_loc + g_std * eps_g) + (l_loc + l_std * eps_l)
         return (0.5 * log_g2).exp()
-
-    def log_gate_moments(self, module: LayerGuide) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Return the mean and variance of :math:`\log g` under the guide, per group.
-
-        Parameters
-        ----------
-        module
-            The layer's guide.
-
-        Returns
-        -------
-        m, v : Tensor
-            :math:`m = \tfrac12\sum\mu` and :math:`v = \tfrac14\sum\sigma^2` over the four
-            scale factors, one value per group.
-        """
-        ga, gb, la, lb = (self._lognormal(module, part) for part in self._PARTS)
-        m = 0.5 * ga.loc + 0.5 * gb.loc + 0.5 * la.loc + 0.5 * lb.loc
-        v = 0.25 * ga.scale**2 + 0.25 * gb.scale**2 + 0.25 * la.scale**2 + 0.25 * lb.scale**2
-        return m, v
-
-    @override
-    def gate_moments(
-        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        m, v = self.log_gate_moments(module)
-        return (m + 0.5 * v).exp(), (2.0 * m + 2.0 * v).exp()
-
-    @override
-    def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r"""Return :math:`\log\alpha = \log(\mathrm{Var}\,g / (\mathrm{E}\,g)^2) = \log(e^{v} - 1)`.
-
-        The relative posterior variance of the gate, as a public port of BC-GHS prunes on.
-        It reflects the gate's uncertainty, not its size: a group the likelihood switches
-        off first gets a small gate and only later, as its log-normal factors revert to
-        their Gamma / inverse-Gamma priors (:math:`v \to \tfrac12\psi'(\tfrac12) \approx
-        2.47`, :math:`\alpha \approx 11`), a large :math:`\alpha`. Short runs therefore
-        overstate the inclusion probabilities of irrelevant groups; the automatic pruning
-        rule ranks by group SNR, which sees the size of the effective weights.
-        """
-        _, v = self.log_gate_moments(module)
-        return torch.log(torch.expm1(v).clamp_min(1e-30))

@@ -23,6 +23,38 @@ from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
 
 
+class GroupNormalJeffreysGuide(LayerGuide):
+    r"""The guide family of :class:`GroupNormalJeffreys`: a normal scale per group.
+
+    :math:`q(z_g) = N(\mu_g, \sigma_g^2)` for each group's scale, with the base family's
+    weights and bias.
+    """
+
+    @override
+    def _gate_init(self) -> None:
+        g = self.spec.num_groups
+        self.declare("scale_loc", 1.0 + 0.01 * torch.randn(g), role="loc")
+        self.declare("scale_log_var", LOG_VAR_INIT + 0.01 * torch.randn(g), role="log_var")
+
+    @override
+    def _gate_guide(self) -> None:
+        q = normal(self.scale_loc, self.scale_log_var)
+        pyro.sample(self.spec.site("scale"), q.to_event(1))
+
+    @override
+    def gate_moments(self, *, conditional: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Return :math:`(E z, E z^2) = (\mu, \mu^2 + \sigma^2)` per group."""
+        mu = self.scale_loc
+        var = variance(self.scale_log_var)
+        return mu, mu**2 + var
+
+    @override
+    def group_log_alpha(self) -> torch.Tensor:
+        r"""Return :math:`\log\alpha_g = \log\sigma^2_{z,g} - \log\mu^2_{z,g}` (eq. 10)."""
+        log_var = self.scale_log_var.clamp(*LOG_VAR_RANGE)
+        return log_var - torch.log((self.scale_loc**2).clamp_min(1e-30))
+
+
 @register_prior("group-nj")
 class GroupNormalJeffreys(Prior):
     r"""Group normal-Jeffreys (log-uniform) prior, Louizos, Ullrich & Welling (2017), §3.1.
@@ -46,19 +78,13 @@ class GroupNormalJeffreys(Prior):
         "horseshoe or Gaussian prior for a gold-standard comparison"
     )
 
+    guide_family = GroupNormalJeffreysGuide
+
     def __init__(self):
         super().__init__()
 
-    def _gate_init(self, spec: LayerSpec, module: LayerGuide) -> None:
-        g = spec.num_groups
-        module.declare("scale_loc", 1.0 + 0.01 * torch.randn(g), role="loc")
-        module.declare("scale_log_var", LOG_VAR_INIT + 0.01 * torch.randn(g), role="log_var")
-
     def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         return {"scale": LogUniform((spec.num_groups,)).to_event(1)}
-
-    def _gate_guide(self, spec: LayerSpec, module: LayerGuide) -> None:
-        pyro.sample(spec.site("scale"), normal(module.scale_loc, module.scale_log_var).to_event(1))
 
     @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -70,17 +96,3 @@ class GroupNormalJeffreys(Prior):
     ) -> Gate:
         q = cast(LogVarNormal, qs["scale"])  # the factor _gate_guide samples the scale from
         return torch.addcmul(q.loc, q.scale, example_noise((batch_size, *q.loc.shape), q.loc))
-
-    @override
-    def gate_moments(
-        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        mu = module.scale_loc
-        var = variance(module.scale_log_var)
-        return mu, mu**2 + var
-
-    @override
-    def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r"""Return :math:`\log\alpha_g = \log\sigma^2_{z,g} - \log\mu^2_{z,g}` (eq. 10)."""
-        log_var = module.scale_log_var.clamp(*LOG_VAR_RANGE)
-        return log_var - torch.log((module.scale_loc**2).clamp_min(1e-30))

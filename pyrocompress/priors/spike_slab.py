@@ -7,6 +7,7 @@ from typing import cast, override
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
 
 from pyrocompress.constraints import PARAMETERS
 from pyrocompress.distributions import ConditionalSlab, LogVarNormal, MarginalizedBernoulli
@@ -24,6 +25,62 @@ from pyrocompress.priors.registry import register_prior
 #: to 1, whose ``log(1 - p)`` is ``-inf``.
 _INCLUSION = PARAMETERS["prior_inclusion"]
 _MIN_INCLUSION = _INCLUSION.low
+
+
+class SpikeAndSlabGuide(LayerGuide):
+    r"""The guide family of :class:`SpikeAndSlab`: Bernoulli gates and a structured slab.
+
+    :math:`q(\gamma_g) = \mathrm{Bernoulli}(\pi_g)` and :math:`q(\tilde w \mid \gamma)`.
+    """
+
+    @override
+    def _gate_init(self) -> None:
+        logits = 3.0 + 0.01 * torch.randn(self.spec.num_groups)
+        self.declare("inclusion_logit", logits, role="logit")
+
+    @override
+    def _gate_guide(self) -> None:
+        q = MarginalizedBernoulli(logits=self.inclusion_logit)
+        pyro.sample(self.spec.site("inclusion"), q.to_event(1))
+
+    @override
+    def _slab_guides(self) -> tuple[TorchDistributionMixin, TorchDistributionMixin | None]:
+        r"""Return the structured factors :math:`q(\tilde w \mid \gamma)`.
+
+        See :class:`~pyrocompress.distributions.ConditionalSlab`.
+        """
+        spec = self.spec
+        pi = torch.sigmoid(self.inclusion_logit)
+        q_weight, q_bias = super()._slab_guides()
+        # the base family's factors are LogVarNormal (mean and log-variance)
+        q_w = cast(LogVarNormal, q_weight)
+        q_weight = ConditionalSlab(q_w.loc, q_w.log_var, spec.expand_groups(pi))
+        if q_bias is not None and spec.bias_gated:
+            q_b = cast(LogVarNormal, q_bias)
+            q_bias = ConditionalSlab(q_b.loc, q_b.log_var, pi)
+        return q_weight, q_bias
+
+    @override
+    def gate_moments(self, *, conditional: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Return :math:`(\pi, \pi)` per group, or :math:`(1, 1)` given inclusion."""
+        if conditional:
+            one = torch.ones_like(self.inclusion_logit)
+            return one, one
+        pi = torch.sigmoid(self.inclusion_logit)
+        return pi, pi
+
+    @override
+    def group_log_alpha(self) -> torch.Tensor:
+        r"""Return :math:`\log\alpha = \log((1-\pi)/\pi)`.
+
+        So that :math:`\sigma(-\log\alpha) = \pi`.
+        """
+        return -self.inclusion_logit
+
+    @override
+    def inclusion_probabilities(self) -> torch.Tensor:
+        r"""Return :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024)."""
+        return torch.sigmoid(self.inclusion_logit)
 
 
 @register_prior("spike-slab")
@@ -60,6 +117,7 @@ class SpikeAndSlab(Prior):
     """
 
     hyper_parameters = ("prior_inclusion", "slab_scale")
+    guide_family = SpikeAndSlabGuide
     needs_local_reparam = True
     nuts_unsupported = (
         "NUTS cannot sample the spike-and-slab's discrete inclusion gates; use the "
@@ -88,34 +146,9 @@ class SpikeAndSlab(Prior):
         self.prior_inclusion = float(prior_inclusion)
         self.slab_scale = self.weight_scale
 
-    def _gate_init(self, spec: LayerSpec, module: LayerGuide) -> None:
-        module.declare("inclusion_logit", 3.0 + 0.01 * torch.randn(spec.num_groups), role="logit")
-
     def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         prior = dist.Bernoulli(zero + self.prior_inclusion).expand((spec.num_groups,))
         return {"inclusion": prior.to_event(1)}
-
-    def _gate_guide(self, spec: LayerSpec, module: LayerGuide) -> None:
-        q = MarginalizedBernoulli(logits=module.inclusion_logit)
-        pyro.sample(spec.site("inclusion"), q.to_event(1))
-
-    @override
-    def _slab_guides(
-        self, spec: LayerSpec, module: LayerGuide
-    ) -> tuple[dist.Distribution, dist.Distribution | None]:
-        r"""Return the structured factors :math:`q(\tilde w \mid \gamma)`.
-
-        See :class:`~pyrocompress.distributions.ConditionalSlab`.
-        """
-        pi = torch.sigmoid(module.inclusion_logit)
-        q_weight, q_bias = super()._slab_guides(spec, module)
-        # the base class's factors are LogVarNormal (mean and log-variance)
-        q_w = cast(LogVarNormal, q_weight)
-        q_weight = ConditionalSlab(q_w.loc, q_w.log_var, spec.expand_groups(pi))
-        if q_bias is not None and spec.bias_gated:
-            q_b = cast(LogVarNormal, q_bias)
-            q_bias = ConditionalSlab(q_b.loc, q_b.log_var, pi)
-        return q_weight, q_bias
 
     @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -128,25 +161,3 @@ class SpikeAndSlab(Prior):
         # the gate factor _gate_guide samples the inclusions from
         pi = cast(MarginalizedBernoulli, qs["inclusion"]).probs
         return pi, pi
-
-    @override
-    def gate_moments(
-        self, spec: LayerSpec, module: LayerGuide, *, conditional: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if conditional:
-            one = torch.ones_like(module.inclusion_logit)
-            return one, one
-        pi = torch.sigmoid(module.inclusion_logit)
-        return pi, pi
-
-    @override
-    def group_log_alpha(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        r"""Return :math:`\log\alpha = \log((1-\pi)/\pi)`.
-
-        So that :math:`\sigma(-\log\alpha) = \pi`.
-        """
-        return -module.inclusion_logit
-
-    @override
-    def inclusion_probabilities(self, spec: LayerSpec, module: LayerGuide) -> torch.Tensor:
-        return torch.sigmoid(module.inclusion_logit)
