@@ -187,7 +187,7 @@ class LocalReparamELBO(ELBO):
     handler per program instead of building traces, and it computes no log-density of a
     latent site, no score-function parts and no per-step validation, all of which the
     generic ELBO computes and then does not use. With the same random numbers in the
-    model it gives the same value as the generic path (``tests/test_local_reparam.py``).
+    model it gives the same value as the generic path (``tests/infer/test_local_reparam.py``).
     Every latent site needs a registered KL.
 
     The model and the guide stay ordinary Pyro programs; use it as any Pyro ELBO. The

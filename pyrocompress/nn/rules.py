@@ -215,7 +215,7 @@ def maxpool2d_moments(
 
     Supports ``padding=0``, ``dilation=1`` and ``ceil_mode=False``. Exact for windows of
     two. For windows of four, against the exact moments by quadrature over 500 random
-    windows (means N(0, 1), variances U(0.01, 2.01); ``tests/test_moments.py``): median
+    windows (means N(0, 1), variances U(0.01, 2.01); ``tests/nn/test_moments.py``): median
     error 0.005 sd in the mean and 2.5 % in the sd, worst 0.11 sd and 32 %.
     """
     if _pair(pool.padding) != (0, 0) or _pair(pool.dilation) != (1, 1) or pool.ceil_mode:

@@ -23,7 +23,7 @@ from pyrocompress.data import (
     write_idx,
 )
 
-REAL_MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+REAL_MNIST_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
 
 N_TRAIN = 20
 N_TEST = 10

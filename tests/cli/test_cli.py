@@ -663,7 +663,7 @@ def test_demo_reproduces_its_committed_report(tmp_path):
     """``pyrocompress demo`` gives the committed ``docs/results/core/demo/report.json``
     again, every number but the wall-clock times (``benchmarks/core/core_runs.py --only
     demo`` rewrites it). About two minutes on 2 cores."""
-    committed = Path(__file__).resolve().parents[1] / "docs/results/core/demo/report.json"
+    committed = Path(__file__).resolve().parents[2] / "docs/results/core/demo/report.json"
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--quiet"]) == 0
     new, old = (json.loads(p.read_text()) for p in (out / "report.json", committed))
