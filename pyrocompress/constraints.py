@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["PARAMETERS", "SEED_LIMIT", "Constraint", "check"]
+__all__ = ["PARAMETERS", "SEED_LIMIT", "Constraint", "check", "check_layer_names"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)`` (NumPy's limit).
 SEED_LIMIT = 2**32
@@ -141,3 +142,31 @@ def check(name: str, value: Any, *, label: str | None = None) -> Any:
         ``"<label> must be <what>, e.g. <example>; got <value>"``.
     """
     return PARAMETERS[name].check(label or name, value)
+
+
+def check_layer_names(label: str, names: Iterable[str], layers: Sequence[str]) -> None:
+    """Check that a per-layer mapping names every layer exactly (no unknown, none missing).
+
+    Parameters
+    ----------
+    label
+        What the mapping is, for the message (``"a threshold dict"``).
+    names
+        The mapping's keys.
+    layers
+        The layer names, in network order.
+
+    Raises
+    ------
+    ValueError
+        ``"<label> must name every layer exactly: [...]; unknown [...]; missing [...]"``.
+    """
+    given = set(names)
+    unknown = sorted(given - set(layers))
+    missing = [k for k in layers if k not in given]
+    if unknown or missing:
+        raise ValueError(
+            f"{label} must name every layer exactly: {list(layers)}"
+            + (f"; unknown {unknown}" if unknown else "")
+            + (f"; missing {missing}" if missing else "")
+        )

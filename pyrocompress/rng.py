@@ -32,38 +32,49 @@ __all__ = ["get_state", "seeded", "seeded_by", "set_state"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _cuda_initialised() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
+
+
 def get_state() -> dict[str, Any]:
-    """Return the global random states: torch CPU, CUDA devices (if initialised), NumPy, random.
+    """Return the states of torch's (CPU and CUDA), NumPy's and Python's generators.
+
+    In a form a weights-only ``torch.load`` reads back (tensors, numbers, strings,
+    lists), so that checkpoints store it as it is. CUDA states are taken only once CUDA
+    is initialised (taking them would initialise it).
 
     Returns
     -------
     dict
-        Keys ``"torch"``, ``"numpy"``, ``"random"`` and, when CUDA is initialised,
-        ``"cuda"``; :func:`set_state` restores them.
+        Keys ``"torch"``, ``"cuda"``, ``"numpy"``, ``"python"``.
     """
-    state: dict[str, Any] = {
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "random": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if _cuda_initialised() else [],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": [version, list(internal), gauss],
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
 
 
 def set_state(state: dict[str, Any]) -> None:
-    """Restore global random states captured by :func:`get_state`.
+    """Restore the generators from :func:`get_state`.
 
     Parameters
     ----------
     state
-        The dictionary :func:`get_state` returned.
+        The dictionary :func:`get_state` returned (CUDA states for as many devices as
+        both machines have).
     """
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["random"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] and torch.cuda.is_available():  # as many devices as both machines have
+        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(cuda_state, index)
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from pyrocompress.analysis import Posterior, unit_scores
 from pyrocompress.compress.compact import CompactInfo, build_compact, weight_tensors
 from pyrocompress.compress.rules import PruningRule, pruning_rules
 from pyrocompress.compress.rules import get_rule as get_pruning_rule
-from pyrocompress.constraints import check
+from pyrocompress.constraints import check, check_layer_names
 from pyrocompress.infer import prepare_data
 from pyrocompress.nn import BayesianNetwork
 
@@ -156,14 +156,7 @@ def _layer_thresholds(threshold, rule: PruningRule, layers: list[str]) -> dict[s
     if threshold is None:
         values = dict.fromkeys(layers, rule.default_threshold)
     elif isinstance(threshold, dict):
-        unknown = sorted(set(threshold) - set(layers))
-        missing = [k for k in layers if k not in threshold]
-        if unknown or missing:
-            raise ValueError(
-                f"a threshold dict must name every layer exactly: {layers}"
-                + (f"; unknown {unknown}" if unknown else "")
-                + (f"; missing {missing}" if missing else "")
-            )
+        check_layer_names("a threshold dict", threshold, layers)
         values = {k: threshold[k] for k in layers}
     else:
         values = dict.fromkeys(layers, threshold)
@@ -238,7 +231,8 @@ def _threshold_plan(post: Posterior, rule: PruningRule, threshold, fixed) -> Pru
     masks = {k: rule.keep(v, th[k]) for k, v in statistic.items()}
     scores = rule.scores(post)
     shown = {"all": th[post.layer_names[0]]} if not isinstance(threshold, dict) else th
-    return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule.name, rule.name, shown)
+    score = rule.score or rule.name
+    return PruningPlan(_ensure_nonempty(masks, scores, fixed), rule.name, score, shown)
 
 
 def _scores(bnn: BayesianNetwork, post: Posterior, score: str, validation):

@@ -59,6 +59,8 @@ class PruningRule:
         The threshold when none is given.
     check
         ``check(threshold) -> message or None``: validation of one threshold.
+    score
+        The name of the statistic, as reports record it (the rule's name by default).
     """
 
     name: str
@@ -67,6 +69,7 @@ class PruningRule:
     scores: Callable[[Posterior], dict[str, torch.Tensor]]
     default_threshold: float
     check: Callable[[float], str | None] = lambda t: None
+    score: str | None = None
 
 
 _RULES: dict[str, PruningRule] = {}
@@ -188,7 +191,8 @@ register_rule(
         scores=_pips,
         default_threshold=0.1,
         check=_fdr_level,
-    )  # fmt: skip
+        score="pip",  # the statistic the FDR is estimated from
+    )
 )
 register_rule(
     PruningRule(

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import os
 import pickle
-import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+
+from pyrocompress.rng import get_state, set_state
 
 __all__ = ["CHECKPOINT_NAME", "atomic_save", "rng_state", "safe_load", "set_rng_state"]
 
@@ -93,40 +93,6 @@ def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
         ) from None
 
 
-def rng_state() -> dict[str, Any]:
-    """Return the states of torch's (CPU and CUDA), NumPy's and Python's generators.
-
-    In a form :func:`safe_load` reads back (tensors, numbers, strings, lists).
-
-    Returns
-    -------
-    dict
-        Keys ``"torch"``, ``"cuda"``, ``"numpy"``, ``"python"``.
-    """
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "python": [version, list(internal), gauss],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the generators from :func:`rng_state`.
-
-    Parameters
-    ----------
-    state
-        The dictionary :func:`rng_state` returned (CUDA states for as many devices as
-        both machines have).
-    """
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():  # as many devices as both machines have
-        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+#: The generator states a checkpoint holds (:mod:`pyrocompress.rng`, one implementation).
+rng_state = get_state
+set_rng_state = set_state

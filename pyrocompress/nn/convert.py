@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from pyrocompress.constraints import check_layer_names
 from pyrocompress.distributions import Likelihood, get_likelihood
 from pyrocompress.nn.layers import BayesianConv2d, BayesianLayer, BayesianLinear
 from pyrocompress.nn.network import BayesianNetwork
@@ -156,16 +157,9 @@ def _prior_for(
         one = get_prior(prior)
         return dict.fromkeys(paths, one)
     if isinstance(prior, Mapping):
-        unknown = sorted(set(prior) - set(paths))
-        missing = [p for p in paths if p not in prior]
-        if unknown or missing:
-            raise ValueError(
-                f"prior, as a mapping, must name every Linear/Conv2d layer exactly: {paths}"
-                + (f"; unknown {unknown}" if unknown else "")
-                + (f"; missing {missing}" if missing else "")
-            )
-        cache: dict[object, Prior] = {}
-        return {p: cache.setdefault(prior[p], get_prior(prior[p])) for p in paths}
+        check_layer_names("prior, as a mapping,", prior, paths)
+        shared = {spec: get_prior(spec) for spec in set(prior.values())}  # one per key
+        return {p: shared[prior[p]] for p in paths}
     if callable(prior):
         out: dict[str, Prior] = {}
         for p in paths:
