@@ -63,6 +63,7 @@ from pyrocompress.priors import (
     GroupHorseshoe,
     GroupNormalJeffreys,
     Prior,
+    RegularizedHorseshoe,
     SpikeAndSlab,
     register_prior,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "Prior",
     "PruneResult",
     "PruningPlan",
+    "RegularizedHorseshoe",
     "SelectFeatures",
     "SpikeAndSlab",
     "__version__",

@@ -106,7 +106,11 @@ PARAMETERS: dict[str, Constraint] = {
     "kl_warmup": Constraint("integer", low=0, example="0 (off) or 10"),
     "max_weight_variance": Constraint("real", low=0, low_open=True, example="0.04"),
     "group_penalty": Constraint("real", low=0, example="1.5e-3"),
+    "num_samples": Constraint("integer", low=1, example="500"),
     "seed": Constraint("integer", low=0, high=SEED_LIMIT - 1, example="0"),
+    # fit's convergence stop: relative change of the window means, window length in epochs
+    "tol": Constraint("real", low=0, low_open=True, optional=True, example="1e-3 (or None: off)"),
+    "convergence_window": Constraint("integer", low=2, example="50"),
     # pruning
     "tolerance": Constraint(
         "real", low=0, high=1, high_open=True, example="0.01 (1 point of error)"

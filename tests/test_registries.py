@@ -69,6 +69,10 @@ class ScaledNormal(pc.Prior):
     def gate(self, spec, values):
         return values["scale"]
 
+    def gate_log_prior(self, spec, values):
+        # log z ~ N(0, spread^2): the density of log z, for the inclusion probabilities
+        return lambda log_z: -0.5 * (log_z / self.spread) ** 2
+
     def local_gate(self, spec, batch_size, qs):
         q = qs["scale"]
         eps = pc.effects.example_noise((batch_size, *q.loc.shape), q.loc)

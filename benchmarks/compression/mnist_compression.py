@@ -62,6 +62,19 @@ RUNS = {
     "lenet-5-caffe-group-nj": ("lenet-5-caffe", "group-nj", 200, ()),
     "lenet-5-caffe-group-horseshoe": ("lenet-5-caffe", "group-horseshoe", 200, ()),
     "lenet-300-100-spike-slab": ("lenet-300-100", "spike-slab", 80, ()),
+    # the spike-and-slab prior with a slab at the weights' scale, c/sqrt(fan-in) in each
+    # layer, and per-example Bernoulli gates shared by the units a group feeds
+    # (straight-through gradients): docs/results/spike-slab-mnist.md
+    **{
+        f"lenet-300-100-spike-slab-st-fan-in-{c}": (
+            "lenet-300-100",
+            "spike-slab",
+            80,
+            (),
+            {"slab_scale": float(c), "slab_scaling": "fan_in", "estimator": "straight-through"},
+        )
+        for c in (2, 3)
+    },
     "lenet-300-100-gaussian": ("lenet-300-100", "gaussian", 80, ()),
     "lenet-300-100-group-nj-no-clip": ("lenet-300-100", "group-nj", 200, ()),
     "lenet-300-100-group-nj-clip-0.2": ("lenet-300-100", "group-nj", 200, ("--clip-var", "0.2")),
@@ -97,6 +110,57 @@ def command(
     ]  # fmt: skip
 
 
+def prior_options(name: str) -> dict:
+    """The keyword arguments of the run's prior beyond the registry key's defaults."""
+    entry = RUNS[name]
+    return dict(entry[4]) if len(entry) > 4 else {}
+
+
+def library_run(name: str, epochs: int, data_dir: Path, out: Path, checkpoint_dir, resume):
+    """Train and prune run ``name`` as ``pyrocompress compress`` does, with its prior options.
+
+    ``pyrocompress compress --prior KEY`` builds the key's default prior; a run whose prior
+    has other hyper-parameters (:func:`prior_options`) runs the same steps through the
+    library: the data, model, seeding, ``fit`` settings and automatic pruning of
+    :func:`pyrocompress.cli.app.run` with its options from :func:`command`. Writes
+    ``out/report.json``.
+    """
+    from pyrocompress import bayesianize, fit, prune
+    from pyrocompress import data as datasets
+    from pyrocompress.cli.app import build_model
+    from pyrocompress.priors import get_prior
+    from pyrocompress.rng import seeded
+
+    model, key, _, extra = RUNS[name][:4]
+    if extra:
+        raise ValueError(f"{name}: a library run takes no command-line options, got {extra}")
+    prior = type(get_prior(key))(**prior_options(name))
+    seed = 0
+    start = time.perf_counter()
+    splits = datasets.load_dataset("mnist", data_dir=data_dir, seed=seed)
+    with seeded(seed):
+        net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
+    bnn = bayesianize(net, prior, feature_names=splits.train.feature_names, seed=seed)
+    history = fit(
+        bnn, splits.train, epochs=epochs, batch_size=128, lr=1e-3, lr_schedule="cosine",
+        validation=splits.val, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
+        progress=False,
+    )  # fmt: skip
+    bnn.cpu()
+    meta = {
+        "model": model, "prior": key, "prior_config": repr(prior), "dataset": "mnist",
+        "epochs": epochs, "seed": seed, "objective": "elbo", "score": "snr",
+    }  # fmt: skip
+    result = prune(
+        bnn, "auto", validation=(splits.val.X, splits.val.y),
+        test=(splits.test.X, splits.test.y), tolerance=TOLERANCE, score="snr", metadata=meta,
+    )  # fmt: skip
+    report = result.report
+    report["seconds"] = time.perf_counter() - start
+    report["history"] = history.to_dict()
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
 def run_one(
     name: str,
     epochs: int | None,
@@ -107,26 +171,38 @@ def run_one(
     checkpoint_root: Path | None = None,
     resume: bool = False,
 ) -> dict:
-    model, prior, default_epochs, extra = RUNS[name]
+    model, prior, default_epochs, extra = RUNS[name][:4]
     args = command(model, prior, epochs or default_epochs, data_dir, extra, device)
     shown = "pyrocompress " + " ".join(
         shlex.quote(a if a != str(data_dir) else "../shared/data/mnist") for a in args
     )
+    options = prior_options(name)
+    if options:  # the CLI builds the key's default prior: the same recipe via the library
+        if device != "cpu":
+            raise ValueError(f"{name}: a run with prior options trains on the CPU only")
+        shown = (
+            f"python benchmarks/compression/mnist_compression.py --only {name} "
+            f"--epochs {epochs or default_epochs}  # = {shown} with the prior's "
+            + ", ".join(f"{k}={v!r}" for k, v in options.items())
+        )
     keep = ["--checkpoint-dir", str(checkpoint_root / name)] if checkpoint_root else []
     resumed_from = 0
-    if resume:
+    if resume and checkpoint_root is not None:  # (main refuses --resume without it)
         ckpt = checkpoint_root / name / CHECKPOINT_NAME
         resumed_from = int(safe_load(ckpt, "checkpoint")["epoch"]) if ckpt.exists() else 0
         keep.append("--resume")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "pyrocompress", *args, *keep, "--out", tmp, "--quiet"],
-            check=True,
-            cwd=ROOT,
-            env=env,
-        )
+        if options:
+            child = [
+                sys.executable, str(Path(__file__).resolve()), "--library-run", name,
+                "--epochs", str(epochs or default_epochs), "--data-dir", str(data_dir),
+                "--out", tmp, *keep,
+            ]  # fmt: skip
+        else:
+            child = [sys.executable, "-m", "pyrocompress", *args, *keep, "--out", tmp, "--quiet"]
+        subprocess.run(child, check=True, cwd=ROOT, env=env)
         wall = time.perf_counter() - start
         report = json.loads((Path(tmp) / "report.json").read_text())
     if write:
@@ -151,7 +227,7 @@ def run_one(
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--only", choices=list(RUNS), action="append")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     ap.add_argument("--epochs", type=int, help="override every run's epochs")
@@ -161,7 +237,16 @@ def main() -> int:
     ap.add_argument("--checkpoint-root", type=Path, help="keep DIR/<run>/checkpoint.pt")
     ap.add_argument("--resume", action="store_true", help="continue from --checkpoint-root")
     ap.add_argument("--threads", type=int, help="threads per run (default: cores / jobs)")
+    ap.add_argument("--library-run", choices=list(RUNS), help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--checkpoint-dir", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.library_run:  # the child process of a run with prior options (run_one)
+        library_run(
+            args.library_run, args.epochs, args.data_dir, args.out, args.checkpoint_dir,
+            args.resume,
+        )  # fmt: skip
+        return 0
     if args.jobs < 1:
         ap.error("--jobs must be >= 1")
     if args.resume and args.checkpoint_root is None:

@@ -98,8 +98,9 @@ def posterior_draws(
         Numpy arrays with a leading draw axis: per-layer gate draws (``gates``, a dict by
         layer name), the effective weights (``weights``, likewise), the pointwise
         log-likelihood ``log_lik [S, N]``, posterior-predictive ``y_pred [S, N]``, the
-        guide's log-density ``log_q [S]`` and the model's log joint ``log_p [S]`` (prior
-        of every latent site plus the log-likelihood).
+        guide's log-density ``log_q [S]``, the model's log joint ``log_p [S]`` (prior
+        of every latent site plus the log-likelihood), and the draws of every latent site
+        (``sites``, tensors by site name).
 
     Raises
     ------
@@ -116,6 +117,7 @@ def posterior_draws(
     y_pred: list[torch.Tensor] = []
     log_q: list[torch.Tensor] = []
     log_p: list[torch.Tensor] = []
+    sites: dict[str, list[torch.Tensor]] = {}
     with seeded(seed):  # the caller's global random state is left as it was
         for _ in range(num_samples):
             g_tr = poutine.trace(bnn.guide).get_trace()
@@ -129,6 +131,8 @@ def posterior_draws(
             log_q.append(torch.as_tensor(g_tr.log_prob_sum(), dtype=torch.float64))
             log_p.append(torch.as_tensor(m_tr.log_prob_sum(), dtype=torch.float64))
             values = {s: n["value"] for s, n in _nodes(g_tr).items() if n["type"] == "sample"}
+            for site, value in values.items():
+                sites.setdefault(site, []).append(value.detach())
             for name, (gate, w) in bnn.effective_weights(values).items():
                 if gate is None:  # Gaussian prior: the group's weight norm
                     gate = layers[name].spec.group_sum(w**2).sqrt()
@@ -141,6 +145,7 @@ def posterior_draws(
         "y_pred": torch.stack(y_pred).cpu().numpy(),
         "log_q": torch.stack(log_q).cpu().numpy(),
         "log_p": torch.stack(log_p).cpu().numpy(),
+        "sites": {k: torch.stack(v) for k, v in sites.items()},
     }
 
 
@@ -183,6 +188,8 @@ def _group_dim(bnn: BayesianNetwork, name: str) -> tuple[str, list]:
     """Return the DataTree dimension of a layer's groups and its coordinates."""
     layer = bnn.bayesian_layers()[name]
     first = next(iter(bnn.bayesian_layers())) == name
+    if layer.spec.column_groups is not None:  # tied input columns: one coordinate per group
+        return f"{variable_prefix(name)}_group", list(range(layer.spec.num_groups))
     if layer.spec.kind == "linear":
         dim = f"{variable_prefix(name)}_input"
         if first and bnn.feature_names is not None:
@@ -209,11 +216,16 @@ def to_datatree(
     gate ``<layer>_scale`` — normal-Jeffreys scale, horseshoe gate, spike-and-slab
     inclusion, or the group's weight norm for the Gaussian prior — with a dim
     ``<layer>_input`` (Linear, feature names as coordinates for the first layer when given)
-    or ``<layer>_channel`` (Conv2d); with ``all_weights=True`` also ``<layer>_weight``),
-    ``log_likelihood`` (``obs``, pointwise), ``posterior_predictive``, ``observed_data``,
-    ``sample_stats`` (``log_q``, ``log_p``: the guide's and the model's log-density of each
-    draw, for PSIS), ``variational`` (log alpha, inclusion probability where defined, group
-    SNR) and ``loss`` (the training history, when given).
+    or ``<layer>_channel`` (Conv2d); where inclusion probabilities are defined, each
+    group's ``<layer>_relevance``, the probability that it is relevant given the draw's
+    weights (:meth:`~pyrocompress.Posterior.relevance`), whose mean over the draws
+    estimates its inclusion probability (so ArviZ gives its Monte-Carlo error); with
+    ``all_weights=True`` also ``<layer>_weight``), ``log_likelihood`` (``obs``,
+    pointwise), ``posterior_predictive``, ``observed_data``, ``sample_stats`` (``log_q``,
+    ``log_p``: the guide's and the model's log-density of each draw, for PSIS),
+    ``variational`` (log alpha, group SNR, and where defined the inclusion probability
+    ``<layer>_pip`` and the relevance threshold ``<layer>_threshold``) and ``loss`` (the
+    training history, when given).
 
     Parameters
     ----------
@@ -267,9 +279,19 @@ def to_datatree(
                  if layer.prior.has_inclusion_probabilities]  # fmt: skip
     if with_pips:
         pips = analysis.inclusion_probabilities(with_pips)
+        thresholds = analysis.relevance_thresholds()
         for name, v in pips.items():
-            variational[f"{variable_prefix(name)}_pip"] = v.cpu().numpy()
-            vdims[f"{variable_prefix(name)}_pip"] = [_group_dim(bnn, name)[0]]
+            prefix, dim = variable_prefix(name), _group_dim(bnn, name)[0]
+            variational[f"{prefix}_pip"] = v.cpu().numpy()
+            variational[f"{prefix}_threshold"] = thresholds[name].cpu().numpy()
+            vdims[f"{prefix}_pip"] = vdims[f"{prefix}_threshold"] = [dim]
+            # per draw, P(|g| > t | w, ...): its mean over the draws estimates the PIP
+            spec = bnn.bayesian_layers()[name].spec
+            parts = {p: d["sites"][spec.site(p)].double().cpu()
+                     for p in bnn.bayesian_layers()[name].prior.site_priors(spec, X)
+                     if spec.site(p) in d["sites"]}  # fmt: skip
+            post[f"{prefix}_relevance"] = analysis.relevance(name, parts).numpy()[None]
+            dims[f"{prefix}_relevance"] = [dim]
     dims["obs"] = ["obs_id"]
     data = {
         "posterior": post,

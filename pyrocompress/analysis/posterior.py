@@ -17,14 +17,20 @@ which for the group normal-Jeffreys guide is Louizos et al. (2017)'s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+import pyro.poutine as poutine
 import torch
 
 from pyrocompress.analysis import diagnostics
-from pyrocompress.nn import BayesianLayer, BayesianNetwork, product_moments
+from pyrocompress.constraints import check
+from pyrocompress.infer.mcmc import site_variable
+from pyrocompress.nn import BayesianLayer, BayesianNetwork
+from pyrocompress.priors import Prior
+from pyrocompress.priors.relevance import relevance_given_layer, relevance_given_weights
+from pyrocompress.rng import seeded
 
 if TYPE_CHECKING:
     from pyrocompress.priors import LayerGuide
@@ -96,6 +102,11 @@ class BitPrecision:
     def total(self) -> int:
         """Total bits per weight: one sign bit, the exponent and the mantissa."""
         return 1 + self.exponent + self.mantissa
+
+
+def _has_gate_density(prior: Prior) -> bool:
+    """Whether ``prior`` gives its gate's conditional density (:meth:`Prior.gate_log_prior`)."""
+    return type(prior).gate_log_prior is not Prior.gate_log_prior
 
 
 class Posterior:
@@ -235,17 +246,91 @@ class Posterior:
         """
         return {k: torch.sigmoid(v) for k, v in self.log_alpha().items()}
 
-    def inclusion_probabilities(self, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
-        r"""Return the posterior inclusion probability of each group.
+    def information(self) -> dict[str, torch.Tensor]:
+        """Return each group's mean Fisher information per weight, as recorded by ``fit``.
 
-        Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024). Group
-        normal-Jeffreys and horseshoe: :math:`1 - p = 1/(1 + \alpha)`, one minus the
-        group's dropout rate, a monotone map of :math:`\log\alpha`.
+        See :mod:`pyrocompress.infer.information`.
+
+        Returns
+        -------
+        dict of str to Tensor
+            One value per group (NaN where none was recorded), by layer name.
+        """
+        return {name: self.bnn.guide[name].information.detach().clone() for name in self._layers}
+
+    def relevance_thresholds(self) -> dict[str, torch.Tensor]:
+        r"""Return the gate :math:`t_g = 1/(s\sqrt{h_g})` above which each group is relevant.
+
+        See :meth:`inclusion_probabilities`.
+
+        Returns
+        -------
+        dict of str to Tensor
+            One threshold per group, by layer name.
+        """
+        return self._each("relevance_threshold")
+
+    def inclusion_probabilities(
+        self,
+        layers: list[str] | None = None,
+        *,
+        draws: Any = None,
+        num_samples: int = 500,
+        seed: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        r"""Return the posterior inclusion probability (PIP) of each group.
+
+        One definition for every prior with a gate: the posterior probability that the
+        group is *relevant*, that the prior leaves more than half of its weights' signal,
+
+        .. math::
+
+            \mathrm{PIP}_g = P\big(\kappa_g < \tfrac12 \mid \mathcal D\big)
+                = P\big(|g_g| > t_g \mid \mathcal D\big), \qquad
+            \kappa_g = \frac{1}{1 + g_g^2 s^2 h_g}, \quad t_g = \frac{1}{s\sqrt{h_g}},
+
+        with :math:`g_g` the group's gate, :math:`s` the prior scale of its non-centred
+        weights and :math:`h_g` the mean Fisher information per weight of the group
+        (:meth:`information`). :math:`\kappa_g` is the shrinkage factor of Carvalho,
+        Polson & Scott (2010, eq. 2) and Piironen & Vehtari (2017, eq. 2.5): the
+        posterior mean of a weight is :math:`(1 - \kappa)` times its maximum-likelihood
+        estimate, and :math:`\sum (1 - \kappa)` is the effective number of parameters;
+        :math:`\kappa < \tfrac12` (Carvalho et al.'s selection rule) is the point where
+        the prior variance :math:`g^2 s^2` exceeds the sampling variance :math:`1/h` of
+        the estimate. For linear regression :math:`h_j = \sum_n x_{nj}^2/\sigma^2`,
+        so :math:`t_j` is the coefficient's standard error in prior-scale units. The
+        threshold comes from the data, not from a tuning constant.
+
+        It is estimated from posterior draws of the group's weights :math:`w_g` and the
+        layer's global variables :math:`\theta`, as the average of the exact conditional
+        probability :math:`P(|g_g| > t_g \mid w_g, \theta)` (the gate depends on the data
+        only through them; :mod:`pyrocompress.priors.relevance`): the guide's draws by
+        default, or the draws of another sampler (``draws``: NUTS), so SVI and NUTS are
+        summarised by one functional. This Rao-Blackwellised estimate has the expectation
+        of the fraction of draws with :math:`|g_g| > t_g` under the exact posterior and a
+        smaller variance, and under a mean-field guide it reads the effective weights,
+        which the data identify, instead of the guide's factor of the gate, which the
+        non-centred family leaves near its prior for groups the data switch off.
+        Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024) for
+        groups whose slab the data can see (:math:`s^2 h_g > 1`), exactly.
+        Log :math:`\alpha` and the dropout rate (:meth:`log_alpha`,
+        :meth:`dropout_rates`) measure the gate's relative variance, not its size, and
+        are no probabilities of inclusion.
 
         Parameters
         ----------
         layers
             Names of the layers to report; all when omitted.
+        draws
+            Posterior draws of the model's latent sites instead of the guide: a mapping
+            from site name (``"0.local_a"``) to a tensor or array with the draws along
+            its leading dimension(s) (chains and draws of one site are flattened), or
+            the DataTree of :func:`pyrocompress.infer.run_nuts`.
+        num_samples
+            Number of guide draws (without ``draws``); the Monte Carlo standard error of
+            each probability is at most :math:`0.5/\sqrt{\text{num\_samples}}`.
+        seed
+            Seed of the guide draws (the caller's random state is restored).
 
         Returns
         -------
@@ -255,9 +340,122 @@ class Posterior:
         Raises
         ------
         ValueError
-            For a layer with the Gaussian prior, where they are not defined.
+            For a layer with the Gaussian prior (no inclusion variables), or a network
+            whose Fisher information was never recorded.
         """
-        return self._each("inclusion_probabilities", layers)
+        names = self.layer_names if layers is None else layers
+        out = {}
+        for name in names:
+            layer, guide = self._layers[name], self.bnn.guide[name]
+            if not layer.prior.has_inclusion_probabilities:
+                guide.gate_exceedance()  # raises, naming the alternatives
+            with torch.no_grad():
+                threshold = guide.relevance_threshold().double().cpu()
+                if draws is None and not _has_gate_density(layer.prior):
+                    out[name] = guide.gate_exceedance(threshold).detach().float().cpu()
+                    continue
+                total = torch.zeros_like(threshold)
+                count = 0
+                for values in self._layer_draws(name, draws, num_samples, seed):
+                    total += self._relevance(name, values, threshold).sum(0)
+                    count += next(iter(values.values())).shape[0]
+            out[name] = (total / count).float()
+        return out
+
+    def relevance(self, name: str, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        r"""Return :math:`P(|g| > t \mid w, \theta)` of each group for each draw of a layer.
+
+        The conditional probabilities whose average over posterior draws is the inclusion
+        probability (:meth:`inclusion_probabilities`;
+        :mod:`pyrocompress.priors.relevance`): for a prior whose gate has no density
+        (spike-and-slab), the indicators :math:`[|g| > t]`.
+
+        Parameters
+        ----------
+        name
+            The layer.
+        values
+            Draws of the layer's sites by part name (``"weight"``, ``"local_a"``, ...),
+            the draws along the first dimension.
+
+        Returns
+        -------
+        Tensor
+            ``[S, G]``, float64.
+        """
+        threshold = self.bnn.guide[name].relevance_threshold().double().cpu()
+        return self._relevance(name, values, threshold)
+
+    def _relevance(
+        self, name: str, values: dict[str, torch.Tensor], threshold: torch.Tensor
+    ) -> torch.Tensor:
+        layer = self._layers[name]
+        prior, spec = layer.prior, layer.spec
+        num = values["weight"].shape[0]
+        gates = torch.stack(
+            [
+                cast(torch.Tensor, prior.gate(spec, {k: v[i] for k, v in values.items()}))
+                for i in range(num)
+            ]
+        ).double()  # [S, G]  (fmt: skip)
+        log_prior = prior.gate_log_prior(spec, values)
+        if log_prior is None:
+            return (gates.abs() > threshold).double()
+        densities = prior.global_scale_densities(spec, values)
+        w2 = torch.stack([spec.group_sum(w.double().square()) for w in values["weight"]])
+        beta = w2 / (2.0 * prior.layer_weight_scale(spec) ** 2)
+        size = spec.group_sum(torch.ones(spec.weight_shape, dtype=torch.float64))
+        if spec.has_bias and spec.bias_gated:
+            beta = beta + values["bias"].double().square() / (2.0 * prior.bias_scale**2)
+            size = size + 1.0
+        if densities is not None:  # the global scale integrated out, given the weights
+            return relevance_given_layer(*densities, gates.square() * beta, size, threshold)
+        return relevance_given_weights(log_prior, gates.square() * beta, size, threshold)
+
+    def _layer_draws(
+        self, name: str, draws: Any, num_samples: int, seed: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield draws of the layer's sites by part name, in chunks (draws first)."""
+        layer = self._layers[name]
+        spec = layer.spec
+        like = torch.zeros((), dtype=torch.float64)
+        parts = layer.prior.site_priors(spec, like)
+        if draws is not None:
+            posterior = draws["posterior"].to_dataset() if hasattr(draws, "children") else None
+            values = {}
+            for part, prior in parts.items():
+                site = spec.site(part)
+                if posterior is not None and site_variable(site) in posterior:
+                    raw = posterior[site_variable(site)].values
+                elif posterior is None and site in draws:
+                    raw = draws[site]
+                else:
+                    raise ValueError(f"draws has no values of site {site!r}")
+                value = torch.as_tensor(raw).double().cpu()
+                event = len(prior.event_shape)  # the draws run over the leading dimensions
+                values[part] = value.reshape(-1, *value.shape[value.dim() - event :])
+            yield values
+            return
+        check("num_samples", num_samples)
+        guide = self.bnn.guide[name]
+        sites = {part: spec.site(part) for part in parts}
+        chunk = max(1, min(num_samples, 2**22 // max(1, math.prod(spec.weight_shape))))
+        with seeded(seed):
+            if guide.weights == "mean-field":  # independent sites: each drawn in one call
+                nodes: dict[str, Any] = dict(poutine.trace(guide).get_trace().nodes)
+                fns = {p: nodes[s]["fn"] for p, s in sites.items() if s in nodes}
+                for start in range(0, num_samples, chunk):
+                    size = (min(chunk, num_samples - start),)
+                    yield {p: fn.sample(size).double().cpu() for p, fn in fns.items()}
+                return
+            # traced one draw at a time: the conditional weights depend on the gate drawn
+            # before them
+            for start in range(0, num_samples, chunk):
+                rows = []
+                for _ in range(min(chunk, num_samples - start)):
+                    nodes = dict(poutine.trace(guide).get_trace().nodes)
+                    rows.append({p: nodes[s]["value"] for p, s in sites.items() if s in nodes})
+                yield {p: torch.stack([r[p] for r in rows]).double().cpu() for p in rows[0]}
 
     def snr(self, level: str = "group") -> dict[str, torch.Tensor]:
         r"""Return the signal-to-noise ratio :math:`|E w| / \mathrm{sd}\,w` of effective weights.
@@ -296,12 +494,7 @@ class Posterior:
         layer: BayesianLayer, guide: LayerGuide, conditional: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the posterior mean and variance of a layer's effective weights."""
-        mu, var = guide.weight_moments()
-        gm = guide.gate_moments(conditional=conditional)
-        if gm is None:
-            return mu, var
-        m1, m2 = (layer.spec.expand_groups(t) for t in gm)
-        return product_moments(m1, m2, mu, var)
+        return guide.effective_moments(conditional=conditional)
 
     def weight_mean(self, *, conditional: bool = False) -> dict[str, torch.Tensor]:
         """Return the posterior mean of the effective weights ``E[g W~]``.

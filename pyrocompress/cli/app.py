@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, cast
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -41,8 +42,10 @@ from pyrocompress.plots import (
     plot_pruning_curve,
 )
 from pyrocompress.priors import get_prior, prior_keys
+from pyrocompress.priors.conditional import GUIDES
 from pyrocompress.rng import seeded
 from pyrocompress.selection.estimator import (
+    DEFAULT_TOL,
     FeatureSelector,
     infer_task,
     selection_priors,
@@ -186,6 +189,7 @@ def run(
     score: str = "snr",
     rule: str = "auto",
     threshold: float | None = None,
+    guide: str = "mean-field",
     progress: bool = True,
 ) -> dict:
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
@@ -227,7 +231,9 @@ def run(
     start = time.perf_counter()
     with seeded(seed):  # torch's initialisation of the plain model; the caller's state stays
         net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
-    bnn = bayesianize(net, get_prior(prior), feature_names=splits.train.feature_names, seed=seed)
+    bnn = bayesianize(
+        net, get_prior(prior), feature_names=splits.train.feature_names, guide=guide, seed=seed
+    )
     try:
         history = fit(
             bnn,
@@ -453,6 +459,18 @@ def _parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _parse_tol(text: str) -> float | None:
+    """``--tol``: a number, or ``off`` / ``none`` for no convergence stop."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--tol must be a positive number such as 0.005, or 'off'; got {text!r}"
+        ) from None
+
+
 def run_select(
     *,
     csv: str,
@@ -461,12 +479,25 @@ def run_select(
     prior: str = "spike-slab",
     hidden: str = "50,20",
     epochs: int | None = None,
+    max_steps: int | None = None,
+    tol: float | None = DEFAULT_TOL,
     fdr: float | None = None,
     seed: int = 0,
     out: str | None = None,
+    guide: str = "mean-field",
     progress: bool = True,
 ) -> dict:
     """Select features of a CSV table; writes ``selection.json`` and ``pip.png`` to ``out``.
+
+    The training budget is the selector's
+    (:func:`~pyrocompress.selection.estimator.training_budget`):
+    ``epochs`` fixes it, else ``max_steps`` and ``tol`` (``None``: no convergence stop)
+    shape the default one.
+
+    Numeric (and boolean) columns are features as they are; a non-numeric column (text
+    labels) is one-hot encoded, every level a column, and its columns share one gate, so
+    it is selected or dropped as a whole with one inclusion probability (see
+    :class:`~pyrocompress.FeatureSelector`); the report names the CSV's columns.
 
     ``pip.png`` marks the cut-off of the rule used: PIP 0.5 for the median-probability
     model (Barbieri & Berger 2004), the smallest selected PIP with ``--fdr`` (Newton et al.
@@ -477,13 +508,16 @@ def run_select(
     _check_writable_dir(out, "--out")
     if epochs is not None:
         _check("epochs", epochs, "--epochs")
+    if max_steps is not None:
+        _check("epochs", max_steps, "--max-steps")
+    _check("tol", tol, "--tol")
     if fdr is not None:
         _check("fdr_level", fdr, "--fdr")
     _check("seed", seed, "--seed")
     widths = _parse_hidden(hidden)
     reason = None
     try:
-        X, y, names = datasets.load_csv(csv, target)
+        X, y = _load_table(csv, target)
         if task is None:
             task, reason = infer_task(y)  # once here, so the selector does not infer it again
     except ValueError as e:
@@ -497,14 +531,17 @@ def run_select(
         task=task,
         prior=prior,
         hidden=widths,
+        guide=guide,
         epochs=epochs,
+        max_steps=max_steps,
+        tol=tol,
         rule="median" if fdr is None else "fdr",
         fdr_level=0.1 if fdr is None else fdr,
         random_state=seed,
         progress=progress,
     )
     try:
-        selector.fit(pd.DataFrame(X, columns=names), y)
+        selector.fit(X, y)
     except ValueError as e:
         raise UsageError(str(e)) from e
     if not is_main:
@@ -519,6 +556,57 @@ def run_select(
         _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return selection
+
+
+def _load_table(csv: str, target: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read the CSV of ``select``: its feature columns as a DataFrame, and the target.
+
+    As :func:`pyrocompress.data.load_csv` (the same checks and messages), except that
+    a non-numeric feature column is kept as text for the selector to one-hot encode; a
+    missing value in one is refused with its data rows.
+    """
+    from pyrocompress.data import loaders
+
+    path = Path(csv)
+    if not path.is_file():
+        raise ValueError(f"CSV file {path} does not exist (or is not a file)")
+    raw, df = loaders._read_csv(path)
+    loaders._check_unique_header(path, raw)
+    features = loaders._feature_columns(path, df, target)
+    numeric = [c for c in features if c not in _text_columns(df, features)]
+    X = pd.DataFrame(index=df.index)
+    values = dict(zip(numeric, loaders._numeric_features(df, numeric).T)) if numeric else {}
+    for c in features:
+        if c in values:
+            X[c] = values[c]
+            continue
+        missing = df[c].isna().to_numpy()
+        if missing.any():
+            raise ValueError(
+                f"feature column {c!r} has missing values in data row(s) "
+                f"{loaders._rows(missing)}; fill them with a level of their own or drop "
+                "those rows"
+            )
+        parsed = np.asarray(pd.notna(pd.to_numeric(df[c], errors="coerce")), dtype=bool)
+        if parsed.mean() >= 0.5:  # a numeric column with a stray value: not categories
+            row = int(np.flatnonzero(~parsed)[0])
+            raise ValueError(
+                f"feature column {c!r} is numeric but for value {df[c].iloc[row]!r} in data "
+                f"row {row + 1}; fix or drop those rows (a column of labels is one-hot "
+                "encoded, but this one looks like numbers)"
+            )
+        X[c] = df[c].astype(str)
+    y = loaders._target_values(cast("pd.Series", df[target]), target)
+    return X, y
+
+
+def _text_columns(df: pd.DataFrame, features: list[str]) -> set[str]:
+    """Return the feature columns of ``df`` that are neither numbers nor booleans."""
+    return {
+        c
+        for c in features
+        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+    }
 
 
 def _format_selection(selection: dict, prior: str, hidden: tuple, epochs: int) -> str:
@@ -589,6 +677,12 @@ def _save(fig, path: Path) -> None:
 
     fig.savefig(path, format="png", dpi=110)
     plt.close(fig)
+
+
+_GUIDE_HELP = (
+    "the weights' guide: independent of their group's gate (mean-field), or Gaussian "
+    "given it (conditional; priors with a continuous gate)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -662,12 +756,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
     )
+    c.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
     c.add_argument("--out", default=None, help="output directory")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     sel = sub.add_parser(
         "select", help="select the features of a CSV table by posterior inclusion probability"
     )
-    sel.add_argument("--csv", required=True, help="CSV file with a header row")
+    sel.add_argument(
+        "--csv",
+        required=True,
+        help="CSV file with a header row (a column of text labels is one-hot encoded, one group)",
+    )
     sel.add_argument("--target", required=True, help="name of the target column")
     sel.add_argument(
         "--task",
@@ -678,7 +777,23 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--prior", choices=selection_priors(), default="spike-slab")
     sel.add_argument("--hidden", default="50,20", help="hidden widths, 0 for linear (50,20)")
     sel.add_argument(
-        "--epochs", type=int, default=None, help="default: about 12 000 optimisation steps"
+        "--epochs",
+        type=int,
+        default=None,
+        help="passes in minibatches (default: the budget follows the data: full batches "
+        "until the ELBO converges for up to 2048 rows, else 12 000 minibatch steps)",
+    )
+    sel.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="most optimisation steps of the default budget (4000 full-batch, 12 000 minibatch)",
+    )
+    sel.add_argument(
+        "--tol",
+        type=_parse_tol,
+        default=DEFAULT_TOL,
+        help=f"convergence tolerance of the full-batch budget, or 'off' ({DEFAULT_TOL:g})",
     )
     sel.add_argument(
         "--fdr",
@@ -687,6 +802,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="Q",
         help="select by Bayesian FDR at level Q (default: median-probability model)",
     )
+    sel.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument("--out", default=None, help="output directory")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -703,7 +819,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "select":
         settings = {
             k: getattr(args, k)
-            for k in ("csv", "target", "task", "prior", "hidden", "epochs", "fdr", "seed", "out")
+            for k in (
+                *("csv", "target", "task", "prior", "hidden", "epochs", "max_steps", "tol"),
+                *("fdr", "seed", "out", "guide"),
+            )
         }
         return _guarded(run_select, **settings, progress=not args.quiet)
     if args.command == "demo":
@@ -725,6 +844,7 @@ def main(argv: list[str] | None = None) -> int:
             score=args.score,
             rule=args.rule,
             threshold=args.threshold,
+            guide=args.guide,
         )
     settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
     return _guarded(run, **settings)

@@ -4,9 +4,10 @@ Given boolean group masks for every Bayesian layer, :func:`build_compact` remove
 unit the masks make useless and copies the posterior-mean weights of the rest into plain
 ``nn.Linear`` / ``nn.Conv2d`` modules:
 
-* a pruned input group of a Linear layer removes that input (an input feature, selected
-  by a :class:`SelectFeatures` module at the front, or a neuron of the previous layer,
-  whose row and bias are removed there);
+* a pruned input group of a Linear layer removes its inputs (input features, selected
+  by a :class:`SelectFeatures` module at the front: every column of a group tied by
+  ``bayesianize(..., groups=...)``; or a neuron of the previous layer, whose row and bias
+  are removed there);
 * a pruned Conv2d channel removes the channel's filter and bias, the matching input
   channel of the next Conv2d, or its block of inputs of the next Linear after Flatten;
 * a channel all of whose inputs to the next Linear are pruned is removed too.
@@ -205,7 +206,12 @@ def build_compact(
         keep_out[i] = (
             mask.clone() if layer.groups_on_outputs else torch.ones(n_out, dtype=torch.bool)
         )
-        keep_in[i] = torch.ones(n_in, dtype=torch.bool) if layer.groups_on_outputs else mask.clone()
+        # groups on the inputs: a kept group keeps all of its columns (column groups)
+        keep_in[i] = (
+            torch.ones(n_in, dtype=torch.bool)
+            if layer.groups_on_outputs
+            else layer.spec.expand_inputs(mask).clone()
+        )
         if pos == len(weighted) - 1:
             keep_out[i] = torch.ones(n_out, dtype=torch.bool)
     dead_const: dict[int, torch.Tensor] = {}  # consumer index -> constant input of dead units

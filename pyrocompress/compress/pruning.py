@@ -175,8 +175,8 @@ def _kept_params(bnn: BayesianNetwork, masks) -> int:
     """Weights left by the masks alone (for ranking candidate plans)."""
     total = 0
     for name, layer in bnn.bayesian_layers().items():
-        per_group = math.prod(layer.spec.weight_shape) // layer.spec.num_groups
-        total += int(masks[name].sum()) * per_group
+        sizes = torch.tensor(layer.spec.group_sizes)  # groups of tied columns differ in size
+        total += int(sizes[masks[name].to(torch.bool).cpu()].sum())
     return total
 
 

@@ -136,6 +136,31 @@ class Likelihood(nn.Module):
         """
         raise TypeError(f"{type(self).__name__} has no moment-based predictive")
 
+    def fisher_factor(self, out: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`F_n` with :math:`F_n F_n^\top` the Fisher information of the output.
+
+        For an exponential-family likelihood the Fisher information of the network output
+        :math:`f_n` of example :math:`n`, :math:`\Lambda_n = E_{y \sim p(\cdot \mid f_n)}
+        [\nabla_f \log p\,\nabla_f \log p^\top]`, equals the expected Hessian of
+        :math:`-\log p`; back-propagating the columns of a factor of it gives the diagonal
+        of the generalised Gauss-Newton matrix (Schraudolph 2002; Martens 2020, §9) — the
+        Fisher information of the weights — without sampling targets.
+
+        Parameters
+        ----------
+        out
+            Network output, ``[N, num_outputs]``.
+
+        Returns
+        -------
+        Tensor
+            ``[N, num_outputs, K]``, with :math:`\Lambda_n = F_n F_n^\top`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not give the Fisher information of its output; "
+            "define fisher_factor to compute inclusion probabilities"
+        )
+
     def num_classes(self, num_outputs: int) -> int | None:
         """Return the number of class labels for a network with ``num_outputs`` outputs.
 
@@ -185,6 +210,17 @@ class CategoricalLikelihood(Likelihood):
         MacKay (1992).
         """
         return {"probs": torch.softmax(_probit_scaled(mean, var), -1)}
+
+    @override
+    def fisher_factor(self, out: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`\mathrm{diag}(\sqrt p) - p\sqrt p^\top`.
+
+        A factor of the softmax's Fisher information :math:`\mathrm{diag}(p) - pp^\top`
+        (:math:`\sum_c p_c = 1`).
+        """
+        p = torch.softmax(out, -1)
+        sqrt_p = p.sqrt()
+        return torch.diag_embed(sqrt_p) - p.unsqueeze(-1) * sqrt_p.unsqueeze(-2)
 
 
 class BernoulliLikelihood(Likelihood):
@@ -249,6 +285,12 @@ class BernoulliLikelihood(Likelihood):
     def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the probit approximation of the probability of class 1 (MacKay 1992)."""
         return {"probs": torch.sigmoid(_probit_scaled(mean, var))}
+
+    @override
+    def fisher_factor(self, out: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`\sqrt{p(1-p)}`, :math:`p = \sigma(f)`, as ``[N, 1, 1]``."""
+        p = torch.sigmoid(out.reshape(len(out), 1))
+        return (p * (1 - p)).sqrt().unsqueeze(-1)
 
 
 class GaussianLikelihood(Likelihood):
@@ -327,6 +369,13 @@ class GaussianLikelihood(Likelihood):
     def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
         """Return the predictive variance: output variance plus noise variance."""
         return {"predictive_var": var + self.noise.square()}
+
+    @override
+    def fisher_factor(self, out: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`I / \sigma`: the Fisher information of a mean is :math:`1/\sigma^2`."""
+        flat = out.reshape(len(out), -1)
+        eye = torch.eye(flat.shape[1], dtype=out.dtype, device=out.device)
+        return (eye / self.noise.detach()).expand(len(out), -1, -1)
 
 
 def _probit_scaled(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,11 @@ data-parallel runs, checkpoints and NUTS.
 from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, atomic_save, safe_load
 from pyrocompress.infer.distributed import World, setup, world
 from pyrocompress.infer.elbo import LocalReparamELBO, LocalReparameterization, MomentELBO, kl_sum
+from pyrocompress.infer.information import (
+    fisher_information,
+    group_information,
+    record_information,
+)
 from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts
 from pyrocompress.infer.training import History, evaluate, fit, prepare_data, pretrain
 
@@ -21,10 +26,13 @@ __all__ = [
     "atomic_save",
     "compare_svi_nuts",
     "evaluate",
+    "fisher_information",
     "fit",
+    "group_information",
     "kl_sum",
     "prepare_data",
     "pretrain",
+    "record_information",
     "run_nuts",
     "safe_load",
     "setup",

@@ -28,7 +28,7 @@ from pyrocompress.rng import seeded
 if TYPE_CHECKING:
     from xarray import DataTree
 
-__all__ = ["compare_svi_nuts", "run_nuts"]
+__all__ = ["compare_svi_nuts", "run_nuts", "site_variable"]
 
 
 def run_nuts(
@@ -94,7 +94,7 @@ def run_nuts(
         effective = [_effective(bnn, {k: v[i] for k, v in samples.items()}) for i in range(n)]
         for key in effective[0]:
             chains.setdefault(key, []).append(torch.stack([e[key] for e in effective]).numpy())
-    posterior = {_name(site): np.stack(v) for site, v in chains.items()}
+    posterior = {site_variable(site): np.stack(v) for site, v in chains.items()}
     return from_dict({"posterior": posterior})
 
 
@@ -119,7 +119,7 @@ def _chain(
     return mcmc.get_samples()
 
 
-def _name(site: str) -> str:
+def site_variable(site: str) -> str:
     """Return the DataTree variable name of a site (``"0.weight"`` -> ``"layer0_weight"``)."""
     head, _, part = site.rpartition(".")
     head = head.replace(".", "_")
@@ -169,7 +169,7 @@ def compare_svi_nuts(
             values = {s: n["value"] for s, n in nodes.items() if n["type"] == "sample"}
             values.update(_effective(bnn, values))
             for site, value in values.items():
-                draws.setdefault(_name(site), []).append(value)
+                draws.setdefault(site_variable(site), []).append(value)
     out: dict[str, dict[str, np.ndarray]] = {}
     post = nuts_tree["posterior"].to_dataset()
     for name, values in draws.items():

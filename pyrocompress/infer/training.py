@@ -49,6 +49,12 @@ class History:
     by ``kl_scale`` (averaged over the epoch's minibatches); ``val_metric`` is the
     validation error rate (classification) or RMSE (regression) of the posterior-mean
     network, NaN without validation data.
+
+    ``converged_at`` is the epoch (1-based) at which :func:`fit`'s convergence test
+    (``tol``) was met, ``None`` if it was not (or was off); ``stop_reason`` says in a
+    sentence why training stopped: it starts with ``"converged"`` (the test was met; any
+    learning-rate decay that followed is named), ``"maximum"`` (``tol`` was set but the
+    epochs ran out first) or ``"epochs"`` (no test: the requested epochs ran).
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -58,6 +64,8 @@ class History:
     val_metric: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     metric_name: str = "error"
+    converged_at: int | None = None
+    stop_reason: str = ""
 
     def to_dict(self) -> dict:
         """Return the history as a plain dict of its fields (for checkpoints and JSON)."""
@@ -229,7 +237,7 @@ class _Minibatches:
         if self.sampler is None:
             perm = torch.randperm(self.n, device=home)
         else:
-            perm = torch.tensor(list(self.sampler), dtype=torch.long, device=home)
+            perm = _sampler_order(self.sampler).to(home)
         for i in range(self.steps):
             idx = perm[i * self.batch_size : (i + 1) * self.batch_size]
             if self.resident:
@@ -244,6 +252,24 @@ class _Minibatches:
                 yb.to(self.device, non_blocking=True),
                 idx.pin_memory().to(self.device, non_blocking=True),
             )
+
+
+def _sampler_order(sampler: DistributedSampler) -> torch.Tensor:
+    """Return the indices ``list(sampler)`` gives for its epoch, as a tensor.
+
+    The same permutation (:class:`~torch.utils.data.DistributedSampler` with
+    ``shuffle=True, drop_last=False``: a ``randperm`` seeded by ``seed + epoch``, padded
+    by its own head to ``total_size``, then ``rank::num_replicas``), made without the
+    Python list of one integer per example, which costs more than a small full-batch step.
+    """
+    g = torch.Generator()
+    g.manual_seed(sampler.seed + sampler.epoch)
+    n = len(cast(Any, sampler.dataset))
+    perm = torch.randperm(n, generator=g)
+    pad = sampler.total_size - n
+    if pad > 0:
+        perm = torch.cat([perm, perm.repeat(math.ceil(pad / n))[:pad]])
+    return perm[sampler.rank : sampler.total_size : sampler.num_replicas]
 
 
 def _fits(nbytes: int, device: torch.device) -> bool:
@@ -443,10 +469,21 @@ def pretrain(
 
 
 def _check_fit_args(
-    bnn: BayesianNetwork, epochs, batch_size, lr, lr_schedule, kl_warmup, objective, local_reparam
+    bnn: BayesianNetwork,
+    epochs,
+    batch_size,
+    lr,
+    lr_schedule,
+    kl_warmup,
+    objective,
+    local_reparam,
+    tol=None,
+    window=2,
 ) -> None:
     """Validate :func:`fit`'s arguments before anything is read or trained."""
     _check_common("fit", bnn, epochs, batch_size, lr)
+    check("tol", tol)
+    check("convergence_window", window, label="window")
     if lr_schedule not in _SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
     check("kl_warmup", kl_warmup)
@@ -485,6 +522,8 @@ def fit(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    tol: float | None = None,
+    window: int = 50,
 ) -> History:
     r"""Fit the guide of ``bnn`` by stochastic variational inference.
 
@@ -554,9 +593,49 @@ def fit(
         starts from the beginning.
     progress
         Show a tqdm progress bar with the loss and the validation metric.
+    tol
+        Stop when the ELBO has converged (``None``, the default: run all ``epochs``).
+        ``epochs`` is then the maximum. See *Convergence* below.
+    window
+        :math:`W`, the length in epochs of the windows the convergence test compares
+        (an integer >= 2).
 
     Notes
     -----
+    **Convergence.** With ``tol`` set, after every :math:`W` epochs at full KL weight
+    (warm-up epochs are never in a window) the mean epoch loss of the last :math:`W`
+    epochs, :math:`\bar L_2`, is compared with that of the :math:`W` before,
+    :math:`\bar L_1`. The ELBO has converged when
+
+    .. math::
+        |\bar L_1 - \bar L_2| + 2\,\mathrm{se} \le \mathrm{tol}\,|\bar L_2|,
+        \qquad \mathrm{se} = \hat\sigma \sqrt{2 / W},
+        \quad \hat\sigma^2 = \frac{1}{2(2W - 1)} \sum_t (L_t - L_{t-1})^2,
+
+    over the :math:`2W` epochs: the relative change of the window means is below ``tol``
+    even at the upper end of its approximate 95 % interval. Why windows and a standard
+    error: one epoch's loss carries the Monte-Carlo noise of the sampled
+    log-likelihood (with one step per epoch, that of a single draw), so two single epochs
+    can agree, or differ, by chance; averaging over :math:`W` epochs divides the noise
+    variance by :math:`W`, and adding two standard errors of the difference makes the test
+    conservative — noise can delay the stop (until :math:`W` is long enough for
+    :math:`2\,\mathrm{se} < \mathrm{tol}\,|\bar L_2|`), not trigger it. The noise
+    :math:`\hat\sigma` comes from successive differences, which cancel the slow trend
+    of the loss (a trend of :math:`\delta` per epoch adds only :math:`\delta^2/2`).
+
+    The learning rate is constant until the test is met: a plateau of the loss under a
+    decaying learning rate is partly the decay's doing (its smaller steps lower the loss
+    by themselves), whereas under a constant rate it is the optimiser's stationary state.
+    Then ``lr_schedule`` is applied over :math:`W` more epochs — ``"cosine"`` or
+    ``"exponential"`` down to 1 % of ``lr`` (a short anneal that takes the parameters
+    from the stationary jitter of a constant step to its centre) — and training stops;
+    with ``"constant"`` it stops at once. Without convergence the anneal takes the last
+    :math:`W` of ``epochs``. :attr:`History.converged_at` and
+    :attr:`History.stop_reason` record what happened. The test needs the epoch losses,
+    which are read from the device every few epochs, not after every step. In a
+    data-parallel run the epoch loss is averaged over the processes (the same number on
+    each) and rank 0's decision is broadcast, so all processes stop together.
+
     **Data-parallel training.** Under ``torchrun --nproc_per_node K`` (``WORLD_SIZE > 1``
     in the environment) every process runs this function: it joins the process group
     (gloo on the CPU, nccl on GPUs, one per local rank), takes ``batch_size / K`` examples
@@ -569,7 +648,8 @@ def fit(
     Returns
     -------
     History
-        Per-epoch loss, KL weight, learning rate, validation metric and wall time.
+        Per-epoch loss, KL weight, learning rate, validation metric and wall time, and
+        why training stopped.
 
     Raises
     ------
@@ -587,7 +667,9 @@ def fit(
     >>> len(history), history.metric_name
     (3, 'error')
     """
-    _check_fit_args(bnn, epochs, batch_size, lr, lr_schedule, kl_warmup, objective, local_reparam)
+    _check_fit_args(
+        bnn, epochs, batch_size, lr, lr_schedule, kl_warmup, objective, local_reparam, tol, window
+    )
     ckpt_path = _checkpoint_path(checkpoint_dir, resume)
     world, device = distributed.setup(device)
     _check_global_batch(batch_size, world)
@@ -602,7 +684,12 @@ def fit(
 
     optimizer = _adam(bnn.parameters(), lr)
     bnn.guide.clamp_log_var_(log_vars)
-    scheduler = _scheduler(optimizer, lr_schedule, total_steps, lr)
+    stop = _Stop(tol, window, epochs, kl_warmup, lr_schedule, steps_per_epoch)
+    scheduler = (
+        _scheduler(optimizer, lr_schedule, total_steps, lr)
+        if tol is None
+        else torch.optim.lr_scheduler.LambdaLR(optimizer, stop.anneal)
+    )
     config = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -614,7 +701,10 @@ def fit(
         "max_weight_variance": dict(max_weight_variance) if max_weight_variance else None,
         "sampler_seed": sampler_seed,
         "prior": _prior_text(bnn),
+        "guide": bnn.guide.weights,
         "likelihood": repr(bnn.likelihood),
+        "tol": None if tol is None else float(tol),
+        "window": int(window) if tol is not None else None,
     }
     history = History(metric_name=bnn.likelihood.metric_name)
     first_epoch, step = 0, 0
@@ -632,40 +722,34 @@ def fit(
     )
     # refresh often on a terminal or in a notebook, rarely in a log file
     interactive = getattr(sys.stderr, "isatty", lambda: False)() or "ipykernel" in sys.modules
+    show = progress and world.is_main
     bar = tqdm(
-        range(first_epoch, epochs),
         initial=first_epoch,
         total=epochs,
-        disable=not (progress and world.is_main),
+        disable=not show,
         desc="SVI",
         unit="epoch",
         mininterval=0.1 if interactive else 30.0,
     )
     run = _Run(step_fn, optimizer, scheduler, bnn, log_vars, n, kl_warmup, steps_per_epoch)
+    # the epoch losses stay on the device and are read together every `read_every` epochs
+    # (one synchronisation per about 16 steps); every epoch when a checkpoint or the
+    # validation metric needs them
+    read_every = 1 if ckpt_path is not None or val is not None else max(1, 16 // steps_per_epoch)
+    records = _Records(history, bar if show else None, read_every, lr, _prior_text(bnn))
+
+    def save(epoch: int, step: int) -> None:
+        if ckpt_path is not None and world.is_main:
+            _save_checkpoint(ckpt_path, epoch, step, config, bnn, optimizer, scheduler, history)
+
     with ShardExamples(world.rank, world.size) if world.active else contextlib.nullcontext():
-        for epoch in bar:
-            start = time.perf_counter()
-            bnn.train()
-            batches.set_epoch(epoch)
-            epoch_loss, beta, step = run.epoch(batches, step, world, device)
-            if not math.isfinite(epoch_loss):
-                raise FloatingPointError(
-                    f"the loss became {epoch_loss} at epoch {epoch + 1}; training stopped. "
-                    f"Lower the learning rate (lr={lr}), use KL warm-up (kl_warmup) or a less "
-                    f"extreme prior setting ({_prior_text(bnn)})"
-                )
-            if epoch == epochs - 1:  # the loss is that before the last step: check its result
-                _check_finite_parameters(bnn, epoch + 1, lr)
-            metric = bnn.point_error(*val) if val is not None and world.is_main else math.nan
-            lr_now = optimizer.param_groups[0]["lr"]
-            history.record(epoch_loss, beta, lr_now, metric, time.perf_counter() - start)
-            postfix = {"loss": f"{epoch_loss:.4f}"}
-            if val is not None:
-                postfix[f"val_{history.metric_name}"] = f"{metric:.4f}"
-            bar.set_postfix(postfix)
-            if ckpt_path is not None and world.is_main:
-                _save_checkpoint(ckpt_path, epoch, step, config, bnn, optimizer, scheduler, history)
+        _loop(run, batches, stop, records, first_epoch, step, world, device, val, save)
+    bar.close()
     bnn.eval()
+    # what the inclusion probabilities are measured against (infer/information.py)
+    from pyrocompress.infer.information import record_information
+
+    record_information(bnn, (X, y))
     return history
 
 
@@ -704,14 +788,15 @@ class _Run:
     kl_warmup: int
     steps_per_epoch: int
 
-    def epoch(self, batches, step: int, world: World, device) -> tuple[float, float, int]:
+    def epoch(self, batches, step: int, world: World, device) -> tuple[torch.Tensor, float, int]:
         """Run the epoch's steps from global step ``step``.
 
         Returns
         -------
-        tuple of (float, float, int)
-            The mean loss over the epoch's minibatches (averaged over the processes), the
-            last KL weight and the new step count.
+        tuple of (Tensor, float, int)
+            The mean loss over the epoch's minibatches (averaged over the processes; a
+            0-d tensor on the device, not yet read), the last KL weight and the new step
+            count.
         """
         total = torch.zeros((), device=device)
         beta = 1.0
@@ -730,7 +815,228 @@ class _Run:
         if world.active:
             dist.all_reduce(total)
             total = total / world.size
-        return (total / self.steps_per_epoch).item(), beta, step
+        return total / self.steps_per_epoch, beta, step
+
+
+class _Records:
+    """The epochs of a :func:`fit` run not yet read from the device, and their reading.
+
+    Each epoch's mean loss stays a 0-d tensor on the device until :meth:`read` reads the
+    pending ones in one transfer, checks that they are finite, records them in the
+    history and updates the progress bar's numbers (without redrawing it: tqdm redraws at
+    its own interval).
+    """
+
+    def __init__(
+        self, history: History, bar: tqdm | None, read_every: int, lr: float, prior: str
+    ) -> None:
+        self.history, self.bar, self.read_every, self.lr, self.prior = (
+            history,
+            bar,
+            read_every,
+            lr,
+            prior,
+        )
+        self.pending: list[tuple[torch.Tensor, float, float, float, float]] = []
+
+    def add(self, loss: torch.Tensor, beta: float, lr: float, metric: float, seconds: float):
+        """Keep one epoch; read the pending ones when ``read_every`` are waiting."""
+        self.pending.append((loss, beta, lr, metric, seconds))
+        if len(self.pending) >= self.read_every:
+            self.read()
+
+    def read(self) -> None:
+        """Record the pending epochs in the history; raise if a loss is NaN or inf."""
+        if not self.pending:
+            return
+        history = self.history
+        losses = torch.stack([p[0] for p in self.pending]).tolist()
+        for (_, beta, lr_now, metric, seconds), value in zip(self.pending, losses):
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"the loss became {value} at epoch {len(history) + 1}; training stopped. "
+                    f"Lower the learning rate (lr={self.lr}), use KL warm-up (kl_warmup) or a "
+                    f"less extreme prior setting ({self.prior})"
+                )
+            history.record(value, beta, lr_now, metric, seconds)
+        self.pending.clear()
+        if self.bar is not None:
+            postfix = {"loss": f"{history.loss[-1]:.4f}"}
+            if not math.isnan(history.val_metric[-1]):
+                postfix[f"val_{history.metric_name}"] = f"{history.val_metric[-1]:.4f}"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(len(losses))
+
+
+def _loop(
+    run: _Run,
+    batches: _Minibatches,
+    stop: _Stop,
+    records: _Records,
+    epoch: int,
+    step: int,
+    world: World,
+    device: torch.device,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    save,
+) -> None:
+    """Train from ``epoch`` (epochs done) and global step ``step`` until ``stop`` says.
+
+    ``save(epoch, step)`` writes the checkpoint after each epoch (0-based ``epoch``).
+    """
+    bnn, history = run.bnn, records.history
+    stop_at = stop.end(history)
+    bnn.train()
+    clock = time.perf_counter()
+    while epoch < stop_at:
+        batches.set_epoch(epoch)
+        loss, beta, step = run.epoch(batches, step, world, device)
+        metric = bnn.point_error(*val) if val is not None and world.is_main else math.nan
+        now = time.perf_counter()
+        records.add(loss, beta, run.optimizer.param_groups[0]["lr"], metric, now - clock)
+        clock = now
+        epoch += 1
+        if stop.due(epoch, history):
+            records.read()
+            if stop.test(history, world, device):
+                stop.start_anneal(step)
+                stop_at = stop.end(history)
+        if epoch == stop_at:  # the last loss is that before the last step: check its result
+            records.read()
+            _check_finite_parameters(bnn, epoch, records.lr)
+            stop.finish(history, epoch)
+        save(epoch - 1, step)
+
+
+def _converged(losses: Sequence[float], window: int, tol: float) -> tuple[bool, str]:
+    r"""Run the convergence test of :func:`fit` on the last ``2 * window`` epoch losses.
+
+    Returns whether :math:`|\bar L_1 - \bar L_2| + 2\,\mathrm{se} \le
+    \mathrm{tol}\,|\bar L_2|` (see :func:`fit`, *Convergence*) and a sentence with the
+    numbers.
+    """
+    recent = [float(v) for v in losses[-2 * window :]]
+    if len(recent) < 2 * window:
+        return False, f"fewer than 2 windows of {window} epochs"
+    first, last = recent[:window], recent[window:]
+    m1, m2 = sum(first) / window, sum(last) / window
+    sq = sum((b - a) ** 2 for a, b in zip(recent, recent[1:]))
+    sigma = math.sqrt(sq / (2 * (len(recent) - 1)))
+    se = sigma * math.sqrt(2.0 / window)
+    scale = abs(m2)
+    change = abs(m1 - m2)
+    ok = change + 2 * se <= tol * scale
+    rel = (lambda v: v / scale) if scale > 0 else (lambda v: math.inf)
+    text = (
+        f"mean loss {m1:.6g} -> {m2:.6g} over two windows of {window} epochs, relative "
+        f"change {rel(change):.2e} + 2 s.e. {rel(2 * se):.2e} "
+        f"{'<=' if ok else '>'} tol {tol:g}"
+    )
+    return ok, text
+
+
+class _Anneal:
+    r"""The learning-rate factor of :func:`fit` with ``tol``: constant, then a decay.
+
+    1 before global step ``start``; from there ``shape``'s decay to 1 % over ``length``
+    steps (``"cosine"``: :math:`0.01 + 0.99 (1 + \cos \pi t) / 2`; ``"exponential"``:
+    :math:`0.01^t`, with :math:`t` the fraction of ``length`` done). A callable object, not
+    a function, so that :class:`~torch.optim.lr_scheduler.LambdaLR` saves ``start`` in
+    its state dict (checkpoints resume inside the anneal).
+    """
+
+    def __init__(self, shape: str, length: int, start: int) -> None:
+        self.shape, self.length, self.start = shape, int(length), int(start)
+
+    def __call__(self, step: int) -> float:
+        if self.length <= 0 or step < self.start:
+            return 1.0
+        t = min(1.0, (step - self.start) / self.length)
+        if self.shape == "cosine":
+            return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
+        if self.shape == "exponential":
+            return 0.01**t
+        return 1.0
+
+
+class _Stop:
+    """When :func:`fit` stops: the convergence test, the anneal after it, the reason."""
+
+    def __init__(
+        self,
+        tol: float | None,
+        window: int,
+        epochs: int,
+        kl_warmup: int,
+        lr_schedule: str,
+        steps_per_epoch: int,
+    ) -> None:
+        self.tol, self.window, self.epochs, self.kl_warmup = tol, int(window), epochs, kl_warmup
+        self.lr_schedule = lr_schedule
+        decays = tol is not None and lr_schedule != "constant"
+        self.anneal_epochs = min(self.window, epochs) if decays else 0
+        forced = (epochs - self.anneal_epochs) * steps_per_epoch  # without convergence
+        self.anneal = _Anneal(lr_schedule, self.anneal_epochs * steps_per_epoch, forced)
+        self.last_test = ""
+
+    def end(self, history: History) -> int:
+        """Return the number of epochs the run takes, as far as known now."""
+        if self.tol is None or history.converged_at is None:
+            return self.epochs
+        return min(self.epochs, history.converged_at + self.anneal_epochs)
+
+    def due(self, epoch: int, history: History) -> bool:
+        """Return whether the test runs after ``epoch`` epochs.
+
+        The windows hold whole epochs at full KL weight and constant learning rate; the
+        test runs every ``window`` epochs.
+        """
+        if self.tol is None or history.converged_at is not None:
+            return False
+        full = epoch - self.kl_warmup
+        return (
+            full >= 2 * self.window
+            and full % self.window == 0
+            and (epoch <= self.epochs - self.anneal_epochs)
+        )
+
+    def test(self, history: History, world: World, device: torch.device) -> bool:
+        """Run the test on ``history`` (rank 0 decides in a data-parallel run)."""
+        ok, text = _converged(history.loss, self.window, cast(float, self.tol))
+        if world.active:
+            flag = torch.tensor(int(ok), device=device)
+            dist.broadcast(flag, src=0)
+            ok = bool(flag.item())
+        self.last_test = text
+        if ok:
+            history.converged_at = len(history)
+            then = (
+                f"; then {self.anneal_epochs} epochs of {self.lr_schedule} learning-rate decay"
+                if self.anneal_epochs
+                else ""
+            )
+            history.stop_reason = f"converged at epoch {len(history)}: {text}{then}"
+        return ok
+
+    def start_anneal(self, step: int) -> None:
+        """Begin the decay at global step ``step`` (now)."""
+        self.anneal.start = min(self.anneal.start, step)
+
+    def finish(self, history: History, epoch: int) -> None:
+        """Record why the run ends after ``epoch`` epochs."""
+        if self.tol is None:
+            history.stop_reason = f"epochs: ran the {epoch} epochs requested (no tol)"
+        elif history.converged_at is None:
+            decay = (
+                f"; the last {self.anneal_epochs} with {self.lr_schedule} learning-rate decay"
+                if self.anneal_epochs
+                else ""
+            )
+            history.stop_reason = (
+                f"maximum of {self.epochs} epochs reached before the convergence test "
+                f"(tol={self.tol:g}, window={self.window}) was met"
+                f"{'; last test: ' + self.last_test if self.last_test else ''}{decay}"
+            )
 
 
 def _save_checkpoint(

@@ -29,7 +29,8 @@ from torch import nn
 from pyrocompress.effects import example_noise, guide_distributions, point_weights
 from pyrocompress.nn.rules import weight_flops
 from pyrocompress.priors import Gate, LayerSpec, Prior
-from pyrocompress.priors.base import base_distribution
+from pyrocompress.priors.base import base_distribution, product_moments
+from pyrocompress.priors.conditional import GateConditionalNormal, effective_factor
 
 if TYPE_CHECKING:
     from pyrocompress.priors import LayerGuide
@@ -46,24 +47,6 @@ _MIN_VAR = 1e-16
 
 #: A mean and a variance of the same shape.
 Moments = tuple[torch.Tensor, torch.Tensor]
-
-
-def product_moments(m1: torch.Tensor, m2: torch.Tensor, mean: torch.Tensor, var: torch.Tensor):
-    r"""Return the mean and variance of :math:`g\,w` for independent :math:`g` and :math:`w`.
-
-    With :math:`E g = m_1`, :math:`E g^2 = m_2`, :math:`E w = \mu`,
-    :math:`\mathrm{Var}\,w = \sigma^2`:
-
-    .. math:: E[gw] = m_1\mu, \qquad
-              \mathrm{Var}[gw] = m_2(\sigma^2 + \mu^2) - m_1^2\mu^2,
-
-    Louizos et al. (2017)'s :math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 +
-    \sigma_z^2\sigma_w^2` for the group normal-Jeffreys guide; with :math:`g` Bernoulli
-    the moments of a spike-and-slab weight marginalised over its gate (Hubin & Storvik
-    2019). The one place this formula is written.
-    """
-    gm = m1 * mean
-    return gm, m2 * (var + mean**2) - gm**2
 
 
 class BayesianLayer(PyroModule):
@@ -96,7 +79,7 @@ class BayesianLayer(PyroModule):
     def mask_input(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` with the inputs of removed groups zeroed (groups on the input side)."""
         mask = self.group_mask
-        return x if mask is None or self.spec.bias_gated else x * mask
+        return x if mask is None or self.spec.bias_gated else x * self.spec.expand_inputs(mask)
 
     def mask_output(self, out: torch.Tensor) -> torch.Tensor:
         """``out`` with the outputs of removed groups zeroed (groups on the output side)."""
@@ -131,7 +114,8 @@ class BayesianLayer(PyroModule):
                 m1, m2 = (spec.expand_groups(t) for t in gate)
                 weight = product_moments(m1, m2, *weight)
             else:
-                g = gate.reshape(gate.shape[0], *([1] * (mean.dim() - 2)), gate.shape[-1])
+                g = spec.expand_inputs(gate)  # [batch, G] -> [batch, in] (column groups)
+                g = g.reshape(g.shape[0], *([1] * (mean.dim() - 2)), g.shape[-1])
                 mean = mean * g
                 var = None if var is None else var * g.square()
         out_mean, out_var = self._affine_moments(mean, var, weight, bias)
@@ -198,9 +182,12 @@ class BayesianLayer(PyroModule):
                 for part, q in zip(values, found, strict=True)
             }
             q_w = qs["weight"]
-            bias = (qs["bias"].loc, qs["bias"].variance) if self.spec.has_bias else None
             gate = self.prior.local_gate(self.spec, x.shape[0], qs)
-            mean, var = self.output_moments(x, None, (q_w.loc, q_w.variance), bias, gate)
+            if isinstance(q_w, GateConditionalNormal):
+                mean, var = self._conditional_moments(x, q_w, qs.get("bias"), gate)
+            else:
+                bias = (qs["bias"].loc, qs["bias"].variance) if self.spec.has_bias else None
+                mean, var = self.output_moments(x, None, (q_w.loc, q_w.variance), bias, gate)
             noise = example_noise(mean.shape, mean)
             return torch.addcmul(mean, var.clamp_min(_MIN_VAR).sqrt_(), noise)
         weight, bias = values["weight"], values.get("bias")
@@ -210,6 +197,34 @@ class BayesianLayer(PyroModule):
             if bias is not None and self.spec.bias_gated:
                 bias = bias * g
         return self._op(x, weight, bias)
+
+    def _conditional_moments(
+        self, x: torch.Tensor, q_w: GateConditionalNormal, q_b: Any, gate: Gate
+    ) -> Moments:
+        r"""Return the pre-activation moments given per-example gates, for conditional weights.
+
+        Given the gate, an effective weight is :math:`N(\varphi\mu, \varphi v)` with
+        :math:`\varphi = g^2/D(g)` (:mod:`pyrocompress.priors.conditional`), so
+        :math:`E a = \sum_j x_j \varphi_j \mu_j` and :math:`\mathrm{Var}\,a = \sum_j
+        x_j^2 \varphi_j v_j` for input groups; a gated output channel's mean and variance
+        (bias included) are :math:`\varphi` times the ungated ones.
+        """
+        if not isinstance(gate, torch.Tensor):
+            raise TypeError("conditional weights need per-example gate draws")
+        phi = effective_factor(gate, q_w.group_coupling)  # [batch, groups]
+        mu, v = q_w.loc_at_one, q_w.log_var.exp()
+        if not self.spec.bias_gated:  # groups are the inputs
+            phi = self.spec.expand_inputs(phi)  # [batch, in] (column groups)
+            f = phi.reshape(phi.shape[0], *([1] * (x.dim() - 2)), phi.shape[-1])
+            b_m, b_v = (q_b.loc, q_b.variance) if q_b is not None else (None, None)
+            return self._op(x * f, mu, b_m), self._op(x.square() * f, v, b_v)
+        if q_b is not None:
+            b_m, b_v = q_b.loc_at_one, q_b.log_var.exp()
+        else:
+            b_m, b_v = None, None
+        mean, var = self._op(x, mu, b_m), self._op(x.square(), v, b_v)
+        f = phi.reshape(*phi.shape, *([1] * (mean.dim() - 2)))
+        return f * mean, f * var
 
     def point_weights(
         self,
@@ -226,8 +241,7 @@ class BayesianLayer(PyroModule):
         """
         w, _ = guide.weight_moments()
         b = guide.bias_moments()[0] if self.spec.has_bias else None
-        moments = guide.gate_moments(conditional=conditional)
-        g = moments[0] if moments is not None else None
+        g = guide.mean_multiplier(conditional=conditional)
         if mask is not None:
             m = mask.to(w.dtype)
             g = m if g is None else g * m
@@ -236,6 +250,42 @@ class BayesianLayer(PyroModule):
             if b is not None and self.spec.bias_gated:
                 b = b * g
         return w, b
+
+    def weight_information(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        r"""Return :math:`\sum_n (\partial \langle\delta_n, f(x_n; W)\rangle / \partial W)^2`.
+
+        The per-example squared gradients of the weights, summed over the examples, for
+        output cotangents :math:`\delta_n`: with :math:`\delta_n` the columns of a factor
+        of the output's Fisher information (:meth:`Likelihood.fisher_factor`,
+        back-propagated), the sum over the columns is the diagonal of the Fisher
+        (Gauss-Newton) information of the weights. The layer's op is linear in its weight,
+        so the gradient does not depend on the weight's value. This generic version maps
+        :func:`torch.func.vjp` over the examples in chunks; a layer with a closed form
+        overrides it.
+
+        Parameters
+        ----------
+        x
+            The layer's inputs, ``[N, ...]``.
+        delta
+            Cotangents of its outputs, ``[N, ...]`` (the output's shape).
+
+        Returns
+        -------
+        Tensor
+            Shaped as the weight.
+        """
+        w0 = x.new_zeros(self.spec.weight_shape)
+
+        def one(xi: torch.Tensor, di: torch.Tensor) -> torch.Tensor:
+            vjp = torch.func.vjp(lambda w: self._op(xi.unsqueeze(0), w, None), w0)[1]
+            return vjp(di.unsqueeze(0))[0]
+
+        total = torch.zeros_like(w0)
+        chunk = max(1, 2**24 // max(w0.numel(), 1))
+        for xs, ds in zip(x.split(chunk), delta.split(chunk), strict=True):
+            total += torch.func.vmap(one)(xs, ds).square().sum(0)
+        return total
 
     @property
     def groups_on_outputs(self) -> bool:
@@ -272,6 +322,15 @@ class BayesianLinear(BayesianLayer):
         if cov is not None:
             new_cov = new_cov + w_m @ cov @ w_m.T
         return mean @ w_m.T + (b_m if b_m is not None else 0.0), new_cov
+
+    def weight_information(self, x, delta):
+        r"""Return :math:`\sum_n \delta_n^2 (x_n^2)^\top`.
+
+        The per-example gradient of a Linear layer's weight is :math:`\delta_n x_n^\top`.
+        """
+        if x.dim() != 2:  # a sequence dimension: the per-example gradient sums over it
+            return super().weight_information(x, delta)
+        return delta.square().T @ x.square()
 
     def to_plain(self, weight, bias):
         """Return an ``nn.Linear`` holding ``weight`` and ``bias``."""

@@ -47,6 +47,9 @@ class BayesianNetwork(PyroModule):
         The observation model.
     feature_names
         Names of the input features.
+    guide
+        The guide's family of the weights, ``"mean-field"`` or ``"conditional"``
+        (:func:`~pyrocompress.bayesianize`).
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class BayesianNetwork(PyroModule):
         likelihood: Likelihood,
         *,
         feature_names: list[str] | None = None,
+        guide: str = "mean-field",
     ):
         super().__init__()
         self.net = net
@@ -71,7 +75,7 @@ class BayesianNetwork(PyroModule):
                     f"({first.spec.name!r}) has {n_in} inputs"
                 )
         layers = self.bayesian_layers().values()
-        self.guide = NetworkGuide([(m.spec, m.prior) for m in layers])
+        self.guide = NetworkGuide([(m.spec, m.prior) for m in layers], weights=guide)
 
     @property
     def priors(self) -> dict[str, Prior]:

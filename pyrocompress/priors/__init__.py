@@ -25,6 +25,10 @@ from pyrocompress.priors.normal_jeffreys import (  # isort: skip
 )
 from pyrocompress.priors.horseshoe import GroupHorseshoe, GroupHorseshoeGuide  # isort: skip
 from pyrocompress.priors.spike_slab import SpikeAndSlab, SpikeAndSlabGuide  # isort: skip
+from pyrocompress.priors.regularized_horseshoe import (  # isort: skip
+    RegularizedHorseshoe,
+    RegularizedHorseshoeGuide,
+)
 
 __all__ = [
     "LOG_VAR_RANGE",
@@ -40,6 +44,8 @@ __all__ = [
     "LayerSpec",
     "NetworkGuide",
     "Prior",
+    "RegularizedHorseshoe",
+    "RegularizedHorseshoeGuide",
     "SpikeAndSlab",
     "SpikeAndSlabGuide",
     "get_prior",

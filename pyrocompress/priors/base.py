@@ -28,18 +28,21 @@ Louizos, Ullrich & Welling (2017).
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, override
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from torch import nn
 
 from pyrocompress.constraints import PARAMETERS
 from pyrocompress.distributions import IsotropicNormal, LogVarNormal
+from pyrocompress.priors.conditional import GUIDES, GateConditionalNormal, factor_moments
 
 __all__ = [
     "LOG_VAR_RANGE",
@@ -52,6 +55,11 @@ __all__ = [
     "Role",
     "check_positive",
 ]
+
+#: Initial logit of the conditional weights' coupling r (r = 0.0025: nearly independent).
+_COUPLING_INIT = -6.0
+#: Gauss-Hermite nodes of the gate quadratures (the conditional weights' KL and moments).
+QUADRATURE_NODES = 16
 
 #: Initial value of every guide log-variance (Louizos et al. 2017, public code).
 LOG_VAR_INIT = -9.0
@@ -80,12 +88,96 @@ class LayerSpec:
         ``(out, in)``, ``(out, in, kh, kw)``, ... (the output units first).
     has_bias
         Whether the layer has a bias.
+    column_groups
+        Linear layers only: the group id of each input column (``in`` integers using
+        every id in ``0..G-1``), so that one gate multiplies the weights of several
+        columns and the columns are kept or dropped together (the one-hot columns of a
+        categorical feature, a spline basis; the group lasso of Yuan & Lin 2006).
+        ``None`` (the default): each column is its own group.
+
+    Raises
+    ------
+    ValueError
+        For ``column_groups`` on a layer whose groups are outputs, or not a valid map of
+        its input columns (:meth:`check_column_groups`).
     """
 
     name: str
     kind: str
     weight_shape: tuple[int, ...]
     has_bias: bool
+    column_groups: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.column_groups is None:
+            return
+        if self.kind != "linear":
+            raise ValueError(
+                f"column_groups ties input columns of a Linear layer; layer {self.name!r} is "
+                f"{self.kind!r}, whose groups are its output channels: leave it None"
+            )
+        groups = self.check_column_groups(self.column_groups, self.weight_shape[1])
+        object.__setattr__(self, "column_groups", groups)
+        # the map as an index tensor, per device (not a field: no part of eq, hash, repr)
+        object.__setattr__(self, "_column_index", {})
+
+    @staticmethod
+    def check_column_groups(
+        groups: object, n_columns: int, *, label: str = "column_groups"
+    ) -> tuple[int, ...]:
+        """Return ``groups`` as a tuple of ints if it maps ``n_columns`` columns onto groups.
+
+        A valid map has one integer group id per column and uses every id in
+        ``0..G-1`` (``G`` the number of groups), so that no group is empty.
+
+        Parameters
+        ----------
+        groups
+            A sequence (list, tuple, 1-D array or tensor) of integer group ids.
+        n_columns
+            The number of input columns of the layer.
+        label
+            The argument's name in messages (``"groups"`` for :func:`bayesianize`).
+
+        Raises
+        ------
+        TypeError
+            If ``groups`` is not a sequence of integers.
+        ValueError
+            If its length is not ``n_columns``, an id is negative, or an id in
+            ``0..G-1`` is unused (naming the fix).
+        """
+        if isinstance(groups, torch.Tensor):
+            groups = groups.tolist()
+        elif hasattr(groups, "tolist") and not isinstance(groups, str | bytes):
+            groups = groups.tolist()  # type: ignore[union-attr]  (a NumPy array)
+        if isinstance(groups, str | bytes) or not isinstance(groups, list | tuple):
+            raise TypeError(
+                f"{label} must be a sequence of integer group ids, one per input column; "
+                f"got {type(groups).__name__}"
+            )
+        bad = [g for g in groups if isinstance(g, bool) or not isinstance(g, int)]
+        if bad:
+            raise TypeError(
+                f"{label} must hold integer group ids, got {bad[0]!r}; number the groups "
+                "0..G-1 (numpy.unique(labels, return_inverse=True)[1] does)"
+            )
+        ids = tuple(int(g) for g in groups)
+        if len(ids) != n_columns:
+            raise ValueError(
+                f"{label} has {len(ids)} entries but the layer has {n_columns} input "
+                "columns; give one group id per column"
+            )
+        if ids and min(ids) < 0:
+            raise ValueError(f"{label} has a negative group id ({min(ids)}); ids are 0..G-1")
+        unused = sorted(set(range(max(ids, default=-1) + 1)) - set(ids))
+        if unused:
+            shown = ", ".join(map(str, unused[:5])) + (" ..." if len(unused) > 5 else "")
+            raise ValueError(
+                f"{label} leaves group id(s) {shown} unused: ids must be 0..G-1 with every "
+                "group non-empty; renumber them (numpy.unique(ids, return_inverse=True)[1])"
+            )
+        return ids
 
     @property
     def group_dim(self) -> int:
@@ -94,8 +186,23 @@ class LayerSpec:
 
     @property
     def num_groups(self) -> int:
-        """Number of groups: the size of the weight along :attr:`group_dim`."""
+        """Number of groups: the size of the weight along :attr:`group_dim`.
+
+        With :attr:`column_groups`, the number of distinct group ids.
+        """
+        if self.column_groups is not None:
+            return max(self.column_groups) + 1
         return self.weight_shape[self.group_dim]
+
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        """Number of weights of each group (``num_groups`` entries)."""
+        if self.column_groups is None:
+            return (math.prod(self.weight_shape) // self.num_groups,) * self.num_groups
+        counts = [0] * self.num_groups
+        for g in self.column_groups:
+            counts[g] += self.weight_shape[0]
+        return tuple(counts)
 
     @property
     def fan_in(self) -> int:
@@ -114,16 +221,76 @@ class LayerSpec:
         """Return the name of the layer's sample site ``part``: ``"<layer name>.<part>"``."""
         return f"{self.name}.{part}"
 
+    def _index(self, device: torch.device) -> torch.Tensor:
+        """Return the :attr:`column_groups` map as a long tensor on ``device`` (cached)."""
+        cache: dict[torch.device, torch.Tensor] = self.__dict__["_column_index"]
+        if device not in cache:
+            cache[device] = torch.tensor(self.column_groups, dtype=torch.long, device=device)
+        return cache[device]
+
+    def expand_inputs(self, g: torch.Tensor) -> torch.Tensor:
+        """Map a per-group tensor ``[..., G]`` of a Linear layer to its columns, ``[..., in]``.
+
+        Column ``j`` takes the entry of its group, ``column_groups[j]``; without
+        :attr:`column_groups` the groups are the columns and ``g`` is returned as it is.
+        Per-example gates and group masks multiply a Linear layer's input through it.
+        """
+        if self.column_groups is None:
+            return g
+        return g.index_select(-1, self._index(g.device))
+
     def expand_groups(self, g: torch.Tensor) -> torch.Tensor:
         """Broadcast a per-group tensor ``[..., G]`` against the weight tensor."""
         if self.kind == "linear":
-            return g.unsqueeze(-2)
+            return self.expand_inputs(g).unsqueeze(-2)
         return g.reshape(*g.shape, *[1] * (len(self.weight_shape) - 1))
 
     def group_sum(self, t: torch.Tensor) -> torch.Tensor:
-        """Sum a weight-shaped tensor over each group, giving ``[G]``."""
+        """Sum a weight-shaped tensor over each group, giving ``[G]``.
+
+        With :attr:`column_groups` the column sums are added up per group
+        (:meth:`torch.Tensor.index_add`, differentiable).
+        """
         dims = [d for d in range(t.dim()) if d != self.group_dim]
-        return t.sum(dim=dims)
+        sums = t.sum(dim=dims)
+        if self.column_groups is None:
+            return sums
+        return sums.new_zeros(self.num_groups).index_add(0, self._index(sums.device), sums)
+
+
+def product_moments(m1: torch.Tensor, m2: torch.Tensor, mean: torch.Tensor, var: torch.Tensor):
+    r"""Return the mean and variance of :math:`g\,w` for independent :math:`g` and :math:`w`.
+
+    With :math:`E g = m_1`, :math:`E g^2 = m_2`, :math:`E w = \mu`,
+    :math:`\mathrm{Var}\,w = \sigma^2`:
+
+    .. math:: E[gw] = m_1\mu, \qquad
+              \mathrm{Var}[gw] = m_2(\sigma^2 + \mu^2) - m_1^2\mu^2,
+
+    Louizos et al. (2017)'s :math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 +
+    \sigma_z^2\sigma_w^2` for the group normal-Jeffreys guide; with :math:`g` Bernoulli
+    the moments of a spike-and-slab weight marginalised over its gate (Hubin & Storvik
+    2019). The one place this formula is written.
+    """
+    gm = m1 * mean
+    return gm, m2 * (var + mean**2) - gm**2
+
+
+def normal_quadrature(
+    loc: torch.Tensor, scale: torch.Tensor, num_nodes: int = QUADRATURE_NODES
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Return Gauss-Hermite nodes and weights for :math:`N(\text{loc}, \text{scale}^2)`.
+
+    :math:`E f(X) \approx \sum_k \omega_k f(x_k)` with :math:`x_k = \text{loc} +
+    \sqrt2\,\text{scale}\,z_k` and :math:`\omega_k = a_k/\sqrt\pi` for the
+    Gauss-Hermite rule :math:`(z_k, a_k)`; exact for polynomials of degree below
+    :math:`2K`. Shapes: ``loc.shape + (K,)``.
+    """
+    z, a = np.polynomial.hermite.hermgauss(num_nodes)
+    z = torch.as_tensor(z, dtype=loc.dtype, device=loc.device)
+    a = torch.as_tensor(a / math.sqrt(math.pi), dtype=loc.dtype, device=loc.device)
+    nodes = loc.unsqueeze(-1) + math.sqrt(2.0) * scale.unsqueeze(-1) * z
+    return nodes, a.expand_as(nodes)
 
 
 def variance(log_var: torch.Tensor) -> torch.Tensor:
@@ -227,24 +394,58 @@ class LayerGuide(nn.Module):
         The layer's specification (name, weight shape, groups).
     prior
         The layer's prior (its hyper-parameters set the initial values).
+    weights
+        ``"mean-field"`` (the default): the weights independent of the gate.
+        ``"conditional"``: the weights Gaussian given their group's gate, in the form of
+        the posterior's funnel (:mod:`pyrocompress.priors.conditional`); needs a gate
+        with a quadrature rule (:meth:`gate_quadrature`).
 
     Attributes
     ----------
     roles : dict of str to Role
         The role of each declared parameter, by name.
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is not one of :data:`~pyrocompress.priors.conditional.GUIDES`, or
+        is ``"conditional"`` for a guide family without a continuous gate.
     """
 
     spec: LayerSpec
     prior: Prior
     roles: dict[str, Role]
 
-    def __init__(self, spec: LayerSpec, prior: Prior):
+    def __init__(self, spec: LayerSpec, prior: Prior, *, weights: str = "mean-field"):
         super().__init__()
+        if weights not in GUIDES:
+            raise ValueError(f"guide must be one of {GUIDES}, got {weights!r}")
         self.spec = spec
         self.prior = prior
+        self.weights = weights
         self.roles = {}
         self._init_slab()
         self._gate_init()
+        if weights == "conditional":
+            if type(self).gate_quadrature is LayerGuide.gate_quadrature:
+                raise ValueError(
+                    f"guide='conditional' needs a prior with a continuous gate; "
+                    f"{type(prior).__name__} has none (use guide='mean-field')"
+                )
+            # r = sigmoid(logit) per group: the weights start nearly independent of the gate
+            self.declare(
+                "gate_coupling_logit",
+                torch.full((spec.num_groups,), _COUPLING_INIT),
+                role="logit",
+            )
+        # mean Fisher information per weight of each group, recorded by fit (NaN: unknown)
+        self.register_buffer("information", torch.full((spec.num_groups,), math.nan))
+
+    @override
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, *args):
+        # networks saved before the information was recorded load with it unknown
+        state_dict.setdefault(prefix + "information", self.information.clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, *args)
 
     if TYPE_CHECKING:
         # The parameters are declared at run time (``guide.weight_loc``, ...): to the type
@@ -304,12 +505,102 @@ class LayerGuide(nn.Module):
     @override
     def forward(self) -> None:
         """Sample the layer's guide sites: the gate's, then the weights' and the bias's."""
-        self._gate_guide()
         ndim = len(self.spec.weight_shape)
-        q_weight, q_bias = self._slab_guides()
+        if self.weights == "conditional":
+            nodes: dict[str, Any] = dict(poutine.trace(self._gate_guide).get_trace().nodes)
+            prefix = self.spec.site("")
+            values = {
+                site[len(prefix) :]: node["value"]
+                for site, node in nodes.items()
+                if node["type"] == "sample" and site.startswith(prefix)
+            }
+            q_weight, q_bias = self._conditional_guides(self.prior.gate(self.spec, values))
+        else:
+            self._gate_guide()
+            q_weight, q_bias = self._slab_guides()
         pyro.sample(self.spec.site("weight"), q_weight.to_event(ndim))
         if q_bias is not None:
             pyro.sample(self.spec.site("bias"), q_bias.to_event(1))
+
+    def _conditional_guides(
+        self, gate: torch.Tensor | None
+    ) -> tuple[GateConditionalNormal, TorchDistributionMixin | None]:
+        r"""Return :math:`q(\tilde w \mid g)` and the bias's factor (conditional when gated).
+
+        ``gate`` is the gate drawn in this step (``[G]``), or ``None`` (moments only).
+        """
+        spec = self.spec
+        r = torch.sigmoid(self.gate_coupling_logit)
+        nodes, weights = self.gate_quadrature()
+
+        def expand(t: torch.Tensor) -> torch.Tensor:  # [G, K] -> weight-broadcast + [K]
+            return torch.stack([spec.expand_groups(t[:, k]) for k in range(t.shape[1])], -1)
+
+        q_weight = GateConditionalNormal(
+            self.weight_loc,
+            self.weight_log_var,
+            spec.expand_groups(r),
+            None if gate is None else spec.expand_groups(gate),
+            (expand(nodes), expand(weights)),
+            group_coupling=r,
+        )
+        q_bias = None
+        if spec.has_bias:
+            if spec.bias_gated:
+                q_bias = GateConditionalNormal(
+                    self.bias_loc, self.bias_log_var, r, gate, (nodes, weights)
+                )
+            else:
+                q_bias = normal(self.bias_loc, self.bias_log_var)
+        return q_weight, q_bias
+
+    def gate_quadrature(
+        self, num_nodes: int = QUADRATURE_NODES
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Return nodes and weights of a quadrature rule for each group's gate under the guide.
+
+        ``(nodes, weights)``, each ``[G, K]``: :math:`E_q f(g_g) \approx \sum_k
+        \omega_{gk} f(g_{gk})` (Gauss-Hermite for a normal or log-normal gate). Needed by
+        the conditional weights (``weights="conditional"``).
+
+        Raises
+        ------
+        TypeError
+            For a guide family without a continuous gate.
+        """
+        raise TypeError(f"{type(self).__name__} has no continuous gate to integrate over")
+
+    def mean_multiplier(self, *, conditional: bool = False) -> torch.Tensor | None:
+        r"""Return what the posterior mean of a group's weights is :math:`E[\tilde w]` times.
+
+        :math:`E[g]` for the mean-field family (``None`` without a gate), and
+        :math:`E[\varphi(g)]` for the conditional one; per group. It also multiplies a
+        gated bias.
+        """
+        if self.weights == "conditional":
+            nodes, weights = self.gate_quadrature()
+            return factor_moments(nodes, weights, torch.sigmoid(self.gate_coupling_logit))[0]
+        moments = self.gate_moments(conditional=conditional)
+        return None if moments is None else moments[0]
+
+    def effective_moments(self, *, conditional: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""Return the posterior mean and variance of the effective weights :math:`g\tilde w`.
+
+        Mean-field: :func:`product_moments` of the gate's and the weights' moments (the
+        gate and the weights independent). Conditional weights: :math:`E w = \mu
+        E\varphi`, :math:`\mathrm{Var}\,w = v E\varphi + \mu^2 \mathrm{Var}\,\varphi`
+        (:mod:`pyrocompress.priors.conditional`). ``conditional=True`` gives the moments
+        given that the group is kept (spike-and-slab differs).
+        """
+        mu, var = self.weight_moments()
+        if self.weights == "conditional":
+            e1, e2 = self._conditional_guides(None)[0].factor_moments()
+            return mu * e1, var * e1 + mu.square() * (e2 - e1.square()).clamp_min(0.0)
+        moments = self.gate_moments(conditional=conditional)
+        if moments is None:
+            return mu, var
+        m1, m2 = (self.spec.expand_groups(t) for t in moments)
+        return product_moments(m1, m2, mu, var)
 
     def _slab_guides(self) -> tuple[TorchDistributionMixin, TorchDistributionMixin | None]:
         """Return the guide factors of the (non-centred) weights and of the bias."""
@@ -350,14 +641,64 @@ class LayerGuide(nn.Module):
         m1, m2 = moments
         return torch.log((m2 - m1**2).clamp_min(1e-30)) - torch.log((m1**2).clamp_min(1e-30))
 
-    def inclusion_probabilities(self) -> torch.Tensor:
-        r"""Return the per-group :math:`1 - \alpha/(1+\alpha) = \sigma(-\log\alpha)`.
+    def relevance_threshold(self) -> torch.Tensor:
+        r"""Return the gate :math:`t_g = 1 / (s\sqrt{h_g})` above which group :math:`g` is relevant.
 
-        For a Gaussian-dropout view of the gate (Louizos et al. 2017, §3.1; Molchanov et
-        al. 2017) :math:`\alpha/(1+\alpha)` is the dropout rate of the group, so its
-        complement is the probability that the group is retained.
+        :math:`s` is the prior scale of the non-centred weights and :math:`h_g` the mean
+        Fisher information per weight of the group (``information``, recorded by
+        :func:`pyrocompress.fit`; :mod:`pyrocompress.infer.information`). At
+        :math:`|g| = t_g` the prior variance of the group's weights equals the sampling
+        variance of their estimates, so their shrinkage factor is
+        :math:`\kappa = 1/(1 + g^2 s^2 h) = 1/2` (Carvalho, Polson & Scott 2010;
+        Piironen & Vehtari 2017, eq. 2.5); ``inf`` where :math:`h_g = 0`.
+
+        Raises
+        ------
+        ValueError
+            If the information has not been recorded.
         """
-        return torch.sigmoid(-self.group_log_alpha())
+        info = self.information
+        if bool(torch.isnan(info).any()):
+            raise ValueError(
+                f"layer {self.spec.name!r} has no recorded Fisher information, which the "
+                "inclusion probabilities are measured against: pyrocompress.fit records "
+                "it; for a network trained or loaded otherwise call "
+                "pyrocompress.infer.record_information(bnn, (X, y)) first"
+            )
+        return 1.0 / (self.prior.layer_weight_scale(self.spec) * info.clamp_min(0.0).sqrt())
+
+    def gate_exceedance(self, threshold: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Return :math:`q(|g_g| > t_g)`, the guide's probability that each gate exceeds ``t``.
+
+        For the spike-and-slab gate :math:`\gamma \in \{0, 1\}` it is the posterior
+        inclusion probability; for a continuous gate the posterior inclusion probability
+        (:meth:`pyrocompress.Posterior.inclusion_probabilities`) reads the effective
+        weights instead, and this guide factor's probability is a diagnostic: a
+        non-centred mean-field guide leaves the gate near its prior for a group the data
+        switch off, so it can be near 1 for an irrelevant group.
+
+        Parameters
+        ----------
+        threshold
+            The thresholds :math:`t_g` (``[G]``, ``inf`` allowed); by default
+            :meth:`relevance_threshold`.
+
+        Returns
+        -------
+        Tensor
+            ``[G]`` probabilities.
+
+        Raises
+        ------
+        TypeError
+            For a guide family without a gate, or one that does not define them.
+        """
+        raise TypeError(f"{type(self).__name__} does not define inclusion probabilities")
+
+    def _threshold(self, threshold: torch.Tensor | None) -> torch.Tensor:
+        """``threshold`` as a float64 tensor on the guide's device, or the default one."""
+        t = self.relevance_threshold() if threshold is None else threshold
+        return torch.as_tensor(t, dtype=torch.float64, device=self.information.device)
 
     @override
     def extra_repr(self) -> str:
@@ -445,7 +786,7 @@ class Prior:
             zero = like.new_zeros(())
             shape = spec.weight_shape
             priors = self._gate_priors(spec, zero)
-            weight = IsotropicNormal(0.0, self.weight_scale, shape, like=zero)
+            weight = IsotropicNormal(0.0, self.layer_weight_scale(spec), shape, like=zero)
             priors["weight"] = weight.to_event(len(shape))
             if spec.has_bias:
                 bias = IsotropicNormal(0.0, self.bias_scale, shape[:1], like=zero)
@@ -455,6 +796,15 @@ class Prior:
 
     def __getstate__(self) -> dict:  # the cache holds tensors: never pickle or copy it
         return {k: v for k, v in vars(self).items() if k != "_site_prior_cache"}
+
+    def layer_weight_scale(self, spec: LayerSpec) -> float:
+        r"""Return :math:`s`, the prior scale of the non-centred weights in this layer.
+
+        ``weight_scale`` by default; a prior whose scale depends on the layer (the
+        spike-and-slab's ``slab_scaling="fan_in"``) overrides it. The weights' prior, the
+        relevance threshold and the inclusion probabilities read it.
+        """
+        return self.weight_scale
 
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """Return the per-group gate computed from sampled site values (plain path)."""
@@ -466,6 +816,34 @@ class Prior:
         """Return per-example gate draws, or gate moments (local reparametrisation path).
 
         They come from the guide's distributions ``qs`` of the layer's sites, by part name.
+        """
+        return None
+
+    def gate_log_prior(
+        self, spec: LayerSpec, values: dict[str, torch.Tensor]
+    ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        r"""Return the log prior density of :math:`\log|g|` given the layer's global variables.
+
+        For :func:`~pyrocompress.priors.relevance.relevance_given_weights`: a function of
+        ``log_g`` (``[S, G, K]``) for ``S`` draws of the layer's sites in ``values`` (each
+        with the draws along its first dimension; only the global sites are read), up to
+        an additive constant. ``None`` (the default) for a prior whose gate has no density
+        (spike-and-slab) or no gate; its inclusion probabilities come from the guide.
+        """
+        return None
+
+    def global_scale_densities(
+        self, spec: LayerSpec, values: dict[str, torch.Tensor]
+    ) -> tuple[Callable[..., torch.Tensor], Callable[[torch.Tensor], torch.Tensor]] | None:
+        r"""Return the densities that integrate a layer's global scale out, or ``None``.
+
+        For a prior with a global scale :math:`\tau` per layer (the horseshoes):
+        ``(log_prior_given, log_global_prior)``, the log density of :math:`\log|g|`
+        given :math:`\tau` (``(log_g, log_tau, draw=s) -> Tensor``, normalised in
+        :math:`\log g`; other layer variables, such as a slab width, are read from draw
+        ``s`` of ``values``) and that of :math:`\log\tau` (up to a constant); see
+        :func:`~pyrocompress.priors.relevance.relevance_given_layer`. ``None`` (the
+        default) reads the global variables from the posterior draws instead.
         """
         return None
 

@@ -25,7 +25,7 @@ class GaussianGuide(LayerGuide):
         return torch.log(spec.group_sum(var)) - torch.log(spec.group_sum(mean**2).clamp_min(1e-30))
 
     @override
-    def inclusion_probabilities(self) -> torch.Tensor:
+    def gate_exceedance(self, threshold: torch.Tensor | None = None) -> torch.Tensor:
         """Refuse: the Gaussian prior has no inclusion variables.
 
         Raises

@@ -29,6 +29,7 @@ from pyrocompress.priors.base import (
     Prior,
     Role,
 )
+from pyrocompress.priors.conditional import GUIDES
 
 __all__ = ["LayerGuide", "NetworkGuide"]
 
@@ -36,6 +37,14 @@ __all__ = ["LayerGuide", "NetworkGuide"]
 def _key(name: str) -> str:
     """Return the ``ModuleDict`` key of layer ``name`` (dots are not allowed in keys)."""
     return name.replace(".", "__")
+
+
+def _layer_guide(spec: LayerSpec, prior: Prior, weights: str) -> LayerGuide:
+    """Return the layer's guide: conditional weights where its gate allows them."""
+    family = prior.guide_family
+    if weights == "conditional" and family.gate_quadrature is LayerGuide.gate_quadrature:
+        weights = "mean-field"  # no continuous gate (Gaussian, spike-and-slab)
+    return family(spec, prior, weights=weights)
 
 
 class NetworkGuide(nn.Module):
@@ -48,11 +57,17 @@ class NetworkGuide(nn.Module):
     ----------
     layers
         ``(spec, prior)`` of each Bayesian layer, in layer order.
+    weights
+        ``"mean-field"`` or ``"conditional"`` (:class:`LayerGuide`): for every layer
+        whose prior has a continuous gate, the others keep the mean-field family.
     """
 
-    def __init__(self, layers: Iterable[tuple[LayerSpec, Prior]]):
+    def __init__(self, layers: Iterable[tuple[LayerSpec, Prior]], *, weights: str = "mean-field"):
         super().__init__()
-        self.layers = nn.ModuleDict({_key(s.name): p.guide_family(s, p) for s, p in layers})
+        if weights not in GUIDES:
+            raise ValueError(f"guide must be one of {GUIDES}, got {weights!r}")
+        self.weights = weights
+        self.layers = nn.ModuleDict({_key(s.name): _layer_guide(s, p, weights) for s, p in layers})
 
     def __getitem__(self, name: str) -> LayerGuide:
         return cast(LayerGuide, self.layers[_key(name)])

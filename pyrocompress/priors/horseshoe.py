@@ -13,11 +13,13 @@ from pyrocompress.distributions import half_cauchy_scale_parts
 from pyrocompress.effects import example_noise
 from pyrocompress.priors.base import (
     LOG_VAR_INIT,
+    QUADRATURE_NODES,
     Gate,
     LayerSpec,
     Prior,
     check_positive,
     lognormal,
+    normal_quadrature,
 )
 from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
@@ -79,6 +81,27 @@ class GroupHorseshoeGuide(LayerGuide):
         """Return the log-normal gate's :math:`(e^{m + v/2}, e^{2m + 2v})` per group."""
         m, v = self.log_gate_moments()
         return (m + 0.5 * v).exp(), (2.0 * m + 2.0 * v).exp()
+
+    @override
+    def gate_quadrature(self, num_nodes: int = QUADRATURE_NODES):
+        """Return Gauss-Hermite nodes and weights of the log-normal gate, ``[G, K]``."""
+        m, v = self.log_gate_moments()
+        nodes, weights = normal_quadrature(
+            m.expand(self.spec.num_groups), v.sqrt().expand(self.spec.num_groups), num_nodes
+        )
+        return nodes.exp(), weights
+
+    @override
+    def gate_exceedance(self, threshold: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Return :math:`P(g_g > t_g) = \Phi((m_g - \log t_g) / \sqrt{v_g})`.
+
+        The gate is log-normal under the guide, :math:`\log g \sim N(m, v)`
+        (:meth:`log_gate_moments`); see :meth:`LayerGuide.inclusion_probabilities` for
+        the threshold.
+        """
+        t = self._threshold(threshold)
+        m, v = (x.double() for x in self.log_gate_moments())
+        return torch.special.ndtr((m - t.log()) / v.sqrt()).to(self.local_a_loc.dtype)
 
     @override
     def group_log_alpha(self) -> torch.Tensor:
@@ -150,6 +173,42 @@ class GroupHorseshoe(Prior):
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         prod = values["global_a"] * values["global_b"] * values["local_a"] * values["local_b"]
         return prod.sqrt()
+
+    @override
+    def gate_log_prior(self, spec: LayerSpec, values: dict[str, torch.Tensor]):
+        r"""Return :math:`\log p(\log g \mid s) = \log g - \log s - \log(1 + g^2/s^2)`.
+
+        The gate :math:`g = s\tilde z` is :math:`C^+(0, s)` given the global scale
+        :math:`s = \sqrt{s_a s_b}` of each draw (constants dropped).
+        """
+        s2 = (values["global_a"] * values["global_b"]).double().reshape(-1, 1, 1)
+
+        def log_prior(log_g: torch.Tensor) -> torch.Tensor:
+            return log_g - 0.5 * s2.log() - torch.log1p(torch.exp(2.0 * log_g) / s2)
+
+        return log_prior
+
+    @override
+    def global_scale_densities(self, spec: LayerSpec, values: dict[str, torch.Tensor]):
+        r"""Return :math:`\log p(\log g \mid s)` and :math:`\log p(\log s)`.
+
+        :math:`g \mid s \sim C^+(0, s)` and :math:`s \sim C^+(0, \tau_0)`: in
+        :math:`\log` space :math:`\log\tfrac2\pi + d - \log(1 + e^{2d})` with
+        :math:`d = \log g - \log s` (respectively :math:`\log s - \log\tau_0`).
+        """
+        log_tau0 = math.log(self.scale_global)
+
+        def log_prior_given(
+            log_g: torch.Tensor, log_s: torch.Tensor, draw: int = 0
+        ) -> torch.Tensor:
+            d = log_g - log_s
+            return math.log(2.0 / math.pi) + d - torch.nn.functional.softplus(2.0 * d)
+
+        def log_global_prior(log_s: torch.Tensor) -> torch.Tensor:
+            d = log_s - log_tau0
+            return d - torch.nn.functional.softplus(2.0 * d)
+
+        return log_prior_given, log_global_prior
 
     @override
     def local_gate(

@@ -13,10 +13,12 @@ from pyrocompress.effects import example_noise
 from pyrocompress.priors.base import (
     LOG_VAR_INIT,
     LOG_VAR_RANGE,
+    QUADRATURE_NODES,
     Gate,
     LayerSpec,
     Prior,
     normal,
+    normal_quadrature,
     variance,
 )
 from pyrocompress.priors.guides import LayerGuide
@@ -47,6 +49,24 @@ class GroupNormalJeffreysGuide(LayerGuide):
         mu = self.scale_loc
         var = variance(self.scale_log_var)
         return mu, mu**2 + var
+
+    @override
+    def gate_quadrature(self, num_nodes: int = QUADRATURE_NODES):
+        """Return Gauss-Hermite nodes and weights of the normal scale, ``[G, K]``."""
+        return normal_quadrature(self.scale_loc, variance(self.scale_log_var).sqrt(), num_nodes)
+
+    @override
+    def gate_exceedance(self, threshold: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Return :math:`P(|z_g| > t_g) = \Phi((\mu - t)/\sigma) + \Phi((-\mu - t)/\sigma)`.
+
+        Under :math:`q(z_g) = N(\mu_g, \sigma_g^2)`; see
+        :meth:`LayerGuide.inclusion_probabilities` for the threshold.
+        """
+        t = self._threshold(threshold)
+        mu = self.scale_loc.double()
+        sd = variance(self.scale_log_var).double().sqrt()
+        prob = torch.special.ndtr((mu - t) / sd) + torch.special.ndtr((-mu - t) / sd)
+        return prob.clamp(0.0, 1.0).to(self.scale_loc.dtype)
 
     @override
     def group_log_alpha(self) -> torch.Tensor:
@@ -89,6 +109,11 @@ class GroupNormalJeffreys(Prior):
     @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
         return values["scale"]
+
+    @override
+    def gate_log_prior(self, spec: LayerSpec, values: dict[str, torch.Tensor]):
+        r"""Return 0: :math:`p(z) \propto 1/|z|` is uniform in :math:`\log|z|`."""
+        return torch.zeros_like
 
     @override
     def local_gate(

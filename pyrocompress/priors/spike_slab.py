@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import cast, override
 
 import pyro
@@ -10,7 +11,12 @@ import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 
 from pyrocompress.constraints import PARAMETERS
-from pyrocompress.distributions import ConditionalSlab, LogVarNormal, MarginalizedBernoulli
+from pyrocompress.distributions import (
+    ConditionalSlab,
+    LogVarNormal,
+    MarginalizedBernoulli,
+)
+from pyrocompress.effects import example_noise
 from pyrocompress.priors.base import (
     Gate,
     LayerSpec,
@@ -25,6 +31,13 @@ from pyrocompress.priors.registry import register_prior
 #: to 1, whose ``log(1 - p)`` is ``-inf``.
 _INCLUSION = PARAMETERS["prior_inclusion"]
 _MIN_INCLUSION = _INCLUSION.low
+#: Uniform draws for the logistic noise of the straight-through gates are kept this far
+#: from 0 and 1 (float32 rounds the normal CDF of 5.3 to 1).
+_MIN_UNIFORM = 1e-6
+#: The gradient estimators of :class:`SpikeAndSlab` (``estimator``).
+ESTIMATORS = ("moments", "straight-through")
+#: The ways :class:`SpikeAndSlab`'s slab scale may vary between layers (``slab_scaling``).
+SLAB_SCALINGS = ("none", "fan_in")
 
 
 class SpikeAndSlabGuide(LayerGuide):
@@ -78,9 +91,16 @@ class SpikeAndSlabGuide(LayerGuide):
         return -self.inclusion_logit
 
     @override
-    def inclusion_probabilities(self) -> torch.Tensor:
-        r"""Return :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024)."""
-        return torch.sigmoid(self.inclusion_logit)
+    def gate_exceedance(self, threshold: torch.Tensor | None = None) -> torch.Tensor:
+        r"""Return :math:`P(\gamma_g > t_g) = \pi_g\,[t_g < 1]`.
+
+        :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024) for every group whose
+        weights, once included, are relevant (their slab is wide enough for the data to
+        see them: :math:`s^2 h_g > 1`); see :meth:`LayerGuide.inclusion_probabilities`.
+        """
+        t = self._threshold(threshold)
+        pi = torch.sigmoid(self.inclusion_logit)
+        return pi * (t < 1.0).to(pi.dtype)
 
 
 @register_prior("spike-slab")
@@ -97,7 +117,8 @@ class SpikeAndSlab(Prior):
     :math:`q(\tilde w) = N(\mu, \sigma^2)`; the posterior inclusion probability of a group
     is :math:`\mathrm{PIP}_g = \pi_g`.
 
-    Gradient estimator: the inclusion gates are marginalised *exactly* in the first two
+    Gradient estimator (default, ``estimator="moments"``): the inclusion gates are
+    marginalised *exactly* in the first two
     moments of the locally reparametrised pre-activations,
     :math:`E[\gamma\tilde w] = \pi\mu` and
     :math:`\mathrm{Var}[\gamma\tilde w] = \pi(\sigma^2 + \mu^2) - \pi^2\mu^2`
@@ -113,10 +134,38 @@ class SpikeAndSlab(Prior):
         :math:`\lambda \in [10^{-6}, 1 - 10^{-6}]`, prior probability that a group is
         active.
     slab_scale
-        :math:`s`, standard deviation of the slab, in :data:`SCALE_RANGE`.
+        :math:`s`, standard deviation of the slab, in :data:`SCALE_RANGE`; with
+        ``slab_scaling="fan_in"`` its gain :math:`c`.
+    slab_scaling
+        ``"none"`` (the default): the slab is :math:`N(0, s^2)` in every layer.
+        ``"fan_in"``: :math:`N(0, c^2/\text{fan-in})` in each layer, the scale of weights
+        initialised as in LeCun et al. (1998) and of the guide's initial means. A slab much
+        wider than the weights (:math:`N(0, 1)` for LeNet-300-100's first layer, whose
+        weights are about :math:`1/\sqrt{784}`) makes a large :math:`\mu` nearly free,
+        while the structured KL charges each group :math:`\pi` times a few nats per weight:
+        lowering every :math:`\pi` and growing :math:`\mu` (the network acts through
+        :math:`\pi\mu`) is then the steepest way down the bound, and the inclusion
+        probabilities of the first layers collapse (``docs/results/spike-slab-mnist.md``).
+    estimator
+        The gradient estimator of the expected log-likelihood with respect to the gates
+        (:meth:`local_gate`). ``"moments"`` (the default): the gates marginalised in the
+        pre-activations' first two moments, as above; each output unit's pre-activation
+        gets the gates' variance on its own, so the noise of a group's gate, which in
+        the model is shared by every unit the group feeds, averages out across them.
+        ``"straight-through"``: one Bernoulli draw per example and group, shared by those
+        units, with the gradient of a relaxed draw (biased, with temperature).
+    temperature
+        :math:`\tau > 0` of the relaxed draws of ``estimator="straight-through"``;
+        :math:`2/3` by default (Maddison et al. 2017).
     """
 
-    hyper_parameters = ("prior_inclusion", "slab_scale")
+    hyper_parameters = (
+        "prior_inclusion",
+        "slab_scale",
+        "slab_scaling",
+        "estimator",
+        "temperature",
+    )
     guide_family = SpikeAndSlabGuide
     needs_local_reparam = True
     nuts_unsupported = (
@@ -124,9 +173,26 @@ class SpikeAndSlab(Prior):
         "group horseshoe or Gaussian prior for a gold-standard comparison"
     )
 
-    def __init__(self, prior_inclusion: float = 0.1, slab_scale: float = 1.0):
-        check_positive("slab_scale", slab_scale)
-        super().__init__(weight_scale=slab_scale)
+    def __init__(
+        self,
+        prior_inclusion: float = 0.1,
+        slab_scale: float = 1.0,
+        slab_scaling: str = "none",
+        estimator: str = "moments",
+        temperature: float = 2.0 / 3.0,
+    ):
+        super().__init__(weight_scale=check_positive("slab_scale", slab_scale))
+        self.slab_scale = self.weight_scale
+        if slab_scaling not in SLAB_SCALINGS:
+            raise ValueError(
+                f"slab_scaling must be one of {SLAB_SCALINGS} ('fan_in': a slab of standard "
+                f"deviation slab_scale/sqrt(fan-in) in each layer), got {slab_scaling!r}"
+            )
+        self.slab_scaling = slab_scaling
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator = estimator
+        self.temperature = check_positive("temperature", temperature)
         if (
             isinstance(prior_inclusion, bool)
             or not isinstance(prior_inclusion, int | float)
@@ -144,11 +210,25 @@ class SpikeAndSlab(Prior):
                 "prior that certain is better stated by removing (or keeping) the groups"
             )
         self.prior_inclusion = float(prior_inclusion)
-        self.slab_scale = self.weight_scale
+
+    def slab_sd(self, spec: LayerSpec) -> float:
+        r"""Return the slab's standard deviation :math:`s` in the layer of ``spec``.
+
+        ``slab_scale`` itself, or ``slab_scale`` :math:`/\sqrt{\text{fan-in}}` with
+        ``slab_scaling="fan_in"``.
+        """
+        if self.slab_scaling == "fan_in":
+            return self.slab_scale / math.sqrt(spec.fan_in)
+        return self.slab_scale
 
     def _gate_priors(self, spec: LayerSpec, zero: torch.Tensor) -> dict[str, dist.Distribution]:
         prior = dist.Bernoulli(zero + self.prior_inclusion).expand((spec.num_groups,))
         return {"inclusion": prior.to_event(1)}
+
+    @override
+    def layer_weight_scale(self, spec: LayerSpec) -> float:
+        """Return the slab's standard deviation in this layer (:meth:`slab_sd`)."""
+        return self.slab_sd(spec)
 
     @override
     def gate(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -158,6 +238,26 @@ class SpikeAndSlab(Prior):
     def local_gate(
         self, spec: LayerSpec, batch_size: int, qs: dict[str, dist.Distribution]
     ) -> Gate:
+        r"""Return the gate moments :math:`(\pi, \pi)`, or per-example gate draws.
+
+        ``estimator="moments"``: the moments, with which the layer marginalises the gates
+        in its pre-activations' first two moments, each output unit on its own.
+        ``estimator="straight-through"``: one draw :math:`\gamma_{ng} \sim
+        \mathrm{Bernoulli}(\pi_g)` per example and group, shared by every output unit
+        the group feeds, as :math:`\gamma = [\ell + L > 0]` with logistic noise
+        :math:`L` (from :func:`~pyrocompress.effects.example_noise` through the normal
+        CDF), whose gradient is that of the relaxed draw
+        :math:`\sigma((\ell + L)/\tau)` (Maddison et al. 2017; Jang et al. 2017; the
+        straight-through estimator of Bengio et al. 2013).
+        """
         # the gate factor _gate_guide samples the inclusions from
-        pi = cast(MarginalizedBernoulli, qs["inclusion"]).probs
-        return pi, pi
+        q = cast(MarginalizedBernoulli, qs["inclusion"])
+        if self.estimator == "moments":
+            pi = q.probs
+            return pi, pi
+        logits = q.logits
+        eps = example_noise((batch_size, *logits.shape), logits)
+        u = torch.special.ndtr(eps).clamp(_MIN_UNIFORM, 1.0 - _MIN_UNIFORM)
+        y = logits + (torch.log(u) - torch.log1p(-u))
+        soft = torch.sigmoid(y / self.temperature)
+        return (y > 0).to(soft.dtype) + (soft - soft.detach())

@@ -15,17 +15,19 @@ estimator is not itself a module), so :func:`sklearn.base.clone`, grid search an
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
 from pyrocompress.analysis import Posterior
 from pyrocompress.constraints import check
@@ -38,14 +40,23 @@ from pyrocompress.infer import fit as fit_svi
 from pyrocompress.infer import pretrain
 from pyrocompress.nn import bayesianize, mlp
 from pyrocompress.priors import Prior, get_prior, prior_keys
+from pyrocompress.priors.conditional import GUIDES
 from pyrocompress.rng import seeded
+from pyrocompress.selection.encoding import (
+    InputEncoding,
+    build_encoding,
+    check_groups,
+    encode_frame,
+    is_frame,
+    non_numeric_columns,
+)
 from pyrocompress.selection.rules import bayesian_fdr, median_probability_model, top_k
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["FeatureSelector", "infer_task", "selection_priors"]
+__all__ = ["Budget", "FeatureSelector", "infer_task", "selection_priors", "training_budget"]
 
 #: Priors whose input-layer groups have inclusion probabilities.
 
@@ -59,8 +70,94 @@ _RULES = ("median", "fdr", "top-k")
 _TASKS = ("auto", "regression", "classification")
 #: A numeric target with at most this many distinct integer values counts as class labels.
 MAX_AUTO_CLASSES = 10
-#: Optimisation steps of the default training budget (``epochs=None``).
+#: Optimisation steps of the default training budget (``epochs=None``) with minibatches.
 DEFAULT_STEPS = 12_000
+#: Largest number of rows trained in full batches by the default budget.
+FULL_BATCH_ROWS = 2048
+#: Maximum number of full-batch steps (epochs) of the default budget.
+FULL_BATCH_STEPS = 4000
+#: Adam learning rate of full-batch steps (when ``lr=None``); minibatch steps use 0.01.
+FULL_BATCH_LR = 0.03
+MINIBATCH_LR = 0.01
+#: Convergence test of the full-batch default budget (:func:`pyrocompress.fit`'s tol, window).
+DEFAULT_TOL = 5e-3
+CONVERGENCE_WINDOW = 100
+
+
+class Budget(NamedTuple):
+    """The training budget of one :meth:`FeatureSelector.fit` (see :func:`training_budget`).
+
+    ``epochs`` is the maximum when ``tol`` is set (:func:`pyrocompress.fit` may stop
+    earlier); ``kl_warmup`` and ``pretrain_epochs`` are numbers of epochs.
+    """
+
+    batch_size: int
+    epochs: int
+    lr: float
+    tol: float | None
+    window: int
+    kl_warmup: int
+    pretrain_epochs: int
+    threads: int | None
+
+
+@contextlib.contextmanager
+def _intra_op_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, restoring the number after.
+
+    ``None`` leaves the number alone.
+    """
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def training_budget(
+    n: int,
+    *,
+    epochs: int | None = None,
+    batch_size: int = 256,
+    lr: float | None = None,
+    max_steps: int | None = None,
+    tol: float | None = DEFAULT_TOL,
+    kl_warmup: float = 0.1,
+    pretrain_epochs: int | None = None,
+) -> Budget:
+    """Return the budget of a selector fit on ``n`` rows (the rule of :class:`FeatureSelector`).
+
+    * ``epochs`` given: ``epochs`` passes in minibatches of ``batch_size``, no
+      convergence stop (the behaviour before the rule existed).
+    * ``n <= FULL_BATCH_ROWS``: full-batch steps, at most ``max_steps`` (default
+      ``FULL_BATCH_STEPS``), learning rate ``FULL_BATCH_LR``, and :func:`pyrocompress.fit`'s
+      convergence stop with ``tol`` over windows of ``CONVERGENCE_WINDOW`` epochs
+      (``tol=None``: all the steps, cosine-annealed).
+    * larger ``n``: minibatches of ``batch_size``, ``max_steps`` (default
+      ``DEFAULT_STEPS``) steps, cosine-annealed, no convergence stop.
+
+    The KL warm-up takes the fraction ``kl_warmup`` of the (maximum) epochs, the
+    pre-training a tenth of them unless ``pretrain_epochs`` is given. ``threads`` is 1
+    for the full-batch rule (on the CPU, the fit runs with one torch intra-op thread and
+    restores the caller's number after: the matrices of a small table are too small for
+    threads to pay, and under load they cost several times the step,
+    docs/results/small-data.md), else ``None`` (torch's setting).
+    """
+    if epochs is None and n <= FULL_BATCH_ROWS:
+        batch, total = n, int(max_steps or FULL_BATCH_STEPS)
+        lr, stop, threads = FULL_BATCH_LR if lr is None else lr, tol, 1
+    else:
+        batch = min(batch_size, n)
+        steps = int(max_steps or DEFAULT_STEPS)
+        total = epochs or max(1, math.ceil(steps / math.ceil(n / batch)))
+        lr, stop, threads = MINIBATCH_LR if lr is None else lr, None, None
+    pretrain = max(1, round(0.1 * total)) if pretrain_epochs is None else int(pretrain_epochs)
+    warmup = round(kl_warmup * total)
+    return Budget(batch, int(total), float(lr), stop, CONVERGENCE_WINDOW, warmup, pretrain, threads)
 
 
 def infer_task(y, max_classes: int = MAX_AUTO_CLASSES) -> tuple[str, str]:
@@ -129,6 +226,21 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     With ``hidden=()`` the model is Bayesian linear (or logistic) regression with a
     spike-and-slab, horseshoe or normal-Jeffreys prior per coefficient.
 
+    Categorical features: a column of a pandas DataFrame that is categorical, string or
+    object (any non-numeric dtype) with :math:`k` levels becomes :math:`k` one-hot input
+    columns, all levels (no reference level: one gate multiplies the :math:`k` columns'
+    weights, so none is privileged), standardised as every input column. The :math:`k`
+    columns form one group with one gate: the feature is kept or dropped as a whole and
+    has one inclusion probability (group selection, Yuan & Lin 2006; a gate per group as
+    in Louizos, Ullrich & Welling 2017, §3). Boolean columns are one 0/1 column. A
+    missing value in a non-numeric column is refused (fill it with a level of its own).
+    ``groups`` ties columns of ``X`` in the same way (a spline basis, dummy codes of your
+    own). Everything the selector reports is per column of ``X`` (each column carrying
+    its group's PIP and decision), so :meth:`get_support`, ``feature_names_in_`` and
+    :meth:`transform` work as for any scikit-learn selector; per group see
+    ``group_inclusion_probabilities_``. The rules decide per group (``"top-k"`` picks
+    ``k`` groups, and the FDR is over groups).
+
     Parameters
     ----------
     task
@@ -139,16 +251,53 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``"group-horseshoe"`` or ``"group-nj"`` (PIP = :math:`1/(1 + \alpha_j)`, the
         complement of the group's dropout rate, Louizos et al. 2017, §3), or a
         :class:`~pyrocompress.priors.Prior` instance of one of those kinds.
+    groups
+        ``None`` (default: each column of ``X`` is its own group), or one label per column
+        of ``X`` (strings or integers): columns with equal labels share one gate and are
+        selected or dropped together, with one inclusion probability. A tied group is
+        named by its label, a lone column by its own name.
     hidden
         Hidden-layer widths; ``()`` for a linear model. The default (50, 20) is the
         network measured on the Bai et al. (2020) design (``benchmarks/selection/selection_bai.py``,
         docs/results/selection-bai.md: exactly the five relevant inputs in 4 of 5 seeds,
         2026-11-23) and on the Sun et al. (2021) design (docs/results/selection-study.md).
+    guide
+        The guide's family of the weights: ``"mean-field"`` or ``"conditional"``
+        (Gaussian given their group's gate, :mod:`pyrocompress.priors.conditional`; for
+        priors with a continuous gate), as in :func:`~pyrocompress.bayesianize`.
     epochs
-        Passes over the data; ``None`` (default) chooses about
-        ``DEFAULT_STEPS`` = 12 000 optimisation steps whatever the data size.
+        Passes over the data in minibatches of ``batch_size``, cosine-annealed, as many
+        as given; ``None`` (default): the budget follows the data (:func:`training_budget`).
+        Up to ``FULL_BATCH_ROWS`` = 2048 rows, every step takes the whole data set (a
+        full batch) and training stops when the ELBO has converged
+        (:func:`pyrocompress.fit` with ``tol`` and windows of ``CONVERGENCE_WINDOW`` = 100
+        epochs: the relative change of the mean loss between two windows, plus two
+        standard errors of its Monte-Carlo noise, is below ``tol``; then a cosine decay of
+        the learning rate over one window), after at most ``max_steps`` =
+        ``FULL_BATCH_STEPS`` = 4000 steps. A full batch because at that size a step's
+        cost is mostly the fixed cost of tracing the Pyro programs, not the data
+        (``docs/results/small-data.md`` times a step by batch size), so a minibatch step
+        costs nearly as much and sees a fraction of the data. Above 2048 rows:
+        ``max_steps`` = ``DEFAULT_STEPS`` = 12 000 minibatch steps, cosine-annealed, with
+        no convergence stop — the budget of the measured selection studies
+        (docs/results/selection-bai.md, selection-study.md), where the stop has not been
+        validated.
+    max_steps
+        The largest number of optimisation steps of the default budget (``epochs=None``);
+        ``None``: 4000 full-batch or 12 000 minibatch steps (see ``epochs``).
+    tol
+        Convergence tolerance of the full-batch default budget (see ``epochs``);
+        ``None`` runs all ``max_steps``. With the default 5e-3, diabetes with 50 noise
+        columns stops after 1300 of the 4000 steps and selects bmi, bp and s5; longer
+        runs select noise columns too, ones the Lasso also keeps (the 12 000-step budget
+        before this rule adds noise49; ten times the maximum without the stop adds
+        noise21, noise43 and noise49): ``benchmarks/selection/select_speed.py``,
+        docs/results/select-speed.md.
     batch_size, lr
-        Minibatch size and Adam learning rate (cosine-annealed).
+        Minibatch size (when minibatches are used, see ``epochs``) and Adam learning
+        rate; ``lr=None`` (default): ``FULL_BATCH_LR`` = 0.03 for full-batch steps
+        (measured against 0.01 and 0.05 in docs/results/select-speed.md), 0.01 for
+        minibatch steps.
     pretrain_epochs
         Epochs of group-lasso pre-training of the variational means before SVI
         (:func:`pyrocompress.infer.pretrain`); ``None`` (default) is a tenth of
@@ -185,9 +334,16 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     Attributes
     ----------
     inclusion_probabilities_ : ndarray of shape (n_features_in_,)
-        Posterior inclusion probability of each feature.
+        Posterior inclusion probability of each feature (column of ``X``): its group's.
     support_ : ndarray of bool, shape (n_features_in_,)
-        The selected features (also :meth:`get_support`).
+        The selected features (also :meth:`get_support`); a group's columns together.
+    group_inclusion_probabilities_ : ndarray of shape (n_groups,)
+        Posterior inclusion probability of each group (of each column of ``X`` without
+        ``groups``; a categorical column's one-hot columns are one group).
+    groups_ : ndarray of int, shape (n_features_in_,)
+        Group of each column of ``X``, numbered ``0..n_groups-1`` in order of appearance.
+    group_names_ : list of str
+        Name of each group: its label in ``groups``, or its column's name.
     estimated_fdr_ : float
         Estimated false-discovery rate of the selection,
         :math:`\frac{1}{|S|}\sum_{j\in S}(1 - \mathrm{PIP}_j)` (0 when nothing is selected).
@@ -205,13 +361,20 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     module_ : BayesianNetwork
         The fitted Pyro model and guide.
     history_ : History
-        Loss and timing per epoch.
+        Loss and timing per epoch, and why training stopped (``history_.stop_reason``,
+        ``history_.converged_at``).
+    budget_ : Budget
+        The budget used: batch size, (maximum) epochs, learning rate, ``tol``, window,
+        KL warm-up and pre-training epochs (:func:`training_budget`).
     pretrain_history_ : History or None
         The pre-training's penalised loss per epoch (``None`` without pre-training).
     n_features_in_, feature_names_in_
         As in scikit-learn (names only when ``X`` is a DataFrame with string columns; in a
         :class:`~sklearn.pipeline.Pipeline` after a transformer, only with
         ``set_output(transform="pandas")``, since the transformer passes on a NumPy array).
+    x_mean_, x_scale_ : ndarray of shape (n_inputs,)
+        Mean and standard deviation of each input column of the network (the one-hot
+        columns of a categorical feature each have their own), used to standardise them.
     fit_seconds_ : float
         Wall time of :meth:`fit`.
 
@@ -236,9 +399,13 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         task: str = "auto",
         prior: str | Prior = "spike-slab",
         hidden: tuple[int, ...] = (50, 20),
+        guide: str = "mean-field",
+        groups=None,
         epochs: int | None = None,
+        max_steps: int | None = None,
+        tol: float | None = DEFAULT_TOL,
         batch_size: int = 256,
-        lr: float = 0.01,
+        lr: float | None = None,
         pretrain_epochs: int | None = None,
         pretrain_penalty: float = 1.5e-3,
         kl_warmup: float = 0.1,
@@ -252,7 +419,11 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         self.task = task
         self.prior = prior
         self.hidden = hidden
+        self.guide = guide
+        self.groups = groups
         self.epochs = epochs
+        self.max_steps = max_steps
+        self.tol = tol
         self.batch_size = batch_size
         self.lr = lr
         self.pretrain_epochs = pretrain_epochs
@@ -285,13 +456,13 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
                 f"hidden must be a tuple of positive layer widths (() for a linear model), "
                 f"got {self.hidden!r}"
             )
-        if self.epochs is not None:
-            check("epochs", self.epochs)
-        check("batch_size", self.batch_size)
-        check("lr", self.lr)
+        if self.guide not in GUIDES:
+            raise ValueError(f"guide must be one of {GUIDES}, got {self.guide!r}")
+        self._check_budget_params()
         check("pretrain_epochs", self.pretrain_epochs)
         check("group_penalty", self.pretrain_penalty, label="pretrain_penalty")
         check("kl_warmup_fraction", self.kl_warmup, label="kl_warmup")
+        check_groups(self.groups, None)  # its form; its length once X is read
         if self.rule not in _RULES:
             raise ValueError(f"rule must be one of {_RULES}, got {self.rule!r}")
         check("fdr_level", self.fdr_level)
@@ -307,6 +478,16 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
         return prior, tuple(int(h) for h in hidden)
+
+    def _check_budget_params(self) -> None:
+        """Validate ``epochs``, ``max_steps``, ``tol``, ``batch_size`` and ``lr``."""
+        for name, value in (("epochs", self.epochs), ("max_steps", self.max_steps)):
+            if value is not None:
+                check("epochs", value, label=name)
+        check("tol", self.tol)
+        check("batch_size", self.batch_size)
+        if self.lr is not None:
+            check("lr", self.lr)
 
     # ------------------------------------------------------------------------- fit
     def fit(self, X, y) -> FeatureSelector:
@@ -328,8 +509,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             return self._fit(X, y, prior, hidden, seed, start)
 
     def _fit(self, X, y, prior: Prior, hidden: tuple[int, ...], seed: int | None, start: float):
-        checked = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
-        X, y = cast(tuple[np.ndarray, np.ndarray], checked)
+        X, y = self._encode(X, y)  # one-hot columns of non-numeric features; groups
         n, p = X.shape
         if n < 2:
             raise ValueError(f"got {n} sample; need at least 2 samples to fit")
@@ -366,55 +546,100 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             yt = torch.as_tensor((y - self.y_mean_) / y_scale, dtype=torch.float32)
             likelihood, out = GaussianLikelihood(), 1
 
-        names = (
-            [str(c) for c in getattr(self, "feature_names_in_")]  # noqa: B009  (set by sklearn)
-            if hasattr(self, "feature_names_in_")
-            else [f"x{j}" for j in range(p)]
-        )
+        encoding = self._encoding
         self.module_ = bayesianize(
             mlp([p, *hidden, out]),
             prior=prior,
             likelihood=likelihood,
-            feature_names=names,
+            feature_names=encoding.column_names,
+            groups=encoding.column_groups if encoding.tied else None,
+            guide=self.guide,
             seed=seed,
         )
-        batch = min(self.batch_size, n)
-        steps_per_epoch = math.ceil(n / batch)
-        epochs = self.epochs or max(1, math.ceil(DEFAULT_STEPS / steps_per_epoch))
-        pretrain_epochs = (
-            max(1, round(0.1 * epochs)) if self.pretrain_epochs is None else self.pretrain_epochs
+        budget = training_budget(
+            n,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_steps=self.max_steps,
+            tol=self.tol,
+            kl_warmup=self.kl_warmup,
+            pretrain_epochs=self.pretrain_epochs,
         )
+        self.budget_ = budget
         self.pretrain_history_ = None
-        if pretrain_epochs:
-            self.pretrain_history_ = pretrain(
+        cpu = torch.device(self.device).type == "cpu"
+        with _intra_op_threads(budget.threads if cpu else None):
+            if budget.pretrain_epochs:
+                self.pretrain_history_ = pretrain(
+                    self.module_,
+                    (Xt, yt),
+                    group_penalty=float(self.pretrain_penalty),
+                    epochs=budget.pretrain_epochs,
+                    batch_size=budget.batch_size,
+                    lr=budget.lr,
+                    seed=seed,
+                    device=self.device,
+                )
+            self.history_ = fit_svi(
                 self.module_,
                 (Xt, yt),
-                group_penalty=float(self.pretrain_penalty),
-                epochs=int(pretrain_epochs),
-                batch_size=batch,
-                lr=self.lr,
+                epochs=budget.epochs,
+                batch_size=budget.batch_size,
+                lr=budget.lr,
+                kl_warmup=budget.kl_warmup,
+                tol=budget.tol,
+                window=budget.window,
                 seed=seed,
                 device=self.device,
+                progress=self.progress,
             )
-        self.history_ = fit_svi(
-            self.module_,
-            (Xt, yt),
-            epochs=epochs,
-            batch_size=batch,
-            lr=self.lr,
-            kl_warmup=round(self.kl_warmup * epochs),
-            seed=seed,
-            device=self.device,
-            progress=self.progress,
-        )
         first = next(iter(self.module_.bayesian_layers()))
-        pip = Posterior(self.module_).inclusion_probabilities()[first]
-        self.inclusion_probabilities_ = pip.detach().double().cpu().numpy()
-        self.support_, self.estimated_fdr_, self.cutoff_ = self._select(
-            self.inclusion_probabilities_
+        pip = Posterior(self.module_).inclusion_probabilities()[first]  # one per group
+        self.group_inclusion_probabilities_ = pip.detach().double().cpu().numpy()
+        self.groups_ = encoding.feature_groups
+        self.group_names_ = list(encoding.group_names)
+        group_support, self.estimated_fdr_, self.cutoff_ = self._select(
+            self.group_inclusion_probabilities_
         )
+        # each column of X takes its group's PIP and decision (get_support is per column)
+        self.inclusion_probabilities_ = self.group_inclusion_probabilities_[self.groups_]
+        self.support_ = group_support[self.groups_]
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _encode(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Validate ``X`` and ``y``; return the input columns of the network and the target.
+
+        A DataFrame with non-numeric columns has them one-hot encoded (every level a
+        column, the columns of a feature one group, :mod:`pyrocompress.selection.encoding`);
+        any other ``X`` is converted to float64 as scikit-learn does. Sets
+        ``n_features_in_`` and ``feature_names_in_`` (the columns of ``X``) and
+        ``_encoding``, with the groups of ``groups``.
+        """
+        levels = None  # the one-hot levels of each column of a DataFrame with text columns
+        if is_frame(X) and non_numeric_columns(X):
+            validate_data(self, X, y, skip_check_array=True)  # names and n_features_in_
+            blocks, levels = encode_frame(X, self._input_names(X.shape[1]))
+            checked = check_X_y(
+                np.concatenate(blocks, axis=1),
+                y,
+                dtype=np.float64,  # type: ignore[arg-type]  (a dtype is accepted)
+                y_numeric=False,
+                estimator=self,
+            )
+        else:
+            checked = validate_data(self, X, y, dtype=np.float64, y_numeric=False)
+        Xc, yc = cast(tuple[np.ndarray, np.ndarray], checked)
+        names = self._input_names(Xc.shape[1] if levels is None else len(levels))
+        self._encoding: InputEncoding = build_encoding(names, levels, self.groups)
+        return Xc, yc
+
+    def _input_names(self, p: int) -> list[str]:
+        """Names of the ``p`` columns of ``X``: ``feature_names_in_``, or ``x0``, ``x1``..."""
+        if hasattr(self, "feature_names_in_"):
+            return [str(c) for c in getattr(self, "feature_names_in_")]  # noqa: B009
+        return [f"x{j}" for j in range(p)]
 
     def _select(self, pip: np.ndarray) -> tuple[np.ndarray, float, float | None]:
         """Apply the rule to ``pip``.
@@ -445,6 +670,31 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         check_is_fitted(self, "support_")
         return self.support_
 
+    def transform(self, X):
+        """Reduce ``X`` to the selected columns (features).
+
+        A DataFrame given to a selector fitted on one with non-numeric columns comes back
+        as the DataFrame of its selected columns, their dtypes kept (a categorical column
+        stays categorical, ready for the user's own encoder): a NumPy array of mixed
+        columns would be of no use. Any other ``X`` is reduced as scikit-learn does (a
+        NumPy array, or a DataFrame under ``set_output(transform="pandas")``).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+            The columns the selector was fitted on.
+
+        Returns
+        -------
+        ndarray or DataFrame of shape (n_samples, n_selected)
+            The selected columns.
+        """
+        check_is_fitted(self, "support_")
+        if is_frame(X) and self._encoding.levels:
+            validate_data(self, X, reset=False, skip_check_array=True)
+            return self._transform(X)
+        return super().transform(X)
+
     def _rule_labels(self) -> tuple[str, str]:
         """Return the rule as ``summary()`` names it, and the label of its cut-off in the plot."""
         if self.rule == "median":
@@ -474,7 +724,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         return plots.plot_pip_stem(
             self.inclusion_probabilities_,
-            feature_names=[str(n) for n in self.module_.feature_names or []],
+            feature_names=list(self._encoding.feature_names),
             threshold=self.cutoff_,
             threshold_label=self._rule_labels()[1],
             selected=self.support_,
@@ -488,7 +738,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         (names, in input order), ``rule`` and ``estimated_fdr``.
         """
         check_is_fitted(self, "support_")
-        names = [str(n) for n in self.module_.feature_names or []]
+        names = list(self._encoding.feature_names)  # the columns of X, not the one-hot ones
         return {
             "features": names,
             "inclusion_probabilities": {

@@ -474,7 +474,11 @@ GOOD = "a,b,y\n1,2,3\n4,5,6\n7,8,1\n"
 #: case -> (file contents, expected message)
 BAD_CSVS = {
     "missing target": ("a,b,z\n1,2,3\n4,5,6\n", "target column 'y' not found"),
-    "non-numeric feature": ("a,b,y\n1,red,3\n4,blue,6\n", "feature column 'b' is not numeric"),
+    "text in a numeric feature": (
+        "a,b,y\n1,2,3\n4,x,6\n7,8,9\n",
+        "feature column 'b' is numeric but for value 'x' in data row 2",
+    ),
+    "missing label": ("a,b,y\n1,red,3\n4,,6\n7,blue,9\n", "feature column 'b' has missing values"),
     "NaN feature": ("a,b,y\n1,,3\n4,5,6\n7,8,9\n", "feature column 'b' has missing or NaN"),
     "nan literal": ("a,b,y\n1,nan,3\n4,5,6\n7,8,9\n", "feature column 'b' has missing or NaN"),
     "inf feature": ("a,b,y\n1,inf,3\n4,5,6\n", "feature column 'b' has infinite values"),

@@ -133,10 +133,13 @@ def test_pretrain_in_two_processes_takes_the_steps_of_one(tmp_path):
     # a shape check on one example, then 3 epochs of 96 examples: one process sees them
     # all, each of two processes its half
     assert a["seen"] == [1] + [16] * 18 and b["seen"] == b1["seen"] == [1] + [8] * 18
+    # (the Fisher information, recorded by fit only, is NaN: unknown, in every process)
     for key, value in b["state"].items():  # and the two processes hold the same means
-        torch.testing.assert_close(b1["state"][key], value, atol=0, rtol=0, msg=key)
+        torch.testing.assert_close(b1["state"][key], value, atol=0, rtol=0, equal_nan=True,
+                                   msg=key)  # fmt: skip
     for key, value in a["state"].items():
-        torch.testing.assert_close(b["state"][key], value, atol=1e-5, rtol=1e-5, msg=key)
+        torch.testing.assert_close(b["state"][key], value, atol=1e-5, rtol=1e-5, equal_nan=True,
+                                   msg=key)  # fmt: skip
     torch.testing.assert_close(torch.tensor(b["loss"]), torch.tensor(a["loss"]), rtol=1e-5, atol=0)
     moved = [(a["state"][k] - v).abs().max() for k, v in a["init"].items() if k.endswith("_loc")]
     assert max(moved) > 1e-2  # the means did move: not a comparison of two initialisations

@@ -173,39 +173,47 @@ def test_bayesianize_mean_field_loss_is_finite(prior_key):
 # ------------------------------------------------------------- inclusion probabilities
 
 
+def _gate_draws(prior, spec, guide, n=4000):
+    """Draws of the gate from the guide, by tracing it (the Monte-Carlo reference)."""
+    gates = []
+    with torch.no_grad():
+        for _ in range(n):
+            tr = poutine.trace(guide).get_trace()
+            parts = prior.site_priors(spec, torch.zeros(()))
+            values = {p: tr.nodes[spec.site(p)]["value"] for p in parts
+                      if spec.site(p) in tr.nodes}  # fmt: skip
+            gates.append(prior.gate(spec, values))
+    return torch.stack(gates)
+
+
+@pytest.mark.parametrize("key", ["spike-slab", "group-nj", "group-horseshoe"])
 @pytest.mark.parametrize("kind", SPECS)
-def test_inclusion_probabilities_spike_and_slab(kind):
-    prior, spec, guide = _make_guide("spike-slab", kind)
-    pip = guide.inclusion_probabilities()
-    assert pip.shape == (spec.num_groups,)
-    torch.testing.assert_close(pip, torch.sigmoid(guide.inclusion_logit))
+def test_gate_exceedance_matches_guide_draws(key, kind):
+    """q(|g| > t) in closed form against the fraction of 4000 guide draws (4 standard errors)."""
+    prior, spec, guide = _make_guide(key, kind)
+    with torch.no_grad():  # spread the guide so the probabilities are not all 0 or 1
+        for name, role in guide.roles.items():
+            if role == "log_var":
+                getattr(guide, name).fill_(-1.0)
+            if role == "logit":
+                getattr(guide, name).normal_(0.0, 1.0)
+    t = torch.linspace(0.5, 1.5, spec.num_groups)
+    exact = guide.gate_exceedance(t).double()
+    freq = (_gate_draws(prior, spec, guide).abs() > t).double().mean(0)
+    se = (exact * (1 - exact) / 4000).sqrt()
+    assert bool(((exact - freq).abs() <= 4 * se + 1e-9).all()), (exact, freq)
+    if key == "spike-slab":  # with every threshold under 1 it is q(gamma = 1)
+        torch.testing.assert_close(
+            guide.gate_exceedance(torch.full((spec.num_groups,), 0.5)),
+            torch.sigmoid(guide.inclusion_logit),
+        )
+    assert bool((guide.gate_exceedance(torch.full((spec.num_groups,), math.inf)) == 0).all())
 
 
-@pytest.mark.parametrize("kind", SPECS)
-def test_inclusion_probabilities_group_normal_jeffreys(kind):
-    prior, spec, guide = _make_guide("group-nj", kind)
-    pip = guide.inclusion_probabilities()
-    log_alpha = guide.scale_log_var - torch.log(guide.scale_loc**2)
-    assert pip.shape == (spec.num_groups,)
-    torch.testing.assert_close(pip, torch.sigmoid(-log_alpha))
-
-
-@pytest.mark.parametrize("kind", SPECS)
-def test_inclusion_probabilities_group_horseshoe(kind):
-    """For a log-normal gate log g ~ N(m, v): alpha = e^v - 1, so sigma(-log alpha) = e^-v."""
-    prior, spec, guide = _make_guide("group-horseshoe", kind)
-    pip = guide.inclusion_probabilities()
-    v = 0.25 * sum(
-        getattr(guide, f"{part}_log_var").exp() for part in GroupHorseshoe._PARTS
-    ).expand(spec.num_groups)
-    assert pip.shape == (spec.num_groups,)
-    torch.testing.assert_close(pip, torch.exp(-v))
-
-
-def test_inclusion_probabilities_gaussian_raises():
+def test_gate_exceedance_gaussian_raises():
     prior, spec, guide = _make_guide("gaussian", "linear")
     with pytest.raises(ValueError, match="no inclusion"):
-        guide.inclusion_probabilities()
+        guide.gate_exceedance()
 
 
 # ------------------------------------------------------------------ hyper-parameters

@@ -1,0 +1,192 @@
+r"""The Fisher information of each group's weights: what makes an inclusion probability.
+
+A group is *relevant* when its prior does not shrink it away: for a weight :math:`w` with
+prior :math:`N(0, g^2 s^2)` (gate :math:`g`, slab scale :math:`s`) and likelihood
+information :math:`h` the posterior mean of :math:`w` is shrunk towards zero by the factor
+
+.. math:: \kappa = \frac{1}{1 + g^2 s^2 h},
+
+(Carvalho, Polson & Scott 2010, eq. 2; Piironen & Vehtari 2017, eq. 2.5, where
+:math:`h = n s_x^2 / \sigma^2` for a regression coefficient), and :math:`1 - \kappa` is the
+weight's share of the effective number of parameters :math:`m_{\mathrm{eff}} = \sum_j (1 -
+\kappa_j)`. Its information :math:`h` is what this module measures, for every weight of a
+network, as the diagonal of the Fisher information of the log-likelihood of the training
+data at the posterior-mean network — the generalised Gauss-Newton diagonal
+
+.. math:: h_{ij} = \sum_n \big(J_n^\top \Lambda_n J_n\big)_{ij,ij},
+   \qquad J_n = \partial f(x_n) / \partial w,
+
+with :math:`\Lambda_n` the Fisher information of the output (:math:`1/\sigma^2` for a
+Gaussian likelihood, :math:`\mathrm{diag}(p) - pp^\top` for a softmax; Martens 2020,
+§9). It is computed exactly by back-propagating the columns of a factor of
+:math:`\Lambda_n` (:meth:`~pyrocompress.distributions.Likelihood.fisher_factor`) and
+summing the per-example squared weight gradients
+(:meth:`~pyrocompress.nn.BayesianLayer.weight_information`), on at most ``max_examples``
+examples scaled up to the data set. A group's information is the mean over its weights.
+
+:func:`pyrocompress.fit` records it at the end of training in each layer guide's
+``information`` buffer (so it is saved with the network), where
+:meth:`pyrocompress.Posterior.inclusion_probabilities` reads it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from pyrocompress.infer.training import prepare_data
+from pyrocompress.nn import BayesianNetwork
+
+__all__ = ["fisher_information", "group_information", "record_information"]
+
+#: Default number of examples the information is computed on (a random subset beyond it).
+MAX_EXAMPLES = 4096
+
+
+def fisher_information(
+    bnn: BayesianNetwork,
+    data,
+    *,
+    max_examples: int = MAX_EXAMPLES,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    r"""Return the diagonal Fisher information of every layer's effective weights.
+
+    The generalised Gauss-Newton diagonal of the log-likelihood of all ``N`` examples at the
+    posterior-mean network (see the module docstring), estimated on a uniform random subset
+    of ``max_examples`` examples (all when ``N`` is not larger) and multiplied by
+    ``N / max_examples``.
+
+    Parameters
+    ----------
+    bnn
+        The fitted network.
+    data
+        ``(X, y)`` tensors or a :class:`~pyrocompress.data.Dataset` (the targets are not
+        used: the information is an expectation over targets drawn from the model).
+    max_examples
+        Largest number of examples used.
+    batch_size
+        Examples per forward pass.
+    seed
+        Seed of the subset's local generator (global random state untouched).
+
+    Returns
+    -------
+    dict of str to Tensor
+        Shaped as each layer's weight, by layer name.
+
+    Raises
+    ------
+    ValueError
+        If ``max_examples`` or ``batch_size`` is not a positive integer.
+    """
+    for name, value in (("max_examples", max_examples), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    X, _ = prepare_data(bnn, data, "data")
+    n = len(X)
+    if n > max_examples:
+        gen = torch.Generator().manual_seed(seed)
+        X = X[torch.randperm(n, generator=gen)[:max_examples]]
+    layers = bnn.bayesian_layers()
+    info = {
+        name: torch.zeros(layer.spec.weight_shape, device=bnn.device)
+        for name, layer in layers.items()
+    }
+    was_training = bnn.training
+    bnn.eval()
+    try:
+        for xb in X.split(batch_size):
+            _accumulate(bnn, xb.to(bnn.device), info)
+    finally:
+        bnn.train(was_training)
+    scale = n / len(X)
+    return {name: h * scale for name, h in info.items()}
+
+
+def _accumulate(bnn: BayesianNetwork, x: torch.Tensor, info: dict[str, torch.Tensor]) -> None:
+    """Add one batch's per-example squared gradients to ``info``."""
+    layers = bnn.bayesian_layers()
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook(name: str):
+        def record(module, args, output):
+            seen[name] = (args[0], output)
+
+        return record
+
+    handles = [layer.register_forward_hook(hook(name)) for name, layer in layers.items()]
+    try:
+        with torch.enable_grad(), bnn.point_estimate():
+            out = bnn.net(x.detach().requires_grad_())
+    finally:
+        for h in handles:
+            h.remove()
+    names = [name for name in layers if name in seen and seen[name][1].requires_grad]
+    factor = bnn.likelihood.fisher_factor(out.detach())
+    flat = out.reshape(len(out), -1)
+    for k in range(factor.shape[-1]):
+        cotangent = factor[:, : flat.shape[1], k].reshape(out.shape)
+        grads = torch.autograd.grad(
+            out, [seen[name][1] for name in names], grad_outputs=cotangent, retain_graph=True
+        )
+        for name, delta in zip(names, grads, strict=True):
+            layer = layers[name]
+            x_in = layer.mask_input(seen[name][0].detach())
+            info[name] += layer.weight_information(x_in, delta.detach())
+
+
+def group_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.Tensor]:
+    """Return each group's mean Fisher information per weight, by layer name.
+
+    Parameters
+    ----------
+    bnn, data
+        As for :func:`fisher_information`.
+    **kwargs
+        Passed to :func:`fisher_information`.
+
+    Returns
+    -------
+    dict of str to Tensor
+        ``[G]`` per layer.
+    """
+    layers = bnn.bayesian_layers()
+    out = {}
+    for name, h in fisher_information(bnn, data, **kwargs).items():
+        spec = layers[name].spec
+        out[name] = spec.group_sum(h) / spec.group_sum(torch.ones_like(h))
+    return out
+
+
+@torch.no_grad()
+def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.Tensor]:
+    """Compute :func:`group_information` and store it in each layer guide's ``information``.
+
+    :func:`pyrocompress.fit` calls it at the end of training; call it yourself for a
+    network trained otherwise (or on other data) before asking for inclusion
+    probabilities.
+
+    Parameters
+    ----------
+    bnn, data
+        As for :func:`fisher_information`.
+    **kwargs
+        Passed to :func:`fisher_information`.
+
+    Returns
+    -------
+    dict of str to Tensor
+        The recorded per-group information, by layer name.
+    """
+    info = group_information(bnn, data, **kwargs)
+    for name, h in info.items():
+        if not bool(torch.isfinite(h).all()):
+            bad = int((~torch.isfinite(h)).sum())
+            raise FloatingPointError(
+                f"the Fisher information of layer {name!r} is not finite for {bad} groups; "
+                "the posterior-mean network overflows on the data"
+            )
+        bnn.guide[name].information.copy_(h.to(bnn.guide[name].information))
+    return info

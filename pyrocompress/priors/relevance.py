@@ -1,0 +1,200 @@
+r"""The relevance of a group given its weights: the conditional law of a gate.
+
+In every group prior the gate :math:`g` of a group touches the data only through the
+group's effective weights :math:`w_g = g\,\tilde w_g` (and the bias of a gated output
+channel), :math:`\tilde w \sim N(0, s^2)`. Given those weights and the layer's global
+variables :math:`\theta` (the horseshoe's global scale, the slab width of the regularised
+horseshoe), the gate is independent of the data, with the one-dimensional density
+
+.. math::
+
+    p(\log g \mid w_g, \theta) \;\propto\; p(\log g \mid \theta)\;
+        g^{-m_g} \exp\!\Big(-\frac{\beta_g}{g^2}\Big), \qquad
+    \beta_g = \frac{\lVert w_g \rVert^2}{2 s^2},
+
+for the :math:`m_g` weights of the group (the normal densities of :math:`w = g\tilde w`
+in :math:`g`). The probability that the group is relevant, that its shrinkage factor
+:math:`\kappa_g = 1/(1 + g^2 s^2 h_g)` is below one half (:math:`|g| > t_g`,
+:meth:`~pyrocompress.priors.LayerGuide.relevance_threshold`), therefore satisfies
+
+.. math::
+
+    P(|g| > t \mid \mathcal D) = E\big[\,P(|g| > t \mid w_g, \theta)\;\big|\;\mathcal D\big],
+
+the Rao-Blackwellisation of the indicator :math:`[|g| > t]` (Casella & Robert 1996): an
+average over posterior draws of :math:`(w_g, \theta)` of a probability computed exactly
+here, by quadrature of the one-dimensional density on a grid in :math:`\log g` placed
+around the likelihood factor's peak (:math:`g^2 = 2\beta/m`, width
+:math:`1/\sqrt{2m}` in :math:`\log g`). For draws of an exact sampler it has the same
+expectation as the fraction of draws with :math:`|g| > t` and a smaller variance; for the
+draws of a mean-field guide it reads the effective weights, which the likelihood
+identifies, and not the guide's factor of the gate, which a non-centred mean-field guide
+leaves near its prior for a group the data switch off (only the product
+:math:`g\tilde w` is pinned down, not its split).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+__all__ = ["relevance_given_layer", "relevance_given_weights"]
+
+#: Number of grid points of the quadrature in log g.
+GRID = 256
+#: Grid points in log g for a group's marginal likelihood (the posterior of tau).
+_COARSE = 48
+
+
+def relevance_given_weights(
+    log_prior,
+    beta: torch.Tensor,
+    size: torch.Tensor | float,
+    threshold: torch.Tensor,
+    *,
+    grid: int = GRID,
+) -> torch.Tensor:
+    r"""Return :math:`P(|g| > t \mid w, \theta)` for each draw and group, by quadrature.
+
+    Parameters
+    ----------
+    log_prior
+        Callable taking ``log_g`` (``[S, G, K]``, float64) and returning the log density
+        of :math:`\log|g|` given the layer's global variables of each draw, up to a
+        constant, broadcastable to ``log_g`` (``-inf`` outside the support).
+    beta
+        :math:`\beta = \lVert w_g\rVert^2 / (2s^2)` per draw and group, ``[S, G]``.
+    size
+        :math:`m_g`, the number of weights (and gated biases) of each group, ``[G]`` or a
+        number.
+    threshold
+        :math:`t_g`, ``[G]`` (``inf`` allowed: probability 0).
+    grid
+        Number of quadrature points.
+
+    Returns
+    -------
+    Tensor
+        ``[S, G]`` probabilities (float64).
+    """
+    log_g, log_lik, delta = _grid(beta, size, grid)
+    weights = torch.softmax(log_lik + log_prior(log_g), dim=-1)  # the spacing cancels
+    return _above(weights, log_g, delta, threshold)
+
+
+def _grid(
+    beta: torch.Tensor, size: torch.Tensor | float, grid: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return the log-g grid ``[..., G, K]``, the likelihood factor on it, and its spacing."""
+    beta = beta.double().clamp_min(1e-300)
+    m = torch.as_tensor(size, dtype=torch.float64, device=beta.device)
+    # the likelihood factor g^-m exp(-beta/g^2) peaks at log g = log(2 beta / m) / 2, with
+    # sd 1/sqrt(2m) in log g; its left tail falls like exp(-beta/g^2) (fast), its right
+    # tail like g^-m (slowly for small m), so the grid reaches further to the right
+    # (12 sd either side; the prior's slope in log g, at most a few units, moves the peak
+    # by slope / (2m), well inside)
+    center = 0.5 * torch.log(2.0 * beta / m)
+    sd = 1.0 / torch.sqrt(2.0 * m)
+    low = center - 12.0 * sd
+    high = center + 12.0 * sd + 40.0 / (m + 1.0)
+    u = torch.linspace(0.0, 1.0, grid, dtype=torch.float64, device=beta.device)
+    log_g = low.unsqueeze(-1) + (high - low).unsqueeze(-1) * u
+    log_lik = -m.unsqueeze(-1) * log_g - beta.unsqueeze(-1) * torch.exp(-2.0 * log_g)
+    return log_g, log_lik, ((high - low) / (grid - 1)).unsqueeze(-1)
+
+
+def _above(
+    weights: torch.Tensor, log_g: torch.Tensor, delta: torch.Tensor, threshold: torch.Tensor
+) -> torch.Tensor:
+    """Return the mass of the grid's distribution above ``log threshold``.
+
+    Each point carries the mass of its cell (width ``delta``); the cell holding the
+    threshold counts the part of it above (a piecewise-constant density).
+    """
+    t = torch.as_tensor(threshold, dtype=torch.float64, device=log_g.device)
+    above = ((log_g + 0.5 * delta - torch.log(t).unsqueeze(-1)) / delta).clamp(0.0, 1.0)
+    return (weights * above).sum(-1).clamp(0.0, 1.0)
+
+
+def relevance_given_layer(
+    log_prior_given,
+    log_global_prior,
+    beta: torch.Tensor,
+    size: torch.Tensor | float,
+    threshold: torch.Tensor,
+    *,
+    grid: int = GRID // 2,
+    global_grid: int = 64,
+) -> torch.Tensor:
+    r"""Return :math:`P(|g| > t \mid w)` with the layer's global scale integrated out.
+
+    For a prior whose only layer-level variable is a global scale :math:`\tau` (the group
+    horseshoe), :math:`\tau` too depends on the data only through the layer's weights:
+
+    .. math::
+
+        p(\log\tau \mid w) \propto p(\log\tau) \prod_g \int p(\log g \mid \tau)\,
+            g^{-m_g} e^{-\beta_g / g^2}\, d\log g,
+        \qquad
+        P(|g| > t \mid w) = \int p(\log\tau \mid w)\, P(|g| > t \mid w_g, \tau)\,
+            d\log\tau,
+
+    so the inclusion probability is a functional of the posterior of the effective weights
+    alone, and a guide's factor of :math:`\tau` (which a mean-field guide leaves near its
+    initial value) is not read. Both integrals are quadratures: in :math:`\log g` as in
+    :func:`relevance_given_weights`, and in :math:`\log\tau` on a grid of
+    ``global_grid`` points spanning the groups' scales, refined around its mode when the
+    posterior of :math:`\tau` is narrower than the grid's spacing (many groups).
+
+    Parameters
+    ----------
+    log_prior_given
+        ``(log_g, log_tau, draw=s) -> log p(log g | tau, ...)`` for draw ``s`` (other
+        layer variables, such as a slab width, are read from the draw), normalised in
+        ``log g`` (a constant may be dropped only if it does not depend on ``tau``).
+    log_global_prior
+        ``log_tau -> log p(log tau)`` up to a constant.
+    beta, size, threshold
+        As for :func:`relevance_given_weights` (``beta`` is ``[S, G]``).
+    grid, global_grid
+        Quadrature points in ``log g`` and in ``log tau``.
+
+    Returns
+    -------
+    Tensor
+        ``[S, G]`` probabilities (float64).
+    """
+    log_g, log_lik, delta = _grid(beta, size, grid)  # [S, G, K]
+    # the posterior of tau needs only each group's marginal likelihood, a smooth integral:
+    # a coarse grid in log g is enough for it; the probabilities use the fine one
+    coarse = _grid(beta, size, _COARSE)
+    out = []
+    for s in range(log_g.shape[0]):
+        lg_c, ll_c, dl_c = (t[s] for t in coarse)
+        # the groups' likelihood peaks, g^2 = 2 beta / m (the grids' left ends + 12 sd)
+        centers = lg_c[:, 0] + 12.0 / torch.sqrt(2.0 * torch.as_tensor(size, dtype=lg_c.dtype))
+        low, high = float(centers.min()) - 12.0, float(centers.max()) + 4.0
+        log_tau = torch.linspace(low, high, global_grid, dtype=torch.float64)
+        given = partial(log_prior_given, draw=s)
+        post = _global_posterior(given, log_global_prior, lg_c, ll_c, dl_c, log_tau)
+        mode = float(log_tau[post.argmax()])
+        spacing = (high - low) / (global_grid - 1)
+        if float(post[(log_tau - mode).abs() <= 2.0 * spacing].sum()) > 0.99:
+            # narrower than the grid (many groups): refine around the mode
+            log_tau = torch.linspace(mode - 2.0 * spacing, mode + 2.0 * spacing,
+                                     global_grid // 2, dtype=torch.float64)  # fmt: skip
+            post = _global_posterior(given, log_global_prior, lg_c, ll_c, dl_c, log_tau)
+        keep = post > 1e-6 * post.max()  # the scales that carry the posterior mass
+        log_tau, post = log_tau[keep], post[keep] / post[keep].sum()
+        joint = log_lik[s] + log_prior_given(log_g[s], log_tau.reshape(-1, 1, 1), draw=s)
+        above = _above(torch.softmax(joint, -1), log_g[s], delta[s], threshold)  # [T, G]
+        out.append((post.unsqueeze(-1) * above).sum(0))
+    return torch.stack(out).clamp(0.0, 1.0)
+
+
+def _global_posterior(log_prior_given, log_global_prior, log_g, log_lik, delta, log_tau):
+    r"""Return :math:`p(\log\tau_k \mid w)` on the grid ``log_tau``."""
+    joint = log_lik + log_prior_given(log_g, log_tau.reshape(-1, 1, 1))  # [T, G, K]
+    log_marginal = torch.logsumexp(joint, -1) + torch.log(delta.squeeze(-1))  # [T, G]
+    return torch.softmax(log_global_prior(log_tau) + log_marginal.sum(-1), 0)

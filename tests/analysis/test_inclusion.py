@@ -1,0 +1,112 @@
+"""Posterior inclusion probabilities: one definition, for guide draws and other draws."""
+
+import pytest
+import torch
+from torch import nn
+
+import pyrocompress as pc
+from pyrocompress.distributions import GaussianLikelihood
+from pyrocompress.priors import prior_keys
+
+N = 200
+#: least-squares estimates of the six coefficients, exactly (see _controlled)
+COEF = torch.tensor([0.0, 0.05, 0.1, 0.15, 0.25, 0.5])
+
+
+def _controlled():
+    """Orthogonal columns and noise orthogonal to them: the estimates are COEF exactly.
+
+    Each column has the same information (n / sigma^2 = 200; standard error 0.071), so
+    the signal of input j is COEF[j] and nothing else differs between the inputs.
+    """
+    g = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(N, 7, generator=g))
+    X, e = q[:, :6] * N**0.5, q[:, 6] * N**0.5
+    return X, X @ COEF + e
+
+
+#: a recipe that converges for every prior here (spike-and-slab moves slowest)
+RECIPE = {"epochs": 1000, "batch_size": N, "lr": 0.05, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = _controlled()
+    out = {}
+    for key in prior_keys(inclusion_probabilities=True):
+        bnn = pc.bayesianize(nn.Linear(6, 1), key, seed=0,
+                             likelihood=GaussianLikelihood(1.0, learn_noise=False))  # fmt: skip
+        pc.fit(bnn, (X, y), **RECIPE)
+        out[key] = bnn
+    return out
+
+
+@pytest.mark.parametrize("key", prior_keys(inclusion_probabilities=True))
+def test_pips_are_probabilities_monotone_in_the_signal(fitted, key):
+    # 2000 draws: each probability has a Monte-Carlo standard error below 0.5/sqrt(2000) =
+    # 0.011, a difference of two below 0.016; 0.05 is three of those
+    pip = pc.Posterior(fitted[key]).inclusion_probabilities(num_samples=2000)["layer"]
+    assert bool(((pip >= 0) & (pip <= 1)).all())
+    assert bool((pip.diff() >= -0.05).all()), pip
+    assert pip[-1] > 0.95 and pip[-1] - pip[0] > 0.5, pip
+
+
+def test_threshold_is_the_standard_error():
+    X, y = _controlled()
+    bnn = pc.bayesianize(nn.Linear(6, 1), "group-nj", seed=0,
+                         likelihood=GaussianLikelihood(0.5, learn_noise=False))  # fmt: skip
+    pc.fit(bnn, (X, y), epochs=1, batch_size=N, progress=False)
+    # information n / sigma^2 = 800 per weight: t = 1 / sqrt(800), the estimate's s.e.
+    t = pc.Posterior(bnn).relevance_thresholds()["layer"]
+    torch.testing.assert_close(t, torch.full((6,), 800**-0.5), rtol=1e-4, atol=0)
+
+
+def test_given_draws_use_the_same_functional_and_leave_global_state(fitted):
+    bnn = fitted["group-horseshoe"]
+    post = pc.Posterior(bnn)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    default = post.inclusion_probabilities(num_samples=300, seed=4)["layer"]
+    assert torch.equal(torch.rand(3), before)  # the caller's generator is untouched
+    again = post.inclusion_probabilities(num_samples=300, seed=4)["layer"]
+    assert torch.equal(default, again)
+    # the same draws handed in as a mapping of site values give the same numbers
+    draws = {}
+    for values in post._layer_draws("layer", None, 300, 4):
+        for part, v in values.items():
+            draws.setdefault(f"layer.{part}", []).append(v)
+    draws = {k: torch.cat(v) for k, v in draws.items()}
+    torch.testing.assert_close(post.inclusion_probabilities(draws=draws)["layer"], default)
+    with pytest.raises(ValueError, match="no values of site"):
+        post.inclusion_probabilities(draws={"layer.weight": draws["layer.weight"]})
+
+
+def test_spike_and_slab_pip_is_the_inclusion_probability(fitted):
+    bnn = fitted["spike-slab"]
+    pip = pc.Posterior(bnn).inclusion_probabilities()["layer"]
+    torch.testing.assert_close(pip, torch.sigmoid(bnn.guide["layer"].inclusion_logit.detach()))
+
+
+def test_gaussian_prior_has_none(relevant_data):
+    X, y = relevant_data
+    bnn = pc.bayesianize(pc.mlp([8, 4, 2]), "gaussian", seed=0)
+    pc.fit(bnn, (X, y), epochs=1, batch_size=300, progress=False)
+    with pytest.raises(ValueError, match="no inclusion"):
+        pc.Posterior(bnn).inclusion_probabilities()
+
+
+def test_datatree_carries_the_relevance_draws_whose_mean_is_the_pip(fitted):
+    bnn = fitted["group-horseshoe"]
+    X, y = _controlled()
+    post = pc.Posterior(bnn)
+    tree = post.to_datatree(X, y, num_samples=400, seed=1)
+    rel = tree["posterior"]["layer_relevance"].values  # [chain, draw, group]
+    pip = tree["variational"]["layer_pip"].values
+    # two estimates of one quantity from independent draws (400 and 500): their difference
+    # has a standard error below 0.5 * sqrt(1/400 + 1/500) = 0.034
+    assert rel.shape == (1, 400, 6)
+    assert abs(rel.mean((0, 1)) - pip).max() < 4 * 0.034
+    assert tree["variational"]["layer_threshold"].values == pytest.approx(
+        post.relevance_thresholds()["layer"].numpy()
+    )

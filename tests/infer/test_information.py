@@ -1,0 +1,121 @@
+"""The Fisher information recorded for the inclusion probabilities (infer/information.py)."""
+
+import pytest
+import torch
+from torch import nn
+
+import pyrocompress as pc
+from pyrocompress.distributions import BernoulliLikelihood, GaussianLikelihood
+from pyrocompress.infer import fisher_information, group_information, record_information
+
+
+def _data(n=50, p=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, p, generator=g)
+    return X, X[:, 0] + 0.1 * torch.randn(n, generator=g)
+
+
+def test_linear_gaussian_information_is_sum_of_squares_over_noise():
+    # y = Xb + N(0, s^2): the Fisher information of b_j is sum_n x_nj^2 / s^2, exactly
+    X, y = _data()
+    bnn = pc.bayesianize(nn.Linear(4, 1), "group-nj", likelihood=GaussianLikelihood(0.5), seed=0)
+    info = fisher_information(bnn, (X, y))["layer"]
+    expected = (X.square().sum(0) / 0.25).unsqueeze(0)
+    torch.testing.assert_close(info, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_logistic_information_is_weighted_sum_of_squares():
+    # Bernoulli logit f = w.x + b: information of w_j is sum_n p_n (1 - p_n) x_nj^2
+    X, y = _data()
+    yb = (y > 0).long()
+    bnn = pc.bayesianize(nn.Linear(4, 1), "group-horseshoe", likelihood=BernoulliLikelihood(),
+                         seed=0)  # fmt: skip
+    info = fisher_information(bnn, (X, yb))["layer"]
+    p = torch.sigmoid(bnn.predict_point(X).squeeze(-1))
+    expected = ((p * (1 - p)).unsqueeze(-1) * X.square()).sum(0, keepdim=True)
+    torch.testing.assert_close(info, expected, rtol=1e-4, atol=1e-5)
+
+
+def _brute_force(bnn, X):
+    """Sum over examples and Fisher-factor columns of squared per-example gradients."""
+    layers = bnn.bayesian_layers()
+    point = {n: w.clone().requires_grad_() for n, (w, _) in
+             ((n, bnn.point_weights()[layer]) for n, layer in layers.items())}  # fmt: skip
+    total = {n: torch.zeros_like(w) for n, w in point.items()}
+    from pyrocompress.effects import PointEstimate
+
+    for i in range(len(X)):
+        weights = {layer: (point[n], bnn.point_weights()[layer][1]) for n, layer in layers.items()}
+        with PointEstimate(weights):
+            out = bnn.net(X[i : i + 1])
+        factor = bnn.likelihood.fisher_factor(out.detach())
+        for k in range(factor.shape[-1]):
+            grads = torch.autograd.grad(out, list(point.values()),
+                                        grad_outputs=factor[..., k].reshape(out.shape),
+                                        retain_graph=True)  # fmt: skip
+            for n, gr in zip(point, grads, strict=True):
+                total[n] += gr.square()
+    return total
+
+
+def test_generic_path_matches_per_example_autograd_for_a_conv_classifier():
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(6, 1, 6, 6, generator=g)
+    y = torch.randint(0, 3, (6,), generator=g)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    bnn = pc.bayesianize(net, "group-nj", seed=0)
+    fast = fisher_information(bnn, (X, y), batch_size=4)
+    slow = _brute_force(bnn, X)
+    for name in fast:
+        torch.testing.assert_close(fast[name], slow[name], rtol=1e-4, atol=1e-6)
+
+
+def test_linear_closed_form_equals_the_generic_vjp():
+    layer = pc.bayesianize(nn.Linear(5, 3), "group-nj", seed=0).bayesian_layers()["layer"]
+    g = torch.Generator().manual_seed(2)
+    x, delta = torch.randn(7, 5, generator=g), torch.randn(7, 3, generator=g)
+    generic = pc.nn.BayesianLayer.weight_information(layer, x, delta)
+    torch.testing.assert_close(layer.weight_information(x, delta), generic)
+
+
+def test_subset_is_scaled_to_the_data_set_and_seeded():
+    X, y = _data(n=400)
+    bnn = pc.bayesianize(nn.Linear(4, 1), "group-nj", likelihood=GaussianLikelihood(1.0), seed=0)
+    full = group_information(bnn, (X, y))["layer"]
+    part = group_information(bnn, (X, y), max_examples=200, seed=3)["layer"]
+    again = group_information(bnn, (X, y), max_examples=200, seed=3)["layer"]
+    torch.testing.assert_close(part, again)
+    # a mean of 200 squares of N(0, 1) scaled by 2: relative sd sqrt(2/200) * sqrt(1/2) = 0.07
+    assert torch.allclose(part, full, rtol=0.3)
+
+
+def test_fit_records_information_and_state_dict_keeps_it(tmp_path):
+    X, y = _data()
+    bnn = pc.bayesianize(pc.mlp([4, 3, 1]), "group-horseshoe",
+                         likelihood=GaussianLikelihood(1.0), seed=0)  # fmt: skip
+    with pytest.raises(ValueError, match="record_information"):
+        pc.Posterior(bnn).inclusion_probabilities()
+    pc.fit(bnn, (X, y), epochs=2, batch_size=25, progress=False)
+    info = pc.Posterior(bnn).information()
+    assert all(bool(torch.isfinite(v).all()) for v in info.values())
+    state = bnn.state_dict()
+    other = pc.bayesianize(pc.mlp([4, 3, 1]), "group-horseshoe",
+                           likelihood=GaussianLikelihood(1.0), seed=1)  # fmt: skip
+    other.load_state_dict(state)
+    assert torch.equal(pc.Posterior(other).information()["1"], info["1"])
+    # a state saved before the information existed loads, with it unknown
+    old = {k: v for k, v in state.items() if not k.endswith(".information")}
+    fresh = pc.bayesianize(pc.mlp([4, 3, 1]), "group-horseshoe",
+                           likelihood=GaussianLikelihood(1.0), seed=1)  # fmt: skip
+    fresh.load_state_dict(old)
+    assert bool(torch.isnan(pc.Posterior(fresh).information()["1"]).all())
+    record_information(fresh, (X, y))
+    assert bool(torch.isfinite(pc.Posterior(fresh).information()["1"]).all())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_bad_sizes_are_refused(bad):
+    X, y = _data()
+    bnn = pc.bayesianize(nn.Linear(4, 1), "group-nj", likelihood=GaussianLikelihood(1.0), seed=0)
+    with pytest.raises(ValueError, match="max_examples"):
+        fisher_information(bnn, (X, y), max_examples=bad)
