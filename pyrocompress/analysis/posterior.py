@@ -275,7 +275,7 @@ class Posterior:
         layers: list[str] | None = None,
         *,
         draws: Any = None,
-        num_samples: int = 500,
+        num_samples: int = 256,
         seed: int = 0,
     ) -> dict[str, torch.Tensor]:
         r"""Return the posterior inclusion probability (PIP) of each group.
@@ -328,7 +328,9 @@ class Posterior:
             the DataTree of :func:`pyrocompress.infer.run_nuts`.
         num_samples
             Number of guide draws (without ``draws``); the Monte Carlo standard error of
-            each probability is at most :math:`0.5/\sqrt{\text{num\_samples}}`.
+            each probability is at most :math:`0.5/\sqrt{\text{num\_samples}}` (0.031 by
+            default). The cost grows with the draws times the groups: about 20 s for the
+            784 input groups of LeNet-300-100 at 500 draws on one CPU core.
         seed
             Seed of the guide draws (the caller's random state is restored).
 
@@ -408,9 +410,11 @@ class Posterior:
         if spec.has_bias and spec.bias_gated:
             beta = beta + values["bias"].double().square() / (2.0 * prior.bias_scale**2)
             size = size + 1.0
+        upper = prior.gate_log_upper(spec, values)
+        beta = gates.square() * beta
         if densities is not None:  # the global scale integrated out, given the weights
-            return relevance_given_layer(*densities, gates.square() * beta, size, threshold)
-        return relevance_given_weights(log_prior, gates.square() * beta, size, threshold)
+            return relevance_given_layer(*densities, beta, size, threshold, upper=upper)
+        return relevance_given_weights(log_prior, beta, size, threshold, upper=upper)
 
     def _layer_draws(
         self, name: str, draws: Any, num_samples: int, seed: int
@@ -424,6 +428,8 @@ class Posterior:
             posterior = draws["posterior"].to_dataset() if hasattr(draws, "children") else None
             values = {}
             for part, prior in parts.items():
+                if part == "bias" and not spec.bias_gated:
+                    continue  # never read: only gated biases enter the relevance
                 site = spec.site(part)
                 if posterior is not None and site_variable(site) in posterior:
                     raw = posterior[site_variable(site)].values

@@ -91,7 +91,9 @@ def fisher_information(
         X = X[torch.randperm(n, generator=gen)[:max_examples]]
     layers = bnn.bayesian_layers()
     info = {
-        name: torch.zeros(layer.spec.weight_shape, device=bnn.device)
+        name: torch.zeros(
+            layer.spec.weight_shape, device=bnn.device, dtype=bnn.guide[name].information.dtype
+        )
         for name, layer in layers.items()
     }
     was_training = bnn.training
@@ -157,6 +159,9 @@ def group_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.T
     for name, h in fisher_information(bnn, data, **kwargs).items():
         spec = layers[name].spec
         out[name] = spec.group_sum(h) / spec.group_sum(torch.ones_like(h))
+        mask = layers[name].group_mask
+        if mask is not None:  # a removed group is seen by no data
+            out[name] = out[name] * mask.to(out[name])
     return out
 
 

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -749,7 +750,14 @@ def fit(
     # what the inclusion probabilities are measured against (infer/information.py)
     from pyrocompress.infer.information import record_information
 
-    record_information(bnn, (X, y))
+    try:
+        record_information(bnn, (X, y))
+    except (NotImplementedError, FloatingPointError) as e:  # training is not lost for it
+        warnings.warn(
+            f"the Fisher information was not recorded ({e}); inclusion probabilities "
+            "need it (pyrocompress.infer.record_information)",
+            stacklevel=2,
+        )
     return history
 
 

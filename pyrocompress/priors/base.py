@@ -56,7 +56,8 @@ __all__ = [
     "check_positive",
 ]
 
-#: Initial logit of the conditional weights' coupling r (r = 0.0025: nearly independent).
+#: Initial logit of the conditional weights' coupling r (r = 0.0025: the prior-dominated
+#: end, where the conditional mean of the non-centred weights is g times their mean).
 _COUPLING_INIT = -6.0
 #: Gauss-Hermite nodes of the gate quadratures (the conditional weights' KL and moments).
 QUADRATURE_NODES = 16
@@ -432,7 +433,7 @@ class LayerGuide(nn.Module):
                     f"guide='conditional' needs a prior with a continuous gate; "
                     f"{type(prior).__name__} has none (use guide='mean-field')"
                 )
-            # r = sigmoid(logit) per group: the weights start nearly independent of the gate
+            # r = sigmoid(logit) per group, small at first: the prior-dominated end
             self.declare(
                 "gate_coupling_logit",
                 torch.full((spec.num_groups,), _COUPLING_INIT),
@@ -829,6 +830,16 @@ class Prior:
         with the draws along its first dimension; only the global sites are read), up to
         an additive constant. ``None`` (the default) for a prior whose gate has no density
         (spike-and-slab) or no gate; its inclusion probabilities come from the guide.
+        """
+        return None
+
+    def gate_log_upper(
+        self, spec: LayerSpec, values: dict[str, torch.Tensor]
+    ) -> torch.Tensor | None:
+        r"""Return the largest :math:`\log g` the prior allows for each draw (``[S]``), or ``None``.
+
+        A regularised horseshoe's gate stays below its slab width :math:`c`; the
+        quadratures of :mod:`~pyrocompress.priors.relevance` keep their grid below it.
         """
         return None
 

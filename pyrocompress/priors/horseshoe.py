@@ -96,7 +96,7 @@ class GroupHorseshoeGuide(LayerGuide):
         r"""Return :math:`P(g_g > t_g) = \Phi((m_g - \log t_g) / \sqrt{v_g})`.
 
         The gate is log-normal under the guide, :math:`\log g \sim N(m, v)`
-        (:meth:`log_gate_moments`); see :meth:`LayerGuide.inclusion_probabilities` for
+        (:meth:`log_gate_moments`); see :meth:`LayerGuide.gate_exceedance` for
         the threshold.
         """
         t = self._threshold(threshold)

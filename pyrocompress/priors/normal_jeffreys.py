@@ -60,7 +60,7 @@ class GroupNormalJeffreysGuide(LayerGuide):
         r"""Return :math:`P(|z_g| > t_g) = \Phi((\mu - t)/\sigma) + \Phi((-\mu - t)/\sigma)`.
 
         Under :math:`q(z_g) = N(\mu_g, \sigma_g^2)`; see
-        :meth:`LayerGuide.inclusion_probabilities` for the threshold.
+        :meth:`LayerGuide.gate_exceedance` for the threshold.
         """
         t = self._threshold(threshold)
         mu = self.scale_loc.double()

@@ -539,6 +539,11 @@ class RegularizedHorseshoe(Prior):
         return (u.reciprocal() + values["slab_var"].reciprocal()).rsqrt()
 
     @override
+    def gate_log_upper(self, spec: LayerSpec, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        r"""Return :math:`\log c` of each draw: the gate stays below the slab width."""
+        return 0.5 * values["slab_var"].double().log().reshape(-1)
+
+    @override
     def global_scale_densities(self, spec: LayerSpec, values: dict[str, torch.Tensor]):
         r"""Return :math:`\log p(\log g \mid \tau, c)` and :math:`\log p(\log\tau)`.
 

@@ -54,6 +54,7 @@ def relevance_given_weights(
     threshold: torch.Tensor,
     *,
     grid: int = GRID,
+    upper: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Return :math:`P(|g| > t \mid w, \theta)` for each draw and group, by quadrature.
 
@@ -72,21 +73,28 @@ def relevance_given_weights(
         :math:`t_g`, ``[G]`` (``inf`` allowed: probability 0).
     grid
         Number of quadrature points.
+    upper
+        The largest ``log g`` of each draw's prior (``[S]``; a regularised horseshoe's
+        :math:`\log c`), or ``None`` (unbounded).
 
     Returns
     -------
     Tensor
         ``[S, G]`` probabilities (float64).
     """
-    log_g, log_lik, delta = _grid(beta, size, grid)
+    log_g, log_lik, delta = _grid(beta, size, grid, upper)
     weights = torch.softmax(log_lik + log_prior(log_g), dim=-1)  # the spacing cancels
     return _above(weights, log_g, delta, threshold)
 
 
 def _grid(
-    beta: torch.Tensor, size: torch.Tensor | float, grid: int
+    beta: torch.Tensor, size: torch.Tensor | float, grid: int, upper: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return the log-g grid ``[..., G, K]``, the likelihood factor on it, and its spacing."""
+    r"""Return the log-g grid ``[..., G, K]``, the likelihood factor on it, and its spacing.
+
+    ``upper`` (``[S]``, per draw) is the largest :math:`\log g` the prior allows (a
+    regularised horseshoe's slab width): the grid stays below it.
+    """
     beta = beta.double().clamp_min(1e-300)
     m = torch.as_tensor(size, dtype=torch.float64, device=beta.device)
     # the likelihood factor g^-m exp(-beta/g^2) peaks at log g = log(2 beta / m) / 2, with
@@ -98,6 +106,10 @@ def _grid(
     sd = 1.0 / torch.sqrt(2.0 * m)
     low = center - 12.0 * sd
     high = center + 12.0 * sd + 40.0 / (m + 1.0)
+    if upper is not None:
+        top = upper.double().reshape(-1, *([1] * (high.dim() - 1))) - 1e-9
+        high = torch.minimum(high, top)
+        low = torch.minimum(low, high - 24.0 * sd)
     u = torch.linspace(0.0, 1.0, grid, dtype=torch.float64, device=beta.device)
     log_g = low.unsqueeze(-1) + (high - low).unsqueeze(-1) * u
     log_lik = -m.unsqueeze(-1) * log_g - beta.unsqueeze(-1) * torch.exp(-2.0 * log_g)
@@ -126,6 +138,7 @@ def relevance_given_layer(
     *,
     grid: int = GRID // 2,
     global_grid: int = 64,
+    upper: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Return :math:`P(|g| > t \mid w)` with the layer's global scale integrated out.
 
@@ -159,23 +172,25 @@ def relevance_given_layer(
         As for :func:`relevance_given_weights` (``beta`` is ``[S, G]``).
     grid, global_grid
         Quadrature points in ``log g`` and in ``log tau``.
+    upper
+        The largest ``log g`` of each draw's prior (``[S]``), or ``None``.
 
     Returns
     -------
     Tensor
         ``[S, G]`` probabilities (float64).
     """
-    log_g, log_lik, delta = _grid(beta, size, grid)  # [S, G, K]
+    log_g, log_lik, delta = _grid(beta, size, grid, upper)  # [S, G, K]
     # the posterior of tau needs only each group's marginal likelihood, a smooth integral:
     # a coarse grid in log g is enough for it; the probabilities use the fine one
-    coarse = _grid(beta, size, _COARSE)
+    coarse = _grid(beta, size, _COARSE, upper)
     out = []
     for s in range(log_g.shape[0]):
         lg_c, ll_c, dl_c = (t[s] for t in coarse)
         # the groups' likelihood peaks, g^2 = 2 beta / m (the grids' left ends + 12 sd)
         centers = lg_c[:, 0] + 12.0 / torch.sqrt(2.0 * torch.as_tensor(size, dtype=lg_c.dtype))
         low, high = float(centers.min()) - 12.0, float(centers.max()) + 4.0
-        log_tau = torch.linspace(low, high, global_grid, dtype=torch.float64)
+        log_tau = torch.linspace(low, high, global_grid, dtype=torch.float64, device=lg_c.device)
         given = partial(log_prior_given, draw=s)
         post = _global_posterior(given, log_global_prior, lg_c, ll_c, dl_c, log_tau)
         mode = float(log_tau[post.argmax()])
@@ -183,8 +198,14 @@ def relevance_given_layer(
         if float(post[(log_tau - mode).abs() <= 2.0 * spacing].sum()) > 0.99:
             # narrower than the grid (many groups): refine around the mode
             log_tau = torch.linspace(mode - 2.0 * spacing, mode + 2.0 * spacing,
-                                     global_grid // 2, dtype=torch.float64)  # fmt: skip
+                                     global_grid // 2, dtype=torch.float64,
+                                     device=lg_c.device)  # fmt: skip
             post = _global_posterior(given, log_global_prior, lg_c, ll_c, dl_c, log_tau)
+        if not bool(torch.isfinite(post).all()):
+            raise FloatingPointError(
+                "the posterior of the global scale is not finite: a group's weights lie "
+                "where its prior has no mass (above a regularised horseshoe's slab width?)"
+            )
         keep = post > 1e-6 * post.max()  # the scales that carry the posterior mass
         log_tau, post = log_tau[keep], post[keep] / post[keep].sum()
         joint = log_lik[s] + log_prior_given(log_g[s], log_tau.reshape(-1, 1, 1), draw=s)

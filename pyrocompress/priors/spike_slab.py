@@ -96,7 +96,7 @@ class SpikeAndSlabGuide(LayerGuide):
 
         :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024) for every group whose
         weights, once included, are relevant (their slab is wide enough for the data to
-        see them: :math:`s^2 h_g > 1`); see :meth:`LayerGuide.inclusion_probabilities`.
+        see them: :math:`s^2 h_g > 1`); see :meth:`LayerGuide.gate_exceedance`.
         """
         t = self._threshold(threshold)
         pi = torch.sigmoid(self.inclusion_logit)

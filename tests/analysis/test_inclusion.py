@@ -103,10 +103,10 @@ def test_datatree_carries_the_relevance_draws_whose_mean_is_the_pip(fitted):
     tree = post.to_datatree(X, y, num_samples=400, seed=1)
     rel = tree["posterior"]["layer_relevance"].values  # [chain, draw, group]
     pip = tree["variational"]["layer_pip"].values
-    # two estimates of one quantity from independent draws (400 and 500): their difference
-    # has a standard error below 0.5 * sqrt(1/400 + 1/500) = 0.034
+    # two estimates of one quantity from independent draws (400 and the default 256): their
+    # difference has a standard error below 0.5 * sqrt(1/400 + 1/256) = 0.040
     assert rel.shape == (1, 400, 6)
-    assert abs(rel.mean((0, 1)) - pip).max() < 4 * 0.034
+    assert abs(rel.mean((0, 1)) - pip).max() < 4 * 0.040
     assert tree["variational"]["layer_threshold"].values == pytest.approx(
         post.relevance_thresholds()["layer"].numpy()
     )
