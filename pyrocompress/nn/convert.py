@@ -223,8 +223,9 @@ def bayesianize(
         their group's gate; or ``"conditional"``, Gaussian given the gate in the form of
         the posterior's funnel (:mod:`pyrocompress.priors.conditional`) — closer to the
         exact posterior of shrinkage priors (their inclusion probabilities follow NUTS's
-        more closely) for one more parameter per group and the same cost per step. It
-        needs priors with a continuous gate (group normal-Jeffreys, horseshoes).
+        more closely) for one more parameter per group, at about twice the time per step
+        (docs/results/guide-cost.md). It needs priors with a continuous gate (group
+        normal-Jeffreys, horseshoes).
     seed
         Seed for the initialisation of the guide; the caller's global random state is
         left as it was (:func:`pyrocompress.rng.seeded`).

@@ -26,8 +26,10 @@ meaning there) and the effective weight :math:`w = g\tilde w` given the gate is
 switched-off group, :math:`(\mu, v)/r_j` for a wide-open one. :math:`r_j` (one per group,
 ``gate_coupling_logit``) is the coupling the posterior's funnel needs — in the conjugate
 case :math:`r/(1 - r) = s^2 h`. Because the coupling is per group, the locally
-reparametrised pre-activations cost what the mean-field ones cost (the per-example
-:math:`\varphi` multiplies the inputs of a group, or the outputs of a channel).
+reparametrised pre-activations need no per-example weight tensor (the per-example
+:math:`\varphi` multiplies the inputs of a group, or the outputs of a channel); the
+quadrature over the gate and the traced gate draw make a step about twice as long as a
+mean-field one (``benchmarks/speed/guide_cost.py``).
 
 The KL of the weights is the expectation over the guide's gate of the conditional KL,
 
