@@ -46,7 +46,9 @@ from pyrocompress.infer import (
     pretrain,
 )
 from pyrocompress.nn import (
+    BayesianConv1d,
     BayesianConv2d,
+    BayesianEmbedding,
     BayesianLinear,
     BayesianNetwork,
     OpRule,
@@ -56,6 +58,8 @@ from pyrocompress.nn import (
     mlp,
     register_layer,
     register_op,
+    resnet20,
+    vgg_bn_cifar,
 )
 from pyrocompress.nn.moments import propagate
 from pyrocompress.priors import (
@@ -83,7 +87,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "REPORT_KEYS",
+    "BayesianConv1d",
     "BayesianConv2d",
+    "BayesianEmbedding",
     "BayesianLinear",
     "BayesianNetwork",
     "BernoulliLikelihood",
@@ -132,10 +138,12 @@ __all__ = [
     "register_op",
     "register_prior",
     "register_rule",
+    "resnet20",
     "rng",
     "save_compact",
     "selection",
     "unit_scores",
+    "vgg_bn_cifar",
 ]
 
 

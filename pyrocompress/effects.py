@@ -47,7 +47,13 @@ __all__ = [
 ]
 
 #: Point weight and bias of one layer (bias ``None`` when the layer has none).
-PointWeights = tuple[torch.Tensor, torch.Tensor | None]
+#: A layer's point weight and bias; layers with a normalisation after them
+#: (:meth:`~pyrocompress.nn.BayesianLayer.attach_norm`) add the per-channel scale that
+#: multiplies the normalised output (the gate's mean, masked).
+PointWeights = (
+    tuple[torch.Tensor, torch.Tensor | None]
+    | tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]
+)
 
 
 # ------------------------------------------------------------------ guide distributions

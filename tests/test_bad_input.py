@@ -209,8 +209,8 @@ def test_data_errors_say_how_to_fix(case, data, message):
 
 
 def test_unsupported_layers_and_priors():
-    with pytest.raises(TypeError, match="unsupported layer at '1': BatchNorm1d"):
-        pc.bayesianize(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3)))
+    with pytest.raises(TypeError, match="unsupported layer at '1': GroupNorm"):
+        pc.bayesianize(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.GroupNorm(1, 3)))
     with pytest.raises(TypeError, match="unsupported layer at '0': LSTM"):
         pc.bayesianize(torch.nn.Sequential(torch.nn.LSTM(4, 3)))
     with pytest.raises(ValueError, match="unknown prior 'laplace'"):

@@ -167,8 +167,18 @@ def test_every_function_works_on_nested_and_custom_forward_models(name, tmp_path
     for rule in ("pip", "fdr"):
         result = pc.prune(gated, rule, example_input=X)
         torch.testing.assert_close(result.module(X), gated.predict_point(X, result.plan.masks))
-    pc.save_compact(result.module, tmp_path / "m.pt")
-    torch.testing.assert_close(pc.load_compact(tmp_path / "m.pt")(X), result.module(X))
+    if isinstance(result.module, nn.Sequential):
+        pc.save_compact(result.module, tmp_path / "m.pt")
+        loaded = pc.load_compact(tmp_path / "m.pt")
+    else:  # the user's own class is rebuilt by its factory
+        assert type(result.module) is type(model)
+        pc.save_compact(result.module, tmp_path / "m.pt", factory=f"{__file__}:{name_of(model)}")
+        loaded = pc.load_compact(tmp_path / "m.pt", factory=type(model))
+    torch.testing.assert_close(loaded(X), result.module(X))
+
+
+def name_of(model: nn.Module) -> str:
+    return type(model).__name__
 
 
 def test_untraceable_forward_is_refused_with_the_reason():
@@ -188,7 +198,7 @@ def test_untraceable_forward_is_refused_with_the_reason():
         pc.propagate(bnn, X)
 
 
-def test_a_residual_forward_is_refused_by_pruning_with_the_reason():
+def test_a_residual_sum_with_the_input_keeps_its_channels_and_stays_exact():
     class Residual(nn.Module):
         def __init__(self):
             super().__init__()
@@ -197,10 +207,13 @@ def test_a_residual_forward_is_refused_by_pruning_with_the_reason():
         def forward(self, x):
             return self.b(torch.relu(self.a(x)) + x)
 
+    X, y = _xy()
     bnn = pc.bayesianize(Residual(), "group-nj", seed=0)
-    X, _ = _xy()
-    with pytest.raises(TypeError, match="branches or joins"):
-        pc.prune(bnn, "snr", example_input=X)
+    pc.fit(bnn, (X, y), epochs=2, batch_size=40, seed=0, progress=False)
+    result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+    # the six summed channels are the input's too, which cannot shrink: all stay
+    assert type(result.module) is Residual and result.module.a.out_features == 6
+    torch.testing.assert_close(result.module(X), bnn.predict_point(X, result.plan.masks))
 
 
 def test_cli_reaches_every_pruning_rule(tmp_path, capsys):
@@ -306,10 +319,11 @@ def test_view_size_and_slicing_in_a_custom_forward(tmp_path):
             full_mean, full_cov = pc.propagate(bnn, X, covariance="full")
             torch.testing.assert_close(full_mean, mean)
             assert full_cov.shape == (len(X), 3, 3)
-    result = pc.prune(pc.bayesianize(Viewed(), "group-nj", seed=0), "snr", example_input=X)
-    assert isinstance(result.module[0], nn.Flatten)
-    with pytest.raises(TypeError, match="getitem .* has no module equivalent"):
-        pc.prune(pc.bayesianize(Sliced(), "group-nj", seed=0), "snr", example_input=X)
+    for make in (Viewed, Sliced):  # exported as the user's class, its forward kept
+        bnn = pc.bayesianize(make(), "group-nj", seed=0)
+        result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+        assert type(result.module) is make and result.module.a.out_features < 5
+        torch.testing.assert_close(result.module(X), bnn.predict_point(X, result.plan.masks))
 
 
 @pytest.mark.parametrize(

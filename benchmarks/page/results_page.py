@@ -67,6 +67,8 @@ STUDIES = (
     ("svi-vs-nuts", "SVI against NUTS", "benchmarks/inference/svi_vs_nuts.py"),
     ("spike-slab-mnist", "Spike-and-slab on MNIST",
      "benchmarks/compression/spike_slab_mnist.py"),
+    ("architectures-mnist32", "VGG-BN and ResNet-20 on MNIST-32",
+     "benchmarks/compression/architectures_mnist32.py"),
 )  # fmt: skip
 
 

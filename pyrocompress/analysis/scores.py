@@ -129,8 +129,15 @@ def unit_scores(
                 _add(first, name, m1)  # sum_n mu_nij = M_ij sum_n m_nj
                 _add(second, name, m2)
             else:  # group = output channel
-                mean_out, noise_out = layer.output_moments(m, v, (w_m, w_v), None)
+                # a norm's scale, not its offset: a channel of zero weights carries nothing
+                mean_out, noise_out = layer.output_moments(m, v, (w_m, w_v), None, norm=False)
+                if layer.norm is not None:
+                    a = layer.norm_affine()[0].reshape(-1, *([1] * (mean_out.dim() - 2)))
+                    mean_out, noise_out = a * mean_out, a.square() * noise_out
                 mean_out, noise_out = layer.mask_output(mean_out), layer.mask_output(noise_out)
+                if layer.output_axis != 1:  # groups along another axis (Embedding): move it
+                    mean_out = mean_out.movedim(layer.output_axis, 1)
+                    noise_out = noise_out.movedim(layer.output_axis, 1)
                 positions = [0, *range(2, mean_out.dim())]  # examples and positions
                 _add(signal, name, mean_out.square().sum(positions))
                 _add(noise, name, noise_out.sum(positions))

@@ -1,5 +1,9 @@
 """Command line: ``pyrocompress demo``, ``pyrocompress compress`` and ``pyrocompress select``.
 
+``--model`` and ``--dataset`` name entries of registries: the models of ``_MODELS`` here
+(ready-made, or ``module:PATH.py:FACTORY`` for the user's own) and the data sets of
+:func:`pyrocompress.data.registered_datasets`.
+
 Bad input (a wrong option value, missing data, an unusable ``--out``) ends with a one-line
 message on stderr and exit code 2; no output file is written unless the whole run
 succeeds.
@@ -8,15 +12,21 @@ succeeds.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import inspect
+import itertools
 import math
 import os
 import re
 import sys
 import tempfile
 import time
+import traceback
+import types
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, cast
+from typing import NamedTuple, NoReturn, cast
 
 import numpy as np
 import pandas as pd
@@ -28,9 +38,18 @@ from pyrocompress.compress.files import save_compact
 from pyrocompress.compress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
 from pyrocompress.compress.report import format_report, json_writer, write_outputs
 from pyrocompress.compress.rules import pruning_rules
+from pyrocompress.compress.surgery import needs_graph_export
 from pyrocompress.constraints import check
 from pyrocompress.infer import fit, world
-from pyrocompress.nn import BayesianNetwork, bayesianize, lenet5_caffe, lenet_300_100, mlp
+from pyrocompress.nn import (
+    BayesianNetwork,
+    bayesianize,
+    lenet5_caffe,
+    lenet_300_100,
+    mlp,
+    resnet20,
+    vgg_bn_cifar,
+)
 from pyrocompress.plots import (
     plot_architecture,
     plot_bits,
@@ -133,37 +152,270 @@ def _check_writable_dir(path: str | None, option: str) -> None:
         ) from None
 
 
-def build_model(spec: str, in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Sequential:
-    """Build a torch model from ``lenet-300-100``, ``lenet-5-caffe`` or ``mlp:784-300-100-10``."""
-    n_in = int(torch.tensor(in_shape).prod())
-    if spec == "lenet-300-100":
-        return lenet_300_100(n_in, num_classes)
-    if spec == "lenet-5-caffe":
-        if tuple(in_shape[-2:]) != (28, 28):
+# --------------------------------------------------------------------------- --model
+
+
+class BuiltModel(NamedTuple):
+    """A model built for ``--model`` and how its compact form is rebuilt from a file.
+
+    ``factory`` (``"package.module:function"``, or ``"PATH.py:FACTORY"`` for a user's
+    file) and ``factory_kwargs`` are given to :func:`~pyrocompress.save_compact` for a
+    network that is not an ``nn.Sequential``; ``None`` for the ready-made chains.
+    """
+
+    module: torch.nn.Module
+    factory: str | None = None
+    factory_kwargs: dict[str, int] | None = None
+
+
+#: Builds the model from the shape of one input example and the number of classes:
+#: ``build(in_shape, num_classes)``.
+ModelBuilder = Callable[[tuple[int, ...], int], BuiltModel]
+
+
+@dataclass(frozen=True)
+class _ModelKind:
+    """One kind of ``--model`` value: ``NAME`` or, when ``argument``, ``NAME:ARGUMENT``.
+
+    ``resolve(spec, argument)`` checks what it can without the data (sizes, the user's
+    file) and returns the builder, which checks the rest against the data.
+    """
+
+    resolve: Callable[[str, str], ModelBuilder]
+    usage: str
+    help: str
+    argument: bool = False
+
+
+def _fixed(
+    build: Callable[[tuple[int, ...], int], torch.nn.Module],
+) -> Callable[[str, str], ModelBuilder]:
+    """Return the ``resolve`` of a ready-made chain: its builder, nothing to check first."""
+    return lambda spec, argument: lambda in_shape, k: BuiltModel(build(in_shape, k))
+
+
+def _cifar(name: str, factory: Callable[..., torch.nn.Module], side: int | None):
+    """Return the ``resolve`` of a ready-made CNN of :mod:`pyrocompress.nn.models`."""
+
+    def build(in_shape: tuple[int, ...], num_classes: int) -> BuiltModel:
+        if len(in_shape) != 3 or (side is not None and tuple(in_shape[1:]) != (side, side)):
+            need = f"{side}x{side} images" if side is not None else "images [C, H, W]"
             raise UsageError(
-                f"lenet-5-caffe needs 28x28 images (--dataset mnist); this data has shape "
+                f"{name} needs {need} (--dataset mnist32 or cifar10); this data has shape "
                 f"{tuple(in_shape)}"
             )
-        return lenet5_caffe(in_shape[0] if len(in_shape) == 3 else 1, num_classes)
-    if spec.startswith("mlp:"):
-        try:
-            sizes = [int(s) for s in spec[4:].split("-")]
-        except ValueError:
-            raise UsageError(
-                f"--model {spec}: sizes must be integers, e.g. mlp:784-300-100-10"
-            ) from None
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise UsageError(f"--model {spec}: give at least two positive sizes")
+        kwargs = {"num_classes": num_classes, "in_channels": in_shape[0]}
+        return BuiltModel(factory(**kwargs), f"{factory.__module__}:{factory.__name__}", kwargs)
+
+    return lambda spec, argument: build
+
+
+def _lenet5(in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+    if tuple(in_shape[-2:]) != (28, 28):
+        raise UsageError(
+            f"lenet-5-caffe needs 28x28 images (--dataset mnist); this data has shape "
+            f"{tuple(in_shape)}"
+        )
+    return lenet5_caffe(in_shape[0] if len(in_shape) == 3 else 1, num_classes)
+
+
+def _mlp(spec: str, argument: str) -> ModelBuilder:
+    try:
+        sizes = [int(s) for s in argument.split("-")]
+    except ValueError:
+        raise UsageError(
+            f"--model {spec}: sizes must be integers, e.g. mlp:784-300-100-10"
+        ) from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise UsageError(f"--model {spec}: give at least two positive sizes")
+
+    def build(in_shape: tuple[int, ...], num_classes: int) -> BuiltModel:
+        n_in = math.prod(in_shape)
         if sizes[0] != n_in or sizes[-1] != num_classes:
             raise UsageError(
                 f"--model {spec}: the first size must be the number of inputs ({n_in}) and "
                 f"the last the number of classes ({num_classes})"
             )
-        return mlp(sizes)
-    raise UsageError(
-        f"--model {spec!r} is not one of lenet-300-100, lenet-5-caffe, mlp:SIZES "
-        "(e.g. mlp:784-300-100-10)"
-    )
+        return BuiltModel(mlp(sizes))
+
+    return build
+
+
+#: The keyword arguments a user's factory is given when it names them, from the data.
+FACTORY_ARGUMENTS = {
+    "num_classes": lambda in_shape, num_classes: num_classes,
+    "in_channels": lambda in_shape, num_classes: in_shape[0],
+    "in_features": lambda in_shape, num_classes: math.prod(in_shape),
+}
+_USER_MODULES = itertools.count()
+
+
+def _user_factory(spec: str, argument: str) -> ModelBuilder:
+    """``module:PATH.py:FACTORY``: import the file, find FACTORY; the builder calls it."""
+    path_text, _, name = argument.rpartition(":")  # PATH may hold colons, FACTORY not
+    if not path_text or not name.isidentifier():
+        raise UsageError(
+            f"--model {spec}: give module:PATH.py:FACTORY, FACTORY the name of a function or "
+            "class in the Python file PATH.py, e.g. module:my_net.py:make_net"
+        )
+    path = Path(path_text).expanduser()
+    if path.suffix != ".py" or not path.is_file():
+        what = "not found" if not path.exists() else "is not a .py file"
+        raise UsageError(
+            f"--model {spec}: {path} {what}; give the path of the Python file that defines {name}"
+        )
+    module = _import_user_file(spec, path.resolve())
+    try:
+        factory = _find_factory(spec, path, module, name)
+    except UsageError:
+        del sys.modules[module.__name__]  # a refused file leaves no trace
+        raise
+
+    def build(in_shape: tuple[int, ...], num_classes: int) -> BuiltModel:
+        try:
+            accepted = inspect.signature(factory).parameters
+        except (TypeError, ValueError):  # no signature to read (a builtin): no arguments
+            accepted = {}
+        keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        kwargs = {
+            k: value(in_shape, num_classes)
+            for k, value in FACTORY_ARGUMENTS.items()
+            if k in accepted and accepted[k].kind in keywords
+        }
+        call = f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+        try:
+            net = factory(**kwargs)
+        except Exception as e:  # the user's code: one line, with its place in their file
+            raise UsageError(f"--model {spec}: {call} raised {_one_line(e, path)}") from e
+        if not isinstance(net, torch.nn.Module):
+            raise UsageError(
+                f"--model {spec}: {call} returned a {type(net).__name__}, not a "
+                "torch.nn.Module; return the model"
+            )
+        return BuiltModel(net, f"{path.resolve()}:{name}", kwargs)
+
+    return build
+
+
+def _find_factory(spec: str, path: Path, module: types.ModuleType, name: str) -> Callable:
+    """Return the callable ``name`` of the user's ``module``, or a :class:`UsageError`."""
+    if not hasattr(module, name):
+        found = sorted(
+            n
+            for n, v in vars(module).items()
+            if callable(v)
+            and not n.startswith("_")
+            and getattr(v, "__module__", None) == module.__name__
+        )
+        raise UsageError(
+            f"--model {spec}: {path} defines no {name}; its functions and classes are: "
+            f"{', '.join(found) or 'none'}"
+        )
+    factory = getattr(module, name)
+    if not callable(factory):
+        raise UsageError(
+            f"--model {spec}: {name} in {path} is a {type(factory).__name__}, not callable; "
+            "give a function or class that returns a torch.nn.Module"
+        )
+    return factory
+
+
+def _import_user_file(spec: str, path: Path) -> types.ModuleType:
+    """Import the user's file under a module name of its own (registered in ``sys.modules``)."""
+    module_name = f"_pyrocompress_user_{re.sub(r'\W', '_', path.stem)}_{next(_USER_MODULES)}"
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"--model {spec}: {path} cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module  # as `import` does: dataclasses, pickling find it
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as e:  # the user's code: one line, with its place in their file
+        del sys.modules[module_name]
+        raise UsageError(f"--model {spec}: importing {path} raised {_one_line(e, path)}") from e
+    return module
+
+
+def _one_line(error: BaseException, path: Path) -> str:
+    """``Type: message (at FILE:LINE)``, the line the last of ``path``'s frames was on."""
+    line = error.lineno if isinstance(error, SyntaxError) else None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if Path(frame.filename) == path:
+            line = frame.lineno
+    message = " ".join(str(error).split()) or "(no message)"
+    where = f" (at {path}:{line})" if line is not None else ""
+    return f"{type(error).__name__}: {message}{where}"
+
+
+#: The ``--model`` values: NAME, or NAME:ARGUMENT for the entries with an argument.
+_MODELS: dict[str, _ModelKind] = {
+    "lenet-300-100": _ModelKind(
+        _fixed(lambda in_shape, k: lenet_300_100(math.prod(in_shape), k)),
+        "lenet-300-100",
+        "lenet-300-100 (flattened inputs)",
+    ),
+    "lenet-5-caffe": _ModelKind(_fixed(_lenet5), "lenet-5-caffe", "lenet-5-caffe (28x28)"),
+    "mlp": _ModelKind(_mlp, "mlp:SIZES", "mlp:A-B-... (widths, inputs first)", argument=True),
+    "vgg-bn-cifar": _ModelKind(
+        _cifar("vgg-bn-cifar", vgg_bn_cifar, 32),
+        "vgg-bn-cifar",
+        "vgg-bn-cifar (Louizos et al. 2017; 32x32 images)",
+    ),
+    "resnet20": _ModelKind(
+        _cifar("resnet20", resnet20, None),
+        "resnet20",
+        "resnet20 (He et al. 2016; images)",
+    ),
+    "module": _ModelKind(
+        _user_factory,
+        "module:PATH.py:FACTORY",
+        "module:PATH.py:FACTORY, your own model: the function or class FACTORY of the file "
+        "PATH.py is called with those of the keywords num_classes, in_channels (the images' "
+        "channels, or the number of inputs of flat data) and in_features (the number of "
+        "input values) that it names, and must return a torch.nn.Module",
+        argument=True,
+    ),
+}
+
+
+def _resolve_model(spec: str) -> ModelBuilder:
+    """Check ``--model`` as far as it can be without the data; return its builder."""
+    name, colon, argument = spec.partition(":")
+    kind = _MODELS.get(name)
+    if kind is None or kind.argument != bool(colon):
+        raise UsageError(
+            f"--model {spec!r} is not one of {', '.join(k.usage for k in _MODELS.values())} "
+            "(e.g. mlp:784-300-100-10, module:my_net.py:make_net)"
+        )
+    return kind.resolve(spec, argument)
+
+
+def build_model(spec: str, in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
+    """Build the plain torch model that ``--model spec`` names, for the data's shapes.
+
+    Parameters
+    ----------
+    spec : str
+        ``lenet-300-100``, ``lenet-5-caffe``, ``mlp:784-300-100-10``, ``vgg-bn-cifar``,
+        ``resnet20`` or ``module:PATH.py:FACTORY`` (a function or class of the user's
+        file, called with those of the keywords of :data:`FACTORY_ARGUMENTS` it names).
+    in_shape : tuple of int
+        The shape of one input example, ``(C, H, W)`` for images or ``(D,)``.
+    num_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model, initialised from torch's global generator.
+
+    Raises
+    ------
+    UsageError
+        With a one-line message naming ``--model``: an unknown value, sizes that do not
+        fit the data, a user's file or factory that cannot be used.
+    """
+    return _resolve_model(spec)(tuple(in_shape), num_classes).module
 
 
 def run(
@@ -218,22 +470,24 @@ def run(
         rule=rule,
         threshold=threshold,
     )
+    with seeded(seed):  # a user's file may draw when imported; the caller's state stays
+        build = _resolve_model(model)  # before the data: a bad --model fails at once
     try:
         splits = datasets.load_dataset(
-            dataset,
-            data_dir=data_dir,
-            seed=seed,
-            flatten=(dataset == "digits"),
-            pixel_range=pixel_range,
+            dataset, data_dir=data_dir, seed=seed, flatten=None, pixel_range=pixel_range
         )
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from e
     start = time.perf_counter()
     with seeded(seed):  # torch's initialisation of the plain model; the caller's state stays
-        net = build_model(model, tuple(splits.train.X.shape[1:]), splits.num_classes)
-    bnn = bayesianize(
-        net, get_prior(prior), feature_names=splits.train.feature_names, guide=guide, seed=seed
-    )
+        built = build(tuple(splits.train.X.shape[1:]), splits.num_classes)
+    net = built.module
+    try:
+        bnn = bayesianize(
+            net, get_prior(prior), feature_names=splits.train.feature_names, guide=guide, seed=seed
+        )
+    except (TypeError, ValueError) as e:  # a user's model with a module no rule covers
+        raise UsageError(f"--model {model}: {e}") from None
     try:
         history = fit(
             bnn,
@@ -283,7 +537,14 @@ def run(
     report["history"] = history.to_dict()
     print(format_report(report))
     if out is not None:
-        writers = _compress_writers(bnn, result, history, meta)
+        # a network exported as the user's class (even a Sequential with nested blocks)
+        # is rebuilt by its factory
+        rebuild = (
+            {"factory": built.factory, "factory_kwargs": built.factory_kwargs}
+            if needs_graph_export(bnn) and built.factory is not None
+            else {}
+        )
+        writers = _compress_writers(bnn, result, history, meta, rebuild)
         writers.update(_more_plots(bnn, result, splits, seed))
         _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
@@ -349,14 +610,26 @@ def _check_compress_options(
     _check_rule(rule, threshold)
 
 
-def _compress_writers(bnn: BayesianNetwork, result, history, meta) -> dict:
-    """Return the writers of ``report.json``, ``model.pt`` and the posterior plots."""
+def _compress_writers(bnn: BayesianNetwork, result, history, meta, rebuild: dict) -> dict:
+    """Return the writers of ``report.json``, ``model.pt`` and the posterior plots.
+
+    ``rebuild`` holds the ``factory`` and ``factory_kwargs`` of a network that is not an
+    ``nn.Sequential`` (:class:`BuiltModel`); a compact network that cannot be written is
+    a :class:`UsageError` (and nothing is written).
+    """
     report = result.report
     post = Posterior(bnn)
     la = post.log_alpha()
+
+    def write_model(path: Path) -> None:
+        try:
+            save_compact(result.module, path, **rebuild, **meta)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"--out: model.pt cannot be written: {e}") from e
+
     writers = {
         "report.json": json_writer(report),
-        "model.pt": lambda p: save_compact(result.module, p, **meta),
+        "model.pt": write_model,
         "loss.png": lambda p: _save(plot_loss(history), p),
         "log_alpha.png": lambda p: _save(
             plot_group_histograms(la, kept=result.plan.masks, xlabel="log α (group)"), p
@@ -698,10 +971,22 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     c = sub.add_parser("compress", help="train, prune and export one model")
-    c.add_argument("--model", required=True, help="lenet-300-100, lenet-5-caffe or mlp:A-B-...")
+    c.add_argument("--model", required=True, help="; ".join(k.help for k in _MODELS.values()))
     c.add_argument("--prior", required=True, choices=prior_keys())
-    c.add_argument("--dataset", required=True, choices=datasets.DATASET_NAMES)
-    c.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX .gz files")
+    registered = datasets.registered_datasets()
+    c.add_argument(
+        "--dataset",
+        required=True,
+        choices=tuple(registered),
+        help="; ".join(f"{k}: {e.description}" for k, e in registered.items() if e.description),
+    )
+    c.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the data set's files ("
+        + "; ".join(f"{k}: {e.files}" for k, e in registered.items() if e.files)
+        + ")",
+    )
     c.add_argument("--epochs", type=int, default=10)
     c.add_argument("--batch-size", type=int, default=128)
     c.add_argument("--lr", type=float, default=1e-2)

@@ -29,7 +29,7 @@ from torch import nn
 from pyrocompress.effects import PointEstimate
 from pyrocompress.nn import BayesianLayer, BayesianNetwork
 from pyrocompress.nn.graph import network_graph, output_shapes
-from pyrocompress.nn.rules import OpRule, get_rule, register_op
+from pyrocompress.nn.rules import OpRule, get_rule, mask_of, register_op
 
 __all__ = [
     "CompactInfo",
@@ -95,6 +95,8 @@ class CompactInfo:
     flops_after: int
     kept_inputs: dict[str, list[int]] = field(default_factory=dict)
     kept_outputs: dict[str, list[int]] = field(default_factory=dict)
+    #: Kept weights by layer name, where the compact network is not a chain of layers.
+    layer_weights: dict[str, int] | None = None
 
 
 def weight_tensors(compact: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -194,7 +196,7 @@ def build_compact(
     weights = bnn.point_weights(masks, conditional=conditional)
     with torch.no_grad(), PointEstimate(weights):
         shapes = output_shapes(chain, example)
-    point = {layer.spec.name: w for layer, w in weights.items()}
+    point = {layer.spec.name: (w[0], w[1]) for layer, w in weights.items()}
 
     # ---- which inputs each layer keeps and which outputs each layer must produce
     keep_in: dict[int, torch.Tensor] = {}
@@ -326,7 +328,7 @@ def _link(
 
 def _mask_rule(module: nn.Module) -> str | None:
     rule = get_rule(type(module))
-    return None if rule is None else rule.mask
+    return None if rule is None else mask_of(rule, module)
 
 
 def _dead_constant(between, out_shape, alive, device) -> torch.Tensor:

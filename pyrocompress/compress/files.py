@@ -1,9 +1,22 @@
 """Compact-model files: the architecture as data and the weights, loadable without pickle.
 
-A compact network (an ``nn.Sequential`` of plain modules) is written as
+A compact ``nn.Sequential`` of plain modules is written as
 ``{"format", "architecture", "state_dict", "metadata"}``: the architecture is a list of
 module descriptions built from the constructor arguments each module's op rule declares
 (:attr:`~pyrocompress.nn.OpRule.args`), so a registered op is also a writable one.
+
+A compact network of the user's own class (a torchvision ``ResNet`` with fewer channels)
+cannot be described module by module — its ``forward`` is code. Its file
+(:data:`FORMAT_FACTORY`) names the *factory* that builds the dense architecture
+(``"package.module:function"`` and its keyword arguments) and describes every module
+with parameters; :func:`load_compact` calls the factory, puts the described modules at
+their paths and loads the weights. No code is stored or unpickled. A factory named by a
+file is only a name, and calling a named function with stored arguments could run
+anything (``subprocess:run``): :func:`load_compact` therefore calls on its own only the
+model functions of :data:`TRUSTED_FACTORIES` (pyrocompress's and torchvision's models,
+never with arguments that download weights); any other — a package function, or a
+user's ``PATH.py:FACTORY`` — is used only when the caller passes it (``factory=`` the
+function, or the same name to confirm it).
 """
 
 from __future__ import annotations
@@ -19,9 +32,18 @@ from torch import nn
 from pyrocompress.infer.checkpoint import atomic_save, safe_load
 from pyrocompress.nn.rules import registered_ops
 
-__all__ = ["FORMAT", "load_compact", "save_compact"]
+__all__ = ["FORMAT", "FORMAT_FACTORY", "TRUSTED_FACTORIES", "load_compact", "save_compact"]
 
 FORMAT = "pyrocompress.compact/1"
+#: The format of a compact network rebuilt by a factory.
+FORMAT_FACTORY = "pyrocompress.compact-factory/1"
+#: Modules whose model functions :func:`load_compact` calls as factories without being
+#: asked: pyrocompress's ready-made models, and torchvision's model builders (those
+#: ``torchvision.models.list_models()`` names), never with pretrained weights.
+TRUSTED_FACTORIES = ("pyrocompress.nn.models", "torchvision.models")
+_PYROCOMPRESS_MODELS = ("lenet_300_100", "lenet5_caffe", "mlp", "resnet20", "vgg_bn_cifar")
+#: Keyword arguments that would download weights when a file is loaded.
+_DOWNLOADS = ("weights", "pretrained", "weights_backbone", "pretrained_backbone")
 
 
 def _writable() -> dict[str, list[type[nn.Module]]]:
@@ -50,7 +72,8 @@ def _describe(m: nn.Module) -> dict:
     if args is None:
         raise TypeError(
             f"cannot serialise module {cls.__name__}: register an op rule with its "
-            "constructor arguments (pyrocompress.nn.register_op(..., OpRule(args=...)))"
+            "constructor arguments (pyrocompress.nn.register_op(..., OpRule(args=...))), or "
+            "save the network with factory='package.module:function' that builds it"
         )
     if _writable()[cls.__name__] != [cls]:
         raise TypeError(
@@ -76,8 +99,110 @@ def _construct(spec: dict) -> nn.Module:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
 
 
-def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata: Any) -> None:
-    """Write ``{"format", "architecture", "state_dict", "metadata"}`` atomically.
+def _leaf_descriptions(module: nn.Module) -> dict[str, dict]:
+    """Describe every module that holds parameters or buffers of its own, by path."""
+    out = {}
+    for path, m in module.named_modules():
+        own = list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
+        if own and path:
+            out[path] = _describe(m)
+    return out
+
+
+def _check_factory(factory: object) -> str:
+    """Return ``factory`` if it is ``"package.module:function"`` or ``"PATH.py:function"``."""
+    if not isinstance(factory, str) or ":" not in factory:
+        raise TypeError(
+            "factory must name the function that builds the dense architecture as "
+            "'package.module:function' (e.g. 'torchvision.models:resnet18') or "
+            f"'PATH.py:function'; got {factory!r}"
+        )
+    where, _, attr = factory.rpartition(":")
+    if not where or not attr.isidentifier():
+        raise ValueError(
+            f"factory {factory!r} must be 'package.module:function' or 'PATH.py:function'"
+        )
+    return factory
+
+
+def _import_factory(factory: str):
+    """Import the function a factory name stands for (a module, or a Python file)."""
+    import importlib
+    import importlib.util
+
+    where, _, attr = _check_factory(factory).rpartition(":")
+    try:
+        if where.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(f"_pyrocompress_factory_{attr}", where)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{where} is not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        return getattr(module, attr)
+    except (ImportError, AttributeError, OSError) as err:
+        raise ValueError(
+            f"cannot import the factory {factory!r} ({err}); install it or pass the function "
+            "as load_compact(path, factory=...)"
+        ) from None
+
+
+def _trusted(where: str, name: str) -> bool:
+    """Whether ``where:name`` is a model function :func:`load_compact` may call unasked."""
+    if where == "pyrocompress.nn.models":
+        return name in _PYROCOMPRESS_MODELS
+    if where == "torchvision.models":
+        try:
+            import torchvision.models
+        except ImportError:
+            return False
+        return name in torchvision.models.list_models()
+    return False
+
+
+def _check_payload(payload: dict, path: object) -> None:
+    """Refuse a factory file whose fields are not what :func:`save_compact` writes."""
+    fields = {"factory": str, "factory_kwargs": dict, "modules": dict, "state_dict": dict}
+    for key, kind in fields.items():
+        if not isinstance(payload.get(key), kind):
+            raise ValueError(f"{path}: the compact model's {key!r} is missing or malformed")
+    downloads = sorted(k for k in payload["factory_kwargs"] if k in _DOWNLOADS)
+    if downloads:
+        raise ValueError(
+            f"{path}: the factory's arguments {downloads} would download weights when the "
+            "file is loaded; a compact model holds its own weights"
+        )
+
+
+def _resolve(stored: str, given: object):
+    """Return the factory to call: the one given, or a trusted stored one."""
+    if callable(given):
+        return given
+    if given is not None and given != stored:
+        raise ValueError(
+            f"factory={given!r} is not the file's factory {stored!r}; pass the function "
+            "itself to use another"
+        )
+    where, _, name = stored.rpartition(":")
+    if given is None and not _trusted(where, name):
+        raise ValueError(
+            f"the file is rebuilt by {stored!r}, which load_compact does not call unasked "
+            f"(only {', '.join(TRUSTED_FACTORIES)} are trusted); pass the function, or "
+            f"factory={stored!r} to confirm it"
+        )
+    return _import_factory(stored)
+
+
+def save_compact(
+    module: nn.Module,
+    path: str | os.PathLike,
+    *,
+    factory: str | None = None,
+    factory_kwargs: dict[str, Any] | None = None,
+    **metadata: Any,
+) -> None:
+    """Write a compact network atomically (module docstring for the two formats).
 
     The file loads with ``torch.load(path, weights_only=True)``; :func:`load_compact`
     rebuilds the module from it.
@@ -85,28 +210,56 @@ def save_compact(module: nn.Sequential, path: str | os.PathLike, **metadata: Any
     Parameters
     ----------
     module
-        The compact network; every module needs an op rule with constructor arguments.
+        The compact network: an ``nn.Sequential`` of modules with op rules, or an instance
+        of any class that ``factory`` builds (with more channels).
     path
         Destination file.
+    factory
+        ``"package.module:function"`` or ``"PATH.py:function"`` returning the dense
+        architecture; required for a module that is not an ``nn.Sequential`` (e.g.
+        ``"torchvision.models:resnet18"``).
+    factory_kwargs
+        Keyword arguments of the factory (e.g. ``{"num_classes": 10}``).
     **metadata
         Stored as they are (values ``torch.load(weights_only=True)`` can read).
 
     Raises
     ------
     TypeError
-        If a module has no op rule with constructor arguments.
+        If a module has no op rule with constructor arguments, or a module that is not an
+        ``nn.Sequential`` comes without ``factory``.
+    ValueError
+        If ``factory`` is not of the form ``"package.module:function"``.
     """
     path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "architecture": [_describe(m) for m in module],
-        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
-        "metadata": metadata,
-    }
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    if factory is None:
+        if not isinstance(module, nn.Sequential):
+            raise TypeError(
+                f"a compact {type(module).__name__} is rebuilt by the function that builds "
+                "its architecture: pass factory='package.module:function' (and "
+                "factory_kwargs) to save_compact"
+            )
+        payload: dict[str, Any] = {
+            "format": FORMAT,
+            "architecture": [_describe(m) for m in module],
+            "state_dict": state,
+            "metadata": metadata,
+        }
+    else:
+        kwargs = dict(factory_kwargs or {})
+        payload = {
+            "format": FORMAT_FACTORY,
+            "factory": _check_factory(factory),
+            "factory_kwargs": kwargs,
+            "modules": _leaf_descriptions(module),
+            "state_dict": state,
+            "metadata": metadata,
+        }
     atomic_save(payload, path)
 
 
-def load_compact(path: str | os.PathLike) -> nn.Sequential:
+def load_compact(path: str | os.PathLike, *, factory=None) -> nn.Module:
     """Load a compact network written by :func:`save_compact`.
 
     The file is read with ``weights_only=True``
@@ -117,21 +270,41 @@ def load_compact(path: str | os.PathLike) -> nn.Sequential:
     ----------
     path
         The file.
+    factory
+        For a file written with a factory: the function to call (with the stored keyword
+        arguments) instead of the one it names, or that name, to confirm a factory outside
+        :data:`TRUSTED_FACTORIES` (module docstring).
 
     Returns
     -------
-    torch.nn.Sequential
-        The network, in eval mode.
+    torch.nn.Module
+        The network, in eval mode: an ``nn.Sequential``, or an instance of the factory's
+        class.
 
     Raises
     ------
     ValueError
-        If the file is not a compact model, names an unknown module type, or cannot be
-        read safely.
+        If the file is not a compact model, names an unknown module type or a factory that
+        cannot be imported, or cannot be read safely.
     """
     payload = safe_load(path, "compact model")
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a pyrocompress compact model (format {FORMAT})")
-    module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])
+    kind = payload.get("format") if isinstance(payload, dict) else None
+    if kind == FORMAT:
+        module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])
+    elif kind == FORMAT_FACTORY:
+        _check_payload(payload, path)
+        build = _resolve(payload["factory"], factory)
+        if not callable(build):
+            raise TypeError(f"the factory is a {type(build).__name__}, not callable")
+        module = build(**payload["factory_kwargs"])
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"the factory returned {type(module).__name__}, not an nn.Module")
+        for where, spec in payload["modules"].items():
+            parent, _, leaf = where.rpartition(".")
+            setattr(module.get_submodule(parent) if parent else module, leaf, _construct(spec))
+    else:
+        raise ValueError(
+            f"{path} is not a pyrocompress compact model (format {FORMAT} or {FORMAT_FACTORY})"
+        )
     module.load_state_dict(payload["state_dict"])
     return module.eval()

@@ -42,6 +42,12 @@ from pyrocompress.analysis import Posterior, unit_scores
 from pyrocompress.compress.compact import CompactInfo, build_compact, weight_tensors
 from pyrocompress.compress.rules import PruningRule, pruning_rules
 from pyrocompress.compress.rules import get_rule as get_pruning_rule
+from pyrocompress.compress.surgery import (
+    export_module,
+    needs_graph_export,
+    network_groups,
+    tie_masks,
+)
 from pyrocompress.constraints import check, check_layer_names
 from pyrocompress.infer import prepare_data
 from pyrocompress.nn import BayesianNetwork
@@ -101,7 +107,7 @@ class PruningPlan:
 class PruneResult:
     """The compact ``module``, the ``report`` dict and the ``plan`` behind them."""
 
-    module: nn.Sequential
+    module: nn.Module
     report: dict
     plan: PruningPlan
     info: CompactInfo
@@ -329,12 +335,20 @@ def prune(
     metadata: dict | None = None,
     conditional: bool = False,
 ) -> PruneResult:
-    r"""Prune a fitted network into a smaller plain ``nn.Sequential`` with a report.
+    r"""Prune a fitted network into a smaller plain network with a report.
+
+    A chain of layers in an ``nn.Sequential`` becomes a smaller ``nn.Sequential``
+    (:func:`~pyrocompress.compress.build_compact`, which also selects input features and
+    flattened positions); any other traced architecture — residual additions,
+    concatenations, BatchNorms, depthwise convolutions, a torchvision model — becomes an
+    instance of the user's own class with fewer channels, the decisions of coupled
+    channels tied (:mod:`pyrocompress.compress.surgery`). In both cases
+    ``result.module(x)`` equals ``bnn.predict_point(x, result.plan.masks)``.
 
     Parameters
     ----------
     bnn
-        A fitted :class:`~pyrocompress.nn.BayesianNetwork` whose ``net`` is a Sequential.
+        A fitted :class:`~pyrocompress.nn.BayesianNetwork`.
     rule, threshold, sparsity, tolerance, score
         The pruning rule and its settings (module docstring).
     validation
@@ -400,29 +414,49 @@ def prune(
             break
     else:
         raise ValueError("prune needs an input shape: pass validation, test or example_input")
+    example = _plain_input(bnn, example)
     post = Posterior(bnn)
+    graph_export = needs_graph_export(bnn)
+    if graph_export:  # tie the decisions of coupled channels before the bits are read
+        plan.masks = tie_masks(bnn, plan.masks, network_groups(bnn, example))
     bits = post.bit_precision(plan.masks)
     rounding = {k: b.mantissa for k, b in bits.items()} if quantize else None
-    compact, info = build_compact(
-        bnn, plan.masks, example.float(), conditional=conditional, round_weights=rounding
-    )
+    if graph_export:
+        compact, info, _ = export_module(
+            bnn, plan.masks, example, conditional=conditional, round_weights=rounding
+        )
+    else:
+        compact, info = build_compact(
+            bnn, plan.masks, example, conditional=conditional, round_weights=rounding
+        )
     report = _report(bnn, plan, info, bits, compact, test, metadata or {})
     report["prune_seconds"] = time.perf_counter() - start
     return PruneResult(compact, report, plan, info)
 
 
+def _plain_input(bnn: BayesianNetwork, x: torch.Tensor) -> torch.Tensor:
+    """Return ``x`` as the plain network reads it: indices for an Embedding, else floats."""
+    layers = list(bnn.bayesian_layers().values())
+    if layers and layers[0].spec.kind == "embedding":
+        return x.long()
+    return x.float()
+
+
 def _report(bnn: BayesianNetwork, plan, info: CompactInfo, bits, compact, test, metadata) -> dict:
     names = list(bnn.bayesian_layers())
     bits_list = [bits[n].total for n in names]
-    # storage: kept weights at their layer's bits, biases at 32 bits
-    kept_bits = 0
-    for m_name, (weight, bias) in zip(names, weight_tensors(compact), strict=True):
-        kept_bits += weight.numel() * bits[m_name].total
-        kept_bits += 32 * (bias.numel() if bias is not None else 0)
+    # storage: kept weights at their layer's bits, every other parameter (biases, norms)
+    # at 32 bits
+    if info.layer_weights is not None:
+        kept = info.layer_weights
+    else:
+        kept = {n: w.numel() for n, (w, _) in zip(names, weight_tensors(compact), strict=True)}
+    kept_bits = sum(kept[n] * bits[n].total for n in names)
+    kept_bits += 32 * (info.params_after - sum(kept.values()))
     error_bayes = error_compact = None
     if test is not None:
         device = bnn.device
-        X, y = torch.as_tensor(test[0]).float(), torch.as_tensor(test[1])
+        X, y = _plain_input(bnn, torch.as_tensor(test[0])), torch.as_tensor(test[1])
         error_bayes = bnn.point_error(X.to(device), y.to(device))
         with torch.no_grad():
             out = torch.cat([compact(X[i : i + 2000]) for i in range(0, len(X), 2000)])

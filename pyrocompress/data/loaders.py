@@ -1,10 +1,15 @@
-"""Loaders: MNIST from IDX files, scikit-learn's digits, CSV tables, by name."""
+"""Loaders: MNIST from IDX files, CIFAR-10 from its binary batches, digits, CSV, by name.
+
+:func:`load_dataset` loads a data set by name from a registry (:func:`register_dataset`,
+one :class:`DatasetEntry` per data set).
+"""
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -12,14 +17,18 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from pyrocompress.data.cifar import (
+    CIFAR10_CLASSES,
+    CIFAR10_FILES,
+    CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES,
+    read_cifar10_batch,
+)
 from pyrocompress.data.containers import Dataset, PathLike, Splits
 from pyrocompress.data.idx import read_idx
 
 if TYPE_CHECKING:
     import pandas as pd  # imported on first use: ``import pyrocompress`` does not load it
-
-#: Names accepted by :func:`load_dataset`.
-DATASET_NAMES: tuple[str, ...] = ("digits", "mnist")
 
 #: The four standard MNIST files, keyed by role.
 MNIST_FILES: dict[str, str] = {
@@ -29,6 +38,10 @@ MNIST_FILES: dict[str, str] = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 _MNIST_SIDE = 28
+_MNIST32_SIDE = 32
+_CIFAR_SIDE = 32
+_CIFAR_CHANNELS = 3
+_CIFAR10_SUBDIR = "cifar-10-batches-bin"
 _DIGITS_SIDE = 8
 _NUM_DIGIT_CLASSES = 10
 
@@ -90,6 +103,17 @@ def _check_pixel_range(pixel_range: Iterable[float]) -> tuple[float, float]:
 def _rescale(x01: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tensor:
     low, high = pixel_range
     return x01 if (low, high) == (0.0, 1.0) else x01 * (high - low) + low
+
+
+def _split_indices(n_train: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return sorted training and validation indices: a seeded random ``val_size`` held out."""
+    if not 0 <= val_size < n_train:
+        raise ValueError(
+            f"val_size must be in [0, {n_train}) for {n_train} training images, got {val_size}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n_train, generator=generator).numpy()
+    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
 
 
 def _mnist_dataset(
@@ -184,16 +208,7 @@ def load_mnist(
         )
 
     train_images, train_labels = arrays["train_images"], arrays["train_labels"]
-    n_train = train_images.shape[0]
-    if not 0 <= val_size < n_train:
-        raise ValueError(
-            f"val_size must be in [0, {n_train}) for {n_train} training images, got {val_size}"
-        )
-
-    generator = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(n_train, generator=generator).numpy()
-    val_idx = np.sort(perm[:val_size])
-    train_idx = np.sort(perm[val_size:])
+    train_idx, val_idx = _split_indices(train_images.shape[0], val_size, seed)
 
     def make(images: np.ndarray, labels: np.ndarray) -> Dataset:
         return _mnist_dataset(images, labels, flatten, pixel_range)
@@ -204,6 +219,174 @@ def load_mnist(
         test=make(arrays["test_images"], arrays["test_labels"]),
         num_classes=_NUM_DIGIT_CLASSES,
         name="mnist",
+    )
+
+
+def load_mnist32(
+    data_dir: PathLike,
+    *,
+    val_size: int = 5000,
+    seed: int = 0,
+    flatten: bool = False,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+) -> Splits:
+    """Load MNIST zero-padded to 32x32, the input size of the CIFAR networks.
+
+    :func:`load_mnist`'s splits (the same files, checks, validation split and scaling),
+    each 28x28 image padded by 2 pixels of intensity 0 (MNIST's background) on every side,
+    so that the padding is ``pixel_range[0]`` after scaling. The LeNet-5 input of LeCun et
+    al. (1998) was MNIST padded to 32x32 in the same way; here it lets the CIFAR-style
+    networks (:func:`~pyrocompress.nn.vgg_bn_cifar`, :func:`~pyrocompress.nn.resnet20`) be
+    trained and measured where CIFAR-10 is not at hand.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Directory with the four MNIST IDX files (:data:`MNIST_FILES`).
+    val_size : int, default 5000
+        Number of training examples held out for validation, in ``[0, n_train)``.
+    seed : int, default 0
+        Seed of the :class:`torch.Generator` that picks the validation examples.
+    flatten : bool, default False
+        Return inputs of shape ``[N, 1024]`` instead of ``[N, 1, 32, 32]``.
+    pixel_range : (float, float), default (0, 1)
+        Pixel intensities 0..255 are mapped linearly onto ``[low, high]``.
+
+    Returns
+    -------
+    Splits
+        ``name="mnist32"``, ``num_classes=10``; each split has ``image_shape=(32, 32)``,
+        float32 ``X`` and int64 ``y``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or any of the four files is missing.
+    ValueError
+        As :func:`load_mnist`.
+    """
+    low, _ = _check_pixel_range(pixel_range)
+    splits = load_mnist(
+        data_dir, val_size=val_size, seed=seed, flatten=False, pixel_range=pixel_range
+    )
+    pad = (_MNIST32_SIDE - _MNIST_SIDE) // 2
+
+    def padded(d: Dataset) -> Dataset:
+        x = torch.nn.functional.pad(d.X, (pad, pad, pad, pad), value=low)
+        x = x.reshape(len(d), _MNIST32_SIDE * _MNIST32_SIDE) if flatten else x
+        return Dataset(X=x, y=d.y, image_shape=(_MNIST32_SIDE, _MNIST32_SIDE))
+
+    return Splits(
+        train=padded(splits.train),
+        val=padded(splits.val),
+        test=padded(splits.test),
+        num_classes=splits.num_classes,
+        name="mnist32",
+    )
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+def _cifar10_folder(data_dir: Path) -> Path:
+    """Return the folder of the CIFAR-10 batches: ``data_dir`` or its ``cifar-10-batches-bin``."""
+    if not data_dir.is_dir():
+        raise FileNotFoundError(
+            f"CIFAR-10 directory {data_dir} not found; pass data_dir pointing at the folder "
+            f"with {', '.join(CIFAR10_FILES)} (the binary version, cifar-10-binary.tar.gz, "
+            f"unpacks to {_CIFAR10_SUBDIR})"
+        )
+    folder, nested = data_dir, data_dir / _CIFAR10_SUBDIR
+    if not (data_dir / CIFAR10_TEST_FILE).exists() and (nested / CIFAR10_TEST_FILE).exists():
+        folder = nested  # the folder the archive unpacks to
+    missing = [name for name in CIFAR10_FILES if not (folder / name).is_file()]
+    if missing:
+        pickled = [
+            n.removesuffix(".bin") for n in missing if (folder / n.removesuffix(".bin")).exists()
+        ]
+        hint = (
+            f"; {', '.join(pickled)} without .bin are the Python (pickle) version, which is not "
+            "read: use the binary version, cifar-10-binary.tar.gz"
+            if pickled
+            else "; use the binary version of CIFAR-10, cifar-10-binary.tar.gz, unpacked"
+        )
+        raise FileNotFoundError(
+            f"CIFAR-10 directory {folder} is missing {', '.join(missing)}{hint}"
+        )
+    return folder
+
+
+def _cifar10_dataset(
+    images: np.ndarray, labels: np.ndarray, flatten: bool, pixel_range: tuple[float, float]
+) -> Dataset:
+    x = _rescale(torch.from_numpy(images.astype(np.float32) / np.float32(255.0)), pixel_range)
+    x = x.reshape(len(images), _CIFAR_CHANNELS * _CIFAR_SIDE**2) if flatten else x
+    y = torch.from_numpy(labels.astype(np.int64))
+    return Dataset(X=x, y=y, image_shape=(_CIFAR_SIDE, _CIFAR_SIDE))
+
+
+def load_cifar10(
+    data_dir: PathLike,
+    *,
+    val_size: int = 5000,
+    seed: int = 0,
+    flatten: bool = False,
+    pixel_range: tuple[float, float] = (0.0, 1.0),
+) -> Splits:
+    """Load CIFAR-10 (Krizhevsky 2009) from the batch files of its binary version.
+
+    The directory (or its subfolder ``cifar-10-batches-bin``, as the archive unpacks) must
+    hold ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``, read by
+    :func:`~pyrocompress.data.read_cifar10_batch` (plain bytes: the pickled Python version
+    is not read). Pixels are scaled as MNIST's are (:func:`load_mnist`): 0..255 onto
+    ``pixel_range``, no per-channel standardisation. A seeded random subset of
+    ``val_size`` training images is the validation split, as for MNIST.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Directory with the six batch files.
+    val_size : int, default 5000
+        Number of training examples held out for validation, in ``[0, n_train)``.
+    seed : int, default 0
+        Seed of the :class:`torch.Generator` that picks the validation examples.
+    flatten : bool, default False
+        Return inputs of shape ``[N, 3072]`` instead of ``[N, 3, 32, 32]``.
+    pixel_range : (float, float), default (0, 1)
+        Pixel intensities 0..255 are mapped linearly onto ``[low, high]``.
+
+    Returns
+    -------
+    Splits
+        ``name="cifar10"``, ``num_classes=10``; each split has ``image_shape=(32, 32)``,
+        float32 ``X`` (channels red, green, blue) and int64 ``y``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the directory or a batch file is missing.
+    ValueError
+        If a file's size is not a multiple of the 3073-byte record, a label is outside
+        0..9, or ``val_size`` is out of range.
+    """
+    pixel_range = _check_pixel_range(pixel_range)
+    val_size = operator.index(val_size)
+    folder = _cifar10_folder(Path(data_dir))
+    batches = [read_cifar10_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
+    train_images = np.concatenate([images for images, _ in batches])
+    train_labels = np.concatenate([labels for _, labels in batches])
+    test_images, test_labels = read_cifar10_batch(folder / CIFAR10_TEST_FILE)
+    train_idx, val_idx = _split_indices(len(train_images), val_size, seed)
+
+    def make(images: np.ndarray, labels: np.ndarray) -> Dataset:
+        return _cifar10_dataset(images, labels, flatten, pixel_range)
+
+    return Splits(
+        train=make(train_images[train_idx], train_labels[train_idx]),
+        val=make(train_images[val_idx], train_labels[val_idx]),
+        test=make(test_images, test_labels),
+        num_classes=len(CIFAR10_CLASSES),
+        name="cifar10",
     )
 
 
@@ -308,7 +491,121 @@ def load_digits(
     )
 
 
-# --------------------------------------------------------------------------- dispatcher
+# --------------------------------------------------------------------------- registry
+
+#: ``load(data_dir, seed, flatten, pixel_range)`` of a registered data set.
+DatasetLoader = Callable[[Path | None, int, bool, tuple[float, float]], Splits]
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A data set that :func:`load_dataset` (and ``pyrocompress compress --dataset``) loads.
+
+    Parameters
+    ----------
+    load : callable
+        ``load(data_dir, seed, flatten, pixel_range)`` returns the :class:`Splits`;
+        ``data_dir`` is a :class:`~pathlib.Path` (``None`` only when ``files`` is ``None``),
+        ``flatten`` a bool.
+    files : str or None
+        What ``data_dir`` must hold, in words ("the four MNIST IDX files"); ``None`` when
+        the data set needs no folder (it ships with a package or is simulated).
+    flatten : bool, default False
+        The default of ``flatten``: flat ``[N, D]`` inputs, or images ``[N, C, H, W]``.
+    description : str, default ""
+        One line for the command line's ``--help``.
+    """
+
+    load: DatasetLoader
+    files: str | None
+    flatten: bool = False
+    description: str = ""
+
+
+_DATASETS: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(name: str, entry: DatasetEntry) -> DatasetEntry:
+    """Register a data set under ``name`` (replacing one of the same name).
+
+    The name becomes a value of :func:`load_dataset`'s ``name`` and of
+    ``pyrocompress compress --dataset``.
+
+    Parameters
+    ----------
+    name : str
+        Lower-case, non-empty, without spaces (:func:`load_dataset` lower-cases its
+        argument).
+    entry : DatasetEntry
+        How to load it.
+
+    Returns
+    -------
+    DatasetEntry
+        ``entry``.
+
+    Raises
+    ------
+    TypeError
+        If ``entry`` is not a :class:`DatasetEntry`.
+    ValueError
+        If ``name`` is not a usable name.
+    """
+    if not isinstance(entry, DatasetEntry):
+        raise TypeError(f"register_dataset expects a DatasetEntry, got {type(entry).__name__}")
+    if not isinstance(name, str) or not name or name != name.strip().lower() or " " in name:
+        raise ValueError(
+            f"a data-set name must be a non-empty lower-case string without spaces, got {name!r}"
+        )
+    _DATASETS[name] = entry
+    return entry
+
+
+def registered_datasets() -> dict[str, DatasetEntry]:
+    """Return a copy of the registry: name -> entry, in registration order."""
+    return dict(_DATASETS)
+
+
+def _digits(data_dir: Path | None, seed: int, flatten: bool, pixel_range) -> Splits:
+    return load_digits(seed=seed, flatten=flatten, pixel_range=pixel_range)
+
+
+def _from_folder(loader: Callable[..., Splits]) -> DatasetLoader:
+    """Adapt a loader taking ``(data_dir, *, seed, flatten, pixel_range)`` to the registry."""
+
+    def load(data_dir: Path | None, seed: int, flatten: bool, pixel_range) -> Splits:
+        return loader(data_dir, seed=seed, flatten=flatten, pixel_range=pixel_range)
+
+    return load
+
+
+_MNIST_FOLDER = "the four MNIST IDX files"
+register_dataset(
+    "digits",
+    DatasetEntry(_digits, None, flatten=True, description="scikit-learn's 8x8 digits, flat"),
+)
+register_dataset(
+    "mnist",
+    DatasetEntry(_from_folder(load_mnist), _MNIST_FOLDER, description="MNIST, 1x28x28"),
+)
+register_dataset(
+    "mnist32",
+    DatasetEntry(
+        _from_folder(load_mnist32), _MNIST_FOLDER, description="MNIST zero-padded to 1x32x32"
+    ),
+)
+register_dataset(
+    "cifar10",
+    DatasetEntry(
+        _from_folder(load_cifar10),
+        "the CIFAR-10 binary batches (data_batch_1.bin .. data_batch_5.bin, test_batch.bin)",
+        description="CIFAR-10, 3x32x32, from its binary batches",
+    ),
+)
+
+#: The built-in names accepted by :func:`load_dataset` (:func:`registered_datasets` has
+#: those registered since).
+DATASET_NAMES: tuple[str, ...] = tuple(_DATASETS)
 
 
 def load_dataset(
@@ -319,50 +616,46 @@ def load_dataset(
     flatten: bool | None = None,
     pixel_range: tuple[float, float] = (0.0, 1.0),
 ) -> Splits:
-    """Load a data set by name.
+    """Load a data set by name, from the registry (:func:`register_dataset`).
 
     Parameters
     ----------
-    name : {"digits", "mnist"}
+    name : {"digits", "mnist", "mnist32", "cifar10"} or a registered name
         Data-set name (case-insensitive).
     data_dir : str or os.PathLike, optional
-        Directory with the MNIST IDX files; required for ``"mnist"``, ignored otherwise.
+        Directory with the data set's files: the MNIST IDX files for ``"mnist"`` and
+        ``"mnist32"``, the binary batches for ``"cifar10"``; ignored for ``"digits"``.
     seed : int, default 0
         Seed for the validation (and, for digits, test) split.
     flatten : bool, optional
-        Flatten images to vectors. ``None`` uses the loader's default: flat for
-        ``"digits"``, ``[N, 1, 28, 28]`` for ``"mnist"``.
+        Flatten images to vectors. ``None`` uses the data set's default: flat for
+        ``"digits"``, ``[N, C, H, W]`` images for the others.
     pixel_range : (float, float), default (0, 1)
         Interval the pixel intensities are mapped onto.
 
     Returns
     -------
     Splits
-        As returned by :func:`load_digits` or :func:`load_mnist` with default split sizes.
+        As returned by :func:`load_digits`, :func:`load_mnist`, :func:`load_mnist32` or
+        :func:`load_cifar10` with default split sizes.
 
     Raises
     ------
     ValueError
-        If ``name`` is unknown, or ``"mnist"`` is requested without ``data_dir``.
+        If ``name`` is unknown, or a data set read from files is requested without
+        ``data_dir``.
     """
-    key = name.strip().lower() if isinstance(name, str) else name
-    if key == "digits":
-        return load_digits(
-            seed=seed, flatten=True if flatten is None else flatten, pixel_range=pixel_range
+    key = name.strip().lower() if isinstance(name, str) else None
+    entry = _DATASETS.get(key) if key is not None else None
+    if entry is None:
+        raise ValueError(f"unknown data set {name!r}; valid names are {', '.join(_DATASETS)}")
+    if entry.files is not None and data_dir is None:
+        raise ValueError(
+            f"the {key} data set is read from local files: pass data_dir pointing at the "
+            f"folder that holds {entry.files}"
         )
-    if key == "mnist":
-        if data_dir is None:
-            raise ValueError(
-                "the mnist data set is read from local IDX files: pass data_dir "
-                "pointing at the folder that holds them"
-            )
-        return load_mnist(
-            data_dir,
-            seed=seed,
-            flatten=False if flatten is None else flatten,
-            pixel_range=pixel_range,
-        )
-    raise ValueError(f"unknown data set {name!r}; valid names are {', '.join(DATASET_NAMES)}")
+    folder = None if data_dir is None else Path(data_dir)
+    return entry.load(folder, seed, entry.flatten if flatten is None else flatten, pixel_range)
 
 
 # ------------------------------------------------------------------------------ tables

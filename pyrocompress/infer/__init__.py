@@ -14,7 +14,14 @@ from pyrocompress.infer.information import (
     record_information,
 )
 from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts
-from pyrocompress.infer.training import History, evaluate, fit, prepare_data, pretrain
+from pyrocompress.infer.training import (
+    History,
+    evaluate,
+    fit,
+    prepare_data,
+    pretrain,
+    recalibrate_norms,
+)
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -32,6 +39,7 @@ __all__ = [
     "kl_sum",
     "prepare_data",
     "pretrain",
+    "recalibrate_norms",
     "record_information",
     "run_nuts",
     "safe_load",

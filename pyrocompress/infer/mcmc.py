@@ -75,13 +75,21 @@ def run_nuts(
     Raises
     ------
     ValueError
-        If a layer's prior cannot be sampled by NUTS (the message says why).
+        If a layer's prior cannot be sampled by NUTS (the message says why), or a layer
+        has a norm after it (its batch statistics are not part of a posterior).
     """
     from arviz_base import from_dict
 
     for prior in bnn.distinct_priors():
         if prior.nuts_unsupported is not None:
             raise ValueError(prior.nuts_unsupported)
+    normed = [n for n, layer in bnn.bayesian_layers().items() if layer.norm is not None]
+    if normed:
+        raise ValueError(
+            f"NUTS samples the weights of a fixed model; the layers {normed} have a BatchNorm "
+            "after them, whose batch statistics and point-estimated parameters are not part "
+            "of the posterior: compare SVI and NUTS on a network without norms"
+        )
     X, y = prepare_data(bnn, (X, y), "data", bnn.device)  # validated, on the network's device
     chains: dict[str, list[np.ndarray]] = {}
     for c in range(num_chains):

@@ -36,7 +36,7 @@ from pyrocompress.infer.elbo import LocalReparamELBO, MomentELBO
 from pyrocompress.nn import BayesianNetwork
 from pyrocompress.rng import seeded_by
 
-__all__ = ["History", "fit", "pretrain"]
+__all__ = ["History", "fit", "pretrain", "recalibrate_norms"]
 
 _SCHEDULES = ("constant", "cosine", "exponential")
 _OBJECTIVES = ("elbo", "moments")
@@ -154,8 +154,10 @@ def _check_input_shape(bnn: BayesianNetwork, X: torch.Tensor, name: str) -> None
     product.
     """
     device = bnn.device
+    was_training = bnn.training
+    bnn.eval()  # a norm must neither see a batch of one nor update its statistics
     try:
-        with bnn.point_estimate():
+        with torch.no_grad(), bnn.point_estimate():
             out = bnn.net(X[:1].to(device))
     except (RuntimeError, IndexError, ValueError) as e:
         first = str(e).strip().splitlines()[0]
@@ -163,6 +165,8 @@ def _check_input_shape(bnn: BayesianNetwork, X: torch.Tensor, name: str) -> None
             f"{name}: inputs of shape {tuple(X.shape[1:])} per example do not fit the network "
             f"({first}); give X the per-example shape of the data the network was built for"
         ) from None
+    finally:
+        bnn.train(was_training)
     if out.dim() != 2 or out.shape[0] != 1:  # e.g. a Linear layer broadcast over extra axes
         raise ValueError(
             f"{name}: inputs of shape {tuple(X.shape[1:])} per example give one example an "
@@ -202,6 +206,7 @@ class _Minibatches:
         *,
         world: World | None = None,
         seed: int | None = None,
+        no_single: bool = False,
     ):
         self.n = X.shape[0]
         self.world = world or World()
@@ -217,6 +222,10 @@ class _Minibatches:
         local = self.n if self.sampler is None else self.sampler.num_samples
         self.batch_size = min(batch_size, local)
         self.steps = math.ceil(local / self.batch_size)
+        if no_single and self.steps > 1 and local % self.batch_size == 1:
+            # a batch of one example has no batch statistics for a norm: its example
+            # (a different one each epoch, by the shuffle) waits for the next epoch
+            self.steps -= 1
         self.device = device
         self.resident = device.type != "cuda" or _fits(X.nbytes + y.nbytes, device)
         if self.resident:
@@ -288,6 +297,70 @@ def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
     device = bnn.device
     X, y = prepare_data(bnn, data, "data", device)
     return bnn.point_error(X, y, batch_size=batch_size)
+
+
+@torch.no_grad()
+def recalibrate_norms(
+    bnn: BayesianNetwork, X: torch.Tensor, *, max_examples: int = 4096, batch_size: int = 256
+) -> bool:
+    r"""Recompute the running statistics of the network's norms for its posterior mean.
+
+    Under the local reparametrisation a norm's running statistics are those of *sampled*
+    pre-activations, whose variance includes the weights' posterior variance; the
+    posterior-mean network — the one that is evaluated, pruned and exported — has less,
+    so its normalised outputs would shrink (the variance shift of dropout before
+    BatchNorm, Li et al. 2019, "Understanding the disharmony between dropout and batch
+    normalization", CVPR). As for stochastic weight averaging (Izmailov et al. 2018, §3.2),
+    the statistics are recomputed as plain averages over up to ``max_examples`` training
+    inputs through the posterior-mean network. :func:`fit` calls it at the end of
+    training; a network without norms is left as it is.
+
+    Parameters
+    ----------
+    bnn
+        The network.
+    X
+        Training inputs.
+    max_examples
+        Largest number of inputs used (a uniform random subset beyond it).
+    batch_size
+        Inputs per forward pass.
+
+    Returns
+    -------
+    bool
+        Whether the network has norms (and they were recalibrated).
+    """
+    norms = [
+        m
+        for m in bnn.net.modules()  # the norms attached to layers are among them
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    if not norms:
+        return False
+    was_training = bnn.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average
+    bnn.eval()
+    for m in norms:
+        m.train()
+    try:
+        if len(X) > max_examples:  # a uniform subset, from a local generator
+            gen = torch.Generator().manual_seed(0)
+            X = X[torch.randperm(len(X), generator=gen)[:max_examples]]
+        # equal batches, so that the cumulative average weighs every example alike
+        size = min(batch_size, len(X))
+        with bnn.point_estimate():
+            for xb in X[: len(X) - len(X) % size].split(size):
+                if len(xb) > 1:
+                    bnn.net(xb.to(bnn.device))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        bnn.train(was_training)
+    return True
 
 
 def _check_common(caller: str, bnn: BayesianNetwork, epochs, batch_size, lr) -> None:
@@ -425,7 +498,10 @@ def pretrain(
     device = _setup(bnn, device)
     X, y = prepare_data(bnn, data, "data")
     sampler_seed = _shared_seed(seed, world, device)
-    batches = _Minibatches(X, y, device, batch_size // world.size, world=world, seed=sampler_seed)
+    normed = any(layer.norm is not None for layer in bnn.bayesian_layers().values())
+    batches = _Minibatches(
+        X, y, device, batch_size // world.size, world=world, seed=sampler_seed, no_single=normed
+    )
     means = bnn.guide.parameters_with_role("weight_loc")
     if world.active:  # every rank starts from rank 0's means, as DistributedDataParallel does
         for p in means:
@@ -444,7 +520,7 @@ def pretrain(
                 out = bnn.net(xb)
             loss = bnn.likelihood.point_loss(out, yb)
             if group_penalty:
-                w, _ = first.point_weights(bnn.guide[first_name])
+                w = first.point_weights(bnn.guide[first_name])[0]
                 norms = first.spec.group_sum(w.square()).clamp_min(1e-24).sqrt()
                 loss = loss + group_penalty * norms.sum()
             optimizer.zero_grad(set_to_none=True)
@@ -500,6 +576,13 @@ def _check_fit_args(
         raise ValueError(
             f"objective='moments' propagates the moments of independent Gaussian weights: "
             f"use the 'gaussian' prior (this network has {_prior_text(bnn)}), or "
+            "objective='elbo'"
+        )
+    normed = [n for n, layer in bnn.bayesian_layers().items() if layer.norm is not None]
+    if objective == "moments" and normed:
+        raise ValueError(
+            f"objective='moments' propagates moments through each norm's running statistics, "
+            f"which it cannot learn; the layers {normed} have a BatchNorm after them: use "
             "objective='elbo'"
         )
 
@@ -679,7 +762,10 @@ def fit(
     val = prepare_data(bnn, validation, "validation", device) if validation is not None else None
     log_vars = bnn.guide.log_var_bounds(max_weight_variance)
     sampler_seed = _shared_seed(seed, world, device)
-    batches = _Minibatches(X, y, device, batch_size // world.size, world=world, seed=sampler_seed)
+    normed = any(layer.norm is not None for layer in bnn.bayesian_layers().values())
+    batches = _Minibatches(
+        X, y, device, batch_size // world.size, world=world, seed=sampler_seed, no_single=normed
+    )
     n, steps_per_epoch = batches.n, batches.steps
     total_steps = epochs * steps_per_epoch
 
@@ -746,12 +832,13 @@ def fit(
     with ShardExamples(world.rank, world.size) if world.active else contextlib.nullcontext():
         _loop(run, batches, stop, records, first_epoch, step, world, device, val, save)
     bar.close()
+    recalibrate_norms(bnn, X)
     bnn.eval()
     # what the inclusion probabilities are measured against (infer/information.py)
-    from pyrocompress.infer.information import record_information
+    from pyrocompress.infer.information import information_budget, record_information
 
     try:
-        record_information(bnn, (X, y))
+        record_information(bnn, (X, y), **information_budget(bnn))
     except (NotImplementedError, FloatingPointError) as e:  # training is not lost for it
         warnings.warn(
             f"the Fisher information was not recorded ({e}); inclusion probabilities "

@@ -1,10 +1,13 @@
 """Conversion of an ordinary torch model into a :class:`~pyrocompress.nn.BayesianNetwork`.
 
 :func:`bayesianize` deep-copies the model, replaces every module with a registered
-Bayesian counterpart (``nn.Linear``, ``nn.Conv2d``; :func:`register_layer` adds more) by
-that Bayesian layer with its prior (one prior for all, or one per layer) and keeps the
-rest of the module tree, its ``forward`` included: the modules with an op rule
-(:func:`~pyrocompress.nn.register_op`) and containers.
+Bayesian counterpart (``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.Embedding``;
+:func:`register_layer` adds more) by that Bayesian layer with its prior (one prior for
+all, or one per layer), attaches each BatchNorm that follows a layer to it
+(:func:`register_norm`), and keeps the rest of the module tree, its ``forward``
+included: the modules with an op rule (:func:`~pyrocompress.nn.register_op`) and
+containers. A functional op or tensor method of the forward that no rule covers is
+refused with its name.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from torch import nn
+from torch import fx, nn
 
 from pyrocompress.constraints import check_layer_names
 from pyrocompress.distributions import Likelihood, get_likelihood
-from pyrocompress.nn.layers import BayesianConv2d, BayesianLayer, BayesianLinear
+from pyrocompress.nn.layers import (
+    BayesianConv1d,
+    BayesianConv2d,
+    BayesianEmbedding,
+    BayesianLayer,
+    BayesianLinear,
+)
 from pyrocompress.nn.network import BayesianNetwork, _data_order
 from pyrocompress.nn.rules import get_rule, registered_ops
 from pyrocompress.priors import LayerSpec, Prior, get_prior
@@ -26,7 +35,15 @@ from pyrocompress.rng import seeded
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
-__all__ = ["LayerFactory", "PriorSpec", "bayesianize", "register_layer", "supported_modules"]
+__all__ = [
+    "LayerFactory",
+    "PriorSpec",
+    "bayesianize",
+    "norm_pairs",
+    "register_layer",
+    "register_norm",
+    "supported_modules",
+]
 
 #: Builds the Bayesian layer of a torch module: ``factory(name, module, prior)``.
 LayerFactory = Callable[[str, nn.Module, Prior], BayesianLayer]
@@ -80,11 +97,8 @@ def _entry(module: nn.Module) -> _LayerEntry | None:
 
 def _conv2d_check(module: nn.Module) -> str | None:
     assert isinstance(module, nn.Conv2d)
-    if module.groups != 1 or module.padding_mode != "zeros":
-        return (
-            f"Conv2d with groups={module.groups}, padding_mode={module.padding_mode!r}; only "
-            "groups=1 and zero padding are supported"
-        )
+    if module.padding_mode != "zeros":
+        return f"Conv2d with padding_mode={module.padding_mode!r}; only zero padding is supported"
     return None
 
 
@@ -102,11 +116,136 @@ register_layer(nn.Linear, _linear_layer)
 register_layer(nn.Conv2d, _conv2d_layer, check=_conv2d_check)
 
 
+def _conv1d_check(module: nn.Module) -> str | None:
+    assert isinstance(module, nn.Conv1d)
+    if module.padding_mode != "zeros":
+        return f"Conv1d with padding_mode={module.padding_mode!r}; only zero padding is supported"
+    return None
+
+
+def _embedding_check(module: nn.Module) -> str | None:
+    assert isinstance(module, nn.Embedding)
+    if module.max_norm is not None:
+        return (
+            f"Embedding with max_norm={module.max_norm}: it renormalises rows in place at "
+            "lookup; use max_norm=None"
+        )
+    return None
+
+
+def _conv1d_layer(name: str, m: nn.Module, prior: Prior) -> BayesianLayer:
+    assert isinstance(m, nn.Conv1d)
+    return BayesianConv1d(m, name=name, prior=prior)
+
+
+def _embedding_layer(name: str, m: nn.Module, prior: Prior) -> BayesianLayer:
+    assert isinstance(m, nn.Embedding)
+    return BayesianEmbedding(m, name=name, prior=prior)
+
+
+register_layer(nn.Conv1d, _conv1d_layer, check=_conv1d_check)
+register_layer(nn.Embedding, _embedding_layer, check=_embedding_check)
+
+
+_NORMS: set[type[nn.Module]] = set()
+
+
+def register_norm(module_type: type[nn.Module]) -> None:
+    """Register a normalisation that :func:`bayesianize` attaches to the layer before it.
+
+    A module of this type whose input is the output of a Bayesian layer (and the only
+    use of it) becomes part of that layer (:meth:`~pyrocompress.nn.BayesianLayer.attach_norm`):
+    the layer's output gate then follows the norm, which would otherwise undo it.
+    The type must have ``num_features``, ``eps``, ``running_mean``, ``running_var``,
+    ``weight`` and ``bias`` as torch's BatchNorm does.
+
+    Parameters
+    ----------
+    module_type
+        The norm's module class.
+    """
+    if not (isinstance(module_type, type) and issubclass(module_type, nn.Module)):
+        raise TypeError(f"module_type must be an nn.Module subclass, got {module_type!r}")
+    _NORMS.add(module_type)
+
+
+register_norm(nn.BatchNorm1d)
+register_norm(nn.BatchNorm2d)
+
+
+def _is_norm(module: nn.Module) -> bool:
+    return any(cls in _NORMS for cls in type(module).__mro__)
+
+
+class _LeafTracer(fx.Tracer):
+    """fx tracer whose leaves are layers, norms and modules with an op rule."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        if _entry(m) is not None or _is_norm(m) or get_rule(type(m)) is not None:
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def norm_pairs(module: nn.Module) -> dict[str, str]:
+    """Return ``{layer path: norm path}`` of each registered norm that follows a layer.
+
+    A pair is a layer (Linear, Conv2d, ...) whose output is read only by a norm
+    (:func:`register_norm`), found in the graph torch.fx traces of ``module``'s forward.
+
+    Parameters
+    ----------
+    module
+        The user's model.
+
+    Returns
+    -------
+    dict of str to str
+        The pairs; empty when the model has no norm.
+
+    Raises
+    ------
+    TypeError
+        If the model has a norm but torch.fx cannot trace its forward (without the
+        graph the norm cannot be paired with its layer).
+    """
+    if not any(_is_norm(m) for m in module.modules()):
+        return {}
+    try:
+        graph = _LeafTracer().trace(module)
+    except Exception as err:  # fx raises many types; the reason is in the message
+        raise TypeError(
+            f"the model has a BatchNorm and torch.fx cannot trace its forward "
+            f"({type(err).__name__}: {err}); pyrocompress pairs each norm with the layer "
+            "before it from the traced graph"
+        ) from err
+    modules = dict(module.named_modules())
+    calls: dict[str, int] = {}  # a layer or norm called twice is shared: never paired
+    for node in graph.nodes:
+        if node.op == "call_module":
+            calls[str(node.target)] = calls.get(str(node.target), 0) + 1
+    pairs: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.op != "call_module" or not _is_norm(modules[str(node.target)]):
+            continue
+        source = node.args[0] if node.args else None
+        if (
+            isinstance(source, fx.Node)
+            and source.op == "call_module"
+            and _entry(modules[str(source.target)]) is not None
+            and calls[str(source.target)] == 1
+            and calls[str(node.target)] == 1
+            and len(source.users) == 1
+            and str(source.target) not in pairs
+        ):
+            pairs[str(source.target)] = str(node.target)
+    return pairs
+
+
 def supported_modules() -> tuple[type[nn.Module], ...]:
     """Return the module types :func:`bayesianize` keeps as they are.
 
     Those are the modules with an op rule (:func:`~pyrocompress.nn.register_op`),
-    besides Linear and Conv2d.
+    besides the layers with a Bayesian counterpart (:func:`register_layer`).
 
     Returns
     -------
@@ -129,7 +268,13 @@ def _check_module(path: str, module: nn.Module) -> None:
         if problem is not None:
             raise TypeError(f"unsupported layer at {where}: {problem}")
         return
-    if isinstance(module, _CONTAINERS) or get_rule(type(module)) is not None:
+    if _is_norm(module) and not getattr(module, "track_running_stats", True):
+        raise TypeError(
+            f"unsupported layer at {where}: {type(module).__name__} with "
+            "track_running_stats=False; pyrocompress evaluates the posterior-mean network "
+            "with a norm's running statistics: use track_running_stats=True"
+        )
+    if isinstance(module, _CONTAINERS) or get_rule(type(module)) is not None or _is_norm(module):
         return
     own = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
     has_children = any(True for _ in module.children())
@@ -138,11 +283,36 @@ def _check_module(path: str, module: nn.Module) -> None:
     supported = ", ".join(sorted(t.__name__ for t in supported_modules()))
     raise TypeError(
         f"unsupported layer at {where}: {type(module).__name__}. bayesianize supports "
-        f"{', '.join(t.__name__ for t in _LAYERS)} and these modules without parameters: "
+        f"{', '.join(t.__name__ for t in _LAYERS)} (as Bayesian layers) and these modules: "
         f"{supported}. Replace or remove it, keep it outside the network you convert, or "
         "register a rule for it (pyrocompress.nn.register_op for an op without weights, "
         "pyrocompress.nn.register_layer for a layer with weights)."
     )
+
+
+def _check_ops(net: nn.Module) -> None:
+    """Refuse a functional op or tensor method of the forward that no rule covers.
+
+    Models torch.fx cannot trace are left to fitting (their ops are not known here);
+    pruning and export then say why they cannot go on.
+    """
+    from pyrocompress.nn.graph import describe_op, network_graph
+
+    try:
+        graph = network_graph(net)
+    except TypeError:
+        return
+    for node in graph.graph.nodes:
+        if node.op not in ("call_function", "call_method"):
+            continue
+        op = graph.op(node)
+        if get_rule(op) is None:
+            raise TypeError(
+                f"unsupported op {describe_op(op)} at {node.name!r} in the model's forward: "
+                "no rule says how it computes moments, passes channel masks or is exported. "
+                "Rewrite it with supported ops, or register a rule for it "
+                "(pyrocompress.nn.register_op)"
+            )
 
 
 #: What :func:`bayesianize` takes as ``prior``: one prior (or its key) for every layer, a
@@ -190,20 +360,23 @@ def bayesianize(
 ) -> BayesianNetwork:
     """Turn a torch model into a Bayesian Pyro model with a matching guide.
 
-    Every ``nn.Linear`` and ``nn.Conv2d`` becomes a Bayesian layer with ``prior``; the
-    rest of the module tree (its ``forward`` included) is kept. The original module is
-    not modified (it is deep-copied); its weights are not used.
+    Every module with a registered Bayesian counterpart (``nn.Linear``, ``nn.Conv1d``,
+    ``nn.Conv2d``, ``nn.Embedding``) becomes a Bayesian layer with ``prior``, a BatchNorm
+    right after one is attached to it (its gate then follows the norm), and the rest of
+    the module tree (its ``forward`` included) is kept. The original module is not
+    modified (it is deep-copied); its weights are not used.
 
     Parameters
     ----------
     module
-        An ``nn.Sequential`` or module tree of Linear, Conv2d, activations, pooling,
-        Flatten and Dropout (see :func:`supported_modules`).
+        An ``nn.Sequential`` or any module tree torch.fx can trace: layers with weights,
+        BatchNorms, and the modules and ops with a rule (:func:`supported_modules`;
+        residual additions, concatenations, pooling, activations, reshapes).
     prior
         A :class:`~pyrocompress.priors.Prior` or its registered key (``"gaussian"``,
         ``"group-nj"``, ``"group-horseshoe"``, ``"spike-slab"``, or any key added with
         :func:`~pyrocompress.priors.register_prior`) for every layer; or a prior per
-        layer: a mapping from each Linear/Conv2d layer's path (``"0"``,
+        layer: a mapping from each Bayesian layer's path (``"0"``,
         ``"features.3"``) to a prior, or a function ``(path, module) -> prior``.
     likelihood
         ``"categorical"`` (classification, the default), ``"gaussian"`` (regression),
@@ -242,7 +415,7 @@ def bayesianize(
         When ``module`` is not an ``nn.Module`` or contains an unsupported layer (the
         message names it and its path), or ``prior`` is of no accepted kind.
     ValueError
-        When the model has no Linear or Conv2d layer, a mapping of priors does not name
+        When the model has no layer with a Bayesian counterpart, a mapping of priors does not name
         every layer exactly, ``feature_names`` does not match the first layer's inputs, or
         ``groups`` is not a map of the first layer's input columns onto ``0..G-1``, or
         that layer is not a Linear layer.
@@ -321,17 +494,31 @@ def _convert(
 ) -> BayesianNetwork:
     """Return a deep copy of ``module`` with Bayesian layers, wrapped as a network."""
     net = copy.deepcopy(module)
+    pairs = norm_pairs(net)
+    norms = {path: net.get_submodule(path) for path in pairs.values()}
 
     def convert(path: str, m: nn.Module) -> nn.Module:
         name = path or "layer"
         entry = _entry(m)
         if entry is not None:
-            return entry.factory(name, m, priors[name])
+            layer = entry.factory(name, m, priors[name])
+            if path in pairs:
+                layer.attach_norm(norms[pairs[path]], pairs[path])
+            return layer
+        if path in norms:
+            return nn.Identity()  # the norm lives in its layer now
         for child_name, child in list(m.named_children()):
             setattr(m, child_name, convert(f"{path}.{child_name}" if path else child_name, child))
         return m
 
     net = convert("", net)
+    _check_ops(net)
+    normed = [m.spec.name for m in net.modules() if isinstance(m, BayesianLayer) and m.norm]
+    if guide == "conditional" and normed:
+        raise ValueError(
+            f"guide='conditional' is not defined for layers followed by a BatchNorm "
+            f"({', '.join(normed)}); use guide='mean-field'"
+        )
     if groups is not None:
         _tie_columns(net, groups)
     return BayesianNetwork(net, likelihood, feature_names=feature_names, guide=guide)

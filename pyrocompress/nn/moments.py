@@ -159,7 +159,7 @@ def propagate(
         if rule is None or rule.moments is None:
             raise TypeError(
                 f"moment propagation does not support {describe_op(op)} (at {node.name!r}); "
-                "supported: Bayesian Linear and Conv2d and the ops with a moments rule in "
+                "supported: the Bayesian layers and the ops with a moments rule in "
                 "pyrocompress.nn.rules (ReLU, MaxPool2d, AvgPool2d, Flatten, Dropout, ...)"
             )
         return rule.moments(op, *args, **kwargs)

@@ -13,7 +13,7 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pyrocompress.distributions import Likelihood
-from pyrocompress.effects import PointEstimate
+from pyrocompress.effects import PointEstimate, PointWeights
 from pyrocompress.nn.graph import network_graph
 from pyrocompress.nn.layers import BayesianLayer
 from pyrocompress.priors import NetworkGuide, Prior
@@ -27,7 +27,7 @@ class BayesianNetwork(PyroModule):
     Attributes
     ----------
     net
-        The converted module tree; its Linear and Conv2d layers are Bayesian layers.
+        The converted module tree; its layers with weights are Bayesian layers.
     guide
         The :class:`~pyrocompress.priors.NetworkGuide` (module-local parameters).
     likelihood
@@ -285,7 +285,7 @@ class BayesianNetwork(PyroModule):
         *,
         conditional: bool = False,
         differentiable: bool = False,
-    ) -> dict[BayesianLayer, tuple[torch.Tensor, torch.Tensor | None]]:
+    ) -> dict[BayesianLayer, PointWeights]:
         """Return each layer's posterior-mean weight and bias (masked groups zeroed).
 
         Parameters
@@ -296,7 +296,9 @@ class BayesianNetwork(PyroModule):
         Returns
         -------
         dict
-            ``(weight, bias)`` by layer module (bias ``None`` for a layer without one).
+            ``(weight, bias)`` by layer module (bias ``None`` for a layer without one);
+            a layer with a norm after it adds the scale of the norm's output
+            (:meth:`BayesianLayer.point_weights`).
         """
         with contextlib.nullcontext() if differentiable else torch.no_grad():
             return {

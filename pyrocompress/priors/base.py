@@ -207,7 +207,12 @@ class LayerSpec:
 
     @property
     def fan_in(self) -> int:
-        """Number of weights each output unit reads: the product of ``weight_shape[1:]``."""
+        """Number of weights each output unit reads: the product of ``weight_shape[1:]``.
+
+        One for an embedding, whose output reads one row of its table.
+        """
+        if self.kind == "embedding":
+            return 1
         return math.prod(self.weight_shape[1:])
 
     @property

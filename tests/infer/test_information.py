@@ -39,13 +39,15 @@ def test_logistic_information_is_weighted_sum_of_squares():
 def _brute_force(bnn, X):
     """Sum over examples and Fisher-factor columns of squared per-example gradients."""
     layers = bnn.bayesian_layers()
-    point = {n: w.clone().requires_grad_() for n, (w, _) in
-             ((n, bnn.point_weights()[layer]) for n, layer in layers.items())}  # fmt: skip
+    point = {n: bnn.point_weights()[layer][0].clone().requires_grad_()
+             for n, layer in layers.items()}  # fmt: skip
     total = {n: torch.zeros_like(w) for n, w in point.items()}
     from pyrocompress.effects import PointEstimate
 
     for i in range(len(X)):
-        weights = {layer: (point[n], bnn.point_weights()[layer][1]) for n, layer in layers.items()}
+        weights = {
+            layer: (point[n], *bnn.point_weights()[layer][1:]) for n, layer in layers.items()
+        }
         with PointEstimate(weights):
             out = bnn.net(X[i : i + 1])
         factor = bnn.likelihood.fisher_factor(out.detach())
@@ -76,6 +78,63 @@ def test_linear_closed_form_equals_the_generic_vjp():
     x, delta = torch.randn(7, 5, generator=g), torch.randn(7, 3, generator=g)
     generic = pc.nn.BayesianLayer.weight_information(layer, x, delta)
     torch.testing.assert_close(layer.weight_information(x, delta), generic)
+
+
+@pytest.mark.parametrize("geometry", [{}, {"stride": 2, "padding": 1, "dilation": 2}])
+def test_conv_closed_form_equals_the_generic_vjp(geometry):
+    conv = nn.Conv2d(3, 4, 3, **geometry)
+    layer = pc.bayesianize(conv, "group-nj", seed=0).bayesian_layers()["layer"]
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 3, 9, 9, generator=g)
+    delta = torch.randn(layer._op(x, torch.zeros(4, 3, 3, 3), None).shape, generator=g)
+    generic = pc.nn.BayesianLayer.weight_information(layer, x, delta)
+    torch.testing.assert_close(layer.weight_information(x, delta), generic)
+
+
+def test_information_through_a_norm_and_a_depthwise_conv_matches_autograd():
+    g = torch.Generator().manual_seed(4)
+    X = torch.randn(6, 2, 6, 6, generator=g)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 4, 3, groups=4), nn.ReLU(), nn.Flatten(), nn.Linear(16, 3),
+    )  # fmt: skip
+    bnn = pc.bayesianize(net, "group-nj", seed=0)
+    norm = bnn.bayesian_layers()["0"].norm
+    with torch.no_grad():  # running statistics away from (0, 1), so the norm's scale counts
+        norm.running_var.uniform_(0.5, 2.0, generator=g)
+        norm.running_mean.normal_(generator=g)
+        norm.weight.uniform_(0.5, 1.5, generator=g)
+    fast = fisher_information(bnn, (X, torch.zeros(6, dtype=torch.long)), batch_size=4)
+    bnn.eval()  # the norm with its running statistics, as fisher_information computes
+    slow = _brute_force(bnn, X)
+    # the normed layer's information is that of a * g * w~ (a the norm's scale): per-example
+    # autograd through the point network gives that of w~, (a g)^2 times as large, where
+    # the recorded information holds a^2 but not the gate's g^2
+    for name in fast:
+        expected = slow[name]
+        if name == "0":
+            g0 = bnn.guide["0"].mean_multiplier()
+            scale = g0 if g0 is not None else torch.ones(4)
+            expected = expected / scale.reshape(-1, 1, 1, 1).square()
+        torch.testing.assert_close(fast[name], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_random_projections_estimate_the_exact_information_without_bias():
+    g = torch.Generator().manual_seed(5)
+    X = torch.randn(8, 1, 6, 6, generator=g)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 4))
+    bnn = pc.bayesianize(net, "group-nj", seed=0)
+    data = (X, torch.zeros(8, dtype=torch.long))
+    exact = group_information(bnn, data)
+    sketch = group_information(bnn, data, projections=600, seed=1)
+    # each group mean averages >= 8 examples x 600 projections of terms whose relative
+    # variance is at most 2: relative sd <= sqrt(2 / 4800) = 0.02; 0.1 is 5 sd
+    for name in exact:
+        torch.testing.assert_close(sketch[name], exact[name], rtol=0.1, atol=0.0)
+    one = group_information(bnn, data, projections=1, seed=1)
+    assert all(bool((one[n] > 0).all()) for n in one)
+    with pytest.raises(ValueError, match="projections"):
+        group_information(bnn, data, projections=0)
 
 
 def test_subset_is_scaled_to_the_data_set_and_seeded():

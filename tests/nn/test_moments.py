@@ -158,8 +158,8 @@ def test_maxpool_is_exact_for_two_windows():
     pair = nn.MaxPool2d((1, 2))
     samples = pair(m + v.sqrt() * torch.randn(DRAWS, 3, 2, 4))
     _assert_moments(*maxpool2d_moments(pair, m, v), samples)
-    with pytest.raises(TypeError, match="without padding"):
-        maxpool2d_moments(nn.MaxPool2d(2, padding=1), m, v)
+    with pytest.raises(TypeError, match="without ceil_mode"):
+        maxpool2d_moments(nn.MaxPool2d(2, ceil_mode=True), m, v)
 
 
 def test_maxpool_of_four_against_quadrature():

@@ -30,9 +30,9 @@ def test_bayesianize_sequential_and_module_tree():
 @pytest.mark.parametrize(
     "bad, name",
     [
-        (nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)), "BatchNorm1d"),
         (nn.Sequential(nn.Linear(3, 3), nn.LSTM(3, 3)), "LSTM"),
-        (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2)), "groups=2"),
+        (nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")), "reflect"),
+        (nn.Sequential(nn.Linear(3, 3), nn.GroupNorm(1, 3)), "GroupNorm"),
         (nn.Sequential(nn.Linear(3, 3), nn.PReLU()), "PReLU"),
     ],
 )
