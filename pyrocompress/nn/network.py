@@ -388,6 +388,10 @@ class BayesianNetwork(PyroModule):
     ) -> dict[str, tuple[torch.Tensor | None, torch.Tensor]]:
         """Return each layer's gate and effective weight ``g * W~`` from one draw of its sites.
 
+        For a layer whose gate follows a norm (:attr:`BayesianLayer.gate_after_norm`),
+        ``g * W~`` is the weight in units of the norm's input: the norm's scale ``a``
+        (:meth:`BayesianLayer.norm_affine`) multiplies it in the network.
+
         Parameters
         ----------
         values

@@ -406,3 +406,21 @@ def test_compress_a_users_small_resnet_on_mnist32(tmp_path) -> None:
     assert type(compact).__name__ == "SmallResNet"
     with torch.no_grad():
         assert compact.eval()(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
+
+
+GROUPNORM = """
+import torch.nn as nn
+
+
+def make(in_features):
+    return nn.Sequential(nn.Linear(in_features, 8), nn.GroupNorm(2, 8), nn.Linear(8, 10))
+"""
+
+
+def test_a_users_model_with_an_unsupported_module_is_one_line_and_exit_2(tmp_path, capsys):
+    path = _file(tmp_path / "models", GROUPNORM)
+    out = tmp_path / "out"
+    assert main([*_compress(f"module:{path}:make"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "GroupNorm" in err[0] and "Traceback" not in err[0]
+    assert not out.exists()
