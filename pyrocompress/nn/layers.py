@@ -29,7 +29,8 @@ in training mode its batch statistics, in evaluation mode its running ones.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -485,61 +486,74 @@ class BayesianLinear(BayesianLayer):
         return f"in={self.in_features}, out={self.out_features}, prior={self.prior!r}"
 
 
-class BayesianConv2d(BayesianLayer):
-    """Bayesian counterpart of :class:`torch.nn.Conv2d`; groups are its output channels.
+class _BayesianConv(BayesianLayer):
+    """Common part of the Bayesian convolutions: groups are output channels.
 
     The gate multiplies the whole output channel, bias included, so a pruned channel
     outputs exactly zero. Grouped and depthwise convolutions (``groups > 1``) compute as
-    torch does; their weight is ``[out, in / groups, kh, kw]``.
+    torch does; their weight is ``[out, in / groups, *kernel]``. A subclass names its
+    spec kind, its functional op and its plain module.
     """
 
-    def __init__(self, conv: nn.Conv2d, *, name: str, prior):
+    _kind: ClassVar[str]
+    _functional: ClassVar[Callable[..., torch.Tensor]]
+    _plain: ClassVar[type[nn.Module]]
+
+    input_axis = 1
+    output_axis = 1
+
+    def __init__(self, conv: nn.Module, *, name: str, prior):
+        conv = cast(nn.modules.conv._ConvNd, conv)
         shape = tuple(conv.weight.shape)
-        super().__init__(LayerSpec(name, "conv2d", shape, conv.bias is not None), prior)
+        super().__init__(LayerSpec(name, self._kind, shape, conv.bias is not None), prior)
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.kernel_size = conv.kernel_size
         self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
         self.groups = conv.groups
 
-    input_axis = 1
-    output_axis = 1
-
     def _op(self, x, weight, bias):
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        fn = type(self)._functional
+        return fn(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
     def weight_information(self, x, delta):
         r"""Return :math:`\sum_n (D_n U_n^\top)^2` for ungrouped convolutions.
 
         The per-example gradient of a convolution's weight is the product of the output
         cotangents :math:`D_n` (``[out, positions]``) and the unfolded input patches
-        :math:`U_n` (``[in * kh * kw, positions]``), one batched matrix product for a
-        chunk of examples; grouped convolutions take the generic path.
+        :math:`U_n` (``[in * prod(kernel), positions]``), one batched matrix product for a
+        chunk of examples (a 1-d convolution is unfolded as a ``1 x length`` image);
+        grouped convolutions and string paddings take the generic path.
         """
         if self.groups != 1 or isinstance(self.padding, str):  # "same": no unfold padding
             return super().weight_information(x, delta)
         delta = self._pre_norm_cotangent(delta)
         shape = self.spec.weight_shape
+        lift = 2 - len(self.kernel_size)  # leading unit axes that make the geometry 2-d
+        kernel = (1,) * lift + tuple(self.kernel_size)
+        dilation = (1,) * lift + tuple(self.dilation)
+        padding = (0,) * lift + tuple(cast(tuple[int, ...], self.padding))
+        stride = (1,) * lift + tuple(self.stride)
         total = x.new_zeros(shape[0], math.prod(shape[1:]))
         per_example = total.numel() + x[0].numel() * math.prod(shape[2:])
         chunk = max(1, 2**24 // max(per_example, 1))
         for xs, ds in zip(x.split(chunk), delta.split(chunk), strict=True):
-            padding = cast(tuple[int, ...], self.padding)
-            patches = F.unfold(xs, self.kernel_size, self.dilation, padding, self.stride)
-            grads = torch.bmm(ds.flatten(2), patches.transpose(1, 2))
-            total += grads.square().sum(0)
+            image = xs.reshape(xs.shape[0], xs.shape[1], *([1] * lift), *xs.shape[2:])
+            patches = F.unfold(image, kernel, dilation, padding, stride)
+            total += torch.bmm(ds.flatten(2), patches.transpose(1, 2)).square().sum(0)
         return total.reshape(shape)
 
     def to_plain(self, weight, bias):
-        """Return an ``nn.Conv2d`` holding ``weight`` and ``bias``."""
-        geometry: dict[str, Any] = {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "dilation": self.dilation,
-            "groups": self.groups,
-        }
-        in_channels = weight.shape[1] * self.groups
-        plain = nn.Conv2d(in_channels, weight.shape[0], bias=bias is not None, **geometry)
+        """Return the plain convolution holding ``weight`` and ``bias``."""
+        plain = type(self)._plain(
+            weight.shape[1] * self.groups,
+            weight.shape[0],
+            bias=bias is not None,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            dilation=self.dilation,
+            groups=self.groups,
+        )
         return _fill(plain, weight, bias)
 
     def extra_repr(self) -> str:
@@ -547,9 +561,35 @@ class BayesianConv2d(BayesianLayer):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}"
+            + (f", dilation={self.dilation}" if any(d != 1 for d in self.dilation) else "")
             + (f", groups={self.groups}" if self.groups != 1 else "")
             + f", prior={self.prior!r}"
         )
+
+
+class BayesianConv2d(_BayesianConv):
+    """Bayesian counterpart of :class:`torch.nn.Conv2d`; groups are its output channels.
+
+    The gate multiplies the whole output channel, bias included, so a pruned channel
+    outputs exactly zero. Grouped and depthwise convolutions (``groups > 1``) compute as
+    torch does; their weight is ``[out, in / groups, kh, kw]``.
+    """
+
+    _kind = "conv2d"
+    _functional = F.conv2d
+    _plain = nn.Conv2d
+
+
+class BayesianConv1d(_BayesianConv):
+    """Bayesian counterpart of :class:`torch.nn.Conv1d`; groups are its output channels.
+
+    As :class:`BayesianConv2d` along one spatial axis: inputs are ``[batch, channels,
+    length]`` and the weight is ``[out, in / groups, k]``.
+    """
+
+    _kind = "conv1d"
+    _functional = F.conv1d
+    _plain = nn.Conv1d
 
 
 def _fill(plain: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Module:
@@ -559,74 +599,6 @@ def _fill(plain: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> 
         if bias is not None and getattr(plain, "bias", None) is not None:
             cast(torch.Tensor, plain.bias).copy_(bias)
     return plain
-
-
-class BayesianConv1d(BayesianLayer):
-    """Bayesian counterpart of :class:`torch.nn.Conv1d`; groups are its output channels.
-
-    As :class:`BayesianConv2d` along one spatial axis: the gate multiplies the whole
-    output channel, bias included, so a pruned channel outputs exactly zero; grouped and
-    depthwise convolutions (``groups > 1``) compute as torch does, their weight is
-    ``[out, in / groups, k]``. Inputs are ``[batch, channels, length]``.
-    """
-
-    input_axis = 1
-    output_axis = 1
-
-    def __init__(self, conv: nn.Conv1d, *, name: str, prior):
-        shape = tuple(conv.weight.shape)
-        super().__init__(LayerSpec(name, "conv1d", shape, conv.bias is not None), prior)
-        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        self.kernel_size = conv.kernel_size
-        self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
-        self.groups = conv.groups
-
-    def _op(self, x, weight, bias):
-        return F.conv1d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def weight_information(self, x, delta):
-        r"""Return :math:`\sum_n (D_n U_n^\top)^2` for ungrouped convolutions.
-
-        The closed form of :meth:`BayesianConv2d.weight_information` on a ``1 x length``
-        image (the patches :math:`U_n` unfolded with a ``1 x k`` kernel); grouped
-        convolutions and string paddings take the generic path.
-        """
-        if self.groups != 1 or isinstance(self.padding, str):
-            return super().weight_information(x, delta)
-        delta = self._pre_norm_cotangent(delta)
-        shape = self.spec.weight_shape
-        total = x.new_zeros(shape[0], math.prod(shape[1:]))
-        chunk = max(1, 2**24 // max(total.numel() + x[0].numel() * shape[2], 1))
-        kernel, dilation = (1, self.kernel_size[0]), (1, self.dilation[0])
-        padding = (0, cast(tuple[int, ...], self.padding)[0])
-        stride = (1, self.stride[0])
-        for xs, ds in zip(x.split(chunk), delta.split(chunk), strict=True):
-            patches = F.unfold(xs.unsqueeze(2), kernel, dilation, padding, stride)
-            total += torch.bmm(ds, patches.transpose(1, 2)).square().sum(0)
-        return total.reshape(shape)
-
-    def to_plain(self, weight, bias):
-        """Return an ``nn.Conv1d`` holding ``weight`` and ``bias``."""
-        geometry: dict[str, Any] = {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "dilation": self.dilation,
-            "groups": self.groups,
-        }
-        in_channels = weight.shape[1] * self.groups
-        plain = nn.Conv1d(in_channels, weight.shape[0], bias=bias is not None, **geometry)
-        return _fill(plain, weight, bias)
-
-    def extra_repr(self) -> str:
-        """Return the channels, kernel size, stride, padding and prior of the layer."""
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}"
-            + (f", dilation={self.dilation}" if self.dilation != (1,) else "")
-            + (f", groups={self.groups}" if self.groups != 1 else "")
-            + f", prior={self.prior!r}"
-        )
 
 
 class BayesianEmbedding(BayesianLayer):
