@@ -69,6 +69,8 @@ STUDIES = (
      "benchmarks/compression/spike_slab_mnist.py"),
     ("architectures-mnist32", "VGG-BN and ResNet-20 on MNIST-32",
      "benchmarks/compression/architectures_mnist32.py"),
+    ("deployable-files", "Deployable files: packed, weight-shared, ONNX",
+     "benchmarks/compression/deployable_files.py"),
 )  # fmt: skip
 
 

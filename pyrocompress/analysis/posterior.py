@@ -565,19 +565,27 @@ class Posterior:
         dict of str to BitPrecision
             The precision, by layer name.
         """
-        means = self.weight_mean(conditional=True)
-        variances = self.weight_var(conditional=True)
+        means = self._kept(self.weight_mean(conditional=True), masks)
+        variances = self._kept(self.weight_var(conditional=True), masks)
+        out = {}
+        for name in self._layers:
+            v, m = variances[name], means[name]
+            if v.numel() == 0:
+                out[name] = BitPrecision(0, 1)
+                continue
+            mant = int(math.ceil(mantissa_bits(v).double().mean().item()))
+            out[name] = BitPrecision(mant, exponent_bits(m.abs().max().item()))
+        return out
+
+    def _kept(
+        self, values: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None
+    ) -> dict[str, torch.Tensor]:
+        """Return each layer's per-weight ``values`` at its kept weights, flattened."""
         out = {}
         for name, layer in self._layers.items():
             keep = torch.ones(layer.spec.num_groups, dtype=torch.bool)
             if masks is not None and name in masks:
                 keep = masks[name].to(torch.bool).cpu()
             full = layer.spec.expand_groups(keep).expand(layer.spec.weight_shape)
-            v = variances[name].cpu()[full]
-            m = means[name].cpu()[full]
-            if v.numel() == 0:
-                out[name] = BitPrecision(0, 1)
-                continue
-            mant = int(math.ceil(mantissa_bits(v).double().mean().item()))
-            out[name] = BitPrecision(mant, exponent_bits(m.abs().max().item()))
+            out[name] = values[name].cpu()[full]
         return out

@@ -34,6 +34,7 @@ import torch
 
 from pyrocompress import data as datasets
 from pyrocompress.analysis import Posterior, variable_prefix
+from pyrocompress.compress.deploy import EXPORT_FORMATS, check_formats, deployable_files
 from pyrocompress.compress.files import save_compact
 from pyrocompress.compress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
 from pyrocompress.compress.report import format_report, json_writer, write_outputs
@@ -442,9 +443,14 @@ def run(
     rule: str = "auto",
     threshold: float | None = None,
     guide: str = "mean-field",
+    export: str = "",
     progress: bool = True,
 ) -> dict:
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
+
+    ``export`` names deployable files to write too (``"onnx,packed,shared"``,
+    :func:`~pyrocompress.deployable_files`); with ``packed`` or ``shared`` the compact
+    network is quantised to its fixed-point precision (every file holds that network).
 
     Every option is checked before the data are read or training starts: a number out of
     range, an ``--out`` or ``--checkpoint-dir`` that is a file or cannot be created or
@@ -470,6 +476,7 @@ def run(
         rule=rule,
         threshold=threshold,
     )
+    formats = _check_export(export)
     with seeded(seed):  # a user's file may draw when imported; the caller's state stays
         build = _resolve_model(model)  # before the data: a bad --model fails at once
     try:
@@ -530,25 +537,79 @@ def run(
         threshold=threshold,
         tolerance=tolerance,
         score=score,
+        quantize=bool({"packed", "shared"} & set(formats)),
         metadata=meta,
     )
     report = result.report
+    rebuild = (  # a network exported as the user's class is rebuilt by its factory
+        {"factory": built.factory, "factory_kwargs": built.factory_kwargs}
+        if needs_graph_export(bnn) and built.factory is not None
+        else {}
+    )
+    files = _deployable(result, formats, bnn, splits, rebuild) if formats else {}
     report["seconds"] = time.perf_counter() - start
     report["history"] = history.to_dict()
     print(format_report(report))
     if out is not None:
-        # a network exported as the user's class (even a Sequential with nested blocks)
-        # is rebuilt by its factory
-        rebuild = (
-            {"factory": built.factory, "factory_kwargs": built.factory_kwargs}
-            if needs_graph_export(bnn) and built.factory is not None
-            else {}
-        )
         writers = _compress_writers(bnn, result, history, meta, rebuild)
+        writers.update({name: _bytes_writer(data) for name, data in files.items()})
         writers.update(_more_plots(bnn, result, splits, seed))
         _write(out, writers)
         print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+def _check_export(export: str) -> list[str]:
+    """``--export``: some of onnx, packed, shared; checked before any data are read."""
+    if not export:
+        return []
+    try:
+        formats = check_formats(export)
+    except ValueError:
+        raise UsageError(
+            f"--export takes some of {', '.join(EXPORT_FORMATS)}, comma-separated (e.g. "
+            f"--export onnx,packed); got {export!r}"
+        ) from None
+    if "onnx" in formats:
+        import importlib.util
+
+        missing = [m for m in _ONNX_MODULES if importlib.util.find_spec(m) is None]
+        if missing:
+            raise UsageError(
+                f"--export onnx needs {', '.join(missing)}: pip install 'pyrocompress[onnx]'"
+            )
+    return formats
+
+
+#: what ``--export onnx`` imports (the ``onnx`` extra)
+_ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")
+
+
+def _deployable(result, formats: list[str], bnn, splits, rebuild: dict) -> dict[str, bytes]:
+    """Return the bytes of the ``--export`` files; their sizes go into the report."""
+    example = torch.as_tensor(splits.val.X[:64])
+    if example.is_floating_point():
+        example = example.float()
+    try:
+        return deployable_files(
+            result,
+            formats,
+            example=example,
+            test=(torch.as_tensor(splits.test.X), torch.as_tensor(splits.test.y)),
+            error=bnn.likelihood.error,
+            **rebuild,
+        )
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UsageError(f"--export: the files cannot be written: {e}") from e
+
+
+def _bytes_writer(data: bytes):
+    """Return a writer of ``data`` (outputs are staged, then published all at once)."""
+
+    def write(path: Path) -> None:
+        path.write_bytes(data)
+
+    return write
 
 
 def _check_compress_options(
@@ -958,6 +1019,14 @@ _GUIDE_HELP = (
 )
 
 
+_EXPORT_HELP = (
+    "deployable files to write next to model.pt, comma-separated: onnx (model.onnx; needs "
+    "pip install 'pyrocompress[onnx]'), packed (model.packed: the quantised weights at their "
+    "bits), shared (model.shared: k-means weight sharing); packed or shared quantise the "
+    "compact network"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="pyrocompress",
@@ -970,6 +1039,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=DEMO["epochs"])
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.add_argument("--export", default="packed", help=_EXPORT_HELP + " (default: %(default)s)")
     c = sub.add_parser("compress", help="train, prune and export one model")
     c.add_argument("--model", required=True, help="; ".join(k.help for k in _MODELS.values()))
     c.add_argument("--prior", required=True, choices=prior_keys())
@@ -1043,6 +1113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
     c.add_argument("--out", default=None, help="output directory")
+    c.add_argument("--export", default="", help=_EXPORT_HELP)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     sel = sub.add_parser(
         "select", help="select the features of a CSV table by posterior inclusion probability"
@@ -1131,7 +1202,13 @@ def main(argv: list[str] | None = None) -> int:
             threshold=args.threshold,
             guide=args.guide,
         )
-    settings.update(epochs=args.epochs, seed=args.seed, out=args.out, progress=not args.quiet)
+    settings.update(
+        epochs=args.epochs,
+        seed=args.seed,
+        out=args.out,
+        export=args.export,
+        progress=not args.quiet,
+    )
     return _guarded(run, **settings)
 
 

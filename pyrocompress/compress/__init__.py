@@ -6,8 +6,18 @@ from pyrocompress.compress.compact import (
     build_compact,
     chain_of,
     count_flops,
+    quantize_weights,
 )
+from pyrocompress.compress.deploy import EXPORT_FORMATS, FILE_NAMES, deployable_files
 from pyrocompress.compress.files import load_compact, save_compact
+from pyrocompress.compress.onnx import OPSET, export_onnx, onnx_bytes, onnx_latency
+from pyrocompress.compress.packed import (
+    FORMAT_PACKED,
+    load_packed,
+    pack_module,
+    packed_spec,
+    save_packed,
+)
 from pyrocompress.compress.pruning import (
     REPORT_KEYS,
     PruneResult,
@@ -18,6 +28,7 @@ from pyrocompress.compress.pruning import (
     pruning_curve,
 )
 from pyrocompress.compress.rules import PruningRule, pruning_rules, register_rule
+from pyrocompress.compress.sharing import kmeans_1d, share_weights
 from pyrocompress.compress.surgery import (
     ChannelRule,
     CoupledGroup,
@@ -30,6 +41,10 @@ from pyrocompress.compress.surgery import (
 )
 
 __all__ = [
+    "EXPORT_FORMATS",
+    "FILE_NAMES",
+    "FORMAT_PACKED",
+    "OPSET",
     "REPORT_KEYS",
     "ChannelRule",
     "CompactInfo",
@@ -43,16 +58,27 @@ __all__ = [
     "count_flops",
     "coupled_groups",
     "dense_module",
+    "deployable_files",
     "export_module",
+    "export_onnx",
     "group_scores",
+    "kmeans_1d",
     "load_compact",
+    "load_packed",
     "make_plan",
     "network_groups",
+    "onnx_bytes",
+    "onnx_latency",
+    "pack_module",
+    "packed_spec",
     "prune",
     "pruning_curve",
     "pruning_rules",
+    "quantize_weights",
     "register_channel_rule",
     "register_rule",
     "save_compact",
+    "save_packed",
+    "share_weights",
     "tie_masks",
 ]

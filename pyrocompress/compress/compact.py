@@ -38,6 +38,7 @@ __all__ = [
     "chain_of",
     "count_flops",
     "op_flops",
+    "quantize_weights",
     "weight_tensors",
 ]
 
@@ -97,6 +98,8 @@ class CompactInfo:
     kept_outputs: dict[str, list[int]] = field(default_factory=dict)
     #: Kept weights by layer name, where the compact network is not a chain of layers.
     layer_weights: dict[str, int] | None = None
+    #: The compact network's state key of each layer's weight (``"1.weight"``), by name.
+    weight_keys: dict[str, str] = field(default_factory=dict)
 
 
 def weight_tensors(compact: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -160,7 +163,6 @@ def build_compact(
     example: torch.Tensor,
     *,
     conditional: bool = False,
-    round_weights: dict[str, int] | None = None,
 ) -> tuple[nn.Sequential, CompactInfo]:
     r"""Build the smaller plain network equal to the masked posterior-mean network.
 
@@ -181,9 +183,6 @@ def build_compact(
         :math:`\pi\mu`, the weights of the model with every kept group switched on; see
         :meth:`~pyrocompress.nn.BayesianLayer.point_weights`). The two differ only for the
         spike-and-slab prior, and only where inclusion probabilities are away from 1.
-    round_weights
-        Optional mantissa bits per layer name; weights are then rounded to the grid
-        :math:`2^{-t}` (Louizos et al. 2017, §4) and no longer equal the masked network's.
     """
     chain = chain_of(bnn.net)
     device = bnn.device
@@ -224,6 +223,7 @@ def build_compact(
 
     # ---- build the compact modules
     modules: list[nn.Module] = []
+    weight_keys: dict[str, str] = {}
     first = weighted[0]
     for i, m in enumerate(chain):
         if i == first and not keep_in[i].all():
@@ -243,9 +243,7 @@ def build_compact(
             rows = torch.nonzero(keep_out[i]).squeeze(-1)
             cols = torch.nonzero(keep_in[i]).squeeze(-1)
             w = w[rows][:, cols]
-            if round_weights is not None and m.spec.name in round_weights:
-                delta = 2.0 ** -round_weights[m.spec.name]
-                w = torch.floor(w / delta + 0.5) * delta
+            weight_keys[m.spec.name] = f"{len(modules)}.weight"
             modules.append(m.to_plain(w, None if b is None else b[rows]))
         else:
             modules.append(copy.deepcopy(m).cpu())
@@ -256,7 +254,39 @@ def build_compact(
 
     # ---- sizes and costs
     info = _measure(layers, shapes, keep_in, keep_out, compact, example.cpu())
+    info.weight_keys = weight_keys
     return compact, info
+
+
+def quantize_weights(module: nn.Module, mantissa_bits: dict[str, int]) -> nn.Module:
+    r"""Return a copy of ``module`` with the named weights rounded to their fixed-point grid.
+
+    Each state entry ``key`` of ``mantissa_bits`` (``"1.weight"``) is rounded to the
+    nearest point of the grid :math:`\delta = 2^{-t}`,
+    :math:`w \mapsto \delta\,\lfloor w/\delta + 1/2 \rfloor` (Louizos et al. 2017, §4;
+    :meth:`~pyrocompress.Posterior.bit_precision` gives :math:`t`). Where a norm follows a
+    layer, its weight is the layer's own (the gate lives in the norm), so the effective
+    weight's grid is the finer :math:`E[g]\,2^{-t}`: never coarser than the bits say.
+
+    Parameters
+    ----------
+    module
+        A compact network.
+    mantissa_bits
+        The mantissa bits :math:`t` of each weight to round, by state key.
+
+    Returns
+    -------
+    torch.nn.Module
+        The quantised copy (``pyrocompress.save_packed`` stores its weights as integer codes).
+    """
+    out = copy.deepcopy(module)
+    state = out.state_dict()
+    with torch.no_grad():
+        for key, t in mantissa_bits.items():
+            delta = 2.0**-t
+            state[key].copy_(torch.floor(state[key] / delta + 0.5) * delta)
+    return out
 
 
 def _link(

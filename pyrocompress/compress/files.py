@@ -32,7 +32,15 @@ from torch import nn
 from pyrocompress.infer.checkpoint import atomic_save, safe_load
 from pyrocompress.nn.rules import registered_ops
 
-__all__ = ["FORMAT", "FORMAT_FACTORY", "TRUSTED_FACTORIES", "load_compact", "save_compact"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_FACTORY",
+    "TRUSTED_FACTORIES",
+    "build_architecture",
+    "describe_architecture",
+    "load_compact",
+    "save_compact",
+]
 
 FORMAT = "pyrocompress.compact/1"
 #: The format of a compact network rebuilt by a factory.
@@ -64,8 +72,13 @@ def _class_named(name: object) -> type[nn.Module]:
     return found[0]
 
 
-def _describe(m: nn.Module) -> dict:
-    """Return the description of module ``m``: its type and its rule's constructor arguments."""
+def _describe(m: nn.Module, tensors_in_state: bool = False) -> dict:
+    """Return the description of module ``m``: its type and its rule's constructor arguments.
+
+    With ``tensors_in_state``, a tensor argument that is also a buffer or parameter of
+    ``m`` is described by its shape and dtype only (:func:`_construct` makes a placeholder
+    that loading the state fills).
+    """
     cls = type(m)
     rule = registered_ops().get(cls)  # the exact type: files rebuild modules by class name
     args = None if rule is None else rule.args
@@ -84,7 +97,13 @@ def _describe(m: nn.Module) -> dict:
     for arg in args:
         value = getattr(m, arg)
         if isinstance(value, torch.Tensor):
-            value = value.tolist()
+            # a tensor argument that is also the module's state (SelectFeatures' indices)
+            # is written once, with the state: the description holds its shape and dtype
+            state = dict(m.named_buffers(recurse=False)) | dict(m.named_parameters(recurse=False))
+            if tensors_in_state and state.get(arg) is value:
+                value = {"tensor": list(value.shape), "dtype": str(value.dtype).split(".")[-1]}
+            else:
+                value = value.tolist()
         spec[arg] = list(value) if isinstance(value, tuple) else value
     if "bias" in inspect.signature(cls).parameters:  # a layer that may have no bias
         spec["bias"] = getattr(m, "bias", None) is not None
@@ -95,17 +114,37 @@ def _construct(spec: dict) -> nn.Module:
     """Return the module a description of :func:`_describe` stands for."""
     spec = dict(spec)
     cls = _class_named(spec.pop("type", None))
-    # JSON-like files hold tuples (kernel sizes, strides, indices) as lists
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    args = {}
+    for k, v in spec.items():
+        if isinstance(v, dict):  # a tensor held by the state: a placeholder of its shape
+            args[k] = _placeholder(v)
+        else:  # JSON-like files hold tuples (kernel sizes, strides, indices) as lists
+            args[k] = tuple(v) if isinstance(v, list) else v
+    return cls(**args)
 
 
-def _leaf_descriptions(module: nn.Module) -> dict[str, dict]:
+_DTYPES = {"int64": torch.int64, "int32": torch.int32, "float32": torch.float32, "bool": torch.bool}
+
+
+def _placeholder(v: dict) -> torch.Tensor:
+    """Return zeros of the shape and dtype a ``{"tensor": shape, "dtype": name}`` states."""
+    shape, dtype = v.get("tensor"), _DTYPES.get(v.get("dtype"))  # type: ignore[arg-type]
+    if (
+        not isinstance(shape, list)
+        or not all(isinstance(n, int) and 0 <= n < 2**31 for n in shape)
+        or dtype is None
+    ):
+        raise ValueError(f"malformed tensor argument {v!r} in the architecture")
+    return torch.zeros(shape, dtype=dtype)
+
+
+def _leaf_descriptions(module: nn.Module, tensors_in_state: bool = False) -> dict[str, dict]:
     """Describe every module that holds parameters or buffers of its own, by path."""
     out = {}
     for path, m in module.named_modules():
         own = list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False))
         if own and path:
-            out[path] = _describe(m)
+            out[path] = _describe(m, tensors_in_state)
     return out
 
 
@@ -163,7 +202,7 @@ def _trusted(where: str, name: str) -> bool:
 
 def _check_payload(payload: dict, path: object) -> None:
     """Refuse a factory file whose fields are not what :func:`save_compact` writes."""
-    fields = {"factory": str, "factory_kwargs": dict, "modules": dict, "state_dict": dict}
+    fields = {"factory": str, "factory_kwargs": dict, "modules": dict}
     for key, kind in fields.items():
         if not isinstance(payload.get(key), kind):
             raise ValueError(f"{path}: the compact model's {key!r} is missing or malformed")
@@ -187,11 +226,117 @@ def _resolve(stored: str, given: object):
     where, _, name = stored.rpartition(":")
     if given is None and not _trusted(where, name):
         raise ValueError(
-            f"the file is rebuilt by {stored!r}, which load_compact does not call unasked "
+            f"the file is rebuilt by {stored!r}, which pyrocompress does not call unasked "
             f"(only {', '.join(TRUSTED_FACTORIES)} are trusted); pass the function, or "
             f"factory={stored!r} to confirm it"
         )
     return _import_factory(stored)
+
+
+def describe_architecture(
+    module: nn.Module,
+    *,
+    factory: str | None = None,
+    factory_kwargs: dict[str, Any] | None = None,
+    tensors_in_state: bool = False,
+) -> dict[str, Any]:
+    """Return the description of ``module``'s architecture that a file stores (no weights).
+
+    Parameters
+    ----------
+    module
+        An ``nn.Sequential`` of modules with op rules, or (with ``factory``) an instance of
+        the class the factory builds.
+    factory, factory_kwargs
+        As for :func:`save_compact`.
+    tensors_in_state
+        Describe a tensor argument that is also module state (``SelectFeatures``' indices)
+        by its shape and dtype only; its values then come with the state.
+
+    Returns
+    -------
+    dict
+        ``{"architecture": [...]}``, or ``{"factory", "factory_kwargs", "modules"}``.
+
+    Raises
+    ------
+    TypeError
+        As :func:`save_compact`.
+    """
+    if factory is None:
+        if not isinstance(module, nn.Sequential):
+            raise TypeError(
+                f"a compact {type(module).__name__} is rebuilt by the function that builds "
+                "its architecture: pass factory='package.module:function' (and "
+                "factory_kwargs) to save it"
+            )
+        return {"architecture": [_describe(m, tensors_in_state) for m in module]}
+    return {
+        "factory": _check_factory(factory),
+        "factory_kwargs": dict(factory_kwargs or {}),
+        "modules": _leaf_descriptions(module, tensors_in_state),
+    }
+
+
+def build_architecture(arch: dict, path: object, *, factory=None) -> nn.Module:
+    """Build the module (untrained weights) that :func:`describe_architecture` describes.
+
+    A factory is called only as :func:`load_compact` says (trusted, or given).
+
+    Parameters
+    ----------
+    arch
+        The description.
+    path
+        The file it comes from, for messages.
+    factory
+        As for :func:`load_compact`.
+
+    Returns
+    -------
+    torch.nn.Module
+        The module, whose state the caller loads.
+
+    Raises
+    ------
+    ValueError
+        If the description is malformed, names an unknown module type, or a factory that
+        is not trusted and not given.
+    """
+    if "factory" not in arch:
+        specs = arch.get("architecture")
+        if not isinstance(specs, list) or not all(isinstance(x, dict) for x in specs):
+            raise ValueError(f"{path}: the compact model's 'architecture' is malformed")
+        return nn.Sequential(*[_construct_from(x, path) for x in specs])
+    _check_payload(arch, path)
+    try:
+        build = _resolve(arch["factory"], factory)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if not callable(build):
+        raise TypeError(f"the factory is a {type(build).__name__}, not callable")
+    module = build(**arch["factory_kwargs"])
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"the factory returned {type(module).__name__}, not an nn.Module")
+    for where, x in arch["modules"].items():
+        parent, _, leaf = where.rpartition(".")
+        if not isinstance(x, dict):
+            raise ValueError(f"{path}: the description of module {where!r} is malformed")
+        try:
+            owner = module.get_submodule(parent) if parent else module
+        except AttributeError:
+            raise ValueError(f"{path}: the factory's network has no module {parent!r}") from None
+        setattr(owner, leaf, _construct_from(x, path))
+    return module
+
+
+def _construct_from(spec: dict, path: object) -> nn.Module:
+    """:func:`_construct`, any failure a ValueError naming the file."""
+    try:
+        return _construct(spec)
+    except (TypeError, ValueError, RuntimeError) as e:  # torch refuses some values itself
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: malformed module description {spec!r:.80} ({first})") from None
 
 
 def save_compact(
@@ -233,29 +378,13 @@ def save_compact(
     """
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-    if factory is None:
-        if not isinstance(module, nn.Sequential):
-            raise TypeError(
-                f"a compact {type(module).__name__} is rebuilt by the function that builds "
-                "its architecture: pass factory='package.module:function' (and "
-                "factory_kwargs) to save_compact"
-            )
-        payload: dict[str, Any] = {
-            "format": FORMAT,
-            "architecture": [_describe(m) for m in module],
-            "state_dict": state,
-            "metadata": metadata,
-        }
-    else:
-        kwargs = dict(factory_kwargs or {})
-        payload = {
-            "format": FORMAT_FACTORY,
-            "factory": _check_factory(factory),
-            "factory_kwargs": kwargs,
-            "modules": _leaf_descriptions(module),
-            "state_dict": state,
-            "metadata": metadata,
-        }
+    arch = describe_architecture(module, factory=factory, factory_kwargs=factory_kwargs)
+    payload = {
+        "format": FORMAT if factory is None else FORMAT_FACTORY,
+        **arch,
+        "state_dict": state,
+        "metadata": metadata,
+    }
     atomic_save(payload, path)
 
 
@@ -289,22 +418,12 @@ def load_compact(path: str | os.PathLike, *, factory=None) -> nn.Module:
     """
     payload = safe_load(path, "compact model")
     kind = payload.get("format") if isinstance(payload, dict) else None
-    if kind == FORMAT:
-        module = nn.Sequential(*[_construct(s) for s in payload["architecture"]])
-    elif kind == FORMAT_FACTORY:
-        _check_payload(payload, path)
-        build = _resolve(payload["factory"], factory)
-        if not callable(build):
-            raise TypeError(f"the factory is a {type(build).__name__}, not callable")
-        module = build(**payload["factory_kwargs"])
-        if not isinstance(module, nn.Module):
-            raise TypeError(f"the factory returned {type(module).__name__}, not an nn.Module")
-        for where, spec in payload["modules"].items():
-            parent, _, leaf = where.rpartition(".")
-            setattr(module.get_submodule(parent) if parent else module, leaf, _construct(spec))
-    else:
+    if kind not in (FORMAT, FORMAT_FACTORY) or not isinstance(payload, dict):
         raise ValueError(
             f"{path} is not a pyrocompress compact model (format {FORMAT} or {FORMAT_FACTORY})"
         )
+    if not isinstance(payload.get("state_dict"), dict):
+        raise ValueError(f"{path}: the compact model's 'state_dict' is missing or malformed")
+    module = build_architecture(payload, path, factory=factory)
     module.load_state_dict(payload["state_dict"])
     return module.eval()

@@ -39,7 +39,12 @@ import torch
 from torch import nn
 
 from pyrocompress.analysis import Posterior, unit_scores
-from pyrocompress.compress.compact import CompactInfo, build_compact, weight_tensors
+from pyrocompress.compress.compact import (
+    CompactInfo,
+    build_compact,
+    quantize_weights,
+    weight_tensors,
+)
 from pyrocompress.compress.rules import PruningRule, pruning_rules
 from pyrocompress.compress.rules import get_rule as get_pruning_rule
 from pyrocompress.compress.surgery import (
@@ -105,12 +110,46 @@ class PruningPlan:
 
 @dataclass
 class PruneResult:
-    """The compact ``module``, the ``report`` dict and the ``plan`` behind them."""
+    """The compact ``module``, the ``report`` dict and the ``plan`` behind them.
+
+    ``sharing_budget`` holds, by the state key of each layer's compact weight
+    (``"1.weight"``), the mean squared error of rounding the layer to its fixed-point grid
+    (:meth:`~pyrocompress.Posterior.bit_precision`): what :meth:`share` sizes codebooks
+    from. ``unquantized`` is the compact network before its weights were
+    rounded (``prune(..., quantize=True)``; ``None`` otherwise): sharing clusters it.
+    """
 
     module: nn.Module
     report: dict
     plan: PruningPlan
     info: CompactInfo
+    sharing_budget: dict[str, float] = field(default_factory=dict)
+    unquantized: nn.Module | None = None
+
+    def share(self, *, max_bits: int = 8) -> tuple[nn.Module, dict[str, int]]:
+        """Return the weight-shared compact network and its codebook sizes.
+
+        Each layer's weights are replaced by k-means centres, as few as keep the mean
+        squared change within the rounding error of the layer's fixed-point grid
+        (:func:`~pyrocompress.compress.share_weights`; Louizos et al. 2017, §4 and
+        "maximum compression").
+
+        Parameters
+        ----------
+        max_bits
+            The largest index width, 1 to 16.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            The shared network (a copy; :attr:`module` is unchanged).
+        sizes : dict of str to int
+            The codebook size of each layer's weight, by state key.
+        """
+        from pyrocompress.compress.sharing import share_weights
+
+        source = self.unquantized if self.unquantized is not None else self.module
+        return share_weights(source, self.sharing_budget, max_bits=max_bits)
 
 
 def group_scores(post: Posterior, score: str) -> dict[str, torch.Tensor]:
@@ -357,8 +396,11 @@ def prune(
         Optional ``(X, y)``: the report's ``test_error_bayes`` (unpruned posterior-mean
         network) and ``test_error_compact``; ``None`` in the report without it.
     quantize
-        Round the compact network's weights to each layer's fixed-point precision
-        (Louizos et al. 2017, §4).
+        Round the compact network's weights to each layer's fixed-point grid
+        :math:`2^{-t}` (Louizos et al. 2017, §4; :func:`~pyrocompress.compress.quantize_weights`),
+        so that :func:`~pyrocompress.save_packed` stores them as integer codes of at most
+        the bits the report counts; ``result.unquantized`` keeps the network before
+        rounding, and the report's ``test_error_compact`` is the quantised network's.
     example_input
         An input for shape propagation when neither validation nor test data is given.
     metadata
@@ -420,18 +462,23 @@ def prune(
     if graph_export:  # tie the decisions of coupled channels before the bits are read
         plan.masks = tie_masks(bnn, plan.masks, network_groups(bnn, example))
     bits = post.bit_precision(plan.masks)
-    rounding = {k: b.mantissa for k, b in bits.items()} if quantize else None
     if graph_export:
-        compact, info, _ = export_module(
-            bnn, plan.masks, example, conditional=conditional, round_weights=rounding
-        )
+        compact, info, _ = export_module(bnn, plan.masks, example, conditional=conditional)
     else:
-        compact, info = build_compact(
-            bnn, plan.masks, example, conditional=conditional, round_weights=rounding
-        )
+        compact, info = build_compact(bnn, plan.masks, example, conditional=conditional)
+    mantissa = {key: bits[n].mantissa for n, key in info.weight_keys.items()}
+    exact, rounded = compact, quantize_weights(compact, mantissa)
+    if quantize:
+        compact = rounded
     report = _report(bnn, plan, info, bits, compact, test, metadata or {})
+    report["quantized"] = bool(quantize)
+    exact_state, rounded_state = exact.state_dict(), rounded.state_dict()
+    budget = {  # the mean squared error of each layer's rounding: sharing's budget
+        key: float((exact_state[key] - rounded_state[key]).double().pow(2).mean())
+        for key in mantissa
+    }
     report["prune_seconds"] = time.perf_counter() - start
-    return PruneResult(compact, report, plan, info)
+    return PruneResult(compact, report, plan, info, budget, exact if quantize else None)
 
 
 def _plain_input(bnn: BayesianNetwork, x: torch.Tensor) -> torch.Tensor:
@@ -477,6 +524,7 @@ def _report(bnn: BayesianNetwork, plan, info: CompactInfo, bits, compact, test, 
         "bits_per_layer": bits_list,
         "compression_rate_params": info.params_before / info.params_after,
         "compression_rate_bits": 32.0 * info.params_before / kept_bits,
+        "file_bytes_dense": 4 * info.params_before,
         "compression_rate_weights": info.weights_before / info.weights_after,
         "flops_before": info.flops_before,
         "flops_after": info.flops_after,

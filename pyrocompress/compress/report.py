@@ -62,10 +62,34 @@ def format_report(report: dict) -> str:
             _fmt_error(report["test_error_compact"]) if is_err else report["test_error_compact"],
         ),
         ("pruning rule", f"{report.get('rule')} (score: {report.get('score')})"),
+        *_file_rows(report, _fmt_error if is_err else (lambda v: v)),
     ]
     rows = [(k, v) for k, v in rows if v is not None]  # metadata a notebook did not give
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _file_rows(report: dict, fmt) -> list[tuple[str, object]]:
+    """Rows of the deployable files a run wrote (:func:`~pyrocompress.deployable_files`)."""
+    rows: list[tuple[str, object]] = []
+    dense = report.get("file_bytes_dense")
+    for name, key, rate in (
+        ("model.packed", "file_bytes_packed", "compression_rate_file"),
+        ("model.shared", "file_bytes_shared", "compression_rate_file_shared"),
+        ("model.onnx", "file_bytes_onnx", None),
+    ):
+        if report.get(key) is None:
+            continue
+        if not rows and dense is not None:
+            rows.append(("dense float32 weights", f"{dense:,} bytes"))
+        ratio = f"  ({report[rate]:.1f}x)" if rate is not None else ""
+        rows.append((name, f"{report[key]:,} bytes{ratio}"))
+    if report.get("codebook_sizes") is not None:
+        rows.append(("shared values per layer", ", ".join(map(str, report["codebook_sizes"]))))
+    if report.get("test_error_shared") is not None:
+        metric = report.get("metric", "error")
+        rows.append((f"test {metric} (shared)", fmt(report["test_error_shared"])))
+    return rows
 
 
 def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path], None]]) -> None:

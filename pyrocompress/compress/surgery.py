@@ -171,7 +171,6 @@ def dense_module(
     masks: dict[str, torch.Tensor] | None = None,
     *,
     conditional: bool = False,
-    round_weights: dict[str, int] | None = None,
 ) -> nn.Module:
     r"""Return the masked posterior-mean network as a plain copy of the user's module tree.
 
@@ -189,9 +188,6 @@ def dense_module(
         Boolean group masks by layer name (True = kept), or ``None``.
     conditional
         As for :meth:`~pyrocompress.nn.BayesianNetwork.point_weights`.
-    round_weights
-        Optional mantissa bits per layer name: weights rounded to the grid :math:`2^{-t}`
-        (Louizos et al. 2017, §4).
 
     Returns
     -------
@@ -210,20 +206,6 @@ def dense_module(
         entry = point[layer]
         weight, bias = entry[0].detach().cpu(), entry[1]
         bias = None if bias is None else bias.detach().cpu()
-        if round_weights is not None and layer.spec.name in round_weights:
-            # the bits are those of the effective weight E[g] W~ (Posterior.bit_precision):
-            # round it on its grid, then divide the gate back out (it lives in the norm)
-            delta = 2.0 ** -round_weights[layer.spec.name]
-            gate = entry[2] if len(entry) == 3 else None
-            if gate is None:
-                weight = torch.floor(weight / delta + 0.5) * delta
-            else:
-                g = gate.detach().cpu().to(weight.dtype)
-                g = g.reshape(-1, *([1] * (weight.dim() - 1)))
-                safe = torch.where(g > 0, g, torch.ones_like(g))
-                weight = torch.where(
-                    g > 0, torch.floor(weight * safe / delta + 0.5) * delta / safe, weight
-                )
         plain = layer.to_plain(weight, bias).eval()
         if not path:
             dense = plain
@@ -615,7 +597,6 @@ def export_module(
     example: torch.Tensor,
     *,
     conditional: bool = False,
-    round_weights: dict[str, int] | None = None,
 ):
     """Return the compact network as an instance of the user's class, and its measures.
 
@@ -631,7 +612,7 @@ def export_module(
         Boolean group masks by layer name (True = kept).
     example
         An input batch (any size) for the dependency graph and the check.
-    conditional, round_weights
+    conditional
         As for :func:`dense_module`.
 
     Returns
@@ -654,7 +635,7 @@ def export_module(
     example = example[:_CHECK_EXAMPLES].detach().cpu()
     keep = _output_layers(bnn)
     tied = tie_masks(bnn, masks, network_groups(bnn, example))
-    dense = dense_module(bnn, tied, conditional=conditional, round_weights=round_weights)
+    dense = dense_module(bnn, tied, conditional=conditional)
     with torch.no_grad():
         reference = dense(example)
     normed = frozenset(n for n, m in bnn.bayesian_layers().items() if m.norm is not None)
@@ -702,5 +683,6 @@ def export_module(
             n: _count(compact.get_submodule(where[n]) if where[n] else compact, weights_only=True)
             for n in order
         },
+        weight_keys={n: f"{where[n]}.weight" if where[n] else "weight" for n in order},
     )
     return compact, info, tied

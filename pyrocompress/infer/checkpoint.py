@@ -55,6 +55,33 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace`.
+
+    The file is readable by all (mode 0644, as other outputs are); a failure leaves the
+    old file, if any, as it was and no temporary file behind.
+
+    Parameters
+    ----------
+    data
+        The bytes.
+    path
+        Destination file; its folder must exist.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it takes the old file's place
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
     """Load a file written by :func:`torch.save` with ``weights_only=True`` onto the CPU.
 

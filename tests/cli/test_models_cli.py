@@ -408,6 +408,32 @@ def test_compress_a_users_small_resnet_on_mnist32(tmp_path) -> None:
         assert compact.eval()(torch.zeros(2, 1, 32, 32)).shape == (2, 10)
 
 
+def test_a_users_small_resnet_exports_a_packed_file_rebuilt_by_its_factory(tmp_path) -> None:
+    from pyrocompress import load_packed
+    from pyrocompress.compress import packed_spec
+
+    data = _fake_mnist(tmp_path / "mnist")
+    path = _file(tmp_path / "models", RESIDUAL)
+    out = tmp_path / "out"
+    args = _compress(f"module:{path}:SmallResNet", dataset="mnist32")
+    args += ["--data-dir", str(data), "--batch-size", "512", "--out", str(out)]
+    assert main([*args, "--export", "packed"]) == 0
+    with pytest.raises(ValueError, match="does not call unasked"):
+        load_packed(out / "model.packed")  # a user's file runs only when the caller says so
+    factory = f"{path}:SmallResNet"
+    packed = load_packed(out / "model.packed", factory=factory)
+    compact = load_compact(out / "model.pt", factory=factory)
+    assert type(packed).__name__ == "SmallResNet"
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(packed(x), compact(x))  # the quantised network, bit for bit
+    spec = packed_spec(out / "model.packed")
+    assert spec["factory"] == factory and "stem.0" in spec["modules"]
+    convs = [k for k in compact.state_dict() if k.endswith("conv1.weight")]
+    codes = dict(zip(compact.state_dict(), spec["codes"]))
+    assert convs and all(codes[k][0] == "fixed" for k in convs)  # quantised, with a norm after
+
+
 GROUPNORM = """
 import torch.nn as nn
 

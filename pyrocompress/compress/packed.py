@@ -1,0 +1,726 @@
+r"""Packed files: a compact network at the bits its report counts, in a safetensors container.
+
+A quantised compact network (``prune(..., quantize=True)``) holds each layer's weights on
+the fixed-point grid :math:`2^{-t}` of its mantissa bits :math:`t` (Louizos et al. 2017,
+§4), yet ``model.pt`` stores them as float32. :func:`save_packed` stores every tensor of
+the network's state losslessly in the cheapest of four codes:
+
+``"fixed"``
+    A per-tensor scale :math:`2^{-t}` and integer codes: :math:`w = (k_{\min} + u)\,2^{-t}`
+    with :math:`u` an unsigned integer of :math:`b = \lceil\log_2(k_{\max}-k_{\min}+1)\rceil`
+    bits, bit-packed. :math:`t` is the smallest integer that puts every value on the grid,
+    so a weight rounded to :math:`2^{-t}` costs :math:`b \approx t + 1 + \log_2\max|w|`
+    bits, against the :math:`1 + e + t` sign, exponent and mantissa bits the report
+    counts (:math:`e \ge 1`): one or two bits fewer where the largest weight is below
+    two, as many for larger ones. Integer tensors use it with :math:`t = 0`.
+``"set"``
+    A strictly increasing integer tensor (``SelectFeatures``' kept indices) as a bitmask
+    over its range.
+``"codebook"``
+    The tensor's distinct values as a float32 codebook of :math:`K` entries and each
+    value's index in :math:`\lceil\log_2 K\rceil` bits, bit-packed: the code of a network
+    after weight sharing (:func:`~pyrocompress.compress.share_weights`; Han, Mao & Dally
+    2016, "Deep Compression", §3; Louizos et al. 2017, "maximum compression").
+``"raw"``
+    The values as they are (little-endian), when no code is smaller: biases and norm
+    statistics, which the report also counts at 32 bits.
+
+With ``entropy=True`` the integer codes of ``"fixed"`` and ``"codebook"`` tensors are
+Huffman-coded (Huffman 1952; canonical codes, as in DEFLATE) wherever that is smaller,
+table included: weights concentrate near zero, so their codes carry fewer bits of
+information than their width (Han et al. 2016, §4).
+
+The file is a safetensors file (the ``safetensors`` package; nothing is pickled) holding one
+``uint8`` tensor, ``"packed"``, and the metadata ``{"format": FORMAT_PACKED}``. The tensor
+opens with the spec — a JSON document, raw-DEFLATE-compressed with a preset dictionary of
+the format's common words — followed by every state tensor's bytes in ``state_dict`` order.
+The spec holds the architecture (as :func:`~pyrocompress.compress.files.describe_architecture`
+writes it for :func:`~pyrocompress.save_compact`, each module as ``[type, *arguments]``),
+each tensor's code, and the user's metadata; names, shapes and dtypes come from the rebuilt
+architecture. One tensor and a compressed spec keep the header small: a safetensors tensor
+entry costs about 70 bytes and a module's JSON description about 60, as much as a hundred
+5-bit weights, and the demo's compact network is 500 bytes of codes. :func:`packed_spec`
+returns the spec for inspection.
+
+:func:`load_packed` validates the container, the spec, every code and every segment's
+length before it decodes anything, and rebuilds the network as
+:func:`~pyrocompress.load_compact` does (a factory is called only if trusted or given); its
+outputs equal the saved network's exactly, bit for bit.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pyrocompress.compress.files import _class_named, build_architecture, describe_architecture
+from pyrocompress.infer.checkpoint import atomic_write_bytes
+from pyrocompress.nn.rules import registered_ops
+
+__all__ = ["FORMAT_PACKED", "load_packed", "pack_module", "packed_spec", "save_packed"]
+
+#: The format name a packed file's ``"format"`` metadata holds.
+FORMAT_PACKED = "pyrocompress.packed/1"
+_TENSOR = "packed"
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+}
+_NP = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "int64": "<i8", "int32": "<i4"}
+#: widest fixed-point code: the values of a float32 tensor on its grid need at most 24 bits
+#: of significand, so wider codes only arise from far-apart exponents (then raw is smaller)
+_MAX_FIXED_BITS = 32
+#: largest codebook considered when a tensor's distinct values are counted
+_MAX_CODEBOOK = 1 << 16
+_CHUNK = 1 << 20  # values bit-packed at a time (a multiple of 8)
+#: DEFLATE's preset dictionary for the spec (part of the format: never change it within
+#: one format version). The spec of a small network is a few hundred characters of JSON
+#: whose words — module types, keys, codes — recur in every file; with them in the
+#: dictionary a word costs a back-reference of two or three bytes instead of its letters,
+#: which on the 500-byte networks of the demo is a fifth of the file. Later strings are
+#: cheaper to refer to, so the commonest come last.
+_SPEC_DICTIONARY = (
+    b'"metadata":{"factory":"pyrocompress.nn.models:","factory_kwargs":{"num_classes":10},'
+    b'"modules":{"BatchNorm2d",["BatchNorm1d",["Conv1d",["Conv2d",["MaxPool2d",'
+    b'["AvgPool2d",["AdaptiveAvgPool2d",["Tanh"],["Sigmoid"],["GELU"],["SiLU"],'
+    b'["Dropout",["Identity"],["codebook",["set",{"tensor":[","dtype":"int64"},'
+    b'["fixed",0,["fixed",1,["fixed",2,["fixed",3,["fixed",4,["fixed",5,["fixed",6,'
+    b'["fixed",7,["fixed",8,["raw"],["fixed",2'
+    b'{"architecture":[["Flatten"],["SelectFeatures",["ReLU"],["Linear",'
+    b'"codes":[["fixed",'
+)
+
+
+# ------------------------------------------------------------------------ bit packing
+def _pack_bits(u: np.ndarray, bits: int) -> bytes:
+    """Return unsigned integers ``u`` (< 2**bits) as a big-endian bit stream, byte-padded."""
+    if bits == 0 or u.size == 0:
+        return b""
+    shifts = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    out = []
+    for start in range(0, u.size, _CHUNK):
+        chunk = u[start : start + _CHUNK].astype(np.uint64)
+        planes = ((chunk[:, None] >> shifts) & np.uint64(1)).astype(np.uint8)
+        out.append(planes.reshape(-1))
+    return np.packbits(np.concatenate(out)).tobytes()
+
+
+def _unpack_bits(buf: bytes, n: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`_pack_bits`: ``n`` unsigned integers of ``bits`` bits."""
+    if bits == 0 or n == 0:
+        return np.zeros(n, dtype=np.uint64)
+    stream = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=n * bits)
+    weights = np.uint64(1) << np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    out = np.empty(n, dtype=np.uint64)
+    for start in range(0, n, _CHUNK):
+        rows = stream[start * bits : (start + _CHUNK) * bits].reshape(-1, bits)
+        out[start : start + len(rows)] = (rows.astype(np.uint64) * weights).sum(axis=1)
+    return out
+
+
+def _nbytes(n: int, bits: int) -> int:
+    return (n * bits + 7) // 8
+
+
+# ---------------------------------------------------------------- entropy coding
+#: longest Huffman code; a table of 2**_MAX_CODE_LEN entries decodes
+_MAX_CODE_LEN = 20
+#: tensors longer than this are not Huffman-coded (the decoder steps once per value)
+_MAX_HUFFMAN_VALUES = 1 << 21
+
+
+def _code_lengths(counts: np.ndarray) -> np.ndarray:
+    """Return Huffman code lengths for symbol ``counts`` (0 for absent symbols).
+
+    Huffman (1952): merge the two least frequent subtrees until one is left; a symbol's
+    code length is its depth. A single present symbol gets length 1.
+    """
+    import heapq
+
+    present = np.flatnonzero(counts)
+    lengths = np.zeros(len(counts), dtype=np.int64)
+    if len(present) == 1:
+        lengths[present] = 1
+        return lengths
+    heap = [(int(counts[i]), int(i), [int(i)]) for i in present]
+    heapq.heapify(heap)
+    tie = len(counts)
+    while len(heap) > 1:
+        c1, _, s1 = heapq.heappop(heap)
+        c2, _, s2 = heapq.heappop(heap)
+        lengths[s1 + s2] += 1
+        heapq.heappush(heap, (c1 + c2, tie, s1 + s2))
+        tie += 1
+    return lengths
+
+
+def _canonical(lengths: np.ndarray) -> np.ndarray:
+    """Return the canonical Huffman codes of code ``lengths`` (Deflate's construction)."""
+    codes = np.zeros(len(lengths), dtype=np.int64)
+    code, previous = 0, 0
+    for symbol in sorted(np.flatnonzero(lengths), key=lambda i: (lengths[i], i)):
+        code <<= int(lengths[symbol]) - previous
+        codes[symbol], previous = code, int(lengths[symbol])
+        code += 1
+    return codes
+
+
+def _huffman_encode(u: np.ndarray, lengths: np.ndarray) -> bytes:
+    """Return symbols ``u`` as the concatenation of their canonical codes, byte-padded."""
+    codes = _canonical(lengths)
+    size, value = lengths[u], codes[u]
+    start = np.cumsum(size) - size
+    stream = np.zeros(int(size.sum()), dtype=np.uint8)
+    for j in range(int(size.max()) if size.size else 0):
+        has = size > j
+        stream[start[has] + j] = (value[has] >> (size[has] - 1 - j)) & 1
+    return np.packbits(stream).tobytes()
+
+
+def _huffman_decode(buf: bytes, n: int, lengths: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_huffman_encode`: ``n`` symbols (table-driven, one step each)."""
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    top = int(lengths.max())
+    codes = _canonical(lengths)
+    symbol_of = np.full(1 << top, -1, dtype=np.int64)
+    length_of = np.zeros(1 << top, dtype=np.int64)
+    for s in np.flatnonzero(lengths):
+        shift = top - int(lengths[s])
+        first = int(codes[s]) << shift
+        symbol_of[first : first + (1 << shift)] = s
+        length_of[first : first + (1 << shift)] = lengths[s]
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8))
+    padded = np.concatenate([bits, np.zeros(top, dtype=np.uint8)]).astype(np.int64)
+    window = np.zeros(len(bits), dtype=np.int64)
+    for j in range(top):  # the next `top` bits at every position, as an integer
+        window = (window << 1) | padded[j : j + len(bits)]
+    step = length_of[window].tolist()
+    where, pos = [], 0
+    for _ in range(n):
+        if pos >= len(step) or step[pos] == 0:
+            raise ValueError("the entropy-coded bits end early or hold an unknown code")
+        where.append(pos)
+        pos += step[pos]
+    return symbol_of[window[np.asarray(where, dtype=np.int64)]].astype(np.uint64)
+
+
+def _with_entropy(u: np.ndarray, bits: int, plain: int) -> tuple[list, bytes] | None:
+    """Return ``(lengths, bytes)`` when Huffman codes make ``u`` smaller than ``plain``.
+
+    The code-length table is counted at one byte per symbol it lists (it goes in the
+    spec), so a small tensor with many symbols stays plain.
+    """
+    if u.size == 0 or u.size > _MAX_HUFFMAN_VALUES or bits > 16:
+        return None
+    counts = np.bincount(u.astype(np.int64), minlength=1 << bits)
+    lengths = _code_lengths(counts)
+    if lengths.max() > _MAX_CODE_LEN:
+        return None
+    listed = int(np.flatnonzero(lengths).max()) + 1
+    coded = (int((counts * lengths).sum()) + 7) // 8
+    if coded + listed >= plain:
+        return None
+    return lengths[:listed].tolist(), _huffman_encode(u.astype(np.int64), lengths)
+
+
+# ---------------------------------------------------------------------------- codes
+def _grid(x: np.ndarray) -> tuple[int, int, int] | None:
+    r"""Return ``(t, k_min, b)`` with ``x = (k_min + u) 2^{-t}``, ``u < 2^b``, or ``None``.
+
+    ``t`` is the smallest integer putting every value on the grid :math:`2^{-t}`: a value
+    :math:`m 2^e` (:func:`numpy.frexp`, 53-bit significand :math:`M`) needs
+    :math:`53 - e - \mathrm{tz}(M)` fractional bits, ``tz`` its trailing zero bits.
+    """
+    if x.dtype.kind in "iub":  # integers: codes are the values
+        k = x.astype(np.int64).reshape(-1)
+        if k.size == 0:
+            return 0, 0, 0
+        lo, hi = int(k.min()), int(k.max())
+        bits = (hi - lo).bit_length()
+        return (0, lo, bits) if bits <= _MAX_FIXED_BITS else None
+    x = x.astype(np.float64).reshape(-1)
+    if not np.isfinite(x).all() or bool(((x == 0) & np.signbit(x)).any()):
+        return None  # no integer code holds inf, NaN or -0.0
+    nz = x[x != 0]
+    if nz.size == 0:
+        return 0, 0, 0
+    m, e = np.frexp(np.abs(nz))
+    sig = (m * 2.0**53).astype(np.int64)
+    low = sig & -sig  # the lowest set bit, a power of two
+    tz = np.log2(low.astype(np.float64)).astype(np.int64)
+    t = int((53 - e.astype(np.int64) - tz).max())
+    k = np.ldexp(x, t)
+    if np.abs(k).max() >= 2.0**62:
+        return None
+    k = k.astype(np.int64)
+    lo, hi = int(k.min()), int(k.max())
+    bits = (hi - lo).bit_length()
+    return (t, lo, bits) if bits <= _MAX_FIXED_BITS else None
+
+
+def _encode(value: torch.Tensor, entropy: bool = False) -> tuple[list, bytes]:
+    """Return the cheapest lossless code of ``value`` and its bytes (module docstring)."""
+    dtype = str(value.dtype).removeprefix("torch.")
+    if dtype not in _DTYPES:
+        raise TypeError(f"cannot pack a tensor of dtype {value.dtype}")
+    x = value.detach().cpu().numpy().reshape(-1)
+    if dtype == "bool":
+        x = x.astype(np.int64)
+    n = x.size
+    candidates: list[tuple[int, list, Any]] = []
+    if dtype != "bool":
+        raw = x.astype(_NP[dtype]).tobytes()
+        candidates.append((len(raw), ["raw"], raw))
+    increasing = dtype in ("int64", "int32") and n > 0 and bool((np.diff(x) > 0).all())
+    if increasing and int(x[-1]) - int(x[0]) < 64 * n:  # an index set: a bitmask
+        lo, span = int(x[0]), int(x[-1]) - int(x[0]) + 1
+        member = np.zeros(span, dtype=np.uint8)
+        member[x - lo] = 1
+        candidates.append((_nbytes(span, 1), ["set", lo, span], np.packbits(member).tobytes()))
+    grid = _grid(x)
+    if grid is not None:
+        t, lo, bits = grid
+        k = x.astype(np.int64) if x.dtype.kind in "iub" else np.ldexp(x, t).astype(np.int64)
+        candidates.append(_symbols(["fixed", t, lo, bits], (k - lo).astype(np.uint64), entropy))
+    if dtype.startswith("float") and n > 0:
+        as32 = x.astype("<f4")
+        exact = dtype == "float32" or np.array_equal(
+            as32.astype(x.dtype).view(np.uint8), x.view(np.uint8)
+        )
+        # distinct bit patterns, so that -0.0 and every NaN payload keep their own entry
+        patterns, index = np.unique(as32.view("<u4"), return_inverse=True)
+        if len(patterns) <= _MAX_CODEBOOK and exact:
+            bits = max(1, (len(patterns) - 1).bit_length())
+            head = patterns.astype("<u4").tobytes()
+            size, code, data = _symbols(
+                ["codebook", len(patterns), bits], index.reshape(-1), entropy
+            )
+            candidates.append((len(head) + size, code, head + data))
+    _, code, data = min(candidates, key=lambda c: c[0])
+    return code, data
+
+
+def _symbols(code: list, u: np.ndarray, entropy: bool) -> tuple[int, list, bytes]:
+    """Return ``(bytes, code, data)`` of symbols ``u``: bit-packed, or Huffman-coded."""
+    bits = code[-1]
+    data = _pack_bits(u, bits)
+    if entropy:
+        coded = _with_entropy(u, bits, len(data))
+        if coded is not None:
+            lengths, data = coded
+            return len(data) + len(lengths), [*code, lengths, len(data)], data
+    return len(data), code, data
+
+
+def _segment_bytes(dtype: str, n: int, code: list) -> int:
+    """Return the byte length of a tensor's segment, from its (validated) code."""
+    kind = code[0]
+    if kind == "raw":
+        return n * np.dtype(_NP[dtype]).itemsize
+    if kind == "set":
+        return _nbytes(code[2], 1)
+    head = 4 * code[1] if kind == "codebook" else 0
+    if len(code) > (4 if kind == "fixed" else 3):  # Huffman-coded: its length is stored
+        return head + code[-1]
+    return head + _nbytes(n, code[-1])
+
+
+def _read_symbols(code: list, data: bytes, n: int, plain: int) -> np.ndarray:
+    """Return the ``n`` symbols of a segment coded with ``plain`` fields (+ Huffman)."""
+    if len(code) > plain:
+        return _huffman_decode(data, n, np.asarray(code[plain], dtype=np.int64))
+    return _unpack_bits(data, n, code[plain - 1])
+
+
+def _decode(dtype: str, shape: list[int], code: list, data: bytes) -> torch.Tensor:
+    n = math.prod(shape)
+    if code[0] == "raw":
+        x = np.frombuffer(data, dtype=_NP[dtype]).copy()
+    elif code[0] == "fixed":
+        t, lo = code[1], code[2]
+        k = _read_symbols(code, data, n, 4).astype(np.int64) + lo
+        x = np.ldexp(k.astype(np.float64), -t) if dtype.startswith("float") else k
+    elif code[0] == "set":
+        member = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=code[2])
+        x = np.flatnonzero(member).astype(np.int64) + code[1]
+        if x.size != n:
+            raise ValueError(f"the index set has {x.size} members, the tensor {n}")
+    else:
+        size = code[1]
+        book = np.frombuffer(data[: 4 * size], dtype="<f4")
+        index = _read_symbols(code, data[4 * size :], n, 3)
+        if n and index.max() >= size:
+            raise ValueError("a codebook index is out of range")
+        x = book[index.astype(np.int64)]
+    out = torch.from_numpy(np.ascontiguousarray(x)).reshape(shape)
+    return out.to(_DTYPES[dtype])
+
+
+# ---------------------------------------------------------------- the compact spec
+def _positional(spec: dict) -> list:
+    """Return a module description as ``[type, *args]`` (rule order, trailing defaults cut).
+
+    The dict descriptions of :func:`~pyrocompress.compress.files.describe_architecture`
+    repeat every argument's name; in a file of a few hundred bytes the names would cost
+    more than the weights of a small layer.
+    """
+    cls = _class_named(spec["type"])
+    names = _arg_names(cls)
+    values = [spec[n] for n in names if n in spec]
+    if len(values) != len([n for n in spec if n != "type"]):
+        raise TypeError(f"cannot describe {spec['type']} positionally")
+    params = inspect.signature(cls).parameters
+    while values and names[len(values) - 1] in params:
+        default = params[names[len(values) - 1]].default
+        if default is inspect.Parameter.empty or values[-1] != default:
+            break
+        values.pop()
+    return [spec["type"], *values]
+
+
+def _named(entry: object, p: Path) -> dict:
+    """Inverse of :func:`_positional`."""
+    if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+        raise ValueError(f"{p}: malformed module description {str(entry)[:60]} in the spec")
+    try:
+        names = _arg_names(_class_named(entry[0]))
+    except ValueError as e:
+        raise ValueError(f"{p}: {e}") from None
+    if len(entry) - 1 > len(names):
+        raise ValueError(f"{p}: too many arguments for {entry[0]} in the spec")
+    return {"type": entry[0], **dict(zip(names, entry[1:], strict=False))}
+
+
+def _arg_names(cls: type[nn.Module]) -> list[str]:
+    rule = registered_ops().get(cls)
+    names = list(rule.args or ()) if rule is not None else []
+    if "bias" in inspect.signature(cls).parameters and "bias" not in names:
+        names.append("bias")
+    return names
+
+
+def _compact_arch(arch: dict) -> dict:
+    if "architecture" in arch:
+        return {"architecture": [_positional(x) for x in arch["architecture"]]}
+    return {**arch, "modules": {k: _positional(v) for k, v in arch["modules"].items()}}
+
+
+def _expanded_arch(spec: dict, p: Path) -> dict:
+    if "factory" not in spec:
+        arch = spec.get("architecture")
+        if not isinstance(arch, list):
+            raise ValueError(f"{p}: the packed model's architecture is missing")
+        return {"architecture": [_named(x, p) for x in arch]}
+    modules = spec.get("modules")
+    if not isinstance(modules, dict):
+        raise ValueError(f"{p}: the packed model's modules are missing")
+    return {
+        "factory": spec.get("factory"),
+        "factory_kwargs": spec.get("factory_kwargs"),
+        "modules": {k: _named(v, p) for k, v in modules.items()},
+    }
+
+
+# ----------------------------------------------------------------------------- files
+def save_packed(
+    module: nn.Module,
+    path: str | os.PathLike,
+    *,
+    factory: str | None = None,
+    factory_kwargs: dict[str, Any] | None = None,
+    entropy: bool = False,
+    **metadata: Any,
+) -> dict[str, Any]:
+    """Write ``module`` as a packed file, atomically (module docstring).
+
+    The file's bytes are those of :func:`pack_module`; see it for the parameters and
+    the returned summary.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Linear(3, 2))
+    >>> with torch.no_grad():  # weights on the grid 2^-4, as a quantised network's are
+    ...     _ = net[0].weight.copy_(torch.round(net[0].weight * 16) / 16)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.packed")
+    >>> info = save_packed(net, path)
+    >>> info["tensors"]["0.weight"]["code"], info["bytes"] == os.path.getsize(path)
+    ('fixed', True)
+    >>> x = torch.randn(5, 3)
+    >>> torch.equal(load_packed(path)(x), net(x))
+    True
+    """
+    blob, info = pack_module(
+        module, factory=factory, factory_kwargs=factory_kwargs, entropy=entropy, **metadata
+    )
+    atomic_write_bytes(blob, path)
+    return info
+
+
+def pack_module(
+    module: nn.Module,
+    *,
+    factory: str | None = None,
+    factory_kwargs: dict[str, Any] | None = None,
+    entropy: bool = False,
+    **metadata: Any,
+) -> tuple[bytes, dict[str, Any]]:
+    """Return the bytes of the packed file of ``module`` and a summary of them.
+
+    Parameters
+    ----------
+    module
+        The compact network: an ``nn.Sequential`` of modules with op rules, or (with
+        ``factory``) an instance of the class the factory builds. Quantise it first
+        (``prune(..., quantize=True)``) for fixed-point codes; the file is lossless for any
+        network, but float32 weights off every coarse grid are stored raw.
+    factory, factory_kwargs
+        As for :func:`~pyrocompress.save_compact`.
+    entropy
+        Huffman-code the integer codes of every tensor where that makes it smaller
+        (module docstring).
+    **metadata
+        JSON-serialisable entries stored in the spec (``packed_spec(path)["metadata"]``).
+
+    Returns
+    -------
+    blob : bytes
+        The file's bytes.
+    summary : dict
+        ``bytes`` (the file's size), ``payload_bytes`` (the tensors' codes),
+        ``header_bytes`` (the rest: the safetensors header and the spec) and ``tensors``:
+        per state entry its ``code`` and ``bits`` per value (mean bits when entropy-coded).
+
+    Raises
+    ------
+    TypeError
+        If a module cannot be described (as :func:`~pyrocompress.save_compact`), or a
+        tensor has a dtype no code covers.
+    ValueError
+        If the metadata is not JSON-serialisable.
+    """
+    from safetensors.numpy import save as st_save
+
+    if not isinstance(entropy, bool):
+        raise TypeError(f"entropy must be True or False, got {entropy!r}")
+    arch = _compact_arch(
+        describe_architecture(
+            module, factory=factory, factory_kwargs=factory_kwargs, tensors_in_state=True
+        )
+    )
+    names, codes, chunks, numels = [], [], [], []
+    for name, value in module.state_dict().items():
+        code, data = _encode(value, entropy)
+        names.append(name)
+        codes.append(code)
+        chunks.append(data)
+        numels.append(value.numel())
+    payload = b"".join(chunks)
+    spec: dict[str, Any] = {**arch, "codes": codes}
+    if metadata:
+        spec["metadata"] = metadata
+    try:
+        text = json.dumps(spec, separators=(",", ":"))
+    except TypeError as e:
+        raise ValueError(f"metadata must be JSON-serialisable ({e})") from None
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=_SPEC_DICTIONARY)
+    head = deflater.compress(text.encode()) + deflater.flush()  # raw DEFLATE ends itself
+    blob = st_save(
+        {_TENSOR: np.frombuffer(head + payload, dtype=np.uint8)},
+        metadata={"format": FORMAT_PACKED},
+    )
+    return blob, {
+        "bytes": len(blob),
+        "payload_bytes": len(payload),
+        "header_bytes": len(blob) - len(payload),
+        "tensors": {
+            name: {"code": code[0], "bits": _bits_per_value(code, len(data), n)}
+            for name, code, data, n in zip(names, codes, chunks, numels, strict=True)
+        },
+    }
+
+
+def _bits_per_value(code: list, nbytes: int, n: int) -> float:
+    """Bits per value of a segment: its code's width, or its mean when entropy-coded."""
+    if code[0] == "codebook":
+        nbytes -= 4 * code[1]
+    plain = {"fixed": 4, "codebook": 3}.get(code[0])
+    if plain is None or len(code) > plain:
+        return 8.0 * nbytes / max(n, 1)
+    return float(code[plain - 1])
+
+
+def _read(path: str | os.PathLike) -> tuple[dict, bytes]:
+    """Return the validated spec and the (inflated) packed bytes of a packed file."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as st_load
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"packed model {p} not found")
+    raw = p.read_bytes()
+    try:
+        tensors = st_load(raw)
+        header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+        meta = header.get("__metadata__") or {}
+    except (SafetensorError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p} is not a readable safetensors file ({e})") from None
+    if meta.get("format") != FORMAT_PACKED or set(tensors) != {_TENSOR}:
+        raise ValueError(f"{p} is not a pyrocompress packed model (format {FORMAT_PACKED})")
+    if tensors[_TENSOR].dtype != np.uint8 or tensors[_TENSOR].ndim != 1:
+        raise ValueError(f"{p}: the packed bytes are not a one-dimensional uint8 tensor")
+    inflate = zlib.decompressobj(-15, zdict=_SPEC_DICTIONARY)
+    try:
+        spec = json.loads(inflate.decompress(tensors[_TENSOR].tobytes()))
+    except (zlib.error, ValueError):
+        raise ValueError(f"{p}: the packed model's spec is corrupt") from None
+    if not inflate.eof:
+        raise ValueError(f"{p}: the packed model's spec is truncated")
+    if not isinstance(spec, dict) or not isinstance(spec.get("codes"), list):
+        raise ValueError(f"{p}: the packed model's spec is malformed")
+    return spec, inflate.unused_data
+
+
+def _is_int(v: object, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _check_code(code: object, dtype: str, name: str, p: Path) -> list:
+    """Validate the code of state entry ``name`` (of ``dtype``) in a spec; return it."""
+    if not (isinstance(code, list) and code and isinstance(code[0], str)):
+        raise ValueError(f"{p}: malformed code {str(code)[:60]} for {name!r} in the spec")
+    kind, fields = code[0], code[1:]
+    plain = {"raw": 0, "set": 2, "fixed": 3, "codebook": 2}.get(kind, -1)
+    coded = kind in ("fixed", "codebook")  # may be followed by a Huffman table
+    ok = plain >= 0 and (len(fields) == plain or (coded and len(fields) == plain + 2))
+    if ok and kind == "raw":
+        ok = dtype in _NP
+    elif ok and kind == "set":
+        ok = (
+            len(fields) == 2
+            and dtype in ("int64", "int32")
+            and _is_int(fields[0], -(2**63), 2**63 - 1)
+            and _is_int(fields[1], 1, 2**34)
+        )
+    elif ok and kind == "fixed":
+        ok = (
+            _is_int(fields[0], -1100, 1100)
+            and _is_int(fields[1], -(2**63), 2**63 - 1)
+            and _is_int(fields[2], 0, _MAX_FIXED_BITS)
+        )
+    elif ok:  # codebook
+        ok = (
+            dtype.startswith("float")
+            and _is_int(fields[0], 1, _MAX_CODEBOOK)
+            and _is_int(fields[1], 1, 16)
+        )
+    if ok and coded and len(fields) == plain + 2:  # Huffman code lengths, coded bytes
+        lengths, nbytes = fields[plain], fields[plain + 1]
+        ok = (
+            isinstance(lengths, list)
+            and 0 < len(lengths) <= (1 << min(fields[plain - 1], 16))
+            and all(_is_int(v, 0, _MAX_CODE_LEN) for v in lengths)
+            and any(lengths)
+            and _is_int(nbytes, 0, 2**40)
+            and sum(2.0**-v for v in lengths if v) <= 1.0  # a prefix code (Kraft)
+        )
+    if not ok:
+        raise ValueError(f"{p}: malformed code {str(code)[:60]} for {name!r} in the spec")
+    return code
+
+
+def packed_spec(path: str | os.PathLike) -> dict[str, Any]:
+    """Return the spec of a packed file: architecture, tensor codes and metadata.
+
+    Parameters
+    ----------
+    path
+        A file written by :func:`save_packed`.
+
+    Returns
+    -------
+    dict
+        The architecture (``architecture``, or ``factory``, ``factory_kwargs`` and
+        ``modules``; each module as ``[type, *arguments]``), ``codes`` (one per entry of
+        the rebuilt network's ``state_dict``, in its order: ``["raw"]``,
+        ``["set", first, span]``, ``["fixed", t, k_min, b]`` or ``["codebook", K, b]``, the
+        last two followed by the Huffman code lengths and byte count when entropy-coded)
+        and ``metadata``.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a valid packed model.
+    """
+    return _read(path)[0]
+
+
+def load_packed(path: str | os.PathLike, *, factory=None) -> nn.Module:
+    """Rebuild the network written by :func:`save_packed`.
+
+    Parameters
+    ----------
+    path
+        The file.
+    factory
+        For a network rebuilt by a factory: as for :func:`~pyrocompress.load_compact`.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network in eval mode; its outputs equal the saved network's exactly.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a packed model, is truncated or corrupt, names an unknown
+        module type, a factory that is neither trusted nor given, or tensors that do not
+        match the architecture. Nothing in the file is executed.
+    """
+    p = Path(path)
+    spec, body = _read(p)
+    module = build_architecture(_expanded_arch(spec, p), p, factory=factory)
+    target = module.state_dict()
+    if len(target) != len(spec["codes"]):
+        raise ValueError(
+            f"{p}: the spec codes {len(spec['codes'])} tensors, the architecture has {len(target)}"
+        )
+    layout, total = [], 0
+    for (name, ref), code in zip(target.items(), spec["codes"], strict=True):
+        dtype = str(ref.dtype).removeprefix("torch.")
+        if dtype not in _DTYPES:
+            raise ValueError(f"{p}: the architecture's {name!r} has dtype {dtype}")
+        code = _check_code(code, dtype, name, p)
+        size = _segment_bytes(dtype, ref.numel(), code)
+        layout.append((name, dtype, list(ref.shape), code, total, size))
+        total += size
+    if total != len(body):
+        raise ValueError(
+            f"{p}: the packed bytes are {len(body)} long, the architecture needs {total} "
+            "(a truncated or corrupt file)"
+        )
+    state = {}
+    for name, dtype, shape, code, offset, size in layout:
+        try:
+            state[name] = _decode(dtype, shape, code, body[offset : offset + size])
+        except ValueError as e:
+            raise ValueError(f"{p}: tensor {name!r}: {e}") from None
+    module.load_state_dict(state, strict=True)
+    return module.eval()
