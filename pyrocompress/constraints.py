@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["PARAMETERS", "SEED_LIMIT", "Constraint", "check", "check_layer_names"]
+__all__ = ["PARAMETERS", "SEED_LIMIT", "Constraint", "check", "check_layer_names", "first_line"]
 
 #: Seeds are integers in ``[0, SEED_LIMIT)`` (NumPy's limit).
 SEED_LIMIT = 2**32
@@ -174,3 +174,12 @@ def check_layer_names(label: str, names: Iterable[str], layers: Sequence[str]) -
             + (f"; unknown {unknown}" if unknown else "")
             + (f"; missing {missing}" if missing else "")
         )
+
+
+def first_line(error: BaseException) -> str:
+    """Return the first line of an exception's message, or its type's name if it has none.
+
+    Messages of one line (the CLI's contract) quote what a library raised this way.
+    """
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

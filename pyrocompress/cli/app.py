@@ -36,11 +36,11 @@ from pyrocompress import data as datasets
 from pyrocompress.analysis import Posterior, variable_prefix
 from pyrocompress.compress.deploy import EXPORT_FORMATS, check_formats, deployable_files
 from pyrocompress.compress.files import save_compact
-from pyrocompress.compress.pruning import MOMENT_SCORES, SCORES, prune, pruning_curve
+from pyrocompress.compress.pruning import MOMENT_SCORES, SCORES, plain_input, prune, pruning_curve
 from pyrocompress.compress.report import format_report, json_writer, write_outputs
 from pyrocompress.compress.rules import pruning_rules
 from pyrocompress.compress.surgery import needs_graph_export
-from pyrocompress.constraints import check
+from pyrocompress.constraints import check, first_line
 from pyrocompress.infer import fit, world
 from pyrocompress.nn import (
     BayesianNetwork,
@@ -85,6 +85,10 @@ DEMO = {
 
 class UsageError(ValueError):
     """A problem with the user's input: reported in one line, exit code 2."""
+
+
+class RunError(RuntimeError):
+    """A failure after the input was accepted (an export): one line, exit code 1."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -449,8 +453,9 @@ def run(
     """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
 
     ``export`` names deployable files to write too (``"onnx,packed,shared"``,
-    :func:`~pyrocompress.deployable_files`); with ``packed`` or ``shared`` the compact
-    network is quantised to its fixed-point precision (every file holds that network).
+    :func:`~pyrocompress.deployable_files`): ``model.onnx`` holds the compact network of
+    ``model.pt``; ``model.packed`` that network with its weights on their fixed-point
+    grids, ``model.shared`` the weight-shared one.
 
     Every option is checked before the data are read or training starts: a number out of
     range, an ``--out`` or ``--checkpoint-dir`` that is a file or cannot be created or
@@ -537,7 +542,6 @@ def run(
         threshold=threshold,
         tolerance=tolerance,
         score=score,
-        quantize=bool({"packed", "shared"} & set(formats)),
         metadata=meta,
     )
     report = result.report
@@ -586,21 +590,24 @@ _ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")
 
 
 def _deployable(result, formats: list[str], bnn, splits, rebuild: dict) -> dict[str, bytes]:
-    """Return the bytes of the ``--export`` files; their sizes go into the report."""
-    example = torch.as_tensor(splits.val.X[:64])
-    if example.is_floating_point():
-        example = example.float()
+    """Return the bytes of the ``--export`` files; their sizes go into the report.
+
+    A network that cannot be described is the user's input (:class:`UsageError`); an
+    export that fails after training is not (:class:`RunError`, exit code 1).
+    """
     try:
         return deployable_files(
             result,
             formats,
-            example=example,
-            test=(torch.as_tensor(splits.test.X), torch.as_tensor(splits.test.y)),
+            example=plain_input(bnn, torch.as_tensor(splits.val.X[:64])),
+            test=(plain_input(bnn, torch.as_tensor(splits.test.X)), torch.as_tensor(splits.test.y)),
             error=bnn.likelihood.error,
             **rebuild,
         )
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise UsageError(f"--export: the files cannot be written: {e}") from e
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--export: the files cannot be written: {first_line(e)}") from e
+    except RuntimeError as e:
+        raise RunError(f"--export: the files cannot be written: {first_line(e)}") from e
 
 
 def _bytes_writer(data: bytes):
@@ -1021,9 +1028,8 @@ _GUIDE_HELP = (
 
 _EXPORT_HELP = (
     "deployable files to write next to model.pt, comma-separated: onnx (model.onnx; needs "
-    "pip install 'pyrocompress[onnx]'), packed (model.packed: the quantised weights at their "
-    "bits), shared (model.shared: k-means weight sharing); packed or shared quantise the "
-    "compact network"
+    "pip install 'pyrocompress[onnx]'), packed (model.packed: the compact network with its "
+    "weights at their bits), shared (model.shared: k-means weight sharing)"
 )
 
 
@@ -1230,7 +1236,7 @@ def _guarded(command, **settings) -> int:
     except UsageError as e:
         print(f"pyrocompress: error: {_as_options(str(e))}", file=sys.stderr)
         return 2
-    except FloatingPointError as e:  # training diverged: not the input's fault
+    except (FloatingPointError, RunError) as e:  # training diverged, an export failed
         print(f"pyrocompress: error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -14,7 +14,7 @@ from pyrocompress.compress.onnx import OPSET, export_onnx, onnx_bytes, onnx_late
 from pyrocompress.compress.packed import (
     FORMAT_PACKED,
     load_packed,
-    pack_module,
+    packed_bytes,
     packed_spec,
     save_packed,
 )
@@ -69,7 +69,7 @@ __all__ = [
     "network_groups",
     "onnx_bytes",
     "onnx_latency",
-    "pack_module",
+    "packed_bytes",
     "packed_spec",
     "prune",
     "pruning_curve",

@@ -38,6 +38,7 @@ __all__ = [
     "chain_of",
     "count_flops",
     "op_flops",
+    "predict_batches",
     "quantize_weights",
     "weight_tensors",
 ]
@@ -258,15 +259,24 @@ def build_compact(
     return compact, info
 
 
+@torch.no_grad()
+def predict_batches(module: nn.Module, X: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Return ``module(X)``, computed ``batch_size`` examples at a time (no gradients)."""
+    return torch.cat([module(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+
+
 def quantize_weights(module: nn.Module, mantissa_bits: dict[str, int]) -> nn.Module:
     r"""Return a copy of ``module`` with the named weights rounded to their fixed-point grid.
 
     Each state entry ``key`` of ``mantissa_bits`` (``"1.weight"``) is rounded to the
     nearest point of the grid :math:`\delta = 2^{-t}`,
     :math:`w \mapsto \delta\,\lfloor w/\delta + 1/2 \rfloor` (Louizos et al. 2017, §4;
-    :meth:`~pyrocompress.Posterior.bit_precision` gives :math:`t`). Where a norm follows a
-    layer, its weight is the layer's own (the gate lives in the norm), so the effective
-    weight's grid is the finer :math:`E[g]\,2^{-t}`: never coarser than the bits say.
+    :meth:`~pyrocompress.Posterior.bit_precision` gives :math:`t`, from the posterior of
+    the effective weight :math:`E[g]\,\tilde W`). Where a norm follows a layer, the stored
+    weight is the layer's own :math:`\tilde W` (its gate lives in the norm's scale) and it
+    is :math:`\tilde W` that is rounded: the grid of the effective weight is then
+    :math:`E[g]\,2^{-t}`, and the integer codes of a packed file are wider than the counted
+    bits by :math:`\log_2(1/E[g])` where :math:`E[g] < 1` (narrower where it exceeds 1).
 
     Parameters
     ----------

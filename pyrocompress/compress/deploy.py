@@ -7,30 +7,39 @@ adds to its report what each file holds:
 ``file_bytes_dense``
     The original network's parameters as float32: :math:`4 \times` ``params_before`` bytes
     (set by :func:`~pyrocompress.prune`).
-``file_bytes_packed``, ``compression_rate_file``
-    The size of ``model.packed`` (:func:`~pyrocompress.save_packed`, entropy-coded where
-    smaller: every byte of the file, header and spec included) and
-    ``file_bytes_dense / file_bytes_packed``. Compare it with ``compression_rate_bits``,
-    which counts the kept weights at the :math:`1 + e + t` bits of Louizos et al. (2017,
-    §4) and the biases at 32 bits but no header.
+``file_bytes_packed``, ``compression_rate_file``, ``test_error_packed``
+    The size of ``model.packed``: the compact network with each layer's weights rounded to
+    its fixed-point grid (:meth:`~pyrocompress.PruneResult.quantized`), in the codes of
+    :func:`~pyrocompress.save_packed` (entropy-coded where smaller; every byte of the
+    file, header and spec included); ``file_bytes_dense / file_bytes_packed``; and the
+    quantised network's test error. Compare the rate with ``compression_rate_bits``, which
+    counts the kept weights at the :math:`1 + e + t` bits of Louizos et al. (2017, §4) and
+    the biases at 32 bits but no header.
 ``file_bytes_shared``, ``compression_rate_file_shared``, ``test_error_shared``, ``codebook_sizes``
     The same for ``model.shared``, the weight-shared network
-    (:meth:`~pyrocompress.PruneResult.share`), its test error, and each layer's number of
-    shared values.
+    (:meth:`~pyrocompress.PruneResult.share`), and each layer's number of shared values.
 ``file_bytes_onnx``, ``onnx_max_abs_diff``
-    The size of ``model.onnx`` (:func:`~pyrocompress.compress.onnx.onnx_bytes`: float32
-    weights, the graph's description) and its largest difference from torch on the checked
-    batches.
+    The size of ``model.onnx`` — the compact network ``result.module``, as ``model.pt``
+    holds it (:func:`~pyrocompress.compress.onnx.onnx_bytes`: float32 weights and the graph)
+    — and its largest difference from torch on the checked batches.
+
+The report gains these entries only once every file was made: a failure leaves it as it
+was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from pyrocompress.compress.packed import pack_module
+from pyrocompress.compress.compact import predict_batches
+from pyrocompress.compress.packed import packed_bytes
+
+if TYPE_CHECKING:
+    from pyrocompress.compress.pruning import PruneResult
 
 __all__ = ["EXPORT_FORMATS", "FILE_NAMES", "check_formats", "deployable_files"]
 
@@ -61,7 +70,7 @@ def check_formats(formats: Iterable[str]) -> list[str]:
 
 
 def deployable_files(
-    result: Any,
+    result: PruneResult,
     formats: Iterable[str],
     *,
     example: torch.Tensor,
@@ -76,15 +85,17 @@ def deployable_files(
     Parameters
     ----------
     result
-        The :class:`~pyrocompress.PruneResult`; prune with ``quantize=True`` so that the
-        packed file holds fixed-point codes. Its ``report`` gains the entries of the
+        The :class:`~pyrocompress.PruneResult`. Its ``report`` gains the entries of the
         module docstring.
     formats
         Some of :data:`EXPORT_FORMATS`, as a list or ``"onnx,packed,shared"``.
     example
-        An input batch, for the ONNX export and its check.
+        An input batch as the plain network reads it
+        (:func:`~pyrocompress.compress.pruning.plain_input`), for the ONNX export and its
+        check.
     test
-        ``(X, y)``: the shared network's test error (with ``error``).
+        ``(X, y)``, ``X`` as the plain network reads it: the packed and shared networks'
+        test errors (with ``error``).
     error
         ``error(output, y)``, the model's error metric (``bnn.likelihood.error``).
     factory, factory_kwargs
@@ -103,36 +114,46 @@ def deployable_files(
         If ``formats`` names an unknown format.
     ImportError
         If ``"onnx"`` is asked for without the ``onnx`` extra installed.
+    RuntimeError
+        If the ONNX export fails or disagrees with torch.
     """
     chosen = check_formats(formats)
     report = result.report
-    dense = report.get("file_bytes_dense") or 4 * report["params_before"]
-    report["file_bytes_dense"] = dense
+    dense = report["file_bytes_dense"]
     rebuild = {"factory": factory, "factory_kwargs": factory_kwargs}
     files: dict[str, bytes] = {}
+    entries: dict[str, Any] = {}
+
+    def tested(module: nn.Module) -> float | None:
+        if test is None or error is None:
+            return None
+        return float(error(predict_batches(module, test[0]), test[1]))
+
     if "onnx" in chosen:
         from pyrocompress.compress.onnx import onnx_bytes
 
-        data, info = onnx_bytes(result.module, example.float())
+        data, info = onnx_bytes(result.module, example)
         files[FILE_NAMES["onnx"]] = data
-        report["file_bytes_onnx"] = len(data)
-        report["onnx_max_abs_diff"] = info["max_abs_diff"]
+        entries.update(file_bytes_onnx=len(data), onnx_max_abs_diff=info["max_abs_diff"])
     if "packed" in chosen:
-        data, _ = pack_module(result.module, entropy=True, **rebuild, **metadata)
+        quantized = result.quantized()
+        data, _ = packed_bytes(quantized, **rebuild, **metadata)
         files[FILE_NAMES["packed"]] = data
-        report["file_bytes_packed"] = len(data)
-        report["compression_rate_file"] = dense / len(data)
+        entries.update(
+            file_bytes_packed=len(data),
+            compression_rate_file=dense / len(data),
+            test_error_packed=tested(quantized),
+        )
     if "shared" in chosen:
         shared, sizes = result.share()
-        data, _ = pack_module(shared, entropy=True, **rebuild, **metadata)
+        data, _ = packed_bytes(shared, **rebuild, **metadata)
         files[FILE_NAMES["shared"]] = data
-        report["file_bytes_shared"] = len(data)
-        report["compression_rate_file_shared"] = dense / len(data)
         keys = result.info.weight_keys
-        report["codebook_sizes"] = [sizes.get(keys.get(n, ""), None) for n in report["layers"]]
-        if test is not None and error is not None:
-            X, y = test
-            with torch.no_grad():
-                out = torch.cat([shared(X[i : i + 2000]) for i in range(0, len(X), 2000)])
-            report["test_error_shared"] = float(error(out, y))
+        entries.update(
+            file_bytes_shared=len(data),
+            compression_rate_file_shared=dense / len(data),
+            test_error_shared=tested(shared),
+            codebook_sizes=[sizes.get(keys.get(n, ""), None) for n in report["layers"]],
+        )
+    report.update(entries)
     return files

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pyrocompress.constraints import first_line
 from pyrocompress.infer.checkpoint import atomic_save, safe_load
 from pyrocompress.nn.rules import registered_ops
 
@@ -123,12 +124,20 @@ def _construct(spec: dict) -> nn.Module:
     return cls(**args)
 
 
-_DTYPES = {"int64": torch.int64, "int32": torch.int32, "float32": torch.float32, "bool": torch.bool}
+#: the dtypes a file may name (placeholders here, tensors of packed files), by name
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+}
 
 
 def _placeholder(v: dict) -> torch.Tensor:
     """Return zeros of the shape and dtype a ``{"tensor": shape, "dtype": name}`` states."""
-    shape, dtype = v.get("tensor"), _DTYPES.get(v.get("dtype"))  # type: ignore[arg-type]
+    shape, dtype = v.get("tensor"), DTYPES.get(v.get("dtype"))  # type: ignore[arg-type]
     if (
         not isinstance(shape, list)
         or not all(isinstance(n, int) and 0 <= n < 2**31 for n in shape)
@@ -303,6 +312,11 @@ def build_architecture(arch: dict, path: object, *, factory=None) -> nn.Module:
         If the description is malformed, names an unknown module type, or a factory that
         is not trusted and not given.
     """
+    with torch.random.fork_rng(devices=[]):  # constructors draw initial weights
+        return _build(arch, path, factory)
+
+
+def _build(arch: dict, path: object, factory) -> nn.Module:
     if "factory" not in arch:
         specs = arch.get("architecture")
         if not isinstance(specs, list) or not all(isinstance(x, dict) for x in specs):
@@ -315,17 +329,25 @@ def build_architecture(arch: dict, path: object, *, factory=None) -> nn.Module:
         raise ValueError(f"{path}: {e}") from None
     if not callable(build):
         raise TypeError(f"the factory is a {type(build).__name__}, not callable")
-    module = build(**arch["factory_kwargs"])
+    try:
+        module = build(**arch["factory_kwargs"])
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ValueError(
+            f"{path}: the factory {arch['factory']!r} failed: {first_line(e)}"
+        ) from None
     if not isinstance(module, nn.Module):
         raise TypeError(f"the factory returned {type(module).__name__}, not an nn.Module")
+    existing = dict(module.named_modules())
     for where, x in arch["modules"].items():
-        parent, _, leaf = where.rpartition(".")
+        parts = where.split(".") if isinstance(where, str) else [""]
+        if where not in existing or not all(
+            (q.isidentifier() or q.isdigit()) and not q.startswith("_") for q in parts
+        ):
+            raise ValueError(f"{path}: the factory's network has no module {where!r}")
         if not isinstance(x, dict):
             raise ValueError(f"{path}: the description of module {where!r} is malformed")
-        try:
-            owner = module.get_submodule(parent) if parent else module
-        except AttributeError:
-            raise ValueError(f"{path}: the factory's network has no module {parent!r}") from None
+        parent, _, leaf = where.rpartition(".")
+        owner = module.get_submodule(parent) if parent else module
         setattr(owner, leaf, _construct_from(x, path))
     return module
 
@@ -335,8 +357,9 @@ def _construct_from(spec: dict, path: object) -> nn.Module:
     try:
         return _construct(spec)
     except (TypeError, ValueError, RuntimeError) as e:  # torch refuses some values itself
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{path}: malformed module description {spec!r:.80} ({first})") from None
+        raise ValueError(
+            f"{path}: malformed module description {spec!r:.80} ({first_line(e)})"
+        ) from None
 
 
 def save_compact(

@@ -11,8 +11,10 @@ the network's state losslessly in the cheapest of four codes:
     bits, bit-packed. :math:`t` is the smallest integer that puts every value on the grid,
     so a weight rounded to :math:`2^{-t}` costs :math:`b \approx t + 1 + \log_2\max|w|`
     bits, against the :math:`1 + e + t` sign, exponent and mantissa bits the report
-    counts (:math:`e \ge 1`): one or two bits fewer where the largest weight is below
-    two, as many for larger ones. Integer tensors use it with :math:`t = 0`.
+    counts (:math:`e = \lceil\log_2(\log_2 m + 1) + 1\rceil \ge 1` for
+    :math:`m = \max|w|`): one or two bits fewer while :math:`m < 8`, as many up to
+    :math:`m \approx 16`, more beyond (networks' weights rarely reach it). Integer
+    tensors use it with :math:`t = 0`.
 ``"set"``
     A strictly increasing integer tensor (``SelectFeatures``' kept indices) as a bitmask
     over its range.
@@ -35,12 +37,15 @@ The file is a safetensors file (the ``safetensors`` package; nothing is pickled)
 opens with the spec — a JSON document, raw-DEFLATE-compressed with a preset dictionary of
 the format's common words — followed by every state tensor's bytes in ``state_dict`` order.
 The spec holds the architecture (as :func:`~pyrocompress.compress.files.describe_architecture`
-writes it for :func:`~pyrocompress.save_compact`, each module as ``[type, *arguments]``),
-each tensor's code, and the user's metadata; names, shapes and dtypes come from the rebuilt
-architecture. One tensor and a compressed spec keep the header small: a safetensors tensor
-entry costs about 70 bytes and a module's JSON description about 60, as much as a hundred
-5-bit weights, and the demo's compact network is 500 bytes of codes. :func:`packed_spec`
-returns the spec for inspection.
+writes it for :func:`~pyrocompress.save_compact`; a module of the format's frozen table
+:data:`_POSITIONAL` as ``[type, *arguments]``, any other by name), each tensor's code, a
+CRC-32 of the state's names, dtypes and shapes, and the user's metadata; the names, shapes
+and dtypes themselves come from the rebuilt architecture, and the checksum refuses a
+network that registers other ones (another version of a factory). One tensor and a
+compressed spec keep the header small: a safetensors tensor entry costs about 70 bytes and
+a module's JSON description about 60, as much as a hundred 5-bit weights, and the demo's
+compact network is about 400 bytes of codes. :func:`packed_spec` returns the spec for
+inspection.
 
 :func:`load_packed` validates the container, the spec, every code and every segment's
 length before it decodes anything, and rebuilds the network as
@@ -55,6 +60,8 @@ import json
 import math
 import os
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +69,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyrocompress.compress.files import _class_named, build_architecture, describe_architecture
+from pyrocompress.compress.files import (
+    DTYPES,
+    _class_named,
+    build_architecture,
+    describe_architecture,
+)
 from pyrocompress.infer.checkpoint import atomic_write_bytes
-from pyrocompress.nn.rules import registered_ops
 
-__all__ = ["FORMAT_PACKED", "load_packed", "pack_module", "packed_spec", "save_packed"]
+__all__ = ["FORMAT_PACKED", "load_packed", "packed_bytes", "packed_spec", "save_packed"]
 
 #: The format name a packed file's ``"format"`` metadata holds.
 FORMAT_PACKED = "pyrocompress.packed/1"
 _TENSOR = "packed"
-_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "float16": torch.float16,
-    "int64": torch.int64,
-    "int32": torch.int32,
-    "bool": torch.bool,
-}
+_DTYPES = DTYPES
 _NP = {"float32": "<f4", "float64": "<f8", "float16": "<f2", "int64": "<i8", "int32": "<i4"}
 #: widest fixed-point code: the values of a float32 tensor on its grid need at most 24 bits
 #: of significand, so wider codes only arise from far-apart exponents (then raw is smaller)
@@ -86,6 +90,70 @@ _MAX_FIXED_BITS = 32
 #: largest codebook considered when a tensor's distinct values are counted
 _MAX_CODEBOOK = 1 << 16
 _CHUNK = 1 << 20  # values bit-packed at a time (a multiple of 8)
+#: the most characters a spec may inflate to (a real one is a few kB)
+_MAX_SPEC = 1 << 20
+#: the most values of zero-width fixed-point codes (all-equal tensors) a file may declare:
+#: every other code costs at least one bit a value, so the file's length bounds them
+_MAX_FREE_VALUES = 1 << 24
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A code's layout in the spec.
+
+    ``[name, *fields]``, then ``[lengths, bytes]`` when Huffman-coded (if ``huffman``);
+    for a code of symbols the last plain field is their width.
+    """
+
+    fields: int
+    huffman: bool
+
+
+#: the codes of the format (module docstring), in one place
+_KINDS = {
+    "raw": _Kind(0, False),
+    "set": _Kind(2, False),
+    "fixed": _Kind(3, True),
+    "codebook": _Kind(2, True),
+}
+
+
+def _huffman_coded(code: list) -> bool:
+    return len(code) == 1 + _KINDS[code[0]].fields + 2
+
+
+def _width(code: list) -> int:
+    """Return the symbol width of a ``fixed`` or ``codebook`` code (its last plain field)."""
+    return code[_KINDS[code[0]].fields]
+
+
+#: Positional module descriptions, frozen with the format: ``[type, *values]`` lists the
+#: constructor arguments in this order (trailing defaults cut). A module type that is not
+#: here is described by name (a dict), so that a later change of an op rule's ``args``
+#: never changes how an old file reads.
+_POSITIONAL: dict[str, tuple[str, ...]] = {
+    "Linear": ("in_features", "out_features", "bias"),
+    "Conv1d": (
+        "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+        "groups", "padding_mode", "bias",
+    ),
+    "Conv2d": (
+        "in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+        "groups", "padding_mode", "bias",
+    ),
+    "ReLU": (),
+    "Tanh": (),
+    "Sigmoid": (),
+    "Identity": (),
+    "Flatten": ("start_dim", "end_dim"),
+    "MaxPool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+    "AvgPool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+    "AdaptiveAvgPool2d": ("output_size",),
+    "BatchNorm1d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
+    "BatchNorm2d": ("num_features", "eps", "momentum", "affine", "track_running_stats", "bias"),
+    "SelectFeatures": ("indices", "in_features"),
+    "Dropout": ("p",),
+}  # fmt: skip
 #: DEFLATE's preset dictionary for the spec (part of the format: never change it within
 #: one format version). The spec of a small network is a few hundred characters of JSON
 #: whose words — module types, keys, codes — recur in every file; with them in the
@@ -334,16 +402,16 @@ def _segment_bytes(dtype: str, n: int, code: list) -> int:
     if kind == "set":
         return _nbytes(code[2], 1)
     head = 4 * code[1] if kind == "codebook" else 0
-    if len(code) > (4 if kind == "fixed" else 3):  # Huffman-coded: its length is stored
+    if _huffman_coded(code):  # its byte count is stored
         return head + code[-1]
-    return head + _nbytes(n, code[-1])
+    return head + _nbytes(n, _width(code))
 
 
-def _read_symbols(code: list, data: bytes, n: int, plain: int) -> np.ndarray:
-    """Return the ``n`` symbols of a segment coded with ``plain`` fields (+ Huffman)."""
-    if len(code) > plain:
-        return _huffman_decode(data, n, np.asarray(code[plain], dtype=np.int64))
-    return _unpack_bits(data, n, code[plain - 1])
+def _read_symbols(code: list, data: bytes, n: int) -> np.ndarray:
+    """Return the ``n`` symbols of a ``fixed`` or ``codebook`` segment."""
+    if _huffman_coded(code):
+        return _huffman_decode(data, n, np.asarray(code[-2], dtype=np.int64))
+    return _unpack_bits(data, n, _width(code))
 
 
 def _decode(dtype: str, shape: list[int], code: list, data: bytes) -> torch.Tensor:
@@ -352,7 +420,7 @@ def _decode(dtype: str, shape: list[int], code: list, data: bytes) -> torch.Tens
         x = np.frombuffer(data, dtype=_NP[dtype]).copy()
     elif code[0] == "fixed":
         t, lo = code[1], code[2]
-        k = _read_symbols(code, data, n, 4).astype(np.int64) + lo
+        k = _read_symbols(code, data, n).astype(np.int64) + lo
         x = np.ldexp(k.astype(np.float64), -t) if dtype.startswith("float") else k
     elif code[0] == "set":
         member = np.unpackbits(np.frombuffer(data, dtype=np.uint8), count=code[2])
@@ -362,7 +430,7 @@ def _decode(dtype: str, shape: list[int], code: list, data: bytes) -> torch.Tens
     else:
         size = code[1]
         book = np.frombuffer(data[: 4 * size], dtype="<f4")
-        index = _read_symbols(code, data[4 * size :], n, 3)
+        index = _read_symbols(code, data[4 * size :], n)
         if n and index.max() >= size:
             raise ValueError("a codebook index is out of range")
         x = book[index.astype(np.int64)]
@@ -371,19 +439,22 @@ def _decode(dtype: str, shape: list[int], code: list, data: bytes) -> torch.Tens
 
 
 # ---------------------------------------------------------------- the compact spec
-def _positional(spec: dict) -> list:
-    """Return a module description as ``[type, *args]`` (rule order, trailing defaults cut).
+def _positional(spec: dict) -> list | dict:
+    """Return a module description as ``[type, *values]``, or as it is.
+
+    Positional when the type is in :data:`_POSITIONAL` (trailing defaults cut).
 
     The dict descriptions of :func:`~pyrocompress.compress.files.describe_architecture`
     repeat every argument's name; in a file of a few hundred bytes the names would cost
     more than the weights of a small layer.
     """
-    cls = _class_named(spec["type"])
-    names = _arg_names(cls)
+    names = _POSITIONAL.get(spec["type"])
+    if names is None or set(spec) - {"type"} - set(names):
+        return spec
     values = [spec[n] for n in names if n in spec]
-    if len(values) != len([n for n in spec if n != "type"]):
-        raise TypeError(f"cannot describe {spec['type']} positionally")
-    params = inspect.signature(cls).parameters
+    if len(values) != len(spec) - 1 or any(n not in spec for n in names[: len(values)]):
+        return spec
+    params = inspect.signature(_class_named(spec["type"])).parameters
     while values and names[len(values) - 1] in params:
         default = params[names[len(values) - 1]].default
         if default is inspect.Parameter.empty or values[-1] != default:
@@ -394,23 +465,13 @@ def _positional(spec: dict) -> list:
 
 def _named(entry: object, p: Path) -> dict:
     """Inverse of :func:`_positional`."""
-    if not isinstance(entry, list) or not entry or not isinstance(entry[0], str):
+    if isinstance(entry, dict):
+        return entry
+    names = _POSITIONAL.get(entry[0]) if isinstance(entry, list) and entry else None
+    if names is None or len(entry) - 1 > len(names):  # type: ignore[arg-type]
         raise ValueError(f"{p}: malformed module description {str(entry)[:60]} in the spec")
-    try:
-        names = _arg_names(_class_named(entry[0]))
-    except ValueError as e:
-        raise ValueError(f"{p}: {e}") from None
-    if len(entry) - 1 > len(names):
-        raise ValueError(f"{p}: too many arguments for {entry[0]} in the spec")
+    assert isinstance(entry, list)
     return {"type": entry[0], **dict(zip(names, entry[1:], strict=False))}
-
-
-def _arg_names(cls: type[nn.Module]) -> list[str]:
-    rule = registered_ops().get(cls)
-    names = list(rule.args or ()) if rule is not None else []
-    if "bias" in inspect.signature(cls).parameters and "bias" not in names:
-        names.append("bias")
-    return names
 
 
 def _compact_arch(arch: dict) -> dict:
@@ -435,6 +496,19 @@ def _expanded_arch(spec: dict, p: Path) -> dict:
     }
 
 
+def _layout(state: dict[str, torch.Tensor]) -> int:
+    """Return a checksum (CRC-32) of the state's names, dtypes and shapes, in order.
+
+    Codes are matched to the rebuilt network's tensors by position; the checksum refuses
+    a file whose network registers its tensors otherwise (another version of a factory),
+    or in other dtypes.
+    """
+    text = ";".join(
+        f"{k}:{str(v.dtype).removeprefix('torch.')}:{list(v.shape)}" for k, v in state.items()
+    )
+    return zlib.crc32(text.encode())
+
+
 # ----------------------------------------------------------------------------- files
 def save_packed(
     module: nn.Module,
@@ -442,13 +516,13 @@ def save_packed(
     *,
     factory: str | None = None,
     factory_kwargs: dict[str, Any] | None = None,
-    entropy: bool = False,
+    entropy: bool = True,
     **metadata: Any,
 ) -> dict[str, Any]:
     """Write ``module`` as a packed file, atomically (module docstring).
 
-    The file's bytes are those of :func:`pack_module`; see it for the parameters and
-    the returned summary.
+    The file's bytes are those of :func:`packed_bytes`; see it for the parameters and the
+    returned summary.
 
     Examples
     --------
@@ -465,19 +539,19 @@ def save_packed(
     >>> torch.equal(load_packed(path)(x), net(x))
     True
     """
-    blob, info = pack_module(
+    blob, info = packed_bytes(
         module, factory=factory, factory_kwargs=factory_kwargs, entropy=entropy, **metadata
     )
     atomic_write_bytes(blob, path)
     return info
 
 
-def pack_module(
+def packed_bytes(
     module: nn.Module,
     *,
     factory: str | None = None,
     factory_kwargs: dict[str, Any] | None = None,
-    entropy: bool = False,
+    entropy: bool = True,
     **metadata: Any,
 ) -> tuple[bytes, dict[str, Any]]:
     """Return the bytes of the packed file of ``module`` and a summary of them.
@@ -487,8 +561,9 @@ def pack_module(
     module
         The compact network: an ``nn.Sequential`` of modules with op rules, or (with
         ``factory``) an instance of the class the factory builds. Quantise it first
-        (``prune(..., quantize=True)``) for fixed-point codes; the file is lossless for any
-        network, but float32 weights off every coarse grid are stored raw.
+        (:meth:`~pyrocompress.PruneResult.quantized`) for fixed-point codes; the file is
+        lossless for any network, but float32 weights off every coarse grid are stored
+        raw.
     factory, factory_kwargs
         As for :func:`~pyrocompress.save_compact`.
     entropy
@@ -509,35 +584,42 @@ def pack_module(
     Raises
     ------
     TypeError
-        If a module cannot be described (as :func:`~pyrocompress.save_compact`), or a
-        tensor has a dtype no code covers.
+        If a module cannot be described (as :func:`~pyrocompress.save_compact`), a tensor
+        has a dtype no code covers, ``entropy`` is not a bool, or an ``nn.Sequential``
+        holds tensors its modules would not rebuild (other dtypes: call ``.float()``).
     ValueError
-        If the metadata is not JSON-serialisable.
+        If the metadata or ``factory_kwargs`` are not JSON-serialisable.
     """
     from safetensors.numpy import save as st_save
 
     if not isinstance(entropy, bool):
         raise TypeError(f"entropy must be True or False, got {entropy!r}")
-    arch = _compact_arch(
-        describe_architecture(
-            module, factory=factory, factory_kwargs=factory_kwargs, tensors_in_state=True
-        )
+    arch = describe_architecture(
+        module, factory=factory, factory_kwargs=factory_kwargs, tensors_in_state=True
     )
+    state = module.state_dict()
+    if factory is None:  # the modules rebuild themselves: check that they rebuild this
+        rebuilt = _probe(arch, "the network", None)
+        if _layout(rebuilt.state_dict()) != _layout(state):
+            raise TypeError(
+                "the network's tensors differ from those its modules build (names, dtypes "
+                "or shapes): a packed file rebuilds float32 modules, so call .float() first"
+            )
     names, codes, chunks, numels = [], [], [], []
-    for name, value in module.state_dict().items():
+    for name, value in state.items():
         code, data = _encode(value, entropy)
         names.append(name)
         codes.append(code)
         chunks.append(data)
         numels.append(value.numel())
     payload = b"".join(chunks)
-    spec: dict[str, Any] = {**arch, "codes": codes}
+    spec: dict[str, Any] = {**_compact_arch(arch), "codes": codes, "layout": _layout(state)}
     if metadata:
         spec["metadata"] = metadata
     try:
         text = json.dumps(spec, separators=(",", ":"))
     except TypeError as e:
-        raise ValueError(f"metadata must be JSON-serialisable ({e})") from None
+        raise ValueError(f"metadata and factory_kwargs must be JSON-serialisable ({e})") from None
     deflater = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=_SPEC_DICTIONARY)
     head = deflater.compress(text.encode()) + deflater.flush()  # raw DEFLATE ends itself
     blob = st_save(
@@ -555,18 +637,23 @@ def pack_module(
     }
 
 
+def _probe(arch: dict, p: object, factory) -> nn.Module:
+    """Build the architecture on the meta device: its tensors' shapes, no memory, no draws."""
+    with torch.device("meta"):
+        return build_architecture(arch, p, factory=factory)
+
+
 def _bits_per_value(code: list, nbytes: int, n: int) -> float:
     """Bits per value of a segment: its code's width, or its mean when entropy-coded."""
     if code[0] == "codebook":
         nbytes -= 4 * code[1]
-    plain = {"fixed": 4, "codebook": 3}.get(code[0])
-    if plain is None or len(code) > plain:
+    if code[0] in ("raw", "set") or _huffman_coded(code):
         return 8.0 * nbytes / max(n, 1)
-    return float(code[plain - 1])
+    return float(_width(code))
 
 
 def _read(path: str | os.PathLike) -> tuple[dict, bytes]:
-    """Return the validated spec and the (inflated) packed bytes of a packed file."""
+    """Return the validated spec and the packed bytes of a packed file."""
     from safetensors import SafetensorError
     from safetensors.numpy import load as st_load
 
@@ -586,12 +673,17 @@ def _read(path: str | os.PathLike) -> tuple[dict, bytes]:
         raise ValueError(f"{p}: the packed bytes are not a one-dimensional uint8 tensor")
     inflate = zlib.decompressobj(-15, zdict=_SPEC_DICTIONARY)
     try:
-        spec = json.loads(inflate.decompress(tensors[_TENSOR].tobytes()))
-    except (zlib.error, ValueError):
-        raise ValueError(f"{p}: the packed model's spec is corrupt") from None
-    if not inflate.eof:
-        raise ValueError(f"{p}: the packed model's spec is truncated")
-    if not isinstance(spec, dict) or not isinstance(spec.get("codes"), list):
+        text = inflate.decompress(tensors[_TENSOR].tobytes(), _MAX_SPEC)
+        if not inflate.eof:
+            raise ValueError("truncated, or longer than a spec can be")
+        spec = json.loads(text)
+    except (zlib.error, ValueError, RecursionError) as e:
+        raise ValueError(f"{p}: the packed model's spec is corrupt ({e})") from None
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("codes"), list)
+        or not _is_int(spec.get("layout"), 0, 2**32 - 1)
+    ):
         raise ValueError(f"{p}: the packed model's spec is malformed")
     return spec, inflate.unused_data
 
@@ -600,20 +692,19 @@ def _is_int(v: object, lo: int, hi: int) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
 
 
-def _check_code(code: object, dtype: str, name: str, p: Path) -> list:
-    """Validate the code of state entry ``name`` (of ``dtype``) in a spec; return it."""
-    if not (isinstance(code, list) and code and isinstance(code[0], str)):
+def _check_code(code: object, dtype: str, n: int, name: str, p: Path) -> list:
+    """Validate the code of state entry ``name`` (``n`` values of ``dtype``); return it."""
+    if not (isinstance(code, list) and code and code[0] in _KINDS):
         raise ValueError(f"{p}: malformed code {str(code)[:60]} for {name!r} in the spec")
     kind, fields = code[0], code[1:]
-    plain = {"raw": 0, "set": 2, "fixed": 3, "codebook": 2}.get(kind, -1)
-    coded = kind in ("fixed", "codebook")  # may be followed by a Huffman table
-    ok = plain >= 0 and (len(fields) == plain or (coded and len(fields) == plain + 2))
+    plain = _KINDS[kind].fields
+    huffman = _KINDS[kind].huffman and len(fields) == plain + 2
+    ok = len(fields) == plain or huffman
     if ok and kind == "raw":
         ok = dtype in _NP
     elif ok and kind == "set":
         ok = (
-            len(fields) == 2
-            and dtype in ("int64", "int32")
+            dtype in ("int64", "int32")
             and _is_int(fields[0], -(2**63), 2**63 - 1)
             and _is_int(fields[1], 1, 2**34)
         )
@@ -629,15 +720,16 @@ def _check_code(code: object, dtype: str, name: str, p: Path) -> list:
             and _is_int(fields[0], 1, _MAX_CODEBOOK)
             and _is_int(fields[1], 1, 16)
         )
-    if ok and coded and len(fields) == plain + 2:  # Huffman code lengths, coded bytes
+    if ok and huffman:  # the code lengths of a prefix code (Kraft), and the coded bytes
         lengths, nbytes = fields[plain], fields[plain + 1]
         ok = (
-            isinstance(lengths, list)
+            n <= _MAX_HUFFMAN_VALUES
+            and isinstance(lengths, list)
             and 0 < len(lengths) <= (1 << min(fields[plain - 1], 16))
             and all(_is_int(v, 0, _MAX_CODE_LEN) for v in lengths)
             and any(lengths)
             and _is_int(nbytes, 0, 2**40)
-            and sum(2.0**-v for v in lengths if v) <= 1.0  # a prefix code (Kraft)
+            and sum(2.0**-v for v in lengths if v) <= 1.0
         )
     if not ok:
         raise ValueError(f"{p}: malformed code {str(code)[:60]} for {name!r} in the spec")
@@ -656,11 +748,11 @@ def packed_spec(path: str | os.PathLike) -> dict[str, Any]:
     -------
     dict
         The architecture (``architecture``, or ``factory``, ``factory_kwargs`` and
-        ``modules``; each module as ``[type, *arguments]``), ``codes`` (one per entry of
-        the rebuilt network's ``state_dict``, in its order: ``["raw"]``,
+        ``modules``; each module as ``[type, *arguments]`` or by name), ``codes`` (one per
+        entry of the rebuilt network's ``state_dict``, in its order: ``["raw"]``,
         ``["set", first, span]``, ``["fixed", t, k_min, b]`` or ``["codebook", K, b]``, the
-        last two followed by the Huffman code lengths and byte count when entropy-coded)
-        and ``metadata``.
+        last two followed by the Huffman code lengths and byte count when entropy-coded),
+        ``layout`` (a CRC-32 of the state's names, dtypes and shapes) and ``metadata``.
 
     Raises
     ------
@@ -670,8 +762,14 @@ def packed_spec(path: str | os.PathLike) -> dict[str, Any]:
     return _read(path)[0]
 
 
-def load_packed(path: str | os.PathLike, *, factory=None) -> nn.Module:
+def load_packed(
+    path: str | os.PathLike, *, factory: Callable[..., nn.Module] | str | None = None
+) -> nn.Module:
     """Rebuild the network written by :func:`save_packed`.
+
+    The architecture is first built on the meta device (no memory, no random draws), and
+    every code and segment length is checked against it, before the network is built for
+    real (with torch's global random state left as it was) and the tensors are decoded.
 
     Parameters
     ----------
@@ -692,26 +790,30 @@ def load_packed(path: str | os.PathLike, *, factory=None) -> nn.Module:
     ValueError
         If the file is not a packed model, is truncated or corrupt, names an unknown
         module type, a factory that is neither trusted nor given, or tensors that do not
-        match the architecture. Nothing in the file is executed.
+        match the architecture. No code stored in the file is executed: only the
+        registered module classes and a trusted (or given) factory are called, with the
+        file's arguments.
     """
     p = Path(path)
     spec, body = _read(p)
-    module = build_architecture(_expanded_arch(spec, p), p, factory=factory)
-    target = module.state_dict()
-    if len(target) != len(spec["codes"]):
+    arch = _expanded_arch(spec, p)
+    target = _probe(arch, p, factory).state_dict()
+    if len(target) != len(spec["codes"]) or _layout(target) != spec["layout"]:
         raise ValueError(
-            f"{p}: the spec codes {len(spec['codes'])} tensors, the architecture has {len(target)}"
+            f"{p}: the file's tensors (names, dtypes, shapes) differ from those of the "
+            "architecture it names: another version of its factory, or a corrupt file"
         )
-    layout, total = [], 0
+    layout, total, free = [], 0, 0
     for (name, ref), code in zip(target.items(), spec["codes"], strict=True):
         dtype = str(ref.dtype).removeprefix("torch.")
         if dtype not in _DTYPES:
             raise ValueError(f"{p}: the architecture's {name!r} has dtype {dtype}")
-        code = _check_code(code, dtype, name, p)
+        code = _check_code(code, dtype, ref.numel(), name, p)
         size = _segment_bytes(dtype, ref.numel(), code)
+        free += ref.numel() if size == 0 else 0
         layout.append((name, dtype, list(ref.shape), code, total, size))
         total += size
-    if total != len(body):
+    if total != len(body) or free > _MAX_FREE_VALUES:
         raise ValueError(
             f"{p}: the packed bytes are {len(body)} long, the architecture needs {total} "
             "(a truncated or corrupt file)"
@@ -722,5 +824,6 @@ def load_packed(path: str | os.PathLike, *, factory=None) -> nn.Module:
             state[name] = _decode(dtype, shape, code, body[offset : offset + size])
         except ValueError as e:
             raise ValueError(f"{p}: tensor {name!r}: {e}") from None
+    module = build_architecture(arch, p, factory=factory)
     module.load_state_dict(state, strict=True)
     return module.eval()

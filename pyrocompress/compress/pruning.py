@@ -42,6 +42,7 @@ from pyrocompress.analysis import Posterior, unit_scores
 from pyrocompress.compress.compact import (
     CompactInfo,
     build_compact,
+    predict_batches,
     quantize_weights,
     weight_tensors,
 )
@@ -89,6 +90,8 @@ REPORT_KEYS = (
     "flops_after",
     "test_error_bayes",
     "test_error_compact",
+    "file_bytes_dense",
+    "quantized",
 )
 
 
@@ -112,27 +115,41 @@ class PruningPlan:
 class PruneResult:
     """The compact ``module``, the ``report`` dict and the ``plan`` behind them.
 
-    ``sharing_budget`` holds, by the state key of each layer's compact weight
-    (``"1.weight"``), the mean squared error of rounding the layer to its fixed-point grid
-    (:meth:`~pyrocompress.Posterior.bit_precision`): what :meth:`share` sizes codebooks
-    from. ``unquantized`` is the compact network before its weights were
-    rounded (``prune(..., quantize=True)``; ``None`` otherwise): sharing clusters it.
+    ``mantissa_bits`` holds, by the state key of each layer's compact weight
+    (``"1.weight"``), the layer's mantissa bits :math:`t`
+    (:meth:`~pyrocompress.Posterior.bit_precision`): :meth:`quantized` rounds to their
+    grids :math:`2^{-t}`, and :meth:`share` sizes codebooks from the rounding's error.
+    ``unquantized`` is the compact network before its weights were rounded
+    (``prune(..., quantize=True)``; ``None`` otherwise).
     """
 
     module: nn.Module
     report: dict
     plan: PruningPlan
     info: CompactInfo
-    sharing_budget: dict[str, float] = field(default_factory=dict)
+    mantissa_bits: dict[str, int] = field(default_factory=dict)
     unquantized: nn.Module | None = None
+
+    @property
+    def exact(self) -> nn.Module:
+        """The compact network before any rounding (:attr:`module` unless quantised)."""
+        return self.unquantized if self.unquantized is not None else self.module
+
+    def quantized(self) -> nn.Module:
+        """Return the compact network with each layer's weights on its fixed-point grid.
+
+        :func:`~pyrocompress.compress.quantize_weights` of :attr:`exact` with
+        :attr:`mantissa_bits` (Louizos et al. 2017, §4): the network a packed file holds.
+        """
+        return quantize_weights(self.exact, self.mantissa_bits)
 
     def share(self, *, max_bits: int = 8) -> tuple[nn.Module, dict[str, int]]:
         """Return the weight-shared compact network and its codebook sizes.
 
-        Each layer's weights are replaced by k-means centres, as few as keep the mean
-        squared change within the rounding error of the layer's fixed-point grid
-        (:func:`~pyrocompress.compress.share_weights`; Louizos et al. 2017, §4 and
-        "maximum compression").
+        Each layer's weights (of :attr:`exact`) are replaced by k-means centres, as few as
+        keep the mean squared change within that of rounding the layer to its
+        fixed-point grid (:func:`~pyrocompress.compress.share_weights`; the weight sharing
+        of Louizos et al. 2017's "maximum compression", after Han et al. 2016).
 
         Parameters
         ----------
@@ -148,8 +165,13 @@ class PruneResult:
         """
         from pyrocompress.compress.sharing import share_weights
 
-        source = self.unquantized if self.unquantized is not None else self.module
-        return share_weights(source, self.sharing_budget, max_bits=max_bits)
+        exact = self.exact.state_dict()
+        rounded = self.quantized().state_dict()
+        budget = {  # the mean squared error of each layer's rounding
+            key: float((exact[key] - rounded[key]).double().pow(2).mean())
+            for key in self.mantissa_bits
+        }
+        return share_weights(self.exact, budget, max_bits=max_bits)
 
 
 def group_scores(post: Posterior, score: str) -> dict[str, torch.Tensor]:
@@ -398,9 +420,12 @@ def prune(
     quantize
         Round the compact network's weights to each layer's fixed-point grid
         :math:`2^{-t}` (Louizos et al. 2017, §4; :func:`~pyrocompress.compress.quantize_weights`),
-        so that :func:`~pyrocompress.save_packed` stores them as integer codes of at most
-        the bits the report counts; ``result.unquantized`` keeps the network before
-        rounding, and the report's ``test_error_compact`` is the quantised network's.
+        so that :func:`~pyrocompress.save_packed` stores them as integer codes (about the
+        bits the report counts; see :func:`~pyrocompress.compress.quantize_weights`);
+        ``result.unquantized`` keeps the network before rounding, and the report's
+        ``test_error_compact`` is the quantised network's. The packed file of
+        :func:`~pyrocompress.deployable_files` quantises on its own
+        (:meth:`PruneResult.quantized`), whatever this says.
     example_input
         An input for shape propagation when neither validation nor test data is given.
     metadata
@@ -456,7 +481,7 @@ def prune(
             break
     else:
         raise ValueError("prune needs an input shape: pass validation, test or example_input")
-    example = _plain_input(bnn, example)
+    example = plain_input(bnn, example)
     post = Posterior(bnn)
     graph_export = needs_graph_export(bnn)
     if graph_export:  # tie the decisions of coupled channels before the bits are read
@@ -467,21 +492,16 @@ def prune(
     else:
         compact, info = build_compact(bnn, plan.masks, example, conditional=conditional)
     mantissa = {key: bits[n].mantissa for n, key in info.weight_keys.items()}
-    exact, rounded = compact, quantize_weights(compact, mantissa)
+    exact = compact
     if quantize:
-        compact = rounded
+        compact = quantize_weights(compact, mantissa)
     report = _report(bnn, plan, info, bits, compact, test, metadata or {})
     report["quantized"] = bool(quantize)
-    exact_state, rounded_state = exact.state_dict(), rounded.state_dict()
-    budget = {  # the mean squared error of each layer's rounding: sharing's budget
-        key: float((exact_state[key] - rounded_state[key]).double().pow(2).mean())
-        for key in mantissa
-    }
     report["prune_seconds"] = time.perf_counter() - start
-    return PruneResult(compact, report, plan, info, budget, exact if quantize else None)
+    return PruneResult(compact, report, plan, info, mantissa, exact if quantize else None)
 
 
-def _plain_input(bnn: BayesianNetwork, x: torch.Tensor) -> torch.Tensor:
+def plain_input(bnn: BayesianNetwork, x: torch.Tensor) -> torch.Tensor:
     """Return ``x`` as the plain network reads it: indices for an Embedding, else floats."""
     layers = list(bnn.bayesian_layers().values())
     if layers and layers[0].spec.kind == "embedding":
@@ -503,11 +523,9 @@ def _report(bnn: BayesianNetwork, plan, info: CompactInfo, bits, compact, test, 
     error_bayes = error_compact = None
     if test is not None:
         device = bnn.device
-        X, y = _plain_input(bnn, torch.as_tensor(test[0])), torch.as_tensor(test[1])
+        X, y = plain_input(bnn, torch.as_tensor(test[0])), torch.as_tensor(test[1])
         error_bayes = bnn.point_error(X.to(device), y.to(device))
-        with torch.no_grad():
-            out = torch.cat([compact(X[i : i + 2000]) for i in range(0, len(X), 2000)])
-        error_compact = bnn.likelihood.error(out, y)
+        error_compact = bnn.likelihood.error(predict_batches(compact, X), y)
     report = {
         "model": metadata.get("model"),
         "prior": metadata.get(

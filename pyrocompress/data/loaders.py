@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from pyrocompress.constraints import first_line
 from pyrocompress.data.cifar import (
     CIFAR10_CLASSES,
     CIFAR10_FILES,
@@ -721,7 +722,7 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame]:
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path} is empty; it needs a header row and data rows") from err
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ValueError(f"{path} could not be parsed as CSV: {first}") from err
     raw = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
     return raw, df

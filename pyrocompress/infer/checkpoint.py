@@ -15,6 +15,7 @@ when unpickled is refused with a :class:`ValueError`, and its code never runs.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from pyrocompress.constraints import first_line
 from pyrocompress.rng import get_state, set_state
 
 __all__ = ["CHECKPOINT_NAME", "atomic_save", "rng_state", "safe_load", "set_rng_state"]
@@ -34,6 +36,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """Run ``torch.save(obj, path)`` through a temporary file and :func:`os.replace`.
 
+    The bytes are those of :func:`torch.save`, written by :func:`atomic_write_bytes`.
+
     Parameters
     ----------
     obj
@@ -41,18 +45,9 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     path
         Destination file; its folder must exist.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before it takes the old file's place
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
@@ -112,7 +107,7 @@ def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ValueError(
             f"refusing to load {what} {path}: it is not a weights-only PyTorch file "
             f"({first}). pyrocompress loads only tensors and plain containers, never "
