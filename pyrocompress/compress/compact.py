@@ -290,12 +290,24 @@ def quantize_weights(module: nn.Module, mantissa_bits: dict[str, int]) -> nn.Mod
     torch.nn.Module
         The quantised copy (``pyrocompress.save_packed`` stores its weights as integer codes).
     """
+    state = module.state_dict()
+    for key, t in mantissa_bits.items():
+        if key not in state or not state[key].is_floating_point():
+            floating = [k for k, v in state.items() if v.is_floating_point()]
+            raise ValueError(
+                f"mantissa_bits names {key!r}, which is not a floating tensor of the module "
+                f"(those are {floating})"
+            )
+        if isinstance(t, bool) or not isinstance(t, int) or not -64 <= t <= 64:
+            raise ValueError(f"mantissa_bits[{key!r}] must be an integer bit count, got {t!r}")
     out = copy.deepcopy(module)
     state = out.state_dict()
     with torch.no_grad():
         for key, t in mantissa_bits.items():
-            delta = 2.0**-t
-            state[key].copy_(torch.floor(state[key] / delta + 0.5) * delta)
+            # in float64, where w * 2^t + 1/2 is exact for float32 weights: float32
+            # arithmetic would round some values just below a half-step up
+            w = state[key].double()
+            state[key].copy_(torch.floor(w * 2.0**t + 0.5) * 2.0**-t)
     return out
 
 

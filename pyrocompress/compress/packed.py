@@ -801,7 +801,8 @@ def load_packed(
     if len(target) != len(spec["codes"]) or _layout(target) != spec["layout"]:
         raise ValueError(
             f"{p}: the file's tensors (names, dtypes, shapes) differ from those of the "
-            "architecture it names: another version of its factory, or a corrupt file"
+            "architecture it names: another version of its factory, a network saved in "
+            "another dtype than the factory builds (float32), or a corrupt file"
         )
     layout, total, free = [], 0, 0
     for (name, ref), code in zip(target.items(), spec["codes"], strict=True):
@@ -813,7 +814,12 @@ def load_packed(
         free += ref.numel() if size == 0 else 0
         layout.append((name, dtype, list(ref.shape), code, total, size))
         total += size
-    if total != len(body) or free > _MAX_FREE_VALUES:
+    if free > _MAX_FREE_VALUES:
+        raise ValueError(
+            f"{p}: the file declares {free} values of zero-width codes, more than the "
+            f"{_MAX_FREE_VALUES} a packed model may hold (a corrupt or crafted file)"
+        )
+    if total != len(body):
         raise ValueError(
             f"{p}: the packed bytes are {len(body)} long, the architecture needs {total} "
             "(a truncated or corrupt file)"

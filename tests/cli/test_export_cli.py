@@ -1,15 +1,23 @@
-"""``--export onnx,packed,shared``: the deployable files, their sizes in the report."""
+"""``--export onnx,packed,shared``: the deployable files, their sizes in the report.
+
+``model.pt`` and ``model.onnx`` hold the compact network ``result.module`` (not quantised);
+``model.packed`` holds it with each layer's weights rounded to its fixed-point grid
+(``result.quantized()``), ``model.shared`` the weight-shared one. Equalities here are
+bit-exact: the packed format is lossless and the rounding is recomputed with the same
+function, on the same inputs.
+"""
 
 import json
 import re
 
 import pytest
 import torch
-from sklearn.datasets import load_digits
+from torch import nn
 
 from pyrocompress import load_compact, load_packed
 from pyrocompress.cli import main
-from pyrocompress.compress import packed_spec
+from pyrocompress.compress import packed_spec, quantize_weights
+from pyrocompress.data import load_dataset
 
 COMPRESS = ["compress", "--model", "mlp:64-32-10", "--prior", "group-nj", "--dataset", "digits"]
 
@@ -30,27 +38,60 @@ def _has_onnx() -> bool:
 
 
 def _digits() -> torch.Tensor:
-    return torch.as_tensor(load_digits().data[:300], dtype=torch.float32) / 16.0
+    """The digits test inputs as the CLI reads them (seed 0, pixels in [0, 1])."""
+    return torch.as_tensor(load_dataset("digits", seed=0).test.X).float()
 
 
-def test_the_packed_file_is_the_quantised_compact_network_bit_for_bit(exported):
+def _state_bytes(module: nn.Module) -> dict[str, tuple[torch.dtype, tuple[int, ...], bytes]]:
+    return {
+        k: (v.dtype, tuple(v.shape), v.detach().contiguous().reshape(-1).numpy().tobytes())
+        for k, v in module.state_dict().items()
+    }
+
+
+def _mantissa_bits(compact: nn.Module, report: dict) -> dict[str, int]:
+    """The report's per-layer mantissa bits, by the compact network's weight keys in order."""
+    keys = [k for k in compact.state_dict() if k.endswith("weight")]
+    assert len(keys) == len(report["layers"]) == len(report["mantissa_bits"])
+    return dict(zip(keys, report["mantissa_bits"], strict=True))
+
+
+def _error(module: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """The classification error as the CLI's likelihood computes it."""
+    with torch.no_grad():
+        return (module(X).argmax(-1) != y).float().mean().item()
+
+
+def test_the_packed_file_is_the_model_pt_network_rounded_to_its_grids_bit_for_bit(exported):
     out, report = exported
     compact, packed = load_compact(out / "model.pt"), load_packed(out / "model.packed")
+    assert report["quantized"] is False  # model.pt is not quantised for --export
+    bits = _mantissa_bits(compact, report)
+    expected = quantize_weights(compact, bits)
+    assert _state_bytes(packed) == _state_bytes(expected)
     x = _digits()
     with torch.no_grad():
-        assert torch.equal(packed(x), compact(x))
-    for (k, a), (k2, b) in zip(compact.state_dict().items(), packed.state_dict().items()):
-        assert k == k2 and torch.equal(a, b)
-    assert report["quantized"] is True
-    # every kept weight is a fixed-point code of at most the bits the report counts
-    weights = [s for s in compact.state_dict() if s.endswith("weight")]
-    codes = dict(zip(compact.state_dict(), packed_spec(out / "model.packed")["codes"]))
-    for key, bits in zip(weights, report["bits_per_layer"]):
+        assert torch.equal(packed(x), expected(x))
+    # model.pt keeps the unrounded weights: some are off their grid
+    assert any(not torch.equal(compact.state_dict()[k], expected.state_dict()[k]) for k in bits)
+    # every kept weight is a fixed-point code on its grid, no wider than the counted bits
+    codes = dict(zip(packed.state_dict(), packed_spec(out / "model.packed")["codes"], strict=True))
+    for (key, t), width in zip(bits.items(), report["bits_per_layer"], strict=True):
         assert codes[key][0] == "fixed"
-        t = codes[key][1]
-        w = compact.state_dict()[key]
-        assert torch.equal(torch.round(w * 2.0**t), w * 2.0**t)  # on the grid 2^-t
-        assert codes[key][3] <= bits
+        assert codes[key][1] <= t  # the file's grid is the coarsest holding the values
+        assert codes[key][3] <= width
+
+
+def test_the_reported_test_errors_are_those_of_the_files(exported):
+    """Rebuild the CLI's test split (digits, seed 0) and recompute each network's error."""
+    out, report = exported
+    splits = load_dataset("digits", seed=0)
+    X, y = torch.as_tensor(splits.test.X).float(), torch.as_tensor(splits.test.y)
+    # the split is the CLI's: model.pt reproduces the compact network's reported error
+    assert report["test_error_compact"] == _error(load_compact(out / "model.pt"), X, y)
+    assert report["test_error_packed"] == _error(load_packed(out / "model.packed"), X, y)
+    assert report["test_error_shared"] == _error(load_packed(out / "model.shared"), X, y)
+    assert 0.0 <= report["test_error_packed"] <= 1.0
 
 
 def test_the_report_counts_every_byte_of_the_files(exported, capsys):
@@ -65,6 +106,7 @@ def test_the_report_counts_every_byte_of_the_files(exported, capsys):
         report["file_bytes_dense"] / report["file_bytes_shared"]
     )
     assert 0.0 <= report["test_error_shared"] <= 1.0
+    assert 0.0 <= report["test_error_packed"] <= 1.0
     assert len(report["codebook_sizes"]) == len(report["layers"])
 
 
@@ -140,3 +182,51 @@ def test_export_onnx_without_the_extra_names_the_install(tmp_path, capsys, monke
     err = capsys.readouterr().err
     assert "pip install 'pyrocompress[onnx]'" in err and "onnxruntime" in err
     assert not out.exists()
+
+
+def _fails(exception: Exception):
+    def export(*args, **kwargs):
+        raise exception
+
+    return export
+
+
+@pytest.mark.parametrize(
+    ("fmt", "target", "exception", "code"),
+    [
+        ("packed", "pyrocompress.compress.deploy.packed_bytes", RuntimeError("multi\nline"), 1),
+        ("packed", "pyrocompress.compress.deploy.packed_bytes", TypeError("multi\nline"), 2),
+        ("packed", "pyrocompress.compress.deploy.packed_bytes", ValueError("multi\nline"), 2),
+        pytest.param(
+            "onnx",
+            "pyrocompress.compress.onnx.onnx_bytes",
+            RuntimeError("multi\nline"),
+            1,
+            marks=pytest.mark.skipif(not _has_onnx(), reason="the onnx extra is not installed"),
+        ),
+    ],
+    ids=["packed-runtime", "packed-type", "packed-value", "onnx-runtime"],
+)
+def test_an_export_that_fails_after_training_is_one_line_and_writes_nothing(
+    tmp_path, capsys, monkeypatch, fmt, target, exception, code
+):
+    """A RuntimeError is a failed run (exit 1); a TypeError or ValueError the input's (2)."""
+    monkeypatch.setattr(target, _fails(exception))
+    out = tmp_path / "out"
+    args = [*COMPRESS, "--epochs", "1", "--out", str(out), "--export", fmt, "--quiet"]
+    assert main(args) == code
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err]
+    assert err.startswith("pyrocompress: error:") and "cannot be written: multi" in err
+    assert "line" not in err.removeprefix("pyrocompress: error:")
+    assert not out.exists()
+
+
+@pytest.mark.slow  # about a minute: the demo's full training
+def test_the_demo_packed_file_reaches_the_issues_floor(tmp_path):
+    """Issue 24's floor: the packed file's rate is at least 0.8 of the counted-bits rate."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--export", "packed", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["file_bytes_packed"] == (out / "model.packed").stat().st_size
+    assert report["compression_rate_file"] >= 0.8 * report["compression_rate_bits"]

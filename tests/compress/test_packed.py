@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,10 @@ from torch import nn
 import pyrocompress as pc
 from pyrocompress.compress import SelectFeatures
 from pyrocompress.compress.packed import (
+    _MAX_FREE_VALUES,
+    _MAX_HUFFMAN_VALUES,
+    _MAX_SPEC,
+    _POSITIONAL,
     _SPEC_DICTIONARY,
     FORMAT_PACKED,
     _code_lengths,
@@ -33,10 +38,11 @@ from pyrocompress.compress.packed import (
     _pack_bits,
     _with_entropy,
     load_packed,
-    pack_module,
+    packed_bytes,
     packed_spec,
     save_packed,
 )
+from pyrocompress.compress.packed import _layout as _state_layout
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -80,14 +86,25 @@ def _layout(blob: bytes) -> tuple[int, int, bytes]:
 
 def _write_spec(path: Path, spec: object, payload: bytes) -> Path:
     """Write a packed file with a hand-made ``spec`` (JSON) and ``payload``."""
+    return _write_text(path, json.dumps(spec).encode(), payload)
+
+
+def _write_text(path: Path, text: bytes, payload: bytes) -> Path:
+    """Write a packed file whose spec is ``text`` (any bytes, DEFLATE-compressed)."""
     deflate = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=_SPEC_DICTIONARY)
-    head = deflate.compress(json.dumps(spec).encode()) + deflate.flush()
+    head = deflate.compress(text) + deflate.flush()
     blob = st_save(
         {"packed": np.frombuffer(head + payload, dtype=np.uint8)},
         metadata={"format": FORMAT_PACKED},
     )
     path.write_bytes(blob)
     return path
+
+
+def _layout_of(build: Callable[[], nn.Module]) -> int:
+    """The spec's ``layout`` of the network ``build()`` makes (built on the meta device)."""
+    with torch.device("meta"):
+        return _state_layout(build().state_dict())
 
 
 def _payload(blob: bytes) -> bytes:
@@ -194,10 +211,10 @@ def test_a_quantised_pipeline_network_round_trips_bit_exactly(quantised, data, t
     assert info["bytes"] < quantised.report["file_bytes_dense"]
 
 
-def test_files_are_deterministic_and_pack_module_gives_the_files_bytes(quantised, tmp_path):
+def test_files_are_deterministic_and_packed_bytes_gives_the_files_bytes(quantised, tmp_path):
     p = tmp_path / "m.packed"
     save_packed(quantised.module, p, note="a")
-    blob, _ = pack_module(quantised.module, note="a")
+    blob, _ = packed_bytes(quantised.module, note="a")
     assert p.read_bytes() == blob
     save_packed(quantised.module, p, note="a")
     assert p.read_bytes() == blob
@@ -511,8 +528,8 @@ def test_entropy_coded_files_round_trip_and_are_smaller(tmp_path):
         bias = net.get_parameter("0.bias")
         bias.copy_(torch.floor(bias * 64 + 0.5) / 64)
     x = torch.randn(4, 64, generator=torch.Generator().manual_seed(0))
-    _, plain = _round_trip(net, tmp_path / "a.packed", x)
-    _, coded = _round_trip(net, tmp_path / "b.packed", x, entropy=True)
+    _, plain = _round_trip(net, tmp_path / "a.packed", x, entropy=False)
+    _, coded = _round_trip(net, tmp_path / "b.packed", x)  # entropy=True is the default
     code = packed_spec(tmp_path / "b.packed")["codes"][0]
     assert code[0] == "fixed" and len(code) == 6  # t, k_min, bits, lengths, bytes
     assert coded["payload_bytes"] < plain["payload_bytes"]
@@ -541,7 +558,7 @@ def test_files_of_other_kinds_are_refused(tmp_path):
     _refused(tmp_path / "s.pt", "not a readable safetensors")
     pc.save_compact(net, tmp_path / "c.pt")
     _refused(tmp_path / "c.pt", "not a readable safetensors")
-    body = _layout(pack_module(net)[0])[2]
+    body = _layout(packed_bytes(net)[0])[2]
     other = {"packed": np.frombuffer(body, dtype=np.uint8), "w": np.zeros(3, np.float32)}
     (tmp_path / "o.packed").write_bytes(st_save(other, metadata={"format": FORMAT_PACKED}))
     _refused(tmp_path / "o.packed", "not a pyrocompress packed model")
@@ -557,7 +574,7 @@ def test_files_of_other_kinds_are_refused(tmp_path):
 
 def test_truncated_files_are_refused(tmp_path):
     net = _small_net()
-    blob = pack_module(net, entropy=True)[0]
+    blob = packed_bytes(net, entropy=True)[0]
     start, spec_len, body = _layout(blob)
     p = tmp_path / "cut.packed"
     # cut in the safetensors header, in the spec and in the payload
@@ -596,7 +613,7 @@ def test_every_single_byte_corruption_is_a_value_error_or_a_payload_change(tmp_p
     with torch.no_grad():  # mostly zeros: the entropy-coded file holds Huffman codes
         weight = net.get_parameter("1.weight")
         weight.mul_(torch.rand(weight.shape, generator=g) < 0.2)
-    blob = pack_module(net, entropy=entropy, note="x")[0]
+    blob = packed_bytes(net, entropy=entropy, note="x")[0]
     codes = _spec_of(blob)["codes"]
     assert any(len(c) > 4 for c in codes) == entropy
     start, spec_len, _ = _layout(blob)
@@ -619,8 +636,8 @@ def test_every_single_byte_corruption_is_a_value_error_or_a_payload_change(tmp_p
 
 
 def _codes_file(tmp_path: Path, name: str, edit, net: nn.Module | None = None) -> Path:
-    """A packed file of a small network with its spec edited by ``edit(spec)``."""
-    blob = pack_module(net if net is not None else _small_net())[0]
+    """A plain packed file of a small network with its spec edited by ``edit(spec)``."""
+    blob = packed_bytes(net if net is not None else _small_net(), entropy=False)[0]
     spec = _spec_of(blob)
     edit(spec)
     return _write_spec(tmp_path / name, spec, _payload(blob))
@@ -631,6 +648,22 @@ def _set(i, code):
         spec["codes"][i] = code
 
     return edit
+
+
+def _seven_inputs(relayout: bool):
+    """Make the first Linear read 7 features; with ``relayout`` the layout follows."""
+
+    def edit(spec):
+        spec["architecture"][1][1] = 7
+        if relayout:  # past the layout check: the payload is then too short
+            spec["layout"] = _layout_of(
+                lambda: nn.Sequential(nn.Flatten(), nn.Linear(7, 5), nn.ReLU(), nn.Linear(5, 3))
+            )
+
+    return edit
+
+
+_OTHER_TENSORS = "differ from those of the architecture"
 
 
 @pytest.mark.parametrize(
@@ -658,15 +691,26 @@ def _set(i, code):
         (_set(0, ["fixed", 6, -25, 6, [1, 1], -1]), "malformed code"),
         (_set(0, ["fixed", 6, -25, 6, [1, 1]]), "malformed code"),  # bytes missing
         (_set(0, ["fixed", 6, -25, 5]), "needs"),  # a segment of another length
-        (lambda s: s["codes"].append(["raw"]), "codes 5 tensors"),  # too many codes
-        (lambda s: s["codes"].pop(), "codes 3 tensors"),
+        (lambda s: s["codes"].append(["raw"]), _OTHER_TENSORS),  # too many codes
+        (lambda s: s["codes"].pop(), _OTHER_TENSORS),
         (lambda s: s.update(codes={"0": ["raw"]}), "malformed"),
         (lambda s: s.pop("codes"), "malformed"),
         (lambda s: s.pop("architecture"), "architecture is missing"),
         (lambda s: s.update(architecture=[["Linear", 6, 5], "ReLU"]), "malformed module"),
-        (lambda s: s.update(architecture=[["Popen", "ls"]]), "unknown module type"),
-        (lambda s: s["architecture"].append(["Linear", 1, 2, True, 4]), "too many arguments"),
-        (lambda s: s["architecture"][1].__setitem__(1, 7), "needs"),
+        # a type outside the positional table, in a list: no constructor is looked up
+        (lambda s: s.update(architecture=[["Popen", "ls"]]), "malformed module description"),
+        (lambda s: s.update(architecture=[["LeakyReLU", 0.1]]), "malformed module description"),
+        (lambda s: s.update(architecture=[{"type": "Popen", "args": "ls"}]), "unknown module"),
+        (lambda s: s["architecture"].append(["Linear", 1, 2, True, 4]), "malformed module"),
+        (_seven_inputs(relayout=False), _OTHER_TENSORS),
+        (_seven_inputs(relayout=True), "needs"),
+        # the layout: a CRC-32 of the state's names, dtypes and shapes
+        (lambda s: s.update(layout=s["layout"] ^ 1), _OTHER_TENSORS),
+        (lambda s: s.pop("layout"), "malformed"),
+        (lambda s: s.update(layout=-1), "malformed"),
+        (lambda s: s.update(layout=2**32), "malformed"),
+        (lambda s: s.update(layout=float(s["layout"])), "malformed"),
+        (lambda s: s.update(layout=str(s["layout"])), "malformed"),
     ],
 )
 def test_specs_with_malformed_codes_or_modules_are_refused(tmp_path, edit, match):
@@ -681,17 +725,20 @@ def test_specs_with_malformed_codes_or_modules_are_refused(tmp_path, edit, match
 def test_modules_with_impossible_arguments_are_a_value_error(tmp_path, module):
     """The constructor's own RuntimeError / TypeError must not escape load_packed."""
 
-    def edit(spec):
+    def edit(spec):  # no network has this layout: the constructor refuses first
         spec["architecture"] = [module]
         spec["codes"] = [["raw"], ["raw"]]
 
-    _refused(_codes_file(tmp_path, "m.packed", edit))
+    _refused(_codes_file(tmp_path, "m.packed", edit), "malformed module description")
 
 
 def test_a_factory_modules_impossible_arguments_are_a_value_error(tmp_path):
     spec = {"factory": "m:build", "factory_kwargs": {}, "modules": {"0": ["Linear", -1, 2]}}
-    p = _write_spec(tmp_path / "f.packed", {**spec, "codes": [["raw"], ["raw"]]}, b"")
-    _refused(p, factory=lambda: nn.Sequential(nn.Linear(2, 2)))
+    layout = _layout_of(lambda: nn.Sequential(nn.Linear(2, 2)))
+    p = _write_spec(
+        tmp_path / "f.packed", {**spec, "codes": [["raw"], ["raw"]], "layout": layout}, b""
+    )
+    _refused(p, "malformed module description", factory=lambda: nn.Sequential(nn.Linear(2, 2)))
 
 
 def test_a_spec_that_is_not_an_object_is_refused(tmp_path):
@@ -706,7 +753,8 @@ def test_a_spec_that_is_not_an_object_is_refused(tmp_path):
 
 
 def _one_layer_file(tmp_path: Path, code: list, segment: bytes) -> Path:
-    spec = {"architecture": [["Linear", 2, 2]], "codes": [code, ["raw"]]}
+    layout = _layout_of(lambda: nn.Sequential(nn.Linear(2, 2)))
+    spec = {"architecture": [["Linear", 2, 2]], "codes": [code, ["raw"]], "layout": layout}
     return _write_spec(tmp_path / "one.packed", spec, segment + np.zeros(2, "<f4").tobytes())
 
 
@@ -724,7 +772,7 @@ def test_codebook_indices_out_of_range_and_bad_sets_are_refused(tmp_path):
     # an index set whose bitmask has another number of members than the tensor
     selected = nn.Sequential(SelectFeatures(torch.tensor([0, 2, 5]), 6), nn.Linear(3, 2))
     _on_grid(selected, 4)
-    blob = pack_module(selected)[0]
+    blob = packed_bytes(selected)[0]
     assert _spec_of(blob)["codes"][0] == ["set", 0, 6]
     spec = _spec_of(blob)
     payload = bytearray(_payload(blob))
@@ -749,12 +797,166 @@ def test_untrusted_factories_are_refused_and_never_called(
     import subprocess
 
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
-    spec = {"factory": factory, "factory_kwargs": kwargs, "modules": {}, "codes": []}
+    # a valid layout (any: the factory is refused before it is compared) reaches the factory
+    spec = {"factory": factory, "factory_kwargs": kwargs, "modules": {}, "codes": [], "layout": 0}
     p = _write_spec(tmp_path / "evil.packed", spec, b"")
     _refused(p, match)
     assert packed_spec(p)["factory"] == factory  # inspecting the spec calls nothing either
     assert calls == []
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+# ------------------------------------------------------------- layout, limits, factories
+class Pair(nn.Module):
+    """Two buffers of one shape, registered in either order: ``x * a + b``."""
+
+    def __init__(self, swap: bool = False, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        a, b = torch.zeros(3, dtype=dtype), torch.zeros(3, dtype=dtype)
+        for name, value in [("b", b), ("a", a)] if swap else [("a", a), ("b", b)]:
+            self.register_buffer(name, value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.get_buffer("a") + self.get_buffer("b")
+
+
+def test_a_factory_that_registers_its_tensors_in_another_order_is_refused(tmp_path):
+    """Codes follow the state's order: a swap of same-shaped tensors would load silently."""
+    pair = Pair()
+    with torch.no_grad():
+        pair.get_buffer("a").copy_(torch.tensor([1.0, 2.0, 3.0]))
+        pair.get_buffer("b").copy_(torch.tensor([-0.5, 0.25, 8.0]))
+    p = tmp_path / "pair.packed"
+    save_packed(pair, p, factory=f"{__name__}:Pair")
+    _assert_identical(load_packed(p, factory=Pair), pair, torch.ones(2, 3))  # the control
+    _refused(p, _OTHER_TENSORS, factory=lambda: Pair(swap=True))
+    _refused(p, _OTHER_TENSORS, factory=lambda: Pair(dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_a_sequential_holding_tensors_its_modules_would_not_rebuild_is_refused(tmp_path, dtype):
+    """Its modules rebuild float32 tensors: the file could not hold what was saved."""
+    p = tmp_path / "d.packed"
+    net = _small_net().to(dtype)
+    with pytest.raises(TypeError, match=r"call \.float\(\)"):
+        save_packed(net, p)
+    assert not p.exists()
+    save_packed(net.float(), p)  # as the message says
+    assert isinstance(load_packed(p), nn.Sequential)
+
+
+def test_a_spec_of_at_most_the_limit_loads_and_a_longer_one_is_refused(tmp_path):
+    """A zip bomb: a few kB that inflate past _MAX_SPEC characters are not inflated."""
+
+    def spec_text(size: int) -> bytes:
+        empty = {"architecture": [], "codes": [], "layout": _layout_of(nn.Sequential)}
+        text = json.dumps({**empty, "metadata": {"pad": ""}}).encode()
+        return json.dumps({**empty, "metadata": {"pad": "a" * (size - len(text))}}).encode()
+
+    p = tmp_path / "s.packed"
+    assert len(spec_text(_MAX_SPEC)) == _MAX_SPEC
+    _write_text(p, spec_text(_MAX_SPEC), b"")
+    assert packed_spec(p)["metadata"]["pad"] and isinstance(load_packed(p), nn.Sequential)
+    _write_text(p, spec_text(_MAX_SPEC + 1), b"")
+    assert p.stat().st_size < 4096
+    _refused(p, "corrupt")
+    _write_text(p, spec_text(64 * _MAX_SPEC), b"")
+    _refused(p, "corrupt")
+
+
+def test_a_deeply_nested_spec_is_a_value_error(tmp_path):
+    """json.loads raises RecursionError on deep nesting: it must not escape."""
+    depth = 200_000
+    p = _write_text(tmp_path / "n.packed", b'{"codes": ' + b"[" * depth + b"]" * depth + b"}", b"")
+    _refused(p, "corrupt")
+
+
+@pytest.mark.parametrize("extra", [0, 1], ids=["at-the-limit", "beyond"])
+def test_huffman_codes_of_more_values_than_the_limit_are_refused(tmp_path, extra):
+    """Decoding steps once per value: a tensor beyond _MAX_HUFFMAN_VALUES is refused.
+
+    The network is never built for real: the meta-device probe finds the tensor's size.
+    """
+    rows = _MAX_HUFFMAN_VALUES // 2048 + extra
+    spec = {
+        "architecture": [["Linear", 2048, rows]],
+        "codes": [["fixed", 0, 0, 1, [1, 1], 10], ["raw"]],
+        "layout": _layout_of(lambda: nn.Sequential(nn.Linear(2048, rows))),
+    }
+    p = _write_spec(tmp_path / "h.packed", spec, bytes(10))
+    # at the limit the code is sound and the (too short) payload is what is refused
+    _refused(p, "malformed code" if extra else "truncated or corrupt")
+
+
+def test_zero_width_codes_are_limited_in_total(tmp_path):
+    """All-equal tensors cost no bytes: a tiny file must not declare a huge network.
+
+    Each layer is below _MAX_FREE_VALUES; together they exceed it.
+    """
+    cols = _MAX_FREE_VALUES // 4096 // 2 + 1
+    assert 4096 * cols < _MAX_FREE_VALUES < 2 * 4096 * cols
+    spec = {
+        "architecture": [["Linear", 4096, cols, False], ["Linear", cols, 4096, False]],
+        "codes": [["fixed", 0, 0, 0], ["fixed", 0, 0, 0]],
+        "layout": _layout_of(
+            lambda: nn.Sequential(nn.Linear(4096, cols, bias=False), nn.Linear(cols, 4096, False))
+        ),
+    }
+    _refused(_write_spec(tmp_path / "z.packed", spec, b""))
+
+
+def test_loading_leaves_torch_global_random_state_as_it_was(tmp_path):
+    """Constructors draw initial weights; load_packed and load_compact must not consume them."""
+    net = _small_net()
+    save_packed(net, tmp_path / "m.packed")
+    pc.save_compact(net, tmp_path / "m.pt")
+    residual = _on_grid(Residual(), 8)
+    save_packed(residual, tmp_path / "r.packed", factory=f"{__name__}:Residual")
+    loads = [
+        lambda: load_packed(tmp_path / "m.packed"),
+        lambda: pc.load_compact(tmp_path / "m.pt"),
+        lambda: load_packed(tmp_path / "r.packed", factory=Residual),
+    ]
+    for load in loads:
+        before = torch.get_rng_state()
+        load()
+        assert torch.equal(torch.get_rng_state(), before)
+
+
+def _residual_file(tmp_path: Path, edit) -> Path:
+    """A packed file of :class:`Residual` (a factory network) with its spec edited."""
+    blob = packed_bytes(_on_grid(Residual(), 8), factory=f"{__name__}:Residual")[0]
+    spec = _spec_of(blob)
+    edit(spec)
+    return _write_spec(tmp_path / "r.packed", spec, _payload(blob))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"nope": 1}, {"c": -1}, {"c": "four"}],
+    ids=["unknown-argument", "negative-channels", "text"],
+)
+def test_a_factory_that_fails_on_the_files_arguments_is_a_value_error(tmp_path, kwargs):
+    p = _residual_file(tmp_path, lambda s: s.update(factory_kwargs=kwargs))
+    _refused(p, "failed", factory=Residual)
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["training", "_parameters", "forward", "bn._parameters", "", "conv.weight", "nope", "bn."],
+)
+def test_module_paths_of_a_factory_spec_must_name_submodules(tmp_path, where):
+    """A path is a submodule's name: no attribute, no private field, no parameter."""
+    p = _residual_file(tmp_path, lambda s: s["modules"].update({where: ["ReLU"]}))
+    _refused(p, "has no module", factory=Residual)
+
+
+def test_a_factory_spec_may_describe_any_of_its_submodules(tmp_path):
+    """The control of the paths above: the same edit at a real submodule loads."""
+    p = _residual_file(tmp_path, lambda s: s["modules"].update(pool=["AdaptiveAvgPool2d", 2]))
+    module = load_packed(p, factory=Residual)
+    assert isinstance(module, Residual)
+    assert module.pool.output_size == 2
 
 
 # ------------------------------------------------------------------- spec and metadata
@@ -769,6 +971,21 @@ def test_packed_spec_returns_the_architecture_codes_and_metadata(quantised, tmp_
     assert [c[0] for c in spec["codes"]] == [t["code"] for t in info["tensors"].values()]
     save_packed(quantised.module, p)
     assert "metadata" not in packed_spec(p)
+
+
+def test_modules_are_positional_only_for_the_formats_frozen_table(tmp_path):
+    """A type outside _POSITIONAL is written by name, so a later rule change reads the same."""
+    assert "LeakyReLU" not in _POSITIONAL and "Linear" in _POSITIONAL
+    net = _on_grid(
+        nn.Sequential(nn.Linear(4, 3, bias=False), nn.LeakyReLU(0.25), nn.Linear(3, 2)), 5
+    )
+    p = tmp_path / "m.packed"
+    _round_trip(net, p, torch.randn(6, 4, generator=torch.Generator().manual_seed(0)))
+    assert packed_spec(p)["architecture"] == [
+        ["Linear", 4, 3, False],
+        {"type": "LeakyReLU", "negative_slope": 0.25},
+        ["Linear", 3, 2],  # trailing defaults cut
+    ]
 
 
 @pytest.mark.parametrize("bad", [object(), torch.zeros(2), {1, 2}, b"bytes"])

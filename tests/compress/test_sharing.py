@@ -208,34 +208,75 @@ def pipeline():
     return bnn, x, result
 
 
-def test_the_budget_is_the_mean_squared_rounding_error_of_each_layer(pipeline):
+def _rounding_budget(exact: nn.Module, bits: dict[str, int]) -> dict[str, float]:
+    """Each layer's mean squared error of rounding to its grid 2^-t, recomputed here."""
+    state = exact.state_dict()
+    budget = {}
+    for key, t in bits.items():
+        w = state[key].double()
+        rounded = torch.floor(w * 2.0**t + 0.5) / 2.0**t  # exact in float64 for float32 w
+        budget[key] = float((w - rounded).pow(2).mean())
+    return budget
+
+
+def test_mantissa_bits_are_the_posteriors_by_weight_key(pipeline):
     bnn, _, result = pipeline
     bits = pc.Posterior(bnn).bit_precision(result.plan.masks)
     keys = result.info.weight_keys
-    assert set(result.sharing_budget) == set(keys.values()) and len(keys) == 2
-    rounded, exact = result.module.state_dict(), result.unquantized.state_dict()
-    for name, key in keys.items():
-        grid = 2.0 ** bits[name].mantissa
-        assert torch.equal(rounded[key], torch.floor(exact[key] * grid + 0.5) / grid)
-        error = float((exact[key].double() - rounded[key].double()).pow(2).mean())
-        assert result.sharing_budget[key] == pytest.approx(error, rel=1e-12)
-        assert 0 < result.sharing_budget[key] <= 4.0 ** -bits[name].mantissa / 4
+    assert len(keys) == 2
+    assert result.mantissa_bits == {key: bits[name].mantissa for name, key in keys.items()}
+    assert list(result.mantissa_bits.values()) == result.report["mantissa_bits"]
+
+
+def test_quantized_rounds_the_exact_network_to_its_grids(pipeline):
+    _, _, result = pipeline
+    assert result.unquantized is not None and result.exact is result.unquantized
+    exact_before = _state_bytes(result.exact)
+    quantized = result.quantized()
+    assert quantized is not result.exact and _state_bytes(result.exact) == exact_before
+    assert _state_bytes(quantized) == _state_bytes(result.module)  # prune(quantize=True)'s
+    rounded, exact = quantized.state_dict(), result.exact.state_dict()
+    for key, t in result.mantissa_bits.items():
+        grid = 2.0**t
+        reference = torch.floor(exact[key].double() * grid + 0.5) / grid  # exact in float64
+        assert torch.equal(rounded[key], reference.float())
+    others = set(exact) - set(result.mantissa_bits)
+    assert others and all(torch.equal(rounded[k], exact[k]) for k in others)
 
 
 def test_sharing_a_pipeline_result_clusters_the_unrounded_weights(pipeline):
+    """The budget is each layer's mean squared rounding error: at most (2^-t / 2)^2."""
     _, _, result = pipeline
-    assert result.unquantized is not None
-    module_before, exact_before = _state_bytes(result.module), _state_bytes(result.unquantized)
+    module_before, exact_before = _state_bytes(result.module), _state_bytes(result.exact)
+    budget = _rounding_budget(result.exact, result.mantissa_bits)
+    for key, t in result.mantissa_bits.items():
+        assert 0 < budget[key] <= 4.0**-t / 4
     shared, sizes = result.share()
-    expected, expected_sizes = share_weights(result.unquantized, result.sharing_budget)
+    expected, expected_sizes = share_weights(result.exact, budget)
     assert _state_bytes(shared) == _state_bytes(expected) and sizes == expected_sizes
     assert _state_bytes(result.module) == module_before
-    assert _state_bytes(result.unquantized) == exact_before
-    state, exact = shared.state_dict(), result.unquantized.state_dict()
+    assert _state_bytes(result.exact) == exact_before
+    state, exact = shared.state_dict(), result.exact.state_dict()
     for key, size in sizes.items():
         assert state[key].unique().numel() == size <= 2**8
         change = float(((state[key].double() - exact[key].double()) ** 2).mean())
-        assert change <= result.sharing_budget[key] + 1e-12 or size == 2**8
+        assert change <= budget[key] + 1e-12 or size == 2**8
+
+
+def test_an_unquantised_result_quantizes_and_shares_as_a_quantised_one(pipeline):
+    """prune(quantize=False): module is exact, unquantized None; the same files follow."""
+    bnn, x, quantised = pipeline
+    result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=x)
+    assert result.unquantized is None and result.exact is result.module
+    assert result.report["quantized"] is False
+    assert result.mantissa_bits == quantised.mantissa_bits
+    assert _state_bytes(result.module) == _state_bytes(quantised.exact)
+    before = _state_bytes(result.module)
+    assert _state_bytes(result.quantized()) == _state_bytes(quantised.module)
+    assert _state_bytes(result.module) == before  # quantized() is a copy
+    shared, sizes = result.share()
+    shared_q, sizes_q = quantised.share()
+    assert _state_bytes(shared) == _state_bytes(shared_q) and sizes == sizes_q
 
 
 @pytest.mark.parametrize("max_bits", [2, 3])
