@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -100,7 +101,9 @@ class Constraint:
 #: Every validated numeric parameter, by argument name.
 PARAMETERS: dict[str, Constraint] = {
     # training (fit, pretrain, the selector, the CLI)
-    "epochs": Constraint("integer", low=1, example="100"),
+    # an upper bound catches a typo (1e9 epochs) before hours of training
+    "epochs": Constraint("integer", low=1, high=1_000_000, example="100"),
+    "max_steps": Constraint("integer", low=1, example="20000"),
     "batch_size": Constraint("integer", low=1, example="128"),
     "lr": Constraint("real", low=0, low_open=True, example="0.01"),
     "kl_warmup": Constraint("integer", low=0, example="0 (off) or 10"),
@@ -179,7 +182,13 @@ def check_layer_names(label: str, names: Iterable[str], layers: Sequence[str]) -
 def first_line(error: BaseException) -> str:
     """Return the first line of an exception's message, or its type's name if it has none.
 
-    Messages of one line (the CLI's contract) quote what a library raised this way.
+    Messages of one line (the CLI's contract) quote what a library raised this way;
+    terminal escape sequences and control characters are removed.
     """
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    line = text.splitlines()[0] if text else type(error).__name__
+    return _CONTROL.sub("", line)  # a crafted file's text must not drive the terminal
+
+
+#: terminal escape sequences and other control characters
+_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x1f\x7f]")

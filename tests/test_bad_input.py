@@ -52,7 +52,7 @@ FIT_CASES = [
     ("empty data", dict(data=(X[:0], Y[:0])), ValueError, "no examples"),
     ("not a pair", dict(data=X), TypeError, "pair (X, y)"),
     ("batch size 0", dict(batch_size=0), ValueError, "batch_size must be an integer >= 1"),
-    ("epochs -1", dict(epochs=-1), ValueError, "epochs must be an integer >= 1"),
+    ("epochs -1", dict(epochs=-1), ValueError, "epochs must be an integer in [1, 1000000]"),
     ("lr 0", dict(lr=0.0), ValueError, "lr must be a number > 0"),
     ("bad schedule", dict(lr_schedule="step"), ValueError, "lr_schedule must be one of"),
     ("warm-up 1.5", dict(kl_warmup=1.5), ValueError, "kl_warmup must be"),
@@ -296,3 +296,66 @@ def test_inputs_a_linear_layer_would_broadcast_over_are_refused():
     bnn = pc.bayesianize(nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2)), "group-nj")
     with pytest.raises(ValueError, match=r"output of shape \(1, 3, 2\), not one row"):
         pc.fit(bnn, (torch.randn(20, 3, 4), Y), epochs=1, progress=False)
+
+
+# ------------------------------------------------------------- issue 25, second round
+def _tiny():
+    import pyrocompress as pc
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(32, 4, generator=g)
+    return pc.bayesianize(pc.mlp([4, 6, 2]), "group-nj", seed=0), (X, (X[:, 0] > 0).long())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"device": "tpu"}, ValueError, "device must be 'cpu', 'cuda'"),
+        ({"device": "meta"}, ValueError, "device must be 'cpu' or 'cuda'"),
+        ({"seed": "0"}, ValueError, "seed must be an integer"),
+        ({"seed": 1.5}, ValueError, "seed must be an integer"),
+        ({"lr": True}, ValueError, "lr must be a number > 0"),
+    ],
+)
+def test_fit_names_the_bad_argument(kwargs, error, message):
+    import pyrocompress as pc
+
+    bnn, data = _tiny()
+    with pytest.raises(error, match=message):
+        pc.fit(bnn, data, epochs=1, progress=False, **kwargs)
+
+
+def test_numpy_integers_are_integers():
+    """Issue 25 listed np.int64 batch sizes as refused; they are accepted, as ints are."""
+    import pyrocompress as pc
+
+    bnn, data = _tiny()
+    history = pc.fit(bnn, data, epochs=np.int64(1), batch_size=np.int64(16), progress=False)
+    assert history.epoch == [1]
+
+
+def test_a_refused_pickle_is_not_quoted_nor_told_to_drop_weights_only(tmp_path):
+    """Issue 25: the refusal quoted torch's advice (weights_only=False, which would run the
+    file's code) and the file's own text, escape codes included."""
+    import os
+
+    import pyrocompress as pc
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo \x1b[31mowned\x1b[0m",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "pyrocompress.compact/1", "x": Evil()}, path)
+    with pytest.raises(ValueError) as err:
+        pc.load_compact(path)
+    text = str(err.value)
+    assert "weights_only" not in text and "\x1b" not in text and "\n" not in text
+    assert "objects other than tensors and plain containers" in text
+
+
+def test_first_line_drops_terminal_escapes():
+    from pyrocompress.constraints import first_line
+
+    assert first_line(ValueError("\x1b[31mred\x1b[0m text\nsecond")) == "red text"
+    assert first_line(ValueError("")) == "ValueError"

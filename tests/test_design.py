@@ -329,7 +329,8 @@ def test_view_size_and_slicing_in_a_custom_forward(tmp_path):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("epochs", "an integer >= 1"),
+        ("epochs", "an integer in [1, 1000000]"),
+        ("max_steps", "an integer >= 1"),
         ("lr", "a number > 0"),
         ("tolerance", "a number in [0, 1)"),
         ("seed", "an integer in [0, 4294967295]"),

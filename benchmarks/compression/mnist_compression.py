@@ -116,7 +116,9 @@ def prior_options(name: str) -> dict:
     return dict(entry[4]) if len(entry) > 4 else {}
 
 
-def library_run(name: str, epochs: int, data_dir: Path, out: Path, checkpoint_dir, resume):
+def library_run(
+    name: str, epochs: int, data_dir: Path, out: Path, checkpoint_dir, resume, overwrite=False
+):
     """Train and prune run ``name`` as ``pyrocompress compress`` does, with its prior options.
 
     ``pyrocompress compress --prior KEY`` builds the key's default prior; a run whose prior
@@ -144,7 +146,7 @@ def library_run(name: str, epochs: int, data_dir: Path, out: Path, checkpoint_di
     history = fit(
         bnn, splits.train, epochs=epochs, batch_size=128, lr=1e-3, lr_schedule="cosine",
         validation=splits.val, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
-        progress=False,
+        overwrite_checkpoint=overwrite, progress=False,
     )  # fmt: skip
     bnn.cpu()
     meta = {
@@ -191,6 +193,8 @@ def run_one(
         ckpt = checkpoint_root / name / CHECKPOINT_NAME
         resumed_from = int(safe_load(ckpt, "checkpoint")["epoch"]) if ckpt.exists() else 0
         keep.append("--resume")
+    elif checkpoint_root is not None:  # a fresh run replaces the run's last checkpoint
+        keep.append("--overwrite-checkpoint")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -240,11 +244,12 @@ def main() -> int:
     ap.add_argument("--library-run", choices=list(RUNS), help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--checkpoint-dir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--overwrite-checkpoint", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.library_run:  # the child process of a run with prior options (run_one)
         library_run(
             args.library_run, args.epochs, args.data_dir, args.out, args.checkpoint_dir,
-            args.resume,
+            args.resume, args.overwrite_checkpoint,
         )  # fmt: skip
         return 0
     if args.jobs < 1:

@@ -42,6 +42,7 @@ from pyrocompress.compress.rules import pruning_rules
 from pyrocompress.compress.surgery import needs_graph_export
 from pyrocompress.constraints import check, first_line
 from pyrocompress.infer import fit, world
+from pyrocompress.infer.checkpoint import check_checkpoint_target
 from pyrocompress.nn import (
     BayesianNetwork,
     bayesianize,
@@ -136,6 +137,8 @@ def _check_writable_dir(path: str | None, option: str) -> None:
     """
     if path is None:
         return
+    if not str(path).strip():
+        raise UsageError(f"{option} is empty; give a directory (created if missing)")
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {path} is a file; give a directory (created if missing)")
@@ -224,6 +227,10 @@ def _lenet5(in_shape: tuple[int, ...], num_classes: int) -> torch.nn.Module:
     return lenet5_caffe(in_shape[0] if len(in_shape) == 3 else 1, num_classes)
 
 
+#: the most weights an ``mlp:`` model may have (a typo's width should not exhaust memory)
+_MAX_MLP_WEIGHTS = 500_000_000
+
+
 def _mlp(spec: str, argument: str) -> ModelBuilder:
     try:
         sizes = [int(s) for s in argument.split("-")]
@@ -233,6 +240,13 @@ def _mlp(spec: str, argument: str) -> ModelBuilder:
         ) from None
     if len(sizes) < 2 or min(sizes) < 1:
         raise UsageError(f"--model {spec}: give at least two positive sizes")
+    weights = sum(a * b for a, b in zip(sizes, sizes[1:]))
+    if weights > _MAX_MLP_WEIGHTS:  # each weight has a mean and a variance in the guide
+        raise UsageError(
+            f"--model {spec}: {weights:,} weights is more than {_MAX_MLP_WEIGHTS:,} (about "
+            f"{16 * weights / 2**30:,.0f} GiB for the weights' means and variances and their "
+            "gradients); give smaller widths"
+        )
 
     def build(in_shape: tuple[int, ...], num_classes: int) -> BuiltModel:
         n_in = math.prod(in_shape)
@@ -442,6 +456,7 @@ def run(
     clip_var: float | None = None,
     checkpoint_dir: str | None = None,
     resume: bool = False,
+    overwrite_checkpoint: bool = False,
     objective: str = "elbo",
     score: str = "snr",
     rule: str = "auto",
@@ -475,6 +490,7 @@ def run(
         checkpoint_dir=checkpoint_dir,
         device=device,
         resume=resume,
+        overwrite_checkpoint=overwrite_checkpoint,
         objective=objective,
         prior=prior,
         score=score,
@@ -482,6 +498,12 @@ def run(
         threshold=threshold,
     )
     formats = _check_export(export)
+    entry = datasets.registered_datasets().get(dataset)
+    if data_dir is not None and entry is not None and not entry.files:
+        raise UsageError(
+            f"--data-dir is for the data sets read from files; --dataset {dataset} comes "
+            "with its package: leave --data-dir out"
+        )
     with seeded(seed):  # a user's file may draw when imported; the caller's state stays
         build = _resolve_model(model)  # before the data: a bad --model fails at once
     try:
@@ -517,6 +539,7 @@ def run(
             device=device,
             checkpoint_dir=checkpoint_dir,
             resume=resume,
+            overwrite_checkpoint=overwrite_checkpoint,
             objective=objective,
             progress=progress,
         )
@@ -634,6 +657,7 @@ def _check_compress_options(
     device,
     resume,
     objective,
+    overwrite_checkpoint,
     prior,
     score,
     rule,
@@ -662,6 +686,20 @@ def _check_compress_options(
         raise UsageError("--device cuda was requested but CUDA is not available")
     if resume and checkpoint_dir is None:
         raise UsageError("--resume needs --checkpoint-dir, the folder of the checkpoint")
+    if overwrite_checkpoint and checkpoint_dir is None:
+        raise UsageError(
+            "--overwrite-checkpoint needs --checkpoint-dir, the folder of the checkpoint"
+        )
+    if checkpoint_dir is not None:  # never start over another run's checkpoint unasked
+        try:
+            check_checkpoint_target(
+                checkpoint_dir,
+                resume=resume,
+                overwrite=overwrite_checkpoint,
+                names=("--checkpoint-dir", "--resume", "--overwrite-checkpoint"),
+            )
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     moments_ok = get_prior(prior).supports_moments
     if objective == "moments" and not moments_ok:
         raise UsageError(
@@ -850,7 +888,7 @@ def run_select(
     if epochs is not None:
         _check("epochs", epochs, "--epochs")
     if max_steps is not None:
-        _check("epochs", max_steps, "--max-steps")
+        _check("max_steps", max_steps, "--max-steps")
     _check("tol", tol, "--tol")
     if fdr is not None:
         _check("fdr_level", fdr, "--fdr")
@@ -1117,6 +1155,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir"
     )
+    c.add_argument(
+        "--overwrite-checkpoint",
+        action="store_true",
+        help="start afresh and replace the checkpoint in --checkpoint-dir (without it or "
+        "--resume, a checkpoint there is refused)",
+    )
     c.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
     c.add_argument("--out", default=None, help="output directory")
     c.add_argument("--export", default="", help=_EXPORT_HELP)
@@ -1202,6 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
             clip_var=args.clip_var,
             checkpoint_dir=args.checkpoint_dir,
             resume=args.resume,
+            overwrite_checkpoint=args.overwrite_checkpoint,
             objective=args.objective,
             score=args.score,
             rule=args.rule,
@@ -1234,12 +1279,18 @@ def _guarded(command, **settings) -> int:
     try:
         command(**settings)
     except UsageError as e:
-        print(f"pyrocompress: error: {_as_options(str(e))}", file=sys.stderr)
+        _say(f"pyrocompress: error: {_as_options(str(e))}")
         return 2
     except (FloatingPointError, RunError) as e:  # training diverged, an export failed
-        print(f"pyrocompress: error: {e}", file=sys.stderr)
+        _say(f"pyrocompress: error: {e}")
         return 1
     return 0
+
+
+def _say(message: str) -> None:
+    """Print an error on stderr, once: under ``torchrun`` only rank 0 prints it."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message, file=sys.stderr)
 
 
 if __name__ == "__main__":

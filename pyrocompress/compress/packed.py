@@ -528,9 +528,8 @@ def save_packed(
     --------
     >>> import os, tempfile, torch
     >>> from torch import nn
-    >>> net = nn.Sequential(nn.Linear(3, 2))
-    >>> with torch.no_grad():  # weights on the grid 2^-4, as a quantised network's are
-    ...     _ = net[0].weight.copy_(torch.round(net[0].weight * 16) / 16)
+    >>> from pyrocompress.compress import quantize_weights
+    >>> net = quantize_weights(nn.Sequential(nn.Linear(3, 2)), {"0.weight": 4})  # grid 2^-4
     >>> path = os.path.join(tempfile.mkdtemp(), "model.packed")
     >>> info = save_packed(net, path)
     >>> info["tensors"]["0.weight"]["code"], info["bytes"] == os.path.getsize(path)

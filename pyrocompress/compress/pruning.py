@@ -365,6 +365,7 @@ class _AutoSearch:
             kept = _kept_params(self.bnn, best_masks)
             if found is not None and _kept_params(self.bnn, found[2]) <= kept:
                 best, best_err, best_masks = found
+        self._warn_collapse(best_masks)
         return PruningPlan(
             best_masks,
             "auto",
@@ -373,6 +374,39 @@ class _AutoSearch:
             validation_error_unpruned=self.base,
             validation_error_pruned=best_err,
         )
+
+    def _warn_collapse(self, masks: dict[str, torch.Tensor]) -> None:
+        """Warn when the network is no better than chance, or a layer keeps one unit.
+
+        Chance is the error of always predicting the commonest validation class; a fit
+        that diverged quietly (a learning rate too large) ends there, and the rule then
+        prunes the network down to one unit a layer without losing anything.
+        """
+        if self.bnn.likelihood.metric_name == "error" and self.y.numel():
+            counts = torch.unique(self.y, return_counts=True)[1]
+            chance = 1.0 - float(counts.max()) / self.y.numel()
+            if self.base >= chance - 0.5 / self.y.numel():  # float32 error rates
+                warnings.warn(
+                    f"the posterior-mean network's validation error {self.base:.3f} is no "
+                    f"better than chance ({chance:.3f}, always the commonest class): the "
+                    "fit has collapsed; train with a smaller learning rate",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+        layers = self.bnn.bayesian_layers()
+        first = next(iter(layers))  # its input groups are features: one kept is a selection
+        single = [
+            k
+            for k, m in masks.items()
+            if int(m.sum()) == 1 and m.numel() > 1 and (k != first or layers[k].groups_on_outputs)
+        ]
+        if single:
+            warnings.warn(
+                f"the automatic rule keeps a single unit of layer(s) {', '.join(single)}: "
+                "the network hangs on one path; check the fit before using it",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
 
 def _ensure_nonempty_quiet(masks, scores, fixed=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -106,7 +107,12 @@ def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path]
       out again and the replaced ones put back.
 
     On any failure ``out_dir`` is left as it was (and missing parents created for it are
-    removed again), the staging folder is removed, and the exception propagates.
+    removed again), the staging folder is removed, and the exception propagates. A run
+    killed while writing (where no cleanup can run) leaves its staging folder, named with
+    its process id; the next call for the same ``out_dir`` finds it, and — the process
+    being gone — removes it, first undoing the moves it journalled: files it had moved in
+    are taken out and the ones they replaced put back, so that ``out_dir`` is never left
+    mixed (:func:`_recover_interrupted`).
 
     Parameters
     ----------
@@ -130,6 +136,7 @@ def write_outputs(out_dir: str | os.PathLike, writers: dict[str, Callable[[Path]
     for name in writers:
         if not name or Path(name).name != name or name in (".", ".."):
             raise ValueError(f"writers: {name!r} is not a plain file name; give names like 'a.png'")
+    _recover_interrupted(out)
     made_parents = _make_parents(out.parent)
     try:
         if not out.exists():
@@ -174,10 +181,69 @@ def _same_device(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
 
 
+_STAGING = re.compile(r"^\.(?P<name>.+)\.staging-(?P<pid>\d+)-[0-9a-f]{8}$")
+_JOURNAL = ".journal"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (this machine's; a foreign one counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _recover_interrupted(out: Path) -> None:
+    """Remove the staging folders of killed runs for ``out``, undoing their moves.
+
+    Next to ``out``: folders ``.<out name>.staging-<pid>-<hex>`` (a new ``out`` that was
+    never renamed into place): removed. Inside ``out``: ``.pyrocompress.staging-<pid>-...``
+    of a run that moved files in one by one: its journal names the files it was moving;
+    each one no longer in staging was moved in and is removed, and the file it replaced
+    (kept in ``.replaced``) is put back. Only folders of processes that no longer exist
+    are touched.
+    """
+    places = [(out.parent, out.name)] + ([(out, "pyrocompress")] if out.is_dir() else [])
+    for parent, name in places:
+        if not parent.is_dir():
+            continue
+        for folder in parent.iterdir():
+            match = _STAGING.match(folder.name)
+            if not match or match["name"] != name or _alive(int(match["pid"])):
+                continue
+            if parent == out:
+                _undo_moves(out, folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _undo_moves(out: Path, staging: Path) -> None:
+    """Undo the journalled moves of an interrupted :func:`_publish_files`."""
+    journal = staging / _JOURNAL
+    if not journal.is_file():
+        return  # killed before any move: nothing in ``out`` changed
+    backup = staging / ".replaced"
+    for name in journal.read_text().split("\n"):
+        if not name or Path(name).name != name:
+            continue
+        if not (staging / name).exists():  # moved in: take it out
+            with contextlib.suppress(OSError):
+                _remove(out / name)
+        if (backup / name).exists() or (backup / name).is_symlink():
+            with contextlib.suppress(OSError):
+                os.replace(backup / name, out / name)
+
+
 def _staging_folder(parent: Path, name: str) -> Path:
-    """Create a new empty folder in ``parent``, with the permissions of a plain ``mkdir``."""
+    """Create a new empty folder in ``parent``, with the permissions of a plain ``mkdir``.
+
+    Its name holds this process's id, so that a later run can tell a killed run's leftover
+    from a live run's folder (:func:`_recover_interrupted`).
+    """
     for _ in range(100):
-        folder = parent / f".{name}.staging-{secrets.token_hex(4)}"
+        folder = parent / f".{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             folder.mkdir()
         except FileExistsError:
@@ -226,6 +292,7 @@ def _publish_files(out: Path, writers: dict[str, Callable[[Path], None]]) -> Non
         for name, write in writers.items():
             write(staging / name)
         backup.mkdir()
+        (staging / _JOURNAL).write_text("\n".join(writers))  # what a recovery must undo
         for name in writers:
             if (out / name).exists() or (out / name).is_symlink():
                 os.replace(out / name, backup / name)

@@ -77,6 +77,8 @@ def _check_mnist_pair(
             f"{img_path} has {images.shape[0]} images but {lbl_path} has "
             f"{labels.shape[0]} labels; the counts must match"
         )
+    if images.shape[0] == 0:
+        raise ValueError(f"{img_path} holds no images; the split needs at least one")
     if labels.size and int(labels.max()) >= _NUM_DIGIT_CLASSES:
         bad = int((labels >= _NUM_DIGIT_CLASSES).sum())
         raise ValueError(
@@ -108,9 +110,13 @@ def _rescale(x01: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tenso
 
 def _split_indices(n_train: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Return sorted training and validation indices: a seeded random ``val_size`` held out."""
-    if not 0 <= val_size < n_train:
+    if val_size < 0:
+        raise ValueError(f"val_size must be >= 0, got {val_size}")
+    if val_size >= n_train:
         raise ValueError(
-            f"val_size must be in [0, {n_train}) for {n_train} training images, got {val_size}"
+            f"the training file holds {n_train} images and {val_size} of them are held out "
+            f"for validation: give a training set of more than {val_size} images, or, in "
+            "Python, a smaller val_size"
         )
     generator = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n_train, generator=generator).numpy()
@@ -721,9 +727,15 @@ def _read_csv(path: Path) -> tuple[list[str], pd.DataFrame]:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError as err:
         raise ValueError(f"{path} is empty; it needs a header row and data rows") from err
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        first = first_line(err)
-        raise ValueError(f"{path} could not be parsed as CSV: {first}") from err
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({first_line(err)}); save it as UTF-8 (a Latin-1 file: "
+            "iconv -f latin1 -t utf-8, or Excel's 'CSV UTF-8')"
+        ) from err
+    except pd.errors.ParserError as err:
+        raise ValueError(f"{path} could not be parsed as CSV: {first_line(err)}") from err
+    except OSError as err:  # unreadable: permissions, a folder, an I/O error
+        raise ValueError(f"{path} cannot be read ({err.strerror or err})") from err
     raw = [str(c) for c in header.iloc[0].tolist()] if len(header) else []
     return raw, df
 
@@ -748,8 +760,13 @@ def _feature_columns(path: Path, df: pd.DataFrame, target: str) -> list[str]:
     columns = [str(c) for c in df.columns]
     df.columns = columns
     if target not in columns:
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in (";", "\t")):
+            hint = " (one column whose name holds ';' or tabs: save the file comma-separated)"
         raise ValueError(
-            f"target column {target!r} not found in {path}; its columns are: " + ", ".join(columns)
+            f"target column {target!r} not found in {path}; its columns are: "
+            + ", ".join(columns)
+            + hint
         )
     features = [c for c in columns if c != target]
     if not features:
@@ -804,7 +821,9 @@ def _target_values(col: pd.Series, target: str) -> np.ndarray:
                 f"target column {target!r} has infinite values in data row(s) "
                 f"{_rows(np.isinf(y))}; fix or drop those rows"
             )
-        if np.all(y == np.round(y)):
+        # whole numbers are labels only within int64 (and float64's exact integers):
+        # beyond 2^53 a cast would merge or wrap distinct values
+        if np.all(y == np.round(y)) and np.abs(y).max() < 2.0**53:
             y = y.astype(np.int64)
     else:
         y = col.astype(str).to_numpy()

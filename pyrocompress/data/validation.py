@@ -94,6 +94,9 @@ def check_tensors(
         )
 
 
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
 def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
     """Refuse NaN or inf in ``t`` (``X`` or ``y`` of data set ``name``).
 
@@ -106,6 +109,15 @@ def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
         raise ValueError(
             f"{name}: {what} has {n_bad} non-finite values (NaN or inf) in {rows} rows; {fix}"
         )
+    if t.is_floating_point() and t.dtype != torch.float32 and t.numel():
+        # the network computes in float32: a larger value would become inf there
+        largest = float(t.abs().max())
+        if largest > _FLOAT32_MAX:
+            raise ValueError(
+                f"{name}: {what} has values up to {largest:.3g}, beyond float32's range "
+                f"({_FLOAT32_MAX:.3g}), where the network computes; rescale {what} (for "
+                "example standardise its columns)"
+            )
 
 
 def _check_regression_targets(y: torch.Tensor, num_outputs: int | None, name: str) -> None:

@@ -5,7 +5,12 @@ ELBOs with the local reparametrisation and moment propagation
 data-parallel runs, checkpoints and NUTS.
 """
 
-from pyrocompress.infer.checkpoint import CHECKPOINT_NAME, atomic_save, safe_load
+from pyrocompress.infer.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointWriteError,
+    atomic_save,
+    safe_load,
+)
 from pyrocompress.infer.distributed import World, setup, world
 from pyrocompress.infer.elbo import LocalReparamELBO, LocalReparameterization, MomentELBO, kl_sum
 from pyrocompress.infer.information import (
@@ -25,6 +30,7 @@ from pyrocompress.infer.training import (
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "CheckpointWriteError",
     "History",
     "LocalReparamELBO",
     "LocalReparameterization",

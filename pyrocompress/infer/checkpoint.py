@@ -5,7 +5,12 @@ the network's ``state_dict`` (model and guide), the optimiser's and the learning
 scheduler's, the random-number generators' states, the epoch, the step and the history.
 :func:`atomic_save` writes it to a temporary file in the target folder and moves it into
 place with :func:`os.replace`, so a run killed while writing leaves the previous
-checkpoint intact, never half a file.
+checkpoint intact, never half a file; the temporary file such a kill leaves
+(``.checkpoint.pt.*.tmp``) is removed by the next run in that folder
+(:func:`remove_stale_temporaries`). A write that fails (a full disk) raises
+:class:`CheckpointWriteError` and also leaves the previous checkpoint as it was.
+:func:`check_checkpoint_target` refuses to start a run over an existing checkpoint
+unless it resumes it or is told to overwrite it.
 
 :func:`safe_load` reads every file pyrocompress loads (checkpoints, compact models) with
 ``torch.load(..., weights_only=True)``: PyTorch's restricted unpickler, which builds only
@@ -15,22 +20,128 @@ when unpickled is refused with a :class:`ValueError`, and its code never runs.
 
 from __future__ import annotations
 
+import glob
 import io
 import os
 import pickle
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pyrocompress.constraints import first_line
 from pyrocompress.rng import get_state, set_state
 
-__all__ = ["CHECKPOINT_NAME", "atomic_save", "rng_state", "safe_load", "set_rng_state"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CheckpointWriteError",
+    "atomic_save",
+    "check_checkpoint_target",
+    "remove_stale_temporaries",
+    "rng_state",
+    "rng_state_problem",
+    "safe_load",
+    "set_rng_state",
+]
 
 #: File name of the checkpoint inside ``checkpoint_dir``.
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class CheckpointWriteError(OSError, ValueError):
+    """A checkpoint could not be written (a full disk, a folder made read-only).
+
+    An :class:`OSError` (what it is) and a :class:`ValueError` (what the command line
+    reports in one line, with exit code 2, like its other input problems).
+    """
+
+
+def _temporary_prefix(name: str) -> str:
+    """Return the prefix of :func:`atomic_write_bytes`' temporary files for ``name``."""
+    return f".{name}."
+
+
+def check_checkpoint_target(
+    folder: str | os.PathLike,
+    *,
+    resume: bool,
+    overwrite: bool,
+    names: tuple[str, str, str] = ("checkpoint_dir", "resume=True", "overwrite_checkpoint=True"),
+) -> Path:
+    """Return the checkpoint file of ``folder``; refuse to start over one already there.
+
+    A run that neither resumes nor overwrites would replace the checkpoint of another
+    run at its first epoch, so its work would be lost without a word.
+
+    Parameters
+    ----------
+    folder
+        The checkpoint folder (it need not exist).
+    resume, overwrite
+        Whether the run continues the checkpoint there, or may replace it; not both.
+    names
+        How the caller spells the folder and the two ways out, for messages (the command
+        line: ``("--checkpoint-dir", "--resume", "--overwrite-checkpoint")``).
+
+    Returns
+    -------
+    Path
+        ``folder / CHECKPOINT_NAME``.
+
+    Raises
+    ------
+    ValueError
+        If both ``resume`` and ``overwrite`` are set; if the checkpoint's path is a folder
+        or other non-file; if a checkpoint exists and neither is set.
+    """
+    folder_name, resume_name, overwrite_name = names
+    path = Path(folder) / CHECKPOINT_NAME
+    if resume and overwrite:
+        raise ValueError(
+            f"{resume_name} continues the checkpoint in {folder_name} and {overwrite_name} "
+            "replaces it: give one of them"
+        )
+    if path.exists() and not path.is_file():
+        raise ValueError(
+            f"{folder_name} {folder} holds a folder {path}, not a checkpoint file; remove or "
+            f"rename it, or give another {folder_name}"
+        )
+    if path.exists() and not resume and not overwrite:
+        raise ValueError(
+            f"{folder_name} {folder} already holds a checkpoint ({path}); give {resume_name} "
+            f"to continue it or {overwrite_name} to replace it"
+        )
+    return path
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str = CHECKPOINT_NAME) -> list[Path]:
+    """Remove the temporary files that writes of ``folder / name`` left when killed.
+
+    Only :func:`atomic_write_bytes`' own files: ``.{name}.*.tmp`` regular files.
+    A folder holds one run's checkpoint at a time, so none of them is being written.
+
+    Parameters
+    ----------
+    folder
+        The folder of the checkpoint.
+    name
+        The file whose temporaries to remove.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    prefix = _temporary_prefix(name)
+    removed = []
+    for tmp in Path(folder).glob(f"{glob.escape(prefix)}*.tmp"):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -64,7 +175,7 @@ def atomic_write_bytes(data: bytes, path: str | os.PathLike) -> None:
         Destination file; its folder must exist.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -97,17 +208,32 @@ def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a weights-only PyTorch file: corrupt, or holding objects other
-        than tensors and plain containers (as a file crafted to run code would). Nothing
-        in it is executed.
+        If ``path`` is a folder or cannot be read, or is not a weights-only PyTorch file:
+        corrupt, of another format (a text or CSV file), or holding objects other than
+        tensors and plain containers (as a file crafted to run code would). Nothing in it
+        is executed.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{what} {path} not found")
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ValueError(f"{what} {path} is {kind}; give the {what} file itself")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        first = first_line(e)
+    except OSError as e:
+        raise ValueError(f"{what} {path} cannot be read ({e.strerror or first_line(e)})") from None
+    except Exception as e:
+        # a text or CSV file fails inside the unpickler with a KeyError or IndexError
+        # whose text ("101") says nothing
+        garbled = isinstance(e, (LookupError, TypeError, AttributeError))
+        if garbled:
+            first = "not in the format torch.save writes"
+        elif isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e):
+            # torch's text advises weights_only=False, which would run the file's code
+            first = "it holds objects other than tensors and plain containers"
+        else:
+            first = first_line(e)
         raise ValueError(
             f"refusing to load {what} {path}: it is not a weights-only PyTorch file "
             f"({first}). pyrocompress loads only tensors and plain containers, never "
@@ -118,3 +244,66 @@ def safe_load(path: str | os.PathLike, what: str = "file") -> Any:
 #: The generator states a checkpoint holds (:mod:`pyrocompress.rng`, one implementation).
 rng_state = get_state
 set_rng_state = set_state
+
+_RNG_KEYS = ("torch", "cuda", "numpy", "python")
+
+
+def rng_state_problem(state: Any) -> str | None:
+    """Say what is wrong with ``state`` as :func:`set_rng_state` takes it, or return ``None``.
+
+    The states are tried on fresh local generators (a :class:`torch.Generator`, a
+    :class:`numpy.random.RandomState`, a :class:`random.Random`), so that a malformed
+    state is found before any global generator is touched; CUDA states, which need a
+    device to try, are checked for their type (1-D ``uint8`` tensors).
+
+    Parameters
+    ----------
+    state
+        What a checkpoint holds under ``"rng"``.
+
+    Returns
+    -------
+    str or None
+        The problem in a phrase, ``None`` if :func:`set_rng_state` will accept ``state``.
+    """
+    if not isinstance(state, dict) or set(state) != set(_RNG_KEYS):
+        keys = sorted(map(str, state)) if isinstance(state, dict) else type(state).__name__
+        return f"rng must be a dict with keys {list(_RNG_KEYS)}, got {keys}"
+    torch_state, cuda, numpy_state, python_state = (state[k] for k in _RNG_KEYS)
+    if not isinstance(torch_state, torch.Tensor) or torch_state.dtype != torch.uint8:
+        return "rng['torch'] must be a uint8 tensor (torch.get_rng_state())"
+    if not isinstance(cuda, list) or not all(
+        isinstance(t, torch.Tensor) and t.dtype == torch.uint8 and t.dim() == 1 for t in cuda
+    ):
+        return "rng['cuda'] must be a list of 1-D uint8 tensors"
+    if not (isinstance(numpy_state, list | tuple) and len(numpy_state) == 5):
+        return "rng['numpy'] must be [kind, keys, pos, has_gauss, cached]"
+    keys = numpy_state[1]
+    if not (
+        isinstance(keys, torch.Tensor)
+        and keys.dtype == torch.int64
+        and keys.dim() == 1
+        and bool(((keys >= 0) & (keys < 2**32)).all())
+    ):
+        return "rng['numpy'][1] must be a 1-D int64 tensor of 32-bit words"
+    if not (isinstance(python_state, list | tuple) and len(python_state) == 3):
+        return "rng['python'] must be [version, internal state, gauss]"
+    if not isinstance(python_state[1], list | tuple):
+        return "rng['python'][1] must be a list of integers"
+    kind, _, pos, has_gauss, cached = numpy_state
+    version, internal, gauss = python_state
+    try:
+        torch.Generator().set_state(torch_state)
+    except (RuntimeError, TypeError, ValueError) as e:
+        return f"rng['torch'] is not a generator state ({first_line(e)})"
+    try:
+        np.random.RandomState().set_state(
+            (kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached)
+        )
+    except (TypeError, ValueError, OverflowError, IndexError) as e:
+        return f"rng['numpy'] is not a generator state ({first_line(e)})"
+    try:
+        random.Random().setstate((version, tuple(internal), gauss))
+    except (TypeError, ValueError, OverflowError, IndexError) as e:
+        return f"rng['python'] is not a generator state ({first_line(e)})"
+    return None

@@ -9,7 +9,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,14 +20,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
-from pyrocompress.constraints import check
+from pyrocompress.constraints import check, first_line
 from pyrocompress.data import Dataset, check_tensors
 from pyrocompress.effects import ShardExamples
 from pyrocompress.infer import distributed
 from pyrocompress.infer.checkpoint import (
-    CHECKPOINT_NAME,
+    CheckpointWriteError,
     atomic_save,
+    check_checkpoint_target,
+    remove_stale_temporaries,
     rng_state,
+    rng_state_problem,
     safe_load,
     set_rng_state,
 )
@@ -419,6 +422,19 @@ def _check_finite_parameters(bnn: BayesianNetwork, epoch: int, lr: float) -> Non
     )
 
 
+def _check_device(device) -> torch.device:
+    """Return ``device`` as a CPU or CUDA :class:`torch.device`, or raise a ValueError."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as e:  # torch lists every backend it was built for
+        raise ValueError(
+            f"device must be 'cpu', 'cuda', 'cuda:N' or a torch.device; got {device!r}"
+        ) from e
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:N'); got {device!r}")
+    return parsed
+
+
 def _setup(bnn: BayesianNetwork, device) -> torch.device:
     """Move ``bnn`` to ``device`` (the caller runs under :func:`~pyrocompress.rng.seeded`)."""
     device = torch.device(device)
@@ -493,7 +509,7 @@ def pretrain(
     """
     _check_common("pretrain", bnn, epochs, batch_size, lr)
     check("group_penalty", group_penalty)
-    world, device = distributed.setup(device)
+    world, device = distributed.setup(_check_device(device))
     _check_global_batch(batch_size, world)
     device = _setup(bnn, device)
     X, y = prepare_data(bnn, data, "data")
@@ -605,6 +621,7 @@ def fit(
     objective: str = "elbo",
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite_checkpoint: bool = False,
     progress: bool = True,
     tol: float | None = None,
     window: int = 50,
@@ -669,12 +686,21 @@ def fit(
     checkpoint_dir
         Folder for ``checkpoint.pt``: network (model and guide), optimiser, scheduler,
         random-number generators, epoch and history, written atomically at the end of every
-        epoch (by rank 0 in a data-parallel run). Read back with ``weights_only=True``.
+        epoch (by rank 0 in a data-parallel run). Read back with ``weights_only=True``, and
+        its whole structure is checked before any of it is used. A run starting in the
+        folder removes the temporary files that a killed write left there
+        (``.checkpoint.pt.*.tmp``); a write that fails (a full disk) raises
+        :class:`~pyrocompress.infer.checkpoint.CheckpointWriteError` and keeps the
+        previous checkpoint.
     resume
         Continue from the checkpoint in ``checkpoint_dir`` (the settings above must be those
         of the run that wrote it); the resumed run takes exactly the steps the uninterrupted
         one would have (same minibatches, same noise). Without a checkpoint there, training
         starts from the beginning.
+    overwrite_checkpoint
+        Start afresh and replace the checkpoint already in ``checkpoint_dir``. Without it
+        (or ``resume``), a checkpoint there is refused with a :class:`ValueError` before
+        training starts, so that another run's work is never overwritten silently.
     progress
         Show a tqdm progress bar with the loss and the validation metric.
     tol
@@ -754,8 +780,8 @@ def fit(
     _check_fit_args(
         bnn, epochs, batch_size, lr, lr_schedule, kl_warmup, objective, local_reparam, tol, window
     )
-    ckpt_path = _checkpoint_path(checkpoint_dir, resume)
-    world, device = distributed.setup(device)
+    ckpt_path = _checkpoint_path(checkpoint_dir, resume, overwrite_checkpoint)
+    world, device = distributed.setup(_check_device(device))
     _check_global_batch(batch_size, world)
     device = _setup(bnn, device)
     X, y = prepare_data(bnn, data, "data")
@@ -796,7 +822,9 @@ def fit(
     history = History(metric_name=bnn.likelihood.metric_name)
     first_epoch, step = 0, 0
     if resume and ckpt_path is not None and ckpt_path.exists():
-        first_epoch, step, history = _restore(ckpt_path, config, bnn, optimizer, scheduler)
+        first_epoch, step, history = _restore(
+            ckpt_path, config, bnn, optimizer, scheduler, steps_per_epoch
+        )
         if batches.sampler is not None:  # always, since sampler_seed is set
             batches.sampler.seed = config["sampler_seed"]  # the order of the run that saved it
     loss_fn = _ELBOLoss(bnn, _elbo(objective, local_reparam))
@@ -1137,21 +1165,34 @@ class _Stop:
 def _save_checkpoint(
     path, epoch, step, config, bnn: BayesianNetwork, optimizer, scheduler, history
 ) -> None:
-    """Write the state after ``epoch`` (0-based) atomically."""
-    atomic_save(
-        {
-            "format": _CHECKPOINT_FORMAT,
-            "epoch": epoch + 1,
-            "step": step,
-            "config": config,
-            "network": bnn.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "rng": rng_state(),
-            "history": history.to_dict(),
-        },
-        path,
-    )
+    """Write the state after ``epoch`` (0-based) atomically.
+
+    Raises
+    ------
+    CheckpointWriteError
+        If the file cannot be written (a full disk); the previous checkpoint is kept.
+    """
+    state = {
+        "format": _CHECKPOINT_FORMAT,
+        "epoch": epoch + 1,
+        "step": step,
+        "config": config,
+        "network": bnn.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_state(),
+        "history": history.to_dict(),
+    }
+    try:
+        atomic_save(state, path)
+    except OSError as e:
+        error = CheckpointWriteError(
+            f"the checkpoint {path} cannot be written ({e.strerror or first_line(e)}); the "
+            f"previous one is kept (epoch {epoch}): free space on its disk, or give another "
+            "checkpoint_dir, and resume"
+        )
+        error.errno = e.errno
+        raise error from None
 
 
 class _ELBOLoss(torch.nn.Module):
@@ -1182,12 +1223,20 @@ def _shared_seed(seed: int | None, world: World, device: torch.device) -> int:
     return int(drawn)
 
 
-def _checkpoint_path(checkpoint_dir, resume: bool) -> Path | None:
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume must be True or False, got {resume!r}")
+def _checkpoint_path(checkpoint_dir, resume: bool, overwrite: bool) -> Path | None:
+    """Return the checkpoint file of the run (``None``: no checkpoints), or refuse it.
+
+    Checked before training: the folder is created, a checkpoint already there is refused
+    unless the run resumes or overwrites it, and the temporary files of killed writes
+    are removed.
+    """
+    for name, value in (("resume", resume), ("overwrite_checkpoint", overwrite)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {value!r}")
     if checkpoint_dir is None:
-        if resume:
-            raise ValueError("resume=True needs checkpoint_dir, the folder of the checkpoint")
+        if resume or overwrite:
+            name = "resume" if resume else "overwrite_checkpoint"
+            raise ValueError(f"{name}=True needs checkpoint_dir, the folder of the checkpoint")
         return None
     folder = Path(checkpoint_dir)
     if folder.exists() and not folder.is_dir():
@@ -1199,18 +1248,48 @@ def _checkpoint_path(checkpoint_dir, resume: bool) -> Path | None:
             f"checkpoint_dir {folder} cannot be created ({e.strerror or e}); give a folder in "
             "a writable place whose parents are folders, not files"
         ) from None
-    return folder / CHECKPOINT_NAME
+    path = check_checkpoint_target(folder, resume=resume, overwrite=overwrite)
+    remove_stale_temporaries(folder)
+    return path
 
 
 #: what a fit checkpoint holds besides its format tag
 _CHECKPOINT_KEYS = ("config", "network", "optimizer", "rng", "epoch", "step", "history")
+#: the state Adam keeps per parameter (``max_exp_avg_sq`` too with ``amsgrad``)
+_ADAM_STATE = frozenset({"step", "exp_avg", "exp_avg_sq"})
 
 
 def _restore(
-    path: Path, config: dict, bnn: BayesianNetwork, optimizer, scheduler
+    path: Path, config: dict, bnn: BayesianNetwork, optimizer, scheduler, steps_per_epoch: int
 ) -> tuple[int, int, History]:
-    """Load ``path`` into the run's objects; returns ``(epoch, step, history)``."""
+    """Load ``path`` into the run's objects; returns ``(epoch, step, history)``.
+
+    The whole checkpoint is checked (:func:`_check_checkpoint`) before any of it is used,
+    so a malformed one is refused with one :class:`ValueError` and changes nothing.
+    """
     ckpt = safe_load(path, "checkpoint")
+    _check_checkpoint(path, ckpt, config, bnn, optimizer, scheduler, steps_per_epoch)
+    config["sampler_seed"] = ckpt["config"]["sampler_seed"]
+    bnn.load_state_dict(ckpt["network"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    return ckpt["epoch"], ckpt["step"], History(**ckpt["history"])
+
+
+def _check_checkpoint(
+    path: Path, ckpt, config: dict, bnn: BayesianNetwork, optimizer, scheduler, steps: int
+) -> None:
+    """Raise one :class:`ValueError` naming ``path`` unless ``ckpt`` can resume this run.
+
+    Checked: the format tag and keys; the settings against ``config``; the types and
+    ranges of everything the resume uses — ``epoch`` in [1, epochs], ``step`` =
+    ``epoch * steps`` (``steps`` minibatches per epoch), the network's keys and shapes,
+    the optimiser's and scheduler's state dicts against those of this run, the
+    random-number states (:func:`~pyrocompress.infer.checkpoint.rng_state_problem`) and
+    the history's fields.
+    """
     if not isinstance(ckpt, dict) or ckpt.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a pyrocompress fit checkpoint ({_CHECKPOINT_FORMAT})")
     missing = sorted(set(_CHECKPOINT_KEYS) - set(ckpt))
@@ -1219,23 +1298,184 @@ def _restore(
             f"the checkpoint {path} is incomplete (no {', '.join(missing)}); delete it or "
             "give another checkpoint_dir, and fit starts afresh"
         )
-    saved = dict(ckpt["config"])
-    config["sampler_seed"] = saved.get("sampler_seed", config["sampler_seed"])
-    differ = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+
+    def bad(problem: str) -> ValueError:
+        return ValueError(
+            f"the checkpoint {path} is malformed: {problem}; delete it, or give another "
+            "checkpoint_dir, and fit starts afresh"
+        )
+
+    saved = ckpt["config"]
+    if not isinstance(saved, dict) or not all(isinstance(k, str) for k in saved):
+        raise bad(f"config must be a dict of settings, got {_kind(saved)}")
+    seed = saved.get("sampler_seed")
+    if not (isinstance(seed, int) and _kind(seed) == "int" and 0 <= seed < 2**32):
+        raise bad(f"config['sampler_seed'] must be an integer in [0, 2**32), got {seed!r}")
+    current = {**config, "sampler_seed": seed}
+    differ = {k: (saved.get(k), v) for k, v in current.items() if not _same(saved.get(k), v)}
     if differ:
         text = ", ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in differ.items())
         raise ValueError(
             f"the checkpoint {path} was written by a run with other settings ({text}); "
             "resume with the same settings, or give another checkpoint_dir"
         )
-    try:
-        bnn.load_state_dict(ckpt["network"])
-    except RuntimeError as e:
-        raise ValueError(
-            f"the checkpoint {path} does not fit this network: {str(e).splitlines()[0]}"
-        ) from None
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(ckpt["scheduler"])
-    set_rng_state(ckpt["rng"])
-    return int(ckpt["epoch"]), int(ckpt["step"]), History(**ckpt["history"])
+    epoch, step = ckpt["epoch"], ckpt["step"]
+    if not (isinstance(epoch, int) and _kind(epoch) == "int" and 1 <= epoch <= config["epochs"]):
+        raise bad(f"epoch must be an integer in [1, {config['epochs']}], got {epoch!r}")
+    if _kind(step) != "int" or step != epoch * steps:
+        raise bad(
+            f"step must be epoch x minibatches per epoch = {epoch} x {steps}, got {step!r} "
+            "(was it written for other data?)"
+        )
+    network_problem = _network_problem(ckpt["network"], bnn.state_dict())
+    if network_problem:
+        raise ValueError(f"the checkpoint {path} does not fit this network: {network_problem}")
+    problem = (
+        _optimizer_problem(ckpt["optimizer"], optimizer)
+        or _structure_problem(
+            ckpt["scheduler"], None if scheduler is None else scheduler.state_dict(), "scheduler"
+        )
+        or (
+            f"scheduler['last_epoch'] must be the step, {step}"
+            if scheduler is not None and ckpt["scheduler"]["last_epoch"] != step
+            else None
+        )
+        or rng_state_problem(ckpt["rng"])
+        or _history_problem(ckpt["history"], epoch, bnn.likelihood.metric_name)
+    )
+    if problem:
+        raise bad(problem)
+
+
+def _kind(value) -> str:
+    """Return the kind of a loaded value, for structure checks and messages."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, list | tuple):
+        return "list"
+    return "None" if value is None else type(value).__name__
+
+
+def _same(saved, now) -> bool:
+    """Whether a saved setting equals the current one (a tensor or other object never does)."""
+    plain = (bool, int, float, str, type(None))
+    if isinstance(saved, dict) and isinstance(now, dict):
+        return saved.keys() == now.keys() and all(_same(saved[k], now[k]) for k in now)
+    return isinstance(saved, plain) and isinstance(now, plain) and saved == now
+
+
+def _structure_problem(saved, template, where: str) -> str | None:
+    """Say where ``saved`` differs in structure from ``template`` (``None``: it does not).
+
+    Dicts need the same keys, lists the same length, numbers must be finite numbers (an
+    ``int`` and a ``float`` stand for each other), tensors the same shape; other values the
+    same kind.
+    """
+    numbers = ("int", "float")
+    kind, expected = _kind(saved), _kind(template)
+    if kind in numbers and expected in numbers:
+        return None if math.isfinite(saved) else f"{where} must be finite, got {saved!r}"
+    if kind != expected:
+        return f"{where} must be {expected}, got {kind}"
+    if isinstance(template, dict):
+        if set(saved) != set(template):
+            keys = sorted(map(str, saved))
+            return f"{where} must have the keys {sorted(map(str, template))}, got {keys}"
+        for key, value in template.items():
+            problem = _structure_problem(saved[key], value, f"{where}[{key!r}]")
+            if problem:
+                return problem
+    elif isinstance(template, list | tuple):
+        if len(saved) != len(template):
+            return f"{where} must have {len(template)} entries, got {len(saved)}"
+        for i, (a, b) in enumerate(zip(saved, template, strict=True)):
+            problem = _structure_problem(a, b, f"{where}[{i}]")
+            if problem:
+                return problem
+    elif isinstance(template, torch.Tensor) and saved.shape != template.shape:
+        return f"{where} must have shape {tuple(template.shape)}, got {tuple(saved.shape)}"
+    return None
+
+
+def _network_problem(saved, template: Mapping[str, torch.Tensor]) -> str | None:
+    """Say why ``saved`` cannot be this network's state dict (``None``: it can)."""
+    if not isinstance(saved, dict):
+        return f"its network must be a state dict, got {_kind(saved)}"
+    missing = sorted(set(template) - set(saved))
+    unexpected = sorted(map(str, set(saved) - set(template)))
+    if missing or unexpected:
+        return f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}"
+    for key, value in template.items():
+        if not isinstance(saved[key], torch.Tensor):
+            return f"{key} must be a tensor, got {_kind(saved[key])}"
+        if saved[key].shape != value.shape:
+            shapes = f"checkpoint {tuple(saved[key].shape)}, network {tuple(value.shape)}"
+            return f"the shape of {key} differs ({shapes})"
+    return None
+
+
+def _optimizer_problem(saved, optimizer: torch.optim.Optimizer) -> str | None:
+    """Say why ``saved`` cannot be this run's Adam state dict (``None``: it can)."""
+    current = optimizer.state_dict()
+    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
+        return "optimizer must be a dict with keys 'state' and 'param_groups'"
+    groups, state = saved["param_groups"], saved["state"]
+    if not isinstance(groups, list) or len(groups) != len(current["param_groups"]):
+        return f"optimizer['param_groups'] must be a list of {len(current['param_groups'])}"
+    shapes = {}
+    for i, (group, now, live) in enumerate(
+        zip(groups, current["param_groups"], optimizer.param_groups, strict=True)
+    ):
+        if not isinstance(group, dict) or group.get("params") != now["params"]:
+            return f"optimizer['param_groups'][{i}]['params'] must be {now['params']}"
+        settings = {k: v for k, v in group.items() if k != "params"}
+        template = {k: v for k, v in now.items() if k != "params"}
+        problem = _structure_problem(settings, template, f"optimizer['param_groups'][{i}]")
+        if problem:
+            return problem
+        expected = _ADAM_STATE | ({"max_exp_avg_sq"} if now.get("amsgrad") else set())
+        shapes.update({j: (p.shape, expected) for j, p in zip(now["params"], live["params"])})
+    if not isinstance(state, dict):
+        return f"optimizer['state'] must be a dict, got {_kind(state)}"
+    for j, entry in state.items():
+        if j not in shapes:
+            return f"optimizer['state'] has an entry for parameter {j!r}, which this run lacks"
+        shape, expected = shapes[j]
+        if not isinstance(entry, dict) or set(entry) != expected:
+            return f"optimizer['state'][{j}] must be a dict with keys {sorted(expected)}"
+        for key, value in entry.items():
+            want = () if key == "step" else shape
+            if not (
+                isinstance(value, torch.Tensor)
+                and value.is_floating_point()
+                and value.shape == want
+            ):
+                return f"optimizer['state'][{j}][{key!r}] must be a float tensor of shape {want}"
+    return None
+
+
+def _history_problem(saved, epoch: int, metric_name: str) -> str | None:
+    """Say why ``saved`` cannot be the history of ``epoch`` epochs (``None``: it can)."""
+    names = {f.name for f in fields(History)}
+    if not isinstance(saved, dict) or set(saved) != names:
+        return f"history must be a dict with keys {sorted(names)}"
+    if saved["epoch"] != list(range(1, epoch + 1)):
+        return f"history['epoch'] must be [1, ..., {epoch}] for a checkpoint of epoch {epoch}"
+    for name in ("loss", "kl_scale", "lr", "val_metric", "seconds"):
+        values = saved[name]
+        if not isinstance(values, list) or len(values) != epoch:
+            return f"history[{name!r}] must be a list of {epoch} numbers"
+        if not all(_kind(v) in ("int", "float") for v in values):
+            return f"history[{name!r}] must hold numbers only"
+    if saved["metric_name"] != metric_name:
+        return f"history['metric_name'] must be {metric_name!r}, got {saved['metric_name']!r}"
+    converged = saved["converged_at"]
+    if converged is not None and (_kind(converged) != "int" or not 1 <= converged <= epoch):
+        return f"history['converged_at'] must be None or an epoch in [1, {epoch}]"
+    if not isinstance(saved["stop_reason"], str):
+        return "history['stop_reason'] must be a string"
+    return None

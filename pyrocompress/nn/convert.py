@@ -458,6 +458,7 @@ def bayesianize(
     for path, sub in module.named_modules():
         _check_module(path, sub)
     weighted = {path or "layer": m for path, m in module.named_modules() if _entry(m) is not None}
+    _check_unshared(module)
     if not weighted:
         names = " or ".join(t.__name__ for t in _LAYERS)
         raise ValueError(f"the model has no {names} layer to make Bayesian")
@@ -469,6 +470,42 @@ def bayesianize(
         )
     with seeded(seed):
         return _convert(module, priors, likelihood, feature_names, groups, guide)
+
+
+def _check_unshared(module: nn.Module) -> None:
+    """Refuse a layer with weights that the model holds twice or calls twice.
+
+    Its groups would be one set of gates for two uses, and the compact network would have
+    to prune both uses alike: a tied layer is converted once, trains, and then cannot be
+    exported. The calls are counted on the traced graph when torch.fx can trace the model
+    (an untraceable one is refused later, by the op check).
+    """
+    paths: dict[int, list[str]] = {}
+    for path, m in module.named_modules(remove_duplicate=False):
+        if _entry(m) is not None:
+            paths.setdefault(id(m), []).append(path or "the model")
+    for where in paths.values():
+        if len(where) > 1:
+            raise TypeError(
+                f"the layer at {where[0]!r} is also at {', '.join(map(repr, where[1:]))}: a "
+                "tied (shared) layer cannot be pruned per use; give each use its own layer"
+            )
+    try:
+        graph = _LeafTracer().trace(module)
+    except Exception:  # noqa: BLE001 - untraceable models are refused by _check_ops
+        return
+    modules = dict(module.named_modules())
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        target = modules.get(str(node.target)) if node.op == "call_module" else None
+        if target is not None and _entry(target) is not None:
+            calls[str(node.target)] = calls.get(str(node.target), 0) + 1
+    twice = [path for path, n in calls.items() if n > 1]
+    if twice:
+        raise TypeError(
+            f"the layer {twice[0]!r} is called {calls[twice[0]]} times in forward: a reused "
+            "layer cannot be pruned per use; give each use its own layer"
+        )
 
 
 def _tie_columns(net: nn.Module, groups: object) -> None:

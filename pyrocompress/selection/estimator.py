@@ -483,7 +483,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         """Validate ``epochs``, ``max_steps``, ``tol``, ``batch_size`` and ``lr``."""
         for name, value in (("epochs", self.epochs), ("max_steps", self.max_steps)):
             if value is not None:
-                check("epochs", value, label=name)
+                check(name, value)
         check("tol", self.tol)
         check("batch_size", self.batch_size)
         if self.lr is not None:
@@ -518,10 +518,10 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         else:
             self.task_, self.task_reason_ = self.task, "set by the task parameter"
 
-        self.x_mean_ = X.mean(0)
-        scale = X.std(0)
+        self.x_mean_, scale = _column_moments(X)
         self.x_scale_ = np.where(scale > 0, scale, 1.0)
         Xt = torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32)
+        _warn_lost_columns(X, Xt, encoding_names=self._encoding.column_names)
         if self.task_ == "classification":
             self.classes_, codes = np.unique(y, return_inverse=True)
             if len(self.classes_) < 2:
@@ -754,3 +754,37 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return each column's mean and standard deviation, without overflow or underflow.
+
+    Each column is divided by its largest magnitude first, so that columns around 1e300
+    (whose squares overflow float64) or 1e-200 (whose squares underflow) keep their
+    spread: ``X.std(0)`` would give inf or 0 for them, and their standardised column
+    would be all zeros.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    size = np.abs(X).max(axis=0) if X.size else np.zeros(X.shape[1])
+    size = np.where(size > 0, size, 1.0)
+    unit = X / size
+    return unit.mean(0) * size, unit.std(0) * size
+
+
+def _warn_lost_columns(X: np.ndarray, Xt: torch.Tensor, encoding_names: list[str]) -> None:
+    """Warn when a varying column is constant (or not finite) after standardisation."""
+    import warnings
+
+    varying = np.ptp(np.asarray(X, dtype=np.float64), axis=0) > 0 if len(X) else []
+    lost = [
+        encoding_names[j] if j < len(encoding_names) else str(j)
+        for j in range(Xt.shape[1])
+        if varying[j] and (not torch.isfinite(Xt[:, j]).all() or float(Xt[:, j].std()) == 0.0)
+    ]
+    if lost:
+        warnings.warn(
+            f"standardising the features lost {len(lost)} varying column(s) to float32 "
+            f"overflow or underflow ({', '.join(lost[:5])}); rescale them",
+            RuntimeWarning,
+            stacklevel=3,
+        )

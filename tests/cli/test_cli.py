@@ -222,7 +222,7 @@ def _one_line_error(capsys) -> str:
         (["--lr", "nan"], "--lr must be a number > 0, e.g. 0.01; got nan"),
         (["--lr", "inf"], "--lr must be a number > 0"),
         (["--lr", "0"], "--lr must be a number > 0"),
-        (["--epochs", "0"], "--epochs must be an integer >= 1, e.g. 100; got 0"),
+        (["--epochs", "0"], "--epochs must be an integer in [1, 1000000], e.g. 100; got 0"),
         (["--batch-size", "0"], "--batch-size must be an integer >= 1"),
         (["--batch-size=-5"], "--batch-size must be an integer >= 1"),
         (["--kl-warmup=-1"], "--kl-warmup must be an integer >= 0"),
@@ -519,7 +519,7 @@ def test_select_bad_csv_exits_2_with_one_line(tmp_path, capsys, case):
     [
         (["--fdr", "1.5"], "--fdr must be a number in [0, 1)"),
         (["--hidden", "20,x"], "--hidden must be comma-separated"),
-        (["--epochs", "0"], "--epochs must be an integer >= 1"),
+        (["--epochs", "0"], "--epochs must be an integer in [1, 1000000]"),
     ],
 )
 def test_select_bad_options(tmp_path, capsys, extra, message):

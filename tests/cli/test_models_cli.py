@@ -410,7 +410,7 @@ def test_compress_a_users_small_resnet_on_mnist32(tmp_path) -> None:
 
 def test_a_users_small_resnet_exports_a_packed_file_rebuilt_by_its_factory(tmp_path) -> None:
     from pyrocompress import load_packed
-    from pyrocompress.compress import packed_spec
+    from pyrocompress.compress import packed_spec, quantize_weights
 
     data = _fake_mnist(tmp_path / "mnist")
     path = _file(tmp_path / "models", RESIDUAL)
@@ -422,7 +422,10 @@ def test_a_users_small_resnet_exports_a_packed_file_rebuilt_by_its_factory(tmp_p
         load_packed(out / "model.packed")  # a user's file runs only when the caller says so
     factory = f"{path}:SmallResNet"
     packed = load_packed(out / "model.packed", factory=factory)
-    compact = load_compact(out / "model.pt", factory=factory)
+    report = json.loads((out / "report.json").read_text())
+    bits = {f"{n}.weight": t for n, t in zip(report["layers"], report["mantissa_bits"])}
+    # model.pt holds the compact network; model.packed it on its fixed-point grids
+    compact = quantize_weights(load_compact(out / "model.pt", factory=factory), bits)
     assert type(packed).__name__ == "SmallResNet"
     x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -267,3 +267,21 @@ def test_restrict_validates_its_masks(relevant_data):
         bnn.restrict({**full, names[0]: torch.ones(3, dtype=torch.bool)})
     with pytest.raises(ValueError, match="removes every group"):
         bnn.restrict({**full, names[1]: torch.zeros(4, dtype=torch.bool)})
+
+
+def test_a_collapsed_fit_is_warned_about_when_pruned():
+    """Issue 25: at lr 0.5 training stays finite but ends at chance level, and the
+    automatic rule prunes it to one unit a layer; both are now said."""
+    import warnings
+
+    from pyrocompress import data as datasets
+
+    splits = datasets.load_dataset("digits", seed=0)
+    bnn = pc.bayesianize(pc.mlp([64, 16, 10]), "spike-slab", seed=0)
+    pc.fit(bnn, splits.train, epochs=10, lr=0.5, progress=False, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pc.prune(bnn, validation=(splits.val.X, splits.val.y))
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert any("no better than chance" in m for m in messages), messages
+    assert any("keeps a single unit of layer(s) 3" in m for m in messages), messages

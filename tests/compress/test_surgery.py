@@ -307,7 +307,9 @@ def test_chains_with_a_norm_that_follows_no_layer_export_exactly(make):
     _assert_exact(result, bnn, x, nn.Sequential)
 
 
-def test_a_layer_called_twice_keeps_its_norm_apart():
+def test_a_layer_called_twice_is_refused():
+    """Issue 25: one set of gates for two uses cannot be pruned per use."""
+
     class Shared(nn.Module):
         def __init__(self):
             super().__init__()
@@ -318,7 +320,13 @@ def test_a_layer_called_twice_keeps_its_norm_apart():
         def forward(self, x):
             return self.out(torch.cat([self.bn(self.fc(x)), self.fc(2 * x)], dim=1))
 
-    bnn = pc.bayesianize(Shared(), "group-nj", seed=0)
-    assert bnn.bayesian_layers()["fc"].norm is None  # the second call has no norm
-    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(dense_module(bnn).eval()(x), bnn.predict_point(x))
+    with pytest.raises(TypeError, match="'fc' is called 2 times"):
+        pc.bayesianize(Shared(), "group-nj", seed=0)
+
+
+def test_a_tied_layer_is_refused_before_training():
+    """Issue 25: a Linear used twice in a Sequential used to train, then fail in prune."""
+    tied = nn.Linear(4, 4)
+    net = nn.Sequential(tied, nn.ReLU(), tied, nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(TypeError, match="'0' is also at '2'"):
+        pc.bayesianize(net, "group-nj", seed=0)

@@ -196,7 +196,7 @@ def test_load_cifar10_names_a_corrupt_batch(tmp_path: Path) -> None:
 
 def test_load_cifar10_val_size_out_of_range(tmp_path: Path) -> None:
     _write_cifar(tmp_path)
-    with pytest.raises(ValueError, match=r"val_size must be in \[0, 20\)"):
+    with pytest.raises(ValueError, match=r"holds 20 images and 20 of them are held out"):
         load_cifar10(tmp_path, val_size=20)
 
 

@@ -305,13 +305,36 @@ def test_load_mnist_empty_val(
     assert len(splits.train) == N_TRAIN
 
 
-@pytest.mark.parametrize("val_size", [-1, N_TRAIN, N_TRAIN + 5])
+@pytest.mark.parametrize(
+    ("val_size", "message"),
+    [
+        (-1, r"val_size must be >= 0"),
+        # issue 25: a small MNIST folder names the training file, not an unknown option
+        (N_TRAIN, r"training file holds 20 images and 20 of them are held out"),
+        (N_TRAIN + 5, r"training file holds 20 images and 25 of them are held out"),
+    ],
+)
 def test_load_mnist_bad_val_size(
-    mnist_dir: tuple[Path, dict[str, np.ndarray]], val_size: int
+    mnist_dir: tuple[Path, dict[str, np.ndarray]], val_size: int, message: str
 ) -> None:
     directory, _ = mnist_dir
-    with pytest.raises(ValueError, match=r"val_size must be in \[0, 20\)"):
+    with pytest.raises(ValueError, match=message):
         load_mnist(directory, val_size=val_size)
+
+
+def test_load_mnist_refuses_an_empty_test_set(tmp_path: Path) -> None:
+    """Issue 25: a test file of 0 images used to train fully, then crash in pruning."""
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 0)):
+        write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
+        write_idx(
+            tmp_path / f"{prefix}-labels-idx1-ubyte.gz", rng.integers(0, 10, n, dtype=np.uint8)
+        )
+    with pytest.raises(ValueError, match="holds no images"):
+        load_mnist(tmp_path, val_size=5)
 
 
 def test_load_mnist_raw_files(tmp_path: Path) -> None:
@@ -617,3 +640,50 @@ def test_real_mnist() -> None:
     assert test_counts.tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert float(splits.train.X.min()) == 0.0
     assert float(splits.train.X.max()) == 1.0
+
+
+def test_load_csv_keeps_whole_number_targets_beyond_int64_apart(tmp_path: Path) -> None:
+    """Issue 25: targets >= 1e19 used to overflow the int64 cast (merged or wrapped)."""
+    X, y, _ = load_csv(_csv(tmp_path, "a,y\n1,1e19\n2,2e19\n3,3e19\n"), "y")
+    assert y.dtype == np.float64 and len(np.unique(y)) == 3
+    assert y.tolist() == [1e19, 2e19, 3e19]
+
+
+def test_float64_inputs_beyond_float32_range_are_refused() -> None:
+    """Issue 25: they passed the NaN check, became inf in float32, and training blamed lr."""
+    import pyrocompress as pc
+
+    bnn = pc.bayesianize(pc.mlp([2, 4, 2]), "group-nj", seed=0)
+    X = torch.tensor([[1.0, 2.0], [1e39, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    y = torch.tensor([0, 1, 0])
+    with pytest.raises(ValueError, match=r"beyond float32's range.*rescale X"):
+        pc.fit(bnn, (X, y), epochs=1, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a;y\n1;2\n3;4\n", "save the file comma-separated"),
+        ("caf\xe9,y\n1,2\n3,4\n".encode("latin-1"), "is not UTF-8 text.*save it as UTF-8"),
+    ],
+)
+def test_load_csv_suggests_the_fix_for_other_separators_and_encodings(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    """Issue 25: the errors did not say what to change."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        load_csv(path, "y")
+
+
+def test_load_csv_that_cannot_be_read_is_a_value_error(tmp_path: Path, monkeypatch) -> None:
+    """Issue 25: an unreadable CSV raised PermissionError (a traceback in the CLI)."""
+    import pandas as pd
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pd, "read_csv", denied)
+    with pytest.raises(ValueError, match="cannot be read \\(Permission denied\\)"):
+        load_csv(_csv(tmp_path, "a,y\n1,2\n"), "y")

@@ -292,7 +292,7 @@ def test_other_priors_rank_a_strong_feature_first(prior):
         ({"task": "survival"}, "task must be one of"),
         ({"hidden": (10, 0)}, "hidden must be"),
         ({"hidden": "20,10"}, "hidden must be"),
-        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"epochs": 0}, r"epochs must be an integer in \[1, 1000000\]"),
         ({"batch_size": 2.5}, "batch_size must be an integer >= 1"),
         ({"lr": -1.0}, "lr must be a number > 0"),
         ({"kl_warmup": 2}, r"kl_warmup must be a number in \[0, 1\]"),
@@ -392,3 +392,28 @@ def test_bai_simulation_defaults_find_the_five_inputs():
         sel = FeatureSelector(random_state=seed).fit(X.numpy(), y.numpy())
         exact += sel.get_support(indices=True).tolist() == [0, 1, 2, 3, 4]
     assert exact >= 4
+
+
+def test_standardisation_keeps_columns_around_1e300_and_1e_200():
+    """Issue 25: X.std(0) overflows or underflows there, and the column became all zeros."""
+    from pyrocompress.selection.estimator import _column_moments
+
+    g = np.random.default_rng(0)
+    base = g.normal(size=(50, 3))
+    X = base * np.array([1e300, 1e-200, 1.0])
+    mean, scale = _column_moments(X)
+    np.testing.assert_allclose(scale, base.std(0) * np.array([1e300, 1e-200, 1.0]), rtol=1e-12)
+    Z = (X - mean) / scale
+    np.testing.assert_allclose(Z, (base - base.mean(0)) / base.std(0), rtol=1e-9, atol=1e-12)
+    with np.errstate(over="ignore", under="ignore"):
+        naive = X.std(0)  # what the selector computed before
+    assert not np.isfinite(naive[0]) and naive[1] == 0.0
+
+
+def test_a_column_lost_in_standardisation_is_warned_about():
+    from pyrocompress.selection.estimator import _warn_lost_columns
+
+    X = np.array([[0.0, 1.0], [1.0, 2.0], [2.0, 4.0]])
+    Xt = torch.tensor([[0.0, -1.0], [0.0, 0.0], [0.0, 1.0]])  # column a lost, b kept
+    with pytest.warns(RuntimeWarning, match=r"lost 1 varying column\(s\).*\(a\)"):
+        _warn_lost_columns(X, Xt, encoding_names=["a", "b"])
