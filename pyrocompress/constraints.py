@@ -185,10 +185,14 @@ def first_line(error: BaseException) -> str:
     Messages of one line (the CLI's contract) quote what a library raised this way;
     terminal escape sequences and control characters are removed.
     """
-    text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
-    return _CONTROL.sub("", line)  # a crafted file's text must not drive the terminal
+    text = _CONTROL.sub("", str(error).replace("\r", "\n"))  # no terminal control
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
-#: terminal escape sequences and other control characters
-_CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|[\x00-\x1f\x7f]")
+#: terminal control: CSI and OSC sequences, other escapes, C0 and C1 control characters,
+#: and the bidirectional overrides that reorder what a terminal shows
+_CONTROL = re.compile(
+    r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]"
+    r"|[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)

@@ -1288,9 +1288,15 @@ def _guarded(command, **settings) -> int:
 
 
 def _say(message: str) -> None:
-    """Print an error on stderr, once: under ``torchrun`` only rank 0 prints it."""
-    if os.environ.get("RANK", "0") == "0":
-        print(message, file=sys.stderr)
+    """Print an error on stderr as one clean line, once under ``torchrun``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank checks the same input and raises
+    the same error: rank 0 prints it. Control characters are removed
+    (:func:`~pyrocompress.constraints.first_line`).
+    """
+    several = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+    if not several or os.environ.get("RANK", "0") == "0":
+        print(first_line(RuntimeError(message)), file=sys.stderr)
 
 
 if __name__ == "__main__":

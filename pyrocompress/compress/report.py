@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pyrocompress.infer.checkpoint import TAG_PATTERN, is_dead_tag, process_tag
+
 __all__ = ["format_report", "write_outputs"]
 
 
@@ -181,19 +183,8 @@ def _same_device(a: Path, b: Path) -> bool:
     return a.stat().st_dev == b.stat().st_dev
 
 
-_STAGING = re.compile(r"^\.(?P<name>.+)\.staging-(?P<pid>\d+)-[0-9a-f]{8}$")
+_STAGING = re.compile(rf"^\.(?P<name>.+)\.staging-{TAG_PATTERN}-[0-9a-f]{{8}}$")
 _JOURNAL = ".journal"
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (this machine's; a foreign one counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
 
 
 def _recover_interrupted(out: Path) -> None:
@@ -210,9 +201,13 @@ def _recover_interrupted(out: Path) -> None:
     for parent, name in places:
         if not parent.is_dir():
             continue
-        for folder in parent.iterdir():
+        try:
+            entries = list(parent.iterdir())
+        except OSError:  # a folder that can be written but not listed: nothing to find
+            continue
+        for folder in entries:
             match = _STAGING.match(folder.name)
-            if not match or match["name"] != name or _alive(int(match["pid"])):
+            if not match or match["name"] != name or not is_dead_tag(match["host"], match["pid"]):
                 continue
             if parent == out:
                 _undo_moves(out, folder)
@@ -243,7 +238,7 @@ def _staging_folder(parent: Path, name: str) -> Path:
     from a live run's folder (:func:`_recover_interrupted`).
     """
     for _ in range(100):
-        folder = parent / f".{name}.staging-{os.getpid()}-{secrets.token_hex(4)}"
+        folder = parent / f".{name}.staging-{process_tag()}-{secrets.token_hex(4)}"
         try:
             folder.mkdir()
         except FileExistsError:
@@ -292,12 +287,15 @@ def _publish_files(out: Path, writers: dict[str, Callable[[Path], None]]) -> Non
         for name, write in writers.items():
             write(staging / name)
         backup.mkdir()
-        (staging / _JOURNAL).write_text("\n".join(writers))  # what a recovery must undo
+        # what a recovery must undo, written whole or not at all
+        (staging / ".journal.tmp").write_text("\n".join(writers))
+        os.replace(staging / ".journal.tmp", staging / _JOURNAL)
         for name in writers:
             if (out / name).exists() or (out / name).is_symlink():
                 os.replace(out / name, backup / name)
             moved.append(name)
             os.replace(staging / name, out / name)
+        os.unlink(staging / _JOURNAL)  # the commit point: from here nothing is undone
     except BaseException:
         for name in reversed(moved):
             if not (staging / name).exists():  # the new file was moved in: take it out

@@ -108,13 +108,15 @@ def _rescale(x01: torch.Tensor, pixel_range: tuple[float, float]) -> torch.Tenso
     return x01 if (low, high) == (0.0, 1.0) else x01 * (high - low) + low
 
 
-def _split_indices(n_train: int, val_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split_indices(
+    n_train: int, val_size: int, seed: int, source: object = "the training file"
+) -> tuple[np.ndarray, np.ndarray]:
     """Return sorted training and validation indices: a seeded random ``val_size`` held out."""
     if val_size < 0:
         raise ValueError(f"val_size must be >= 0, got {val_size}")
     if val_size >= n_train:
         raise ValueError(
-            f"the training file holds {n_train} images and {val_size} of them are held out "
+            f"{source} holds {n_train} images and {val_size} of them are held out "
             f"for validation: give a training set of more than {val_size} images, or, in "
             "Python, a smaller val_size"
         )
@@ -215,7 +217,9 @@ def load_mnist(
         )
 
     train_images, train_labels = arrays["train_images"], arrays["train_labels"]
-    train_idx, val_idx = _split_indices(train_images.shape[0], val_size, seed)
+    train_idx, val_idx = _split_indices(
+        train_images.shape[0], val_size, seed, paths["train_images"]
+    )
 
     def make(images: np.ndarray, labels: np.ndarray) -> Dataset:
         return _mnist_dataset(images, labels, flatten, pixel_range)
@@ -814,7 +818,15 @@ def _target_values(col: pd.Series, target: str) -> np.ndarray:
             f"target column {target!r} has missing or NaN values in data row(s) "
             f"{_rows(missing)}; drop those rows"
         )
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+    if pd.api.types.is_integer_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        # exact integers: through float64 those beyond 2^53 would merge; labels beyond
+        # int64 (uint64 IDs) are kept as text, one class each
+        values = col.to_numpy()
+        if values.dtype == np.uint64 and values.max() > np.iinfo(np.int64).max:
+            y = values.astype(str)
+        else:
+            y = values.astype(np.int64)
+    elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         y = col.to_numpy(dtype=np.float64)
         if np.isinf(y).any():
             raise ValueError(

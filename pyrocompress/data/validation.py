@@ -95,6 +95,7 @@ def check_tensors(
 
 
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+_FLOAT32_TINY = float(torch.finfo(torch.float32).smallest_normal) * 2.0**-23  # subnormal
 
 
 def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
@@ -111,12 +112,20 @@ def _check_finite(t: torch.Tensor, what: str, name: str, fix: str) -> None:
         )
     if t.is_floating_point() and t.dtype != torch.float32 and t.numel():
         # the network computes in float32: a larger value would become inf there
-        largest = float(t.abs().max())
+        size = t.abs()
+        largest = float(size.max())
         if largest > _FLOAT32_MAX:
             raise ValueError(
                 f"{name}: {what} has values up to {largest:.3g}, beyond float32's range "
                 f"({_FLOAT32_MAX:.3g}), where the network computes; rescale {what} (for "
                 "example standardise its columns)"
+            )
+        nonzero = size[size > 0]
+        if nonzero.numel() and float(nonzero.min()) < _FLOAT32_TINY:
+            raise ValueError(
+                f"{name}: {what} has non-zero values as small as {float(nonzero.min()):.3g}, "
+                f"which float32 (where the network computes) rounds to 0; rescale {what} "
+                "(for example standardise its columns)"
             )
 
 

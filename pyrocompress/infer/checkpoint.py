@@ -25,6 +25,8 @@ import io
 import os
 import pickle
 import random
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -59,9 +61,40 @@ class CheckpointWriteError(OSError, ValueError):
     """
 
 
+def process_tag() -> str:
+    """Return ``<host>-p<pid>``: which process, on which machine, wrote a temporary file.
+
+    The host name is reduced to letters, digits and ``_``, so that the tag parses back
+    (:func:`is_dead_tag`).
+    """
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
+    return f"{host}-p{os.getpid()}"
+
+
+#: a :func:`process_tag` inside a file name
+TAG_PATTERN = r"(?P<host>[A-Za-z0-9_]+)-p(?P<pid>\d+)"
+
+
+def is_dead_tag(host: str, pid: str) -> bool:
+    """Whether the process of a :func:`process_tag` is known to be gone.
+
+    Only a process of this machine can be known gone (no process ``pid`` exists); one of
+    another machine sharing the file system is taken as alive.
+    """
+    if host != process_tag().rsplit("-p", 1)[0]:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False
+    return False
+
+
 def _temporary_prefix(name: str) -> str:
     """Return the prefix of :func:`atomic_write_bytes`' temporary files for ``name``."""
-    return f".{name}."
+    return f".{name}.{process_tag()}."
 
 
 def check_checkpoint_target(
@@ -120,8 +153,9 @@ def check_checkpoint_target(
 def remove_stale_temporaries(folder: str | os.PathLike, name: str = CHECKPOINT_NAME) -> list[Path]:
     """Remove the temporary files that writes of ``folder / name`` left when killed.
 
-    Only :func:`atomic_write_bytes`' own files: ``.{name}.*.tmp`` regular files.
-    A folder holds one run's checkpoint at a time, so none of them is being written.
+    Only :func:`atomic_write_bytes`' own files, ``.{name}.<host>-p<pid>.*.tmp``, and only
+    those whose writer is gone (:func:`is_dead_tag`): a run writing into the same folder
+    keeps its file.
 
     Parameters
     ----------
@@ -135,9 +169,12 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str = CHECKPOINT_N
     list of Path
         The files removed.
     """
-    prefix = _temporary_prefix(name)
+    pattern = re.compile(rf"^\.{re.escape(name)}\.{TAG_PATTERN}\..*\.tmp$")
     removed = []
-    for tmp in Path(folder).glob(f"{glob.escape(prefix)}*.tmp"):
+    for tmp in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
+        match = pattern.match(tmp.name)
+        if not match or not is_dead_tag(match["host"], match["pid"]):
+            continue  # not ours, or its writer may still be running
         if tmp.is_file() and not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
             removed.append(tmp)

@@ -1186,10 +1186,14 @@ def _save_checkpoint(
     try:
         atomic_save(state, path)
     except OSError as e:
+        kept = (
+            f"the checkpoint of epoch {epoch} is kept"
+            if epoch >= 1 and path.exists()
+            else "no checkpoint of this run was written yet"
+        )
         error = CheckpointWriteError(
-            f"the checkpoint {path} cannot be written ({e.strerror or first_line(e)}); the "
-            f"previous one is kept (epoch {epoch}): free space on its disk, or give another "
-            "checkpoint_dir, and resume"
+            f"the checkpoint {path} cannot be written ({e.strerror or first_line(e)}); "
+            f"{kept}: free space on its disk, or give another checkpoint_dir, and resume"
         )
         error.errno = e.errno
         raise error from None

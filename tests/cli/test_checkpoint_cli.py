@@ -59,7 +59,15 @@ def test_overwrite_checkpoint_replaces_it(tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / CHECKPOINT_NAME).write_bytes(b"stale")
-    (ckpt / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")
+    import subprocess
+    import sys
+
+    from pyrocompress.infer.checkpoint import process_tag
+
+    code = "import os; print(os.getpid())"  # a process that has ended
+    dead = int(subprocess.run([sys.executable, "-c", code], capture_output=True).stdout)
+    host = process_tag().rsplit("-p", 1)[0]
+    (ckpt / f".checkpoint.pt.{host}-p{dead}.k1ll3d.tmp").write_bytes(b"half a checkpoint")
     args = [*ARGS, "--epochs", "1", "--checkpoint-dir", str(ckpt), "--quiet"]
     assert main([*args, "--overwrite-checkpoint"]) == 0
     assert safe_load(ckpt / CHECKPOINT_NAME)["epoch"] == 1

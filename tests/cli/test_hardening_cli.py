@@ -50,10 +50,16 @@ def test_an_mlp_too_large_to_allocate_is_one_line(tmp_path, capsys, no_training)
 
 def test_under_torchrun_only_rank_0_prints_a_bad_input(monkeypatch, capsys, no_training):
     """Issue 25: every rank printed the message (torchrun then adds its own report)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert main([*COMPRESS, "--epochs", "0", "--quiet"]) == 2
     assert capsys.readouterr().err == ""
     monkeypatch.setenv("RANK", "0")
+    assert main([*COMPRESS, "--epochs", "0", "--quiet"]) == 2
+    assert "--epochs must be" in capsys.readouterr().err
+    # a lone process that inherits RANK (a pod's environment) still prints its errors
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "3")
     assert main([*COMPRESS, "--epochs", "0", "--quiet"]) == 2
     assert "--epochs must be" in capsys.readouterr().err
 

@@ -79,11 +79,58 @@ def test_a_kill_before_a_new_folder_is_renamed_leaves_nothing_after_the_next_run
 
 
 def test_a_live_runs_staging_folder_is_left_alone(tmp_path):
-    import os
+    from pyrocompress.infer.checkpoint import process_tag
 
     out = tmp_path / "out"
     out.mkdir()
-    live = out / f".pyrocompress.staging-{os.getpid()}-0123abcd"
+    live = out / f".pyrocompress.staging-{process_tag()}-0123abcd"
     live.mkdir()
     write_outputs(out, {"report.json": lambda p: p.write_text("{}")})
     assert live.is_dir()  # this process is alive: perhaps another write in progress
+
+
+def test_another_machines_staging_folder_is_left_alone(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    foreign = out / ".pyrocompress.staging-otherhost-p1-0123abcd"  # pid 1 there may live
+    foreign.mkdir()
+    write_outputs(out, {"report.json": lambda p: p.write_text("{}")})
+    assert foreign.is_dir()
+
+
+CHILD_AFTER_COMMIT = """
+import os, shutil, sys
+from pathlib import Path
+from pyrocompress.compress.report import write_outputs
+
+def dying_rmtree(path, *args, **kwargs):
+    for p in sorted(Path(path).rglob("*"), reverse=True):  # remove some, then die
+        if p.name == ".replaced":
+            break
+    os._exit(9)
+
+shutil.rmtree = dying_rmtree
+names = ("a.txt", "b.txt")
+write_outputs(Path(sys.argv[1]), {n: (lambda p, n=n: p.write_text("new " + n)) for n in names})
+"""
+
+
+def test_a_kill_after_the_moves_keeps_the_new_files(tmp_path):
+    """The review's case: killed while removing the staging folder of a run whose moves all
+    succeeded, the next run must not take the new files for half-moved ones."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.txt").write_text("old a")
+    (out / "keep.txt").write_text("mine")
+    code = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CHILD_AFTER_COMMIT), str(out)]
+    ).returncode
+    assert code == 9 and _hidden(out)
+    write_outputs(out, {"report.json": lambda p: p.write_text("{}")})
+    assert _files(out) == {
+        "a.txt": "new a.txt",
+        "b.txt": "new b.txt",
+        "keep.txt": "mine",
+        "report.json": "{}",
+    }
+    assert _hidden(out) == []

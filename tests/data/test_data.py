@@ -310,8 +310,8 @@ def test_load_mnist_empty_val(
     [
         (-1, r"val_size must be >= 0"),
         # issue 25: a small MNIST folder names the training file, not an unknown option
-        (N_TRAIN, r"training file holds 20 images and 20 of them are held out"),
-        (N_TRAIN + 5, r"training file holds 20 images and 25 of them are held out"),
+        (N_TRAIN, r"train-images-idx3-ubyte.* holds 20 images and 20 of them are held out"),
+        (N_TRAIN + 5, r"train-images-idx3-ubyte.* holds 20 images and 25 of them are held out"),
     ],
 )
 def test_load_mnist_bad_val_size(
@@ -687,3 +687,23 @@ def test_load_csv_that_cannot_be_read_is_a_value_error(tmp_path: Path, monkeypat
     monkeypatch.setattr(pd, "read_csv", denied)
     with pytest.raises(ValueError, match="cannot be read \\(Permission denied\\)"):
         load_csv(_csv(tmp_path, "a,y\n1,2\n"), "y")
+
+
+def test_load_csv_keeps_integer_targets_beyond_2_to_53_exact(tmp_path: Path) -> None:
+    """Issue 25's own example: integers beyond 2^53 (and beyond int64) were merged."""
+    text = "a,y\n1,10000000000000000001\n2,10000000000000000002\n3,10000000000000000003\n"
+    _, y, _ = load_csv(_csv(tmp_path, text), "y")
+    assert len(np.unique(y)) == 3  # beyond int64: kept as text labels, one class each
+    big = 2**53
+    _, y, _ = load_csv(_csv(tmp_path, f"a,y\n1,{big + 1}\n2,{big + 2}\n3,{big + 3}\n"), "y")
+    assert y.dtype == np.int64 and y.tolist() == [big + 1, big + 2, big + 3]
+
+
+def test_float64_inputs_float32_would_round_to_zero_are_refused() -> None:
+    """Issue 25 review: a feature around 1e-200 became zeros in float32, silently."""
+    import pyrocompress as pc
+
+    bnn = pc.bayesianize(pc.mlp([2, 4, 2]), "group-nj", seed=0)
+    X = torch.tensor([[1e-200, 2.0], [3e-200, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"as small as 1e-200.*rounds to 0"):
+        pc.fit(bnn, (X, torch.tensor([0, 1, 0])), epochs=1, progress=False)

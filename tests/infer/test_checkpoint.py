@@ -480,12 +480,30 @@ def test_temporaries_of_killed_checkpoint_writes_are_removed_by_the_next_run(tmp
         pc.fit(bnn, (X, y), checkpoint_dir=tmp_path, **{**SETTINGS, "epochs": 1})
     monkeypatch.undo()
     left = [p.name for p in tmp_path.iterdir()]
-    assert len(left) == 1 and left[0].startswith(".checkpoint.pt.") and left[0].endswith(".tmp")
+    tag = ckpt_module.process_tag()
+    assert len(left) == 1 and left[0].startswith(f".checkpoint.pt.{tag}.")
+    assert left[0].endswith(".tmp")
+    # the file of a killed process: this one's, renamed to a process that has ended
+    dead = _dead_pid()
+    killed_file = left[0].replace(tag, f"{tag.rsplit('-p', 1)[0]}-p{dead}")
+    (tmp_path / left[0]).rename(tmp_path / killed_file)
+    live = f".checkpoint.pt.{tag}.abcd1234.tmp"  # a writer still running (this process)
+    foreign = ".checkpoint.pt.otherhost-p1.abcd1234.tmp"  # another machine's writer
     others = [".checkpoint.pt.keep", "notes.tmp", ".model.pt.x.tmp", "checkpoint.pt.x.tmp"]
-    for name in others:
+    for name in [*others, live, foreign]:
         (tmp_path / name).write_text("not ours")
     pc.fit(bnn, (X, y), checkpoint_dir=tmp_path, resume=True, **{**SETTINGS, "epochs": 1})
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT_NAME, *others])
+    kept = sorted([CHECKPOINT_NAME, *others, live, foreign])
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept  # only the killed one went
+
+
+def _dead_pid() -> int:
+    """The process id of a process that has ended."""
+    import subprocess
+    import sys
+
+    code = "import os; print(os.getpid())"
+    return int(subprocess.run([sys.executable, "-c", code], capture_output=True).stdout)
 
 
 def test_an_interrupted_checkpoint_write_leaves_no_temporary_file(tmp_path, monkeypatch):
