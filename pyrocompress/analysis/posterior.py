@@ -165,6 +165,73 @@ class Posterior:
         """Names of the Bayesian layers, in network order."""
         return list(self._layers)
 
+    def __repr__(self) -> str:
+        layers = ", ".join(f"{n!r}: {m.spec.num_groups} groups" for n, m in self._layers.items())
+        priors = "+".join(dict.fromkeys(p.key for p in self.bnn.distinct_priors()))
+        return f"Posterior({priors}; {layers})"
+
+    def to_dataframe(self, masks: dict[str, torch.Tensor] | None = None) -> Any:
+        """Return one row per group: its layer, name, PIP, log α, SNR and (with masks) kept.
+
+        Parameters
+        ----------
+        masks
+            Boolean group masks per layer (True = kept), e.g. ``prune(...).plan.masks``;
+            the ``kept`` column is left out without them.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``layer``, ``group`` (index in the layer), ``name`` (the feature name
+            for the groups of the first layer's inputs when the network has them, else
+            ``layer[group]``), ``pip`` (when every prior has inclusion probabilities,
+            :meth:`inclusion_probabilities`), ``log_alpha`` (:meth:`log_alpha`), ``snr``
+            (group SNR, :meth:`snr`) and ``kept``.
+
+        Examples
+        --------
+        >>> import torch, pyrocompress as pc
+        >>> g = torch.Generator().manual_seed(0)
+        >>> X = torch.randn(64, 3, generator=g)
+        >>> bnn = pc.bayesianize(
+        ...     pc.mlp([3, 4, 2]), "group-nj", feature_names=["a", "b", "c"], seed=0
+        ... )
+        >>> _ = pc.fit(bnn, (X, (X[:, 0] > 0).long()), epochs=2, progress=False)
+        >>> table = pc.Posterior(bnn).to_dataframe()
+        >>> list(table.columns), table["name"].tolist()[:4]
+        (['layer', 'group', 'name', 'pip', 'log_alpha', 'snr'], ['a', 'b', 'c', '3[0]'])
+        """
+        import pandas as pd
+
+        log_alpha, snr = self.log_alpha(), self.snr("group")
+        with_pip = all(p.has_inclusion_probabilities for p in self.bnn.distinct_priors())
+        pips = self.inclusion_probabilities() if with_pip else None
+        features = self.bnn.feature_names
+        first = self.layer_names[0]
+        rows = []
+        for layer, spec_layer in self._layers.items():
+            n = int(log_alpha[layer].numel())
+            named = (
+                layer == first
+                and features is not None
+                and not spec_layer.groups_on_outputs
+                and len(features) == n
+            )
+            for g in range(n):
+                row: dict[str, Any] = {
+                    "layer": layer,
+                    "group": g,
+                    "name": features[g] if named and features is not None else f"{layer}[{g}]",
+                }
+                if pips is not None:
+                    row["pip"] = float(pips[layer][g])
+                row["log_alpha"] = float(log_alpha[layer][g])
+                row["snr"] = float(snr[layer][g])
+                if masks is not None:
+                    row["kept"] = bool(masks[layer][g])
+                rows.append(row)
+        return pd.DataFrame(rows)
+
     def _each(self, method: str, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
         """Return ``guide.<method>()`` of every layer (or of ``layers``).
 

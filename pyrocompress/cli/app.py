@@ -1077,6 +1077,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Bayesian compression of neural networks with Pyro: train with group "
         "priors, prune from the posterior, export a smaller network.",
     )
+    from pyrocompress import __version__
+
+    p.add_argument("--version", action="version", version=f"pyrocompress {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("demo", help="MLP on scikit-learn's digits, group horseshoe, auto pruning")
     d.add_argument("--out", default="demo-out", help="output directory (default: demo-out)")

@@ -76,3 +76,13 @@ def test_model_files_are_readable_by_all(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "model.pt").stat().st_mode & 0o777 == 0o644
+
+
+def test_version(capsys):
+    """Issue 27 (item 3): --version."""
+    from pyrocompress import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pyrocompress {__version__}"
