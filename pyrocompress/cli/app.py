@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, NoReturn, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 import numpy as np
 import pandas as pd
@@ -92,8 +92,33 @@ class RunError(RuntimeError):
     """A failure after the input was accepted (an export): one line, exit code 1."""
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or "default" in text
+            or default is None
+            or default is False
+            or default == ""
+            or default is argparse.SUPPRESS
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr (no usage block), exit 2."""
+    """An argument parser whose errors are one line on stderr (no usage block), exit 2.
+
+    Its help shows every option's default (:class:`_HelpFormatter`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         message = " ".join(message.split())  # one line, whatever argparse put in it
@@ -1064,6 +1089,7 @@ _GUIDE_HELP = (
 )
 
 
+_SEED_HELP = "seed of the initial weights, minibatches and noise (same seed, same run)"
 _EXPORT_HELP = (
     "deployable files to write next to model.pt, comma-separated: onnx (model.onnx; needs "
     "pip install 'pyrocompress[onnx]'), packed (model.packed: the compact network with its "
@@ -1083,8 +1109,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser("demo", help="MLP on scikit-learn's digits, group horseshoe, auto pruning")
     d.add_argument("--out", default="demo-out", help="output directory (default: demo-out)")
-    d.add_argument("--epochs", type=int, default=DEMO["epochs"])
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--epochs", type=int, default=DEMO["epochs"], help="passes over the data")
+    d.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--export", default="packed", help=_EXPORT_HELP + " (default: %(default)s)")
     c = sub.add_parser("compress", help="train, prune and export one model")
@@ -1104,12 +1130,17 @@ def _parser() -> argparse.ArgumentParser:
         + "; ".join(f"{k}: {e.files}" for k, e in registered.items() if e.files)
         + ")",
     )
-    c.add_argument("--epochs", type=int, default=10)
-    c.add_argument("--batch-size", type=int, default=128)
-    c.add_argument("--lr", type=float, default=1e-2)
+    c.add_argument("--epochs", type=int, default=10, help="passes over the training data")
+    c.add_argument("--batch-size", type=int, default=128, help="examples per SVI step")
+    c.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
     c.add_argument("--kl-warmup", type=int, default=0, help="epochs of linear KL warm-up")
     c.add_argument("--tolerance", type=float, default=0.01, help="auto rule: max error increase")
-    c.add_argument("--lr-schedule", default="cosine", choices=("cosine", "constant", "exponential"))
+    c.add_argument(
+        "--lr-schedule",
+        default="cosine",
+        choices=("cosine", "constant", "exponential"),
+        help="learning-rate schedule over the epochs",
+    )
     c.add_argument(
         "--pixel-range",
         type=_parse_range,
@@ -1123,8 +1154,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="largest weight variance of the first layer (Louizos et al.'s code: 0.04)",
     )
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    c.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    c.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="training device")
     c.add_argument(
         "--objective",
         default="elbo",
@@ -1212,7 +1243,7 @@ def _parser() -> argparse.ArgumentParser:
         help="select by Bayesian FDR at level Q (default: median-probability model)",
     )
     sel.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
-    sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     sel.add_argument("--out", default=None, help="output directory")
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

@@ -86,3 +86,16 @@ def test_version(capsys):
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"pyrocompress {__version__}"
+
+
+@pytest.mark.parametrize("command", ["compress", "select", "demo"])
+def test_help_shows_the_defaults(capsys, command):
+    """Issue 27 (item 3): --help showed no defaults."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--seed SEED seed of the initial weights" in text and "(default: 0)" in text
+    if command == "compress":
+        assert "passes over the training data (default: 10)" in text
+        assert "Adam's learning rate (default: 0.01)" in text
+        assert "training device (default: cpu)" in text
