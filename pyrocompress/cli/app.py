@@ -889,9 +889,14 @@ def run_select(
     seed: int = 0,
     out: str | None = None,
     guide: str = "mean-field",
+    exclude: str = "",
     progress: bool = True,
 ) -> dict:
     """Select features of a CSV table; writes ``selection.json`` and ``pip.png`` to ``out``.
+
+    ``exclude`` names columns (comma-separated) that are neither the target nor features:
+    an ID column, a date. ``selection.json`` records the run: task, prior, hidden widths,
+    epochs run, seed, excluded columns and the package version.
 
     The training budget is the selector's
     (:func:`~pyrocompress.selection.estimator.training_budget`):
@@ -920,8 +925,11 @@ def run_select(
     _check("seed", seed, "--seed")
     widths = _parse_hidden(hidden)
     reason = None
+    excluded = [c.strip() for c in exclude.split(",") if c.strip()]
+    if target in excluded:
+        raise UsageError(f"--exclude names the target column {target!r}; it cannot be both")
     try:
-        X, y = _load_table(csv, target)
+        X, y = _load_table(csv, target, excluded)
         if task is None:
             task, reason = infer_task(y)  # once here, so the selector does not infer it again
     except ValueError as e:
@@ -950,7 +958,19 @@ def run_select(
         raise UsageError(str(e)) from e
     if not is_main:
         return {}
-    selection = {**selector.summary(), "seconds": selector.fit_seconds_}
+    from pyrocompress import __version__
+
+    selection = {
+        **selector.summary(),
+        "seconds": selector.fit_seconds_,
+        "task": task,
+        "prior": prior,
+        "hidden": list(widths),
+        "epochs": selector.history_.epoch[-1],
+        "seed": seed,
+        "excluded": excluded,
+        "version": __version__,
+    }
     print(_format_selection(selection, prior, widths, selector.history_.epoch[-1]))
     if out is not None:
         writers = {
@@ -962,7 +982,9 @@ def run_select(
     return selection
 
 
-def _load_table(csv: str, target: str) -> tuple[pd.DataFrame, np.ndarray]:
+def _load_table(
+    csv: str, target: str, excluded: Sequence[str] = ()
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Read the CSV of ``select``: its feature columns as a DataFrame, and the target.
 
     As :func:`pyrocompress.data.load_csv` (the same checks and messages), except that
@@ -976,6 +998,13 @@ def _load_table(csv: str, target: str) -> tuple[pd.DataFrame, np.ndarray]:
         raise ValueError(f"CSV file {path} does not exist (or is not a file)")
     raw, df = loaders._read_csv(path)
     loaders._check_unique_header(path, raw)
+    unknown = [c for c in excluded if c not in {str(name) for name in df.columns}]
+    if unknown:
+        raise ValueError(
+            f"--exclude names {', '.join(map(repr, unknown))}, not a column of {path}; its "
+            "columns are: " + ", ".join(map(str, df.columns))
+        )
+    df = df.drop(columns=list(excluded))
     features = loaders._feature_columns(path, df, target)
     numeric = [c for c in features if c not in _text_columns(df, features)]
     X = pd.DataFrame(index=df.index)
@@ -1245,6 +1274,12 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
     sel.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     sel.add_argument("--out", default=None, help="output directory")
+    sel.add_argument(
+        "--exclude",
+        default="",
+        metavar="COL[,COL]",
+        help="columns that are neither target nor features (an ID, a date)",
+    )
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -1261,7 +1296,7 @@ def main(argv: list[str] | None = None) -> int:
             k: getattr(args, k)
             for k in (
                 *("csv", "target", "task", "prior", "hidden", "epochs", "max_steps", "tol"),
-                *("fdr", "seed", "out", "guide"),
+                *("fdr", "seed", "out", "guide", "exclude"),
             )
         }
         return _guarded(run_select, **settings, progress=not args.quiet)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import pyrocompress as pc
 from pyrocompress import REPORT_KEYS, load_compact
 from pyrocompress.cli import main
 from pyrocompress.data import write_idx
@@ -437,7 +438,11 @@ def test_select_contract(tmp_path, capsys):
     args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "4"]
     assert main([*args, "--epochs", "1500", "--out", str(out), "--quiet"]) == 0
     sel = json.loads((out / "selection.json").read_text())
-    assert list(sel) == [*SELECTION_KEYS, "seconds"]
+    run = ["task", "prior", "hidden", "epochs", "seed", "excluded", "version"]
+    assert list(sel) == [*SELECTION_KEYS, "seconds", *run]  # issue 27: the run is recorded
+    assert sel["task"] == "regression" and sel["prior"] == "spike-slab"
+    assert sel["hidden"] == [4] and sel["epochs"] == 1500 and sel["seed"] == 0
+    assert sel["excluded"] == [] and sel["version"] == pc.__version__
     assert sel["features"] == ["age", "dose", "noise1", "noise2"]
     assert set(sel["inclusion_probabilities"]) == set(sel["features"])
     assert all(0 <= p <= 1 for p in sel["inclusion_probabilities"].values())
@@ -678,3 +683,25 @@ def test_demo_reproduces_its_committed_report(tmp_path):
     assert {k: v for k, v in new["history"].items() if k != "seconds"} == {
         k: v for k, v in old["history"].items() if k != "seconds"
     }
+
+
+def test_select_excludes_columns(tmp_path, capsys):
+    """Issue 27 (item 3): an ID column could not be left out."""
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "sel"
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "0"]
+    args += ["--epochs", "300", "--exclude", "noise1, noise2", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    sel = json.loads((out / "selection.json").read_text())
+    assert sel["features"] == ["age", "dose"] and sel["excluded"] == ["noise1", "noise2"]
+
+
+@pytest.mark.parametrize(
+    ("exclude", "message"),
+    [("outcome", "names the target column"), ("nope", "'nope', not a column of")],
+)
+def test_select_bad_exclude_is_one_line(tmp_path, capsys, exclude, message):
+    csv = _table(tmp_path / "t.csv")
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--exclude", exclude]
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
