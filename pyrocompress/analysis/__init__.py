@@ -7,6 +7,7 @@ unit scores (:mod:`~pyrocompress.analysis.scores`).
 """
 
 from pyrocompress.analysis.diagnostics import (
+    KHAT_ADVICE,
     KHAT_THRESHOLDS,
     posterior_draws,
     psis_khat,
@@ -17,6 +18,7 @@ from pyrocompress.analysis.posterior import BitPrecision, Posterior, exponent_bi
 from pyrocompress.analysis.scores import predictive_moments, unit_scores
 
 __all__ = [
+    "KHAT_ADVICE",
     "KHAT_THRESHOLDS",
     "BitPrecision",
     "Posterior",

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pyrocompress.nn import BayesianNetwork
 
 __all__ = [
+    "KHAT_ADVICE",
     "KHAT_THRESHOLDS",
     "posterior_draws",
     "psis_khat",
@@ -48,6 +49,21 @@ KHAT_THRESHOLDS = {
     "ok": "0.5 <= k < 0.7: usable with care; importance-weighted estimates converge slowly",
     "bad": "k >= 0.7: the approximation is poor; do not trust it for quantities that depend "
     "on the tails, and do not rely on importance sampling to fix it",
+}
+
+
+#: What to try when the approximation is not good (issue 27): the usual causes of a high
+#: k-hat for a mean-field guide on a network are an unconverged fit and posterior
+#: correlations the factorised guide cannot hold (Yao et al. 2018, §3; Blei et al. 2017).
+KHAT_ADVICE = {
+    "good": "",
+    "ok": "train longer (more epochs, or until the ELBO's convergence stop), then check "
+    "again; PSIS-weighted summaries (arviz_stats.loo_approximate_posterior) correct "
+    "moderate errors",
+    "bad": "train longer and check that the loss has levelled off; try guide='conditional' "
+    "(weights given their gate) or fewer hidden units; on a small problem compare with "
+    "NUTS (pyrocompress.infer.run_nuts) before trusting tail quantities such as PIPs near "
+    "0 or 1",
 }
 
 
@@ -363,11 +379,17 @@ def vi_diagnostics(tree: DataTree) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``khat``, ``verdict`` (``"good"``, ``"ok"``, ``"bad"``) and ``meaning``
-        (:data:`KHAT_THRESHOLDS`).
+        ``khat``, ``verdict`` (``"good"``, ``"ok"``, ``"bad"``), ``meaning``
+        (:data:`KHAT_THRESHOLDS`) and ``advice``: what to try (:data:`KHAT_ADVICE`; empty
+        when good).
     """
     ss = tree["sample_stats"].to_dataset()
     lw = (ss["log_p"] - ss["log_q"]).values
     k = psis_khat(lw)
     verdict = "good" if k < 0.5 else "ok" if k < 0.7 else "bad"
-    return {"khat": k, "verdict": verdict, "meaning": KHAT_THRESHOLDS[verdict]}
+    return {
+        "khat": k,
+        "verdict": verdict,
+        "meaning": KHAT_THRESHOLDS[verdict],
+        "advice": KHAT_ADVICE[verdict],
+    }

@@ -67,6 +67,10 @@ def test_arviz_stats_accept_the_datatree(fitted):
     assert np.isfinite(loo.elpd) and np.isfinite(approx.elpd)
     diag = vi_diagnostics(tree)
     assert diag["verdict"] in ("good", "ok", "bad") and "k" in diag["meaning"]
+    # issue 27: a k-hat that is not good says what to try
+    assert (diag["advice"] == "") == (diag["verdict"] == "good")
+    if diag["verdict"] == "bad":
+        assert "train longer" in diag["advice"] and "run_nuts" in diag["advice"]
 
 
 @pytest.mark.parametrize("s2", [1.5, 2.0, 4.0])
