@@ -27,7 +27,7 @@ import torch
 
 from pyrocompress.constraints import check
 
-__all__ = ["get_state", "seeded", "seeded_by", "set_state"]
+__all__ = ["get_state", "intra_op_threads", "seeded", "seeded_by", "set_state"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,3 +127,20 @@ def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
         return cast(F, wrapper)
 
     return decorate
+
+
+@contextlib.contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, restoring the number after.
+
+    ``None`` leaves the number alone.
+    """
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

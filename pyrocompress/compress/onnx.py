@@ -43,6 +43,7 @@ from torch import nn
 
 from pyrocompress.constraints import Constraint
 from pyrocompress.infer.checkpoint import atomic_write_bytes
+from pyrocompress.rng import intra_op_threads
 
 __all__ = ["INPUT_NAME", "OPSET", "OUTPUT_NAME", "export_onnx", "onnx_bytes", "onnx_latency"]
 
@@ -85,17 +86,6 @@ def _eval_mode(*modules: nn.Module | None) -> Iterator[None]:
     finally:
         for m, training in flags:
             m.training = training
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """Run with ``torch.set_num_threads(threads)``, restoring the caller's number after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _check_module(label: str, module: Any) -> nn.Module:
@@ -539,7 +529,7 @@ def onnx_latency(
     shape = _input_shape(session, sizes, onnx_path)
     g = torch.Generator().manual_seed(0)
     rows = []
-    with _torch_threads(threads), _eval_mode(module, dense), torch.no_grad():
+    with intra_op_threads(threads), _eval_mode(module, dense), torch.no_grad():
         for b in sizes:
             x = torch.randn(b, *shape, generator=g)
             feed = {name: x.numpy()}

@@ -15,11 +15,9 @@ estimator is not itself a module), so :func:`sklearn.base.clone`, grid search an
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
@@ -41,7 +39,7 @@ from pyrocompress.infer import pretrain
 from pyrocompress.nn import bayesianize, mlp
 from pyrocompress.priors import Prior, get_prior, prior_keys
 from pyrocompress.priors.conditional import GUIDES
-from pyrocompress.rng import seeded
+from pyrocompress.rng import intra_op_threads, seeded
 from pyrocompress.selection.encoding import (
     InputEncoding,
     build_encoding,
@@ -99,23 +97,6 @@ class Budget(NamedTuple):
     kl_warmup: int
     pretrain_epochs: int
     threads: int | None
-
-
-@contextlib.contextmanager
-def _intra_op_threads(count: int | None) -> Iterator[None]:
-    """Run the block with ``count`` torch intra-op threads, restoring the number after.
-
-    ``None`` leaves the number alone.
-    """
-    if count is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def training_budget(
@@ -569,7 +550,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         self.budget_ = budget
         self.pretrain_history_ = None
         cpu = torch.device(self.device).type == "cpu"
-        with _intra_op_threads(budget.threads if cpu else None):
+        with intra_op_threads(budget.threads if cpu else None):
             if budget.pretrain_epochs:
                 self.pretrain_history_ = pretrain(
                     self.module_,

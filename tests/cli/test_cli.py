@@ -195,18 +195,6 @@ def test_write_outputs_is_all_or_nothing(tmp_path):
 COMPRESS = ["compress", "--model", "mlp:64-8-10", "--prior", "group-nj", "--dataset", "digits"]
 
 
-@pytest.fixture
-def no_training(monkeypatch):
-    """Fail loudly if a command gets as far as reading data or training."""
-    from pyrocompress.cli import app as cli
-
-    def reached(*args, **kwargs):
-        raise AssertionError("the bad option was not caught before the data and training")
-
-    monkeypatch.setattr(cli.datasets, "load_dataset", reached)
-    monkeypatch.setattr(cli, "fit", reached)
-
-
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
