@@ -36,3 +36,15 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail loudly if a command gets as far as reading data or training."""
+    from pyrocompress.cli import app as cli
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the bad option was not caught before the data and training")
+
+    monkeypatch.setattr(cli.datasets, "load_dataset", reached)
+    monkeypatch.setattr(cli, "fit", reached)
