@@ -6,13 +6,13 @@ PYTHON ?= $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1
 	  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "python3.12 not found: install Python 3.12 or pass PYTHON=/path/to/python3.12"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -34,6 +34,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format pyrocompress tests benchmarks
 	$(VENV)/bin/ruff check --fix pyrocompress tests benchmarks
+
+# pin the versions installed now (after an upgrade; then rerun the measured figures)
+constraints: $(STAMP)
+	{ sed -n '/^[^#]/q;p' constraints.txt; \
+	  $(VENV)/bin/python -m pip freeze | grep -v '^#\|^-e\|^pyrocompress'; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

@@ -29,9 +29,14 @@ def machine() -> str:
     except OSError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    from pyrocompress.rng import DEFAULT_THREADS
+
+    # results depend on the thread count (issue 27): fit and the CLI use DEFAULT_THREADS
+    # unless a script says otherwise; the versions are pinned in constraints.txt
     return (
         f"{cpu}, {os.cpu_count()} cores{gpu}, Python {platform.python_version()}, "
-        f"torch {torch.__version__}, {platform.system()} {platform.release()}"
+        f"torch {torch.__version__}, {platform.system()} {platform.release()}, "
+        f"{DEFAULT_THREADS} torch thread per process"
     )
 
 

@@ -19,7 +19,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from pyrocompress import analysis, compress, data, distributions, effects, infer, nn, priors, rng
-from pyrocompress.analysis import BitPrecision, Posterior, predictive_moments, unit_scores
+from pyrocompress.analysis import (
+    BitPrecision,
+    Posterior,
+    predict,
+    predictive_moments,
+    unit_scores,
+)
 from pyrocompress.compress import (
     REPORT_KEYS,
     PruneResult,
@@ -42,6 +48,7 @@ from pyrocompress.distributions import (
     GaussianLikelihood,
 )
 from pyrocompress.infer import (
+    ConvergenceWarning,
     History,
     LocalReparamELBO,
     LocalReparameterization,
@@ -81,7 +88,7 @@ if TYPE_CHECKING:
     from pyrocompress import plots, selection
     from pyrocompress.selection.estimator import FeatureSelector
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 #: Names imported on first use: name -> (module, attribute or None for the module itself).
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -105,6 +112,7 @@ __all__ = [
     "GaussianLikelihood",
     "GroupHorseshoe",
     "GroupNormalJeffreys",
+    "ConvergenceWarning",
     "History",
     "LocalReparamELBO",
     "LocalReparameterization",
@@ -137,6 +145,7 @@ __all__ = [
     "mlp",
     "nn",
     "plots",
+    "predict",
     "predictive_moments",
     "pretrain",
     "priors",

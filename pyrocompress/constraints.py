@@ -111,6 +111,8 @@ PARAMETERS: dict[str, Constraint] = {
     "group_penalty": Constraint("real", low=0, example="1.5e-3"),
     "num_samples": Constraint("integer", low=1, example="500"),
     "seed": Constraint("integer", low=0, high=SEED_LIMIT - 1, example="0"),
+    # torch intra-op threads for the duration of a call (None: leave torch's setting)
+    "threads": Constraint("integer", low=1, high=4096, optional=True, example="1"),
     # fit's convergence stop: relative change of the window means, window length in epochs
     "tol": Constraint("real", low=0, low_open=True, optional=True, example="1e-3 (or None: off)"),
     "convergence_window": Constraint("integer", low=2, example="50"),

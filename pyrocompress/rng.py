@@ -27,7 +27,15 @@ import torch
 
 from pyrocompress.constraints import check
 
-__all__ = ["get_state", "intra_op_threads", "seeded", "seeded_by", "set_state"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "get_state",
+    "intra_op_threads",
+    "seeded",
+    "seeded_by",
+    "set_state",
+    "threads_by",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,6 +107,28 @@ def seeded(seed: int | None) -> Iterator[None]:
         set_state(state)
 
 
+def threads_by(parameter: str = "threads") -> Callable[[F], F]:
+    """Make a decorator that runs the function under :func:`intra_op_threads`.
+
+    The decorated function's argument ``parameter`` gives the number of threads (its
+    default applies when the caller leaves it out); the caller's setting is restored.
+    """
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            with intra_op_threads(bound.arguments[parameter]):
+                return fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
 def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
     """Make a decorator that runs the function under :func:`seeded` with one of its arguments.
 
@@ -129,12 +159,32 @@ def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
     return decorate
 
 
+#: The library's thread policy: torch intra-op threads per process while it trains or
+#: evaluates (:func:`threads_by`). See :func:`intra_op_threads`.
+DEFAULT_THREADS = 1
+
+
 @contextlib.contextmanager
 def intra_op_threads(count: int | None) -> Iterator[None]:
     """Run the block with ``count`` torch intra-op threads, restoring the number after.
 
     ``None`` leaves the number alone.
+
+    **The thread policy.** :func:`~pyrocompress.fit`, :func:`~pyrocompress.pretrain` and
+    the command line run with ``DEFAULT_THREADS`` = 1 intra-op thread per process unless
+    told otherwise (``threads=``, ``--threads``), and give torch's setting back after.
+    Why: torch starts one busy-waiting OpenMP thread per core in every process, so two
+    processes on the same cores (two fits side by side, a study's ``--jobs``, any other
+    job) oversubscribe them, and each step waits on threads that are descheduled:
+    measured on 2 cores, runs became 10-40 times slower (issue 27). The networks this
+    library trains are small enough that one thread loses little when the machine is
+    free (``benchmarks/speed/threads.py`` measures both; ``docs/results/threads.md``).
+    Give ``threads`` = the number of cores when one process has the machine to itself and
+    the network is large; ``None`` keeps whatever torch is set to. torch's setting is
+    process-wide: other Python threads of the process (a notebook kernel's, a server's)
+    run with it too until the block ends.
     """
+    check("threads", count)
     if count is None:
         yield
         return

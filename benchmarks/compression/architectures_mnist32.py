@@ -75,6 +75,7 @@ def run(model: str, prior: str, splits, args) -> dict:
         lr=args.lr,
         seed=args.seed,
         progress=False,
+        tol=None,
     )
     fit_s = time.perf_counter() - start
     result = pc.prune(

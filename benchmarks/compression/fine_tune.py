@@ -121,6 +121,7 @@ def study(
             seed=1000 * seed + k,  # seed 0: the seeds 1, 2, ... of the first runs
             max_weight_variance={layer0: cap} if cap is not None else None,
             progress=False,
+            tol=None,
         )
         seconds += time.perf_counter() - start
         tuned = pc.prune(bnn, "sparsity", sparsity=0.0, test=test)

@@ -104,7 +104,7 @@ def command(
     return [
         "compress", "--model", model, "--prior", prior, "--dataset", "mnist",
         "--data-dir", str(data_dir), "--epochs", str(epochs), "--batch-size", "128",
-        "--lr", "1e-3", "--tolerance", str(TOLERANCE),
+        "--lr", "1e-3", "--tolerance", str(TOLERANCE), "--tol", "off",
         *(() if "--seed" in extra else ("--seed", "0")), *extra,
         *(("--device", device) if device != "cpu" else ()),
     ]  # fmt: skip
@@ -146,7 +146,7 @@ def library_run(
     history = fit(
         bnn, splits.train, epochs=epochs, batch_size=128, lr=1e-3, lr_schedule="cosine",
         validation=splits.val, seed=seed, checkpoint_dir=checkpoint_dir, resume=resume,
-        overwrite_checkpoint=overwrite, progress=False,
+        overwrite_checkpoint=overwrite, progress=False, tol=None,
     )  # fmt: skip
     bnn.cpu()
     meta = {

@@ -173,11 +173,11 @@ def train(arch, X, y, epochs: int, seed: int):
     seconds = {}
     start = time.perf_counter()
     bnn = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=seed)
-    pc.fit(bnn, (X, y), epochs=epochs, lr=1e-3, seed=seed, progress=False)
+    pc.fit(bnn, (X, y), epochs=epochs, lr=1e-3, seed=seed, progress=False, tol=None)
     seconds["bnn"] = time.perf_counter() - start
     start = time.perf_counter()
     bnn_m = pc.bayesianize(arch(), prior=pc.Gaussian(1.0), seed=seed)
-    pc.fit(bnn_m, (X, y), epochs=epochs, lr=1e-3, seed=seed, objective="moments",
+    pc.fit(bnn_m, (X, y), epochs=epochs, lr=1e-3, seed=seed, objective="moments", tol=None,
            progress=False)  # fmt: skip
     seconds["bnn_moments"] = time.perf_counter() - start
     start = time.perf_counter()

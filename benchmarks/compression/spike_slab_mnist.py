@@ -127,7 +127,7 @@ def screen(name: str, epochs: int, data_dir: Path, subset: int | None) -> dict:
     bnn = pc.bayesianize(net, SpikeAndSlab(**prior_kw), seed=0)
     history = pc.fit(
         bnn, train, epochs=epochs, batch_size=128, lr=1e-3, validation=splits.val,
-        seed=0, progress=False, **fit_kw,
+        seed=0, progress=False, tol=None, **fit_kw,
     )  # fmt: skip
     val = (splits.val.X, splits.val.y)
     test = (splits.test.X, splits.test.y)

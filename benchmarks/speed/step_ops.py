@@ -71,7 +71,7 @@ def _data():
 def ops_per_step(arch, prior: str) -> float:
     X, y = _data()
     bnn = pc.bayesianize(arch(), prior, seed=0)
-    settings = dict(epochs=1, batch_size=BATCH, progress=False, seed=0)
+    settings = dict(epochs=1, batch_size=BATCH, progress=False, seed=0, tol=None)
     pc.fit(bnn, (X, y), **settings)  # warm-up: optimiser state, caches
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         pc.fit(bnn, (X, y), **settings)

@@ -1,9 +1,10 @@
-"""Analysis: posterior summaries, ArviZ diagnostics, predictive moments and unit scores.
+"""Analysis: posterior summaries, ArviZ diagnostics, the predictive and unit scores.
 
 Posterior summaries (inclusion probabilities, log alpha, SNR, bit precision;
 :mod:`~pyrocompress.analysis.posterior`), ArviZ diagnostics
-(:mod:`~pyrocompress.analysis.diagnostics`), and sampling-free predictive moments and
-unit scores (:mod:`~pyrocompress.analysis.scores`).
+(:mod:`~pyrocompress.analysis.diagnostics`), the posterior predictive on new inputs by
+Monte Carlo over the guide, for every prior (:mod:`~pyrocompress.analysis.predictive`),
+and sampling-free predictive moments and unit scores (:mod:`~pyrocompress.analysis.scores`).
 """
 
 from pyrocompress.analysis.diagnostics import (
@@ -15,6 +16,7 @@ from pyrocompress.analysis.diagnostics import (
     vi_diagnostics,
 )
 from pyrocompress.analysis.posterior import BitPrecision, Posterior, exponent_bits, mantissa_bits
+from pyrocompress.analysis.predictive import Prediction, predict
 from pyrocompress.analysis.scores import predictive_moments, unit_scores
 
 __all__ = [
@@ -22,9 +24,11 @@ __all__ = [
     "KHAT_THRESHOLDS",
     "BitPrecision",
     "Posterior",
+    "Prediction",
     "exponent_bits",
     "mantissa_bits",
     "posterior_draws",
+    "predict",
     "predictive_moments",
     "psis_khat",
     "unit_scores",

@@ -11,6 +11,7 @@ and the loss history.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ import pyro.poutine as poutine
 import torch
 from numpy.typing import ArrayLike
 
-from pyrocompress.rng import seeded
+from pyrocompress.analysis.predictive import guide_traces
 
 if TYPE_CHECKING:
     from xarray import DataTree
@@ -90,19 +91,24 @@ def variable_prefix(layer: str) -> str:
 def posterior_draws(
     bnn: BayesianNetwork,
     X: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | None = None,
     num_samples: int = 200,
     *,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Draw from the guide and replay the model on ``(X, y)`` for each draw.
 
+    The draws are those of :func:`~pyrocompress.analysis.predictive.guide_traces` (the
+    one sampler of the analysis stage, shared with :func:`~pyrocompress.predict`).
+
     Parameters
     ----------
     bnn
-        The fitted network (put in eval mode).
+        The fitted network (in eval mode while drawing; its mode is restored after).
     X, y
-        The data, on the network's device.
+        The data, on the network's device; ``y=None`` for new inputs without targets:
+        the observations are then drawn from the model (posterior predictive) and there
+        is no log-likelihood.
     num_samples
         Number of draws ``S``, at least 2.
     seed
@@ -112,11 +118,11 @@ def posterior_draws(
     -------
     dict
         Numpy arrays with a leading draw axis: per-layer gate draws (``gates``, a dict by
-        layer name), the effective weights (``weights``, likewise), the pointwise
-        log-likelihood ``log_lik [S, N]``, posterior-predictive ``y_pred [S, N]``, the
-        guide's log-density ``log_q [S]``, the model's log joint ``log_p [S]`` (prior
-        of every latent site plus the log-likelihood), and the draws of every latent site
-        (``sites``, tensors by site name).
+        layer name), the effective weights (``weights``, likewise), posterior-predictive
+        ``y_pred [S, N]``, the guide's log-density ``log_q [S]``, the draws of every
+        latent site (``sites``, tensors by site name) and, with ``y``, the pointwise
+        log-likelihood ``log_lik [S, N]`` and the model's log joint ``log_p [S]`` (prior
+        of every latent site plus the log-likelihood).
 
     Raises
     ------
@@ -126,7 +132,6 @@ def posterior_draws(
     if num_samples < 2:
         raise ValueError(f"num_samples must be at least 2, got {num_samples}")
     layers = bnn.bayesian_layers()
-    bnn.eval()
     gates: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     weights: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     log_lik: list[torch.Tensor] = []
@@ -134,18 +139,20 @@ def posterior_draws(
     log_q: list[torch.Tensor] = []
     log_p: list[torch.Tensor] = []
     sites: dict[str, list[torch.Tensor]] = {}
-    with seeded(seed):  # the caller's global random state is left as it was
-        for _ in range(num_samples):
-            g_tr = poutine.trace(bnn.guide).get_trace()
+    # the traces are drawn under the seed, and so are the observations drawn between them
+    with contextlib.closing(guide_traces(bnn, num_samples, seed=seed)) as traces:
+        for g_tr in traces:
             m_tr = poutine.trace(poutine.replay(bnn, trace=g_tr)).get_trace(X, y)
             g_tr.compute_log_prob()
-            m_tr.compute_log_prob()
             obs = _nodes(m_tr)["obs"]
-            ll = _log_prob64(obs["fn"], obs["value"])
-            log_lik.append(ll)
-            y_pred.append(obs["fn"].sample())
+            if y is None:  # the model drew the observations: the posterior predictive
+                y_pred.append(obs["value"])
+            else:
+                m_tr.compute_log_prob()
+                log_lik.append(_log_prob64(obs["fn"], obs["value"]))
+                y_pred.append(obs["fn"].sample())
+                log_p.append(torch.as_tensor(m_tr.log_prob_sum(), dtype=torch.float64))
             log_q.append(torch.as_tensor(g_tr.log_prob_sum(), dtype=torch.float64))
-            log_p.append(torch.as_tensor(m_tr.log_prob_sum(), dtype=torch.float64))
             values = {s: n["value"] for s, n in _nodes(g_tr).items() if n["type"] == "sample"}
             for site, value in values.items():
                 sites.setdefault(site, []).append(value.detach())
@@ -154,15 +161,17 @@ def posterior_draws(
                     gate = layers[name].spec.group_sum(w**2).sqrt()
                 gates[name].append(gate)
                 weights[name].append(w)
-    return {
+    out = {
         "gates": {k: torch.stack(v).cpu().numpy() for k, v in gates.items()},
         "weights": {k: torch.stack(v).cpu().numpy() for k, v in weights.items()},
-        "log_lik": torch.stack(log_lik).cpu().numpy(),
         "y_pred": torch.stack(y_pred).cpu().numpy(),
         "log_q": torch.stack(log_q).cpu().numpy(),
-        "log_p": torch.stack(log_p).cpu().numpy(),
         "sites": {k: torch.stack(v) for k, v in sites.items()},
     }
+    if y is not None:
+        out["log_lik"] = torch.stack(log_lik).cpu().numpy()
+        out["log_p"] = torch.stack(log_p).cpu().numpy()
+    return out
 
 
 def _nodes(trace: poutine.Trace) -> dict[str, Mapping[str, Any]]:
@@ -217,7 +226,7 @@ def _group_dim(bnn: BayesianNetwork, name: str) -> tuple[str, list]:
 def to_datatree(
     posterior: Posterior,
     X: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | None = None,
     *,
     num_samples: int = 200,
     all_weights: bool = False,
@@ -243,12 +252,19 @@ def to_datatree(
     ``<layer>_pip`` and the relevance threshold ``<layer>_threshold``) and ``loss`` (the
     training history, when given).
 
+    Without ``y`` (new inputs, no targets), ``posterior_predictive`` holds draws of the
+    observations at ``X`` — for each guide draw, one outcome from the likelihood given
+    that draw's network — and there is no ``log_likelihood``, ``observed_data`` or
+    ``sample_stats`` (they need targets; :func:`vi_diagnostics` needs a tree built with
+    ``y``). For the predictive mean and standard deviation at new inputs without the
+    draws, :func:`~pyrocompress.predict`.
+
     Parameters
     ----------
     posterior
         The posterior of the fitted network.
     X, y
-        The data (moved to the network's device).
+        The data (moved to the network's device); ``y=None`` for new inputs.
     num_samples
         Number of guide draws (:func:`posterior_draws`).
     all_weights
@@ -267,12 +283,14 @@ def to_datatree(
 
     bnn = posterior.bnn
     X = torch.as_tensor(X).float()
-    y = torch.as_tensor(y)
+    y = None if y is None else torch.as_tensor(y)
     device = bnn.device
-    d = posterior_draws(bnn, X.to(device), y.to(device), num_samples, seed=seed)
+    d = posterior_draws(
+        bnn, X.to(device), None if y is None else y.to(device), num_samples, seed=seed
+    )
     post: dict[str, np.ndarray] = {}
     dims: dict[str, list[str]] = {}
-    coords: dict[str, Any] = {"obs_id": np.arange(len(y))}
+    coords: dict[str, Any] = {"obs_id": np.arange(len(X))}
     for name, draws in d["gates"].items():
         dim, coord = _group_dim(bnn, name)
         var = f"{variable_prefix(name)}_scale"
@@ -309,13 +327,14 @@ def to_datatree(
             post[f"{prefix}_relevance"] = analysis.relevance(name, parts).numpy()[None]
             dims[f"{prefix}_relevance"] = [dim]
     dims["obs"] = ["obs_id"]
-    data = {
+    data: dict[str, dict[str, Any]] = {
         "posterior": post,
-        "log_likelihood": {"obs": d["log_lik"][None]},
         "posterior_predictive": {"obs": d["y_pred"][None]},
-        "observed_data": {"obs": y.cpu().numpy()},
-        "sample_stats": {"log_q": d["log_q"][None], "log_p": d["log_p"][None]},
     }
+    if y is not None:
+        data["log_likelihood"] = {"obs": d["log_lik"][None]}
+        data["observed_data"] = {"obs": y.cpu().numpy()}
+        data["sample_stats"] = {"log_q": d["log_q"][None], "log_p": d["log_p"][None]}
     tree = from_dict(data, dims=dims, coords=coords)
     tree["variational"] = dict_to_dataset(
         variational, sample_dims=[], dims=vdims, coords=coords, inference_library=None
@@ -383,6 +402,11 @@ def vi_diagnostics(tree: DataTree) -> dict[str, Any]:
         (:data:`KHAT_THRESHOLDS`) and ``advice``: what to try (:data:`KHAT_ADVICE`; empty
         when good).
     """
+    if "sample_stats" not in tree.children:
+        raise ValueError(
+            "the DataTree has no sample_stats (log_p, log_q): build it with the targets, "
+            "Posterior.to_datatree(X, y), not for new inputs alone"
+        )
     ss = tree["sample_stats"].to_dataset()
     lw = (ss["log_p"] - ss["log_q"]).values
     k = psis_khat(lw)

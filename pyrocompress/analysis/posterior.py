@@ -136,7 +136,7 @@ class Posterior:
     >>> X = torch.randn(64, 4, generator=g)
     >>> y = (X[:, 0] > 0).long()
     >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-horseshoe", seed=0)
-    >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, progress=False)
+    >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
     >>> post = pc.Posterior(bnn)
     >>> post.layer_names
     ['1', '3']
@@ -196,7 +196,7 @@ class Posterior:
         >>> bnn = pc.bayesianize(
         ...     pc.mlp([3, 4, 2]), "group-nj", feature_names=["a", "b", "c"], seed=0
         ... )
-        >>> _ = pc.fit(bnn, (X, (X[:, 0] > 0).long()), epochs=2, progress=False)
+        >>> _ = pc.fit(bnn, (X, (X[:, 0] > 0).long()), epochs=2, tol=None, progress=False)
         >>> table = pc.Posterior(bnn).to_dataframe()
         >>> list(table.columns), table["name"].tolist()[:4]
         (['layer', 'group', 'name', 'pip', 'log_alpha', 'snr'], ['a', 'b', 'c', '3[0]'])
@@ -246,7 +246,7 @@ class Posterior:
     def to_datatree(
         self,
         X: torch.Tensor,
-        y: torch.Tensor,
+        y: torch.Tensor | None = None,
         *,
         num_samples: int = 200,
         all_weights: bool = False,
@@ -260,7 +260,9 @@ class Posterior:
         Parameters
         ----------
         X, y
-            Data for the log-likelihood and posterior-predictive groups.
+            Data for the log-likelihood and posterior-predictive groups; without ``y``
+            (new inputs), the posterior predictive at ``X`` alone (no log-likelihood,
+            observed data or sample stats).
         num_samples
             Number of draws from the guide.
         all_weights

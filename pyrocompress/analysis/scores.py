@@ -17,6 +17,11 @@ def predictive_moments(
 ) -> dict[str, torch.Tensor]:
     r"""Return sampling-free predictive summaries of ``bnn`` at ``X``.
 
+    Moment propagation needs independent Gaussian weights (the ``"gaussian"`` prior); for
+    a network with a group prior (normal-Jeffreys, horseshoe, spike-and-slab), whose gates
+    make a group's weights dependent, use :func:`~pyrocompress.predict` (Monte Carlo over
+    the guide), which works for every prior.
+
     Parameters
     ----------
     bnn
@@ -38,7 +43,20 @@ def predictive_moments(
         1992; for the Bernoulli likelihood the sigmoid of the same ratio). With
         ``covariance="full"`` the moments come from the full-covariance propagation and
         ``"cov"``, each example's covariance of the output units, is added.
+
+    Raises
+    ------
+    ValueError
+        For a prior without moment propagation; the message points to
+        :func:`~pyrocompress.predict`.
     """
+    try:
+        check_supported(bnn)
+    except ValueError as err:
+        raise ValueError(
+            f"{err}; for the predictive of this network use pyrocompress.predict(bnn, X, "
+            "num_samples=100), Monte Carlo over the guide, which works for every prior"
+        ) from None
     device = bnn.device
     parts = [
         propagate(bnn, X[i : i + batch_size].to(device), covariance=covariance)

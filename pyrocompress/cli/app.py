@@ -12,6 +12,7 @@ succeeds.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import inspect
 import itertools
@@ -23,6 +24,7 @@ import tempfile
 import time
 import traceback
 import types
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +43,10 @@ from pyrocompress.compress.report import format_report, json_writer, write_outpu
 from pyrocompress.compress.rules import pruning_rules
 from pyrocompress.compress.surgery import needs_graph_export
 from pyrocompress.constraints import check, first_line
-from pyrocompress.infer import fit, world
+from pyrocompress.infer import History, fit, world
 from pyrocompress.infer.checkpoint import check_checkpoint_target
+from pyrocompress.infer.posterior_file import POSTERIOR_NAME, load_posterior, posterior_bytes
+from pyrocompress.infer.training import FIT_TOL, ConvergenceWarning
 from pyrocompress.nn import (
     BayesianNetwork,
     bayesianize,
@@ -64,7 +68,7 @@ from pyrocompress.plots import (
 )
 from pyrocompress.priors import get_prior, prior_keys
 from pyrocompress.priors.conditional import GUIDES
-from pyrocompress.rng import seeded
+from pyrocompress.rng import DEFAULT_THREADS, seeded, threads_by
 from pyrocompress.selection.estimator import (
     DEFAULT_TOL,
     FeatureSelector,
@@ -72,7 +76,7 @@ from pyrocompress.selection.estimator import (
     selection_priors,
 )
 
-__all__ = ["build_model", "main", "run", "run_select"]
+__all__ = ["build_model", "main", "run", "run_prune", "run_select"]
 
 DEMO = {
     "model": "mlp:64-100-100-10",
@@ -81,6 +85,7 @@ DEMO = {
     "epochs": 300,
     "batch_size": 128,
     "lr": 1e-2,
+    "tol": None,  # a fixed recipe: the README's demo numbers are those of 300 epochs
 }
 
 
@@ -462,13 +467,14 @@ def build_model(spec: str, in_shape: tuple[int, ...], num_classes: int) -> torch
     return _resolve_model(spec)(tuple(in_shape), num_classes).module
 
 
+@threads_by("threads")
 def run(
     *,
     model: str,
     prior: str,
     dataset: str,
     data_dir: str | None,
-    epochs: int,
+    epochs: int | None,
     batch_size: int,
     lr: float,
     seed: int,
@@ -489,8 +495,16 @@ def run(
     guide: str = "mean-field",
     export: str = "",
     progress: bool = True,
+    tol: float | None = FIT_TOL,
+    threads: int | None = DEFAULT_THREADS,
 ) -> dict:
-    """Train, prune and write ``report.json``, ``model.pt`` and plots; returns the report.
+    """Train, prune and write ``report.json``, ``model.pt``, ``posterior.pt`` and plots.
+
+    Returns the report. ``out=None`` writes into ``compress-out`` (the message names it);
+    ``tol`` is :func:`~pyrocompress.fit`'s convergence tolerance (``None``: run all
+    ``epochs``). ``posterior.pt`` holds the fitted posterior and the settings, for
+    ``pyrocompress prune --posterior`` (:func:`run_prune`). ``threads``: torch intra-op
+    threads for the whole command (one by default; ``None`` keeps torch's setting).
 
     ``export`` names deployable files to write too (``"onnx,packed,shared"``,
     :func:`~pyrocompress.deployable_files`): ``model.onnx`` holds the compact network of
@@ -502,6 +516,7 @@ def run(
     written, raise :class:`UsageError` naming the option (one line, exit code 2 from
     :func:`main`). The outputs are written all or nothing (:func:`write_outputs`).
     """
+    out = DEFAULT_OUT["compress"] if out is None else out
     _check_compress_options(
         epochs=epochs,
         batch_size=batch_size,
@@ -522,7 +537,125 @@ def run(
         rule=rule,
         threshold=threshold,
     )
+    if tol is not None:
+        _check("tol", tol, "--tol")
     formats = _check_export(export)
+    settings = {
+        "model": model,
+        "prior": prior,
+        "guide": guide,
+        "dataset": dataset,
+        "data_dir": None if data_dir is None else str(Path(data_dir).resolve()),
+        "seed": seed,
+        "pixel_range": list(pixel_range),
+        "epochs": epochs,
+        "objective": objective,
+        "score": score,
+        "rule": rule,
+        "tolerance": tolerance,
+        "threshold": threshold,
+    }
+    start = time.perf_counter()
+    built, bnn, splits = _build(settings)
+    settings["data_sha256"] = _fingerprint(splits)
+    with warnings.catch_warnings():  # said in one line below, with the options to change
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        history = _train(
+            bnn,
+            splits,
+            settings,
+            dict(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                lr_schedule=lr_schedule,
+                kl_warmup=kl_warmup,
+                clip_var=clip_var,
+                device=device,
+                checkpoint_dir=checkpoint_dir,
+                resume=resume,
+                overwrite_checkpoint=overwrite_checkpoint,
+                progress=progress,
+                tol=tol,
+            ),
+        )
+    if not world().is_main:
+        return {}  # under torchrun, rank 0 prunes, reports and writes
+    _warn_unconverged(history, tol, "--epochs")
+    bnn.cpu()
+    settings["epochs"] = len(history)
+    return _prune_and_write(built, bnn, splits, history, settings, formats, out, start)
+
+
+def _warn_unconverged(history: History, tol: float | None, budget: str) -> None:
+    """Say in one line that training ended before its convergence test was met.
+
+    The library's :class:`~pyrocompress.ConvergenceWarning` names ``fit``'s arguments; the
+    command line names its options (``budget``: ``--epochs`` or ``--max-steps``).
+    """
+    if tol is None or history.converged_at is not None:
+        return
+    reason = history.stop_reason
+    why = reason.split("; ", 1)[1] if "; " in reason else reason
+    _say(
+        f"pyrocompress: warning: training ended before the ELBO converged ({why}); give a "
+        f"larger {budget} (now {len(history)} epochs) or --tol (now {tol:g}), or --tol off"
+    )
+
+
+def _fingerprint(splits) -> str:
+    """SHA-256 of the validation and test data: the data ``prune --posterior`` must see."""
+    digest = hashlib.sha256()
+    for part in (splits.val.X, splits.val.y, splits.test.X, splits.test.y):
+        array = np.ascontiguousarray(torch.as_tensor(part).cpu().numpy())
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _train(bnn: BayesianNetwork, splits, settings: dict, options: dict) -> History:
+    """Fit ``bnn`` on the training split with the training options of :func:`run`."""
+    o = options
+    try:
+        return fit(
+            bnn,
+            splits.train,
+            epochs=o["epochs"],
+            batch_size=o["batch_size"],
+            lr=o["lr"],
+            lr_schedule=o["lr_schedule"],
+            kl_warmup=o["kl_warmup"],
+            max_weight_variance=(
+                {next(iter(bnn.bayesian_layers())): o["clip_var"]}
+                if o["clip_var"] is not None
+                else None
+            ),
+            validation=splits.val,
+            seed=settings["seed"],
+            device=o["device"],
+            checkpoint_dir=o["checkpoint_dir"],
+            resume=o["resume"],
+            overwrite_checkpoint=o["overwrite_checkpoint"],
+            objective=settings["objective"],
+            progress=o["progress"],
+            tol=o["tol"],
+            threads=None,  # run() holds the command's number of threads
+        )
+    except ValueError as e:  # a checkpoint that does not fit, or refused to load
+        raise UsageError(str(e)) from e
+
+
+#: Where ``compress`` and ``prune`` write when ``--out`` is not given.
+DEFAULT_OUT = {"compress": "compress-out", "prune": "prune-out"}
+
+
+def _build(settings: dict) -> tuple[BuiltModel, BayesianNetwork, Any]:
+    """Resolve the model, read the data and build the Bayesian network of ``settings``.
+
+    ``compress`` and ``prune --posterior`` share it, so that the re-pruned network is
+    built exactly as the trained one was (same seed, same data split).
+    """
+    model, dataset, data_dir, seed = (settings[k] for k in ("model", "dataset", "data_dir", "seed"))
     entry = datasets.registered_datasets().get(dataset)
     if data_dir is not None and entry is not None and not entry.files:
         raise UsageError(
@@ -533,63 +666,54 @@ def run(
         build = _resolve_model(model)  # before the data: a bad --model fails at once
     try:
         splits = datasets.load_dataset(
-            dataset, data_dir=data_dir, seed=seed, flatten=None, pixel_range=pixel_range
+            dataset,
+            data_dir=data_dir,
+            seed=seed,
+            flatten=None,
+            pixel_range=tuple(settings["pixel_range"]),
         )
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from e
-    start = time.perf_counter()
     with seeded(seed):  # torch's initialisation of the plain model; the caller's state stays
         built = build(tuple(splits.train.X.shape[1:]), splits.num_classes)
-    net = built.module
     try:
         bnn = bayesianize(
-            net, get_prior(prior), feature_names=splits.train.feature_names, guide=guide, seed=seed
+            built.module,
+            get_prior(settings["prior"]),
+            feature_names=splits.train.feature_names,
+            guide=settings["guide"],
+            seed=seed,
         )
     except (TypeError, ValueError) as e:  # a user's model with a module no rule covers
         raise UsageError(f"--model {model}: {e}") from None
-    try:
-        history = fit(
-            bnn,
-            splits.train,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            lr_schedule=lr_schedule,
-            kl_warmup=kl_warmup,
-            max_weight_variance=(
-                {next(iter(bnn.bayesian_layers())): clip_var} if clip_var is not None else None
-            ),
-            validation=splits.val,
-            seed=seed,
-            device=device,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            overwrite_checkpoint=overwrite_checkpoint,
-            objective=objective,
-            progress=progress,
-        )
-    except ValueError as e:  # a checkpoint that does not fit, or refused to load
-        raise UsageError(str(e)) from e
-    if not world().is_main:
-        return {}  # under torchrun, rank 0 prunes, reports and writes
-    bnn.cpu()
-    meta = {
-        "model": model,
-        "prior": prior,
-        "dataset": dataset,
-        "epochs": epochs,
-        "seed": seed,
-        "objective": objective,
-        "score": score,
-    }
+    return built, bnn, splits
+
+
+def _prune_and_write(
+    built: BuiltModel,
+    bnn: BayesianNetwork,
+    splits,
+    history: History,
+    settings: dict,
+    formats: list[str],
+    out: str,
+    start: float,
+) -> dict:
+    """Prune ``bnn`` by the rule of ``settings``, print the report, write the outputs.
+
+    ``compress`` (after training) and ``prune --posterior`` (after loading) end here, so
+    a re-pruning at the same settings gives the same network and report.
+    """
+    meta = {k: settings[k] for k in ("model", "prior", "dataset", "epochs", "seed")}
+    meta.update(objective=settings["objective"], score=settings["score"])
     result = prune(
         bnn,
-        rule,
+        settings["rule"],
         validation=(splits.val.X, splits.val.y),
         test=(splits.test.X, splits.test.y),
-        threshold=threshold,
-        tolerance=tolerance,
-        score=score,
+        threshold=settings["threshold"],
+        tolerance=settings["tolerance"],
+        score=settings["score"],
         metadata=meta,
     )
     report = result.report
@@ -599,16 +723,122 @@ def run(
         else {}
     )
     files = _deployable(result, formats, bnn, splits, rebuild) if formats else {}
+    if "pt2" not in formats:  # always written; a network torch.export cannot capture warns
+        try:
+            files.update(_deployable(result, ["pt2"], bnn, splits, rebuild))
+        except (UsageError, RunError) as e:
+            _say(f"pyrocompress: warning: model.pt2 is not written: {first_line(e.__cause__ or e)}")
     report["seconds"] = time.perf_counter() - start
     report["history"] = history.to_dict()
     print(format_report(report))
-    if out is not None:
-        writers = _compress_writers(bnn, result, history, meta, rebuild)
-        writers.update({name: _bytes_writer(data) for name, data in files.items()})
-        writers.update(_more_plots(bnn, result, splits, seed))
-        _write(out, writers)
-        print(f"wrote {', '.join(writers)} to {out}")
+    writers = _compress_writers(bnn, result, history, meta, rebuild)
+    posterior = posterior_bytes(bnn, settings, history)
+    writers[POSTERIOR_NAME] = _bytes_writer(posterior)
+    writers.update({name: _bytes_writer(data) for name, data in files.items()})
+    writers.update(_more_plots(bnn, result, splits, settings["seed"]))
+    _write(out, writers)
+    print(f"wrote {', '.join(writers)} to {out}")
     return report
+
+
+@threads_by("threads")
+def run_prune(
+    *,
+    posterior: str,
+    rule: str | None = None,
+    tolerance: float | None = None,
+    threshold: float | None = None,
+    score: str | None = None,
+    data_dir: str | None = None,
+    out: str | None = None,
+    export: str = "",
+    threads: int | None = DEFAULT_THREADS,
+) -> dict:
+    """Re-prune the posterior that ``compress`` saved (``posterior.pt``), without training.
+
+    The network is rebuilt from the settings in the file (model, prior, guide, data set,
+    seed, pixel range), its fitted state loaded, and pruned by ``rule`` / ``tolerance`` /
+    ``threshold`` / ``score`` (each defaulting to the saved run's); the outputs are those
+    of ``compress``, ``posterior.pt`` included. At the saved settings the network and the
+    report are those of the ``compress`` run (tested).
+    """
+    out = DEFAULT_OUT["prune"] if out is None else out
+    _check_writable_dir(out, "--out")
+    source = Path(posterior)
+    folder = source.parent if source.suffix == ".pt" and not source.is_dir() else source
+    if Path(out).resolve() == folder.resolve():
+        raise UsageError(
+            f"--out {out} is the folder of --posterior: give another folder, so that the "
+            "compress run's outputs are kept"
+        )
+    formats = _check_export(export)
+    try:
+        saved = load_posterior(posterior)
+    except ValueError as e:
+        raise UsageError(f"--posterior: {first_line(e)}") from None
+    settings = _prune_settings(saved["settings"], rule, tolerance, threshold, score, data_dir)
+    start = time.perf_counter()
+    built, bnn, splits = _build(settings)
+    saved_data = settings.get("data_sha256")
+    if saved_data is not None and saved_data != _fingerprint(splits):
+        raise UsageError(
+            f"--posterior: the validation and test data read now (--dataset "
+            f"{settings['dataset']}, --data-dir {settings['data_dir']}) differ from those the "
+            "compress run pruned with; give the same files with --data-dir"
+        )
+    try:
+        load_posterior(posterior, bnn)
+    except ValueError as e:
+        raise UsageError(f"--posterior: {first_line(e)}") from None
+    bnn.eval()
+    return _prune_and_write(built, bnn, splits, saved["history"], settings, formats, out, start)
+
+
+def _prune_settings(
+    saved: dict,
+    rule: str | None,
+    tolerance: float | None,
+    threshold: float | None,
+    score: str | None,
+    data_dir: str | None,
+) -> dict:
+    """Return the saved run's settings with ``prune``'s options applied, all checked."""
+    settings = dict(saved)
+    missing = sorted(set(_POSTERIOR_SETTINGS) - set(settings))
+    if missing:
+        raise UsageError(f"--posterior: the file lacks the settings {missing}")
+    if rule is not None:
+        settings.update(rule=rule, threshold=threshold)
+    elif threshold is not None:
+        settings["threshold"] = threshold
+    if tolerance is not None:
+        settings["tolerance"] = tolerance
+    if score is not None:
+        settings["score"] = score
+    if data_dir is not None:
+        settings["data_dir"] = str(Path(data_dir).resolve())
+    _check("tolerance", settings["tolerance"], "--tolerance")
+    if tolerance is not None and settings["rule"] != "auto":
+        raise UsageError(
+            f"--tolerance is for --rule auto; the rule here is {settings['rule']} (give "
+            "--rule auto, or --threshold for a threshold rule)"
+        )
+    if settings["score"] not in SCORES:
+        raise UsageError(f"--score must be one of {', '.join(SCORES)}; got {settings['score']!r}")
+    if settings["score"] in MOMENT_SCORES and not get_prior(settings["prior"]).supports_moments:
+        raise UsageError(
+            f"--score {settings['score']} is computed from propagated Gaussian weight "
+            f"moments: the posterior's prior is {settings['prior']}; use --score snr"
+        )
+    _check_rule(settings["rule"], settings["threshold"])
+    return settings
+
+
+#: the settings ``prune --posterior`` needs from ``posterior.pt``
+_POSTERIOR_SETTINGS = (
+    *("model", "prior", "guide", "dataset", "data_dir", "seed", "pixel_range", "epochs"),
+    *("objective", "score", "rule", "tolerance", "threshold"),
+)
 
 
 def _check_export(export: str) -> list[str]:
@@ -690,7 +920,7 @@ def _check_compress_options(
 ) -> None:
     """Check every option of ``compress`` before the data are read (:class:`UsageError`)."""
     for name, value, option in (
-        ("epochs", epochs, "--epochs"),
+        ("epochs", 1 if epochs is None else epochs, "--epochs"),
         ("batch_size", batch_size, "--batch-size"),
         ("lr", lr, "--lr"),
         ("kl_warmup", kl_warmup, "--kl-warmup"),
@@ -748,9 +978,10 @@ def _compress_writers(bnn: BayesianNetwork, result, history, meta, rebuild: dict
     ``nn.Sequential`` (:class:`BuiltModel`); a compact network that cannot be written is
     a :class:`UsageError` (and nothing is written).
     """
-    report = result.report
+    from pyrocompress.plots import describe_rule, layer_labels, plan_thresholds
+
+    report, plan = result.report, result.plan
     post = Posterior(bnn)
-    la = post.log_alpha()
 
     def write_model(path: Path) -> None:
         try:
@@ -758,29 +989,44 @@ def _compress_writers(bnn: BayesianNetwork, result, history, meta, rebuild: dict
         except (TypeError, ValueError) as e:
             raise UsageError(f"--out: model.pt cannot be written: {e}") from e
 
+    # one histogram per layer, named by its path and size; kept/pruned from the plan's
+    # masks; a threshold line only where the rule is a threshold on the quantity plotted
+    labels, rule = layer_labels(bnn), describe_rule(plan, metric=report["metric"])
+
+    def histograms(values: dict, quantity: str, xlabel: str, **kwargs) -> Callable:
+        return lambda p: _save(
+            plot_group_histograms(
+                values,
+                kept=plan.masks,
+                threshold=plan_thresholds(plan, quantity),
+                threshold_label=f"{plan.rule} rule's threshold",
+                labels=labels,
+                title=rule,
+                xlabel=xlabel,
+                **kwargs,
+            ),
+            p,
+        )
+
     writers = {
         "report.json": json_writer(report),
         "model.pt": write_model,
         "loss.png": lambda p: _save(plot_loss(history), p),
-        "log_alpha.png": lambda p: _save(
-            plot_group_histograms(la, kept=result.plan.masks, xlabel="log α (group)"), p
+        "log_alpha.png": histograms(
+            post.log_alpha(), "log_alpha", "log α of the group (large: prunable)"
         ),
-        "snr.png": lambda p: _save(
-            plot_group_histograms(
-                {k: v.clamp_min(1e-30).log() for k, v in post.snr("group").items()},
-                kept=result.plan.masks,
-                threshold=result.plan.thresholds if result.plan.score == "snr" else None,
-                xlabel="log SNR (group)",
-            ),
-            p,
+        "snr.png": histograms(  # SNR 0 is log SNR −∞: counted, not a far bar at log 1e-30
+            {k: v.log() for k, v in post.snr("group").items()},
+            "log_snr",
+            "log SNR of the group (small: prunable)",
         ),
     }
     if all(p.has_inclusion_probabilities for p in bnn.distinct_priors()):
-        writers["inclusion.png"] = lambda p: _save(
-            plot_group_histograms(
-                post.inclusion_probabilities(), kept=result.plan.masks, xlabel="PIP"
-            ),
-            p,
+        writers["inclusion.png"] = histograms(
+            post.inclusion_probabilities(),
+            "pip",
+            "inclusion probability (PIP) of the group",
+            value_range=(0.0, 1.0),
         )
     return writers
 
@@ -875,6 +1121,35 @@ def _parse_tol(text: str) -> float | None:
         ) from None
 
 
+def _parse_epochs(text: str) -> int | None:
+    """``--epochs``: a whole number, or ``auto`` for the budget that follows the data."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--epochs must be a whole number such as 100, or 'auto'; got {text!r}"
+        ) from None
+
+
+def _parse_threads(text: str) -> int | None:
+    """``--threads``: a positive integer, or ``torch`` to keep torch's own setting."""
+    if text.strip().lower() == "torch":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 4096:
+        raise argparse.ArgumentTypeError(
+            f"--threads must be a whole number of threads >= 1 such as 1 or 2, or 'torch' "
+            f"for torch's default; got {text!r}"
+        )
+    return value
+
+
+@threads_by("threads")
 def run_select(
     *,
     csv: str,
@@ -891,8 +1166,12 @@ def run_select(
     guide: str = "mean-field",
     exclude: str = "",
     progress: bool = True,
+    threads: int | None = DEFAULT_THREADS,
 ) -> dict:
     """Select features of a CSV table; writes ``selection.json`` and ``pip.png`` to ``out``.
+
+    ``threads``: torch intra-op threads for the whole command (the library's policy, one;
+    :func:`pyrocompress.rng.intra_op_threads`).
 
     ``exclude`` names columns (comma-separated) that are neither the target nor features:
     an ID column, a date. ``selection.json`` records the run: task, prior, hidden widths,
@@ -953,15 +1232,18 @@ def run_select(
         progress=progress,
     )
     try:
-        selector.fit(X, y)
+        with warnings.catch_warnings():  # said in one line below, with the options to change
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            selector.fit(X, y)
     except ValueError as e:
         raise UsageError(str(e)) from e
     if not is_main:
         return {}
+    _warn_unconverged(selector.history_, selector.budget_.tol, "--max-steps")
     from pyrocompress import __version__
 
     selection = {
-        **selector.summary(),
+        **selector.summary_dict(),
         "seconds": selector.fit_seconds_,
         "task": task,
         "prior": prior,
@@ -970,6 +1252,8 @@ def run_select(
         "seed": seed,
         "excluded": excluded,
         "version": __version__,
+        # the sign and size of each column's effect, where the model is linear
+        "effects": selector.effects() if not widths else None,
     }
     print(_format_selection(selection, prior, widths, selector.history_.epoch[-1]))
     if out is not None:
@@ -1007,11 +1291,11 @@ def _load_table(
     df = df.drop(columns=list(excluded))
     features = loaders._feature_columns(path, df, target)
     numeric = [c for c in features if c not in _text_columns(df, features)]
-    X = pd.DataFrame(index=df.index)
     values = dict(zip(numeric, loaders._numeric_features(df, numeric).T)) if numeric else {}
+    columns: dict[str, Any] = {}  # built at once below: column by column fragments a frame
     for c in features:
         if c in values:
-            X[c] = values[c]
+            columns[c] = values[c]
             continue
         missing = df[c].isna().to_numpy()
         if missing.any():
@@ -1028,7 +1312,8 @@ def _load_table(
                 f"row {row + 1}; fix or drop those rows (a column of labels is one-hot "
                 "encoded, but this one looks like numbers)"
             )
-        X[c] = df[c].astype(str)
+        columns[c] = df[c].astype(str).to_numpy()
+    X = pd.DataFrame(columns, index=df.index, columns=features)
     y = loaders._target_values(cast("pd.Series", df[target]), target)
     return X, y
 
@@ -1063,46 +1348,139 @@ def _format_selection(selection: dict, prior: str, hidden: tuple, epochs: int) -
 
 
 def _more_plots(bnn: BayesianNetwork, result, splits, seed) -> dict:
-    """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot."""
-    report, post = result.report, Posterior(bnn)
+    """PIP stem plot, input importance, pruning curve, architecture, bits, forest plot.
+
+    Layers are named by :func:`~pyrocompress.plots.layer_labels`, input features by the
+    data's names (``pixel_<row>_<column>`` for images), what was kept is coloured from
+    the plan's masks, and the rule is said in words (:func:`~pyrocompress.plots.describe_rule`).
+    """
+    from pyrocompress.plots import describe_rule, layer_labels, plan_thresholds
+
+    report, post, plan = result.report, Posterior(bnn), result.plan
+    layers, labels = bnn.bayesian_layers(), layer_labels(bnn)
+    rule = describe_rule(plan, metric=report["metric"])
     first = report["layers"][0]
     val = (splits.val.X, splits.val.y)
+    score = plan.score if plan.score in _PLOTTED_SCORES else "snr"  # the curve's ranking
+    before, after = report["architecture_before"], report["architecture_after"]
+    names = _interface_names(bnn, labels)
     writers: dict[str, Callable[[Path], None]] = {
         "architecture.png": lambda p: _save(
-            plot_architecture(report["architecture_before"], report["architecture_after"]), p
+            plot_architecture(before, after, names=names if len(names) == len(before) else None),
+            p,
         ),
-        "bits.png": lambda p: _save(plot_bits(report["bits_per_layer"], report["layers"]), p),
+        "bits.png": lambda p: _save(
+            plot_bits(report["bits_per_layer"], [labels[k] for k in report["layers"]]), p
+        ),
         "pruning_curve.png": lambda p: _save(
-            plot_pruning_curve(pruning_curve(bnn, val), metric=report["metric"]), p
+            plot_pruning_curve(
+                pruning_curve(bnn, val, score=score),
+                metric=report["metric"],
+                score=_PLOTTED_SCORES[score][0],
+                chosen=_chosen_point(bnn, plan, val),
+                chosen_label=f"the pruned network ({plan.rule} rule)",
+            ),
+            p,
         ),
     }
+    feature_names, noun = _group_names(bnn, first, labels[first], splits.train.image_shape)
     if all(p.has_inclusion_probabilities for p in bnn.distinct_priors()):
         writers["pip.png"] = lambda p: _save(
-            plot_pip_stem(post.inclusion_probabilities()[first], feature_names=bnn.feature_names),
+            plot_pip_stem(
+                post.inclusion_probabilities()[first],
+                feature_names=feature_names,
+                threshold=plan_thresholds(plan, "pip").get(first),
+                threshold_label=f"{plan.rule} rule's threshold",
+                selected=plan.masks[first].cpu().numpy(),
+                selected_labels=("kept", "pruned"),
+                xlabel=noun,
+                title=f"inclusion probabilities of the groups of {labels[first]}\n{rule}",
+            ),
             p,
         )
     if report.get("kept_inputs") is not None and splits.train.image_shape is not None:
         shape = tuple(splits.train.image_shape)
         if (
             len(report["kept_inputs"]) <= shape[0] * shape[1]
-            and bnn.bayesian_layers()[first].spec.weight_shape[1] == shape[0] * shape[1]
+            and layers[first].spec.weight_shape[1] == shape[0] * shape[1]
         ):
+            what, statistic = _PLOTTED_SCORES[score]
             writers["input_importance.png"] = lambda p: _save(
-                plot_input_importance(report["kept_inputs"], shape), p
+                plot_input_importance(
+                    report["kept_inputs"],
+                    shape,
+                    values=statistic(post)[first],
+                    values_label=what,
+                ),
+                p,
             )
 
     def forest(path: Path) -> None:
         n = min(len(splits.val), 500)
         tree = post.to_datatree(splits.val.X[:n], splits.val.y[:n], num_samples=100, seed=seed)
-        layers = bnn.bayesian_layers()
         smallest = min(layers, key=lambda k: layers[k].spec.num_groups)
         var = f"{variable_prefix(smallest)}_scale"
-        dim = tree["posterior"][var].dims[-1]
-        coords = {dim: tree["posterior"][dim].values[:40]}
-        _save(plot_forest(tree, [var], coords=coords), path)
+        title = f"group gates ({var}) of {labels[smallest]}, near 0 when a group is off"
+        _save(plot_forest(tree, [var], kept=plan.masks[smallest].cpu(), title=title), path)
 
     writers["forest.png"] = forest
     return writers
+
+
+#: The posterior scores the plots can rank by: their name in words and the statistic.
+_PLOTTED_SCORES: dict[str, tuple[str, Callable[[Posterior], dict[str, torch.Tensor]]]] = {
+    "snr": ("log SNR", lambda post: {k: v.log() for k, v in post.snr("group").items()}),
+    "log_alpha": ("log α", lambda post: post.log_alpha()),
+    "pip": ("PIP", lambda post: post.inclusion_probabilities()),
+}
+
+
+def _chosen_point(bnn: BayesianNetwork, plan, val) -> tuple[float, float]:
+    """Return the plan's point on the pruning curve: weights its masks remove, and the metric."""
+    total = kept = 0
+    for name, layer in bnn.bayesian_layers().items():
+        sizes = torch.tensor(layer.spec.group_sizes)
+        total += int(sizes.sum())
+        kept += int(sizes[plan.masks[name].cpu().bool()].sum())
+    metric = plan.validation_error_pruned
+    if metric is None:  # a threshold rule: the metric of its masks, as the curve's
+        X, y = torch.as_tensor(val[0]).float(), torch.as_tensor(val[1])
+        metric = bnn.point_error(X.to(bnn.device), y.to(bnn.device), plan.masks)
+    return 1.0 - kept / total, float(metric)
+
+
+def _interface_names(bnn: BayesianNetwork, labels: dict[str, str]) -> list[str]:
+    """Name the layer interfaces of the report's architecture: inputs, each layer's outputs.
+
+    As the report counts them: a Linear layer after a convolution adds its (flattened)
+    inputs.
+    """
+    names, previous = ["inputs"], None
+    for name, layer in bnn.bayesian_layers().items():
+        short = labels[name].split(":")[0]
+        if previous is not None and previous.groups_on_outputs and not layer.groups_on_outputs:
+            names.append(f"{short} in")
+        names.append(f"{short} out")
+        previous = layer
+    return names
+
+
+def _group_names(
+    bnn: BayesianNetwork, first: str, label: str, image_shape
+) -> tuple[list[str] | None, str]:
+    """Return the names of the first layer's groups (or ``None``) and what a group is."""
+    layer = bnn.bayesian_layers()[first]
+    n_in = layer.spec.weight_shape[1]
+    if layer.groups_on_outputs:
+        return None, f"output channel of {label}"
+    if layer.spec.column_groups is not None:
+        return None, "group of input columns"
+    if bnn.feature_names is not None:
+        return list(bnn.feature_names), "input feature"
+    if image_shape is not None and len(image_shape) == 2 and math.prod(image_shape) == n_in:
+        width = image_shape[1]
+        return [f"pixel_{i // width}_{i % width}" for i in range(n_in)], "input pixel"
+    return None, "input"
 
 
 def _save(fig, path: Path) -> None:
@@ -1122,8 +1500,20 @@ _SEED_HELP = "seed of the initial weights, minibatches and noise (same seed, sam
 _EXPORT_HELP = (
     "deployable files to write next to model.pt, comma-separated: onnx (model.onnx; needs "
     "pip install 'pyrocompress[onnx]'), packed (model.packed: the compact network with its "
-    "weights at their bits), shared (model.shared: k-means weight sharing)"
+    "weights at their bits), shared (model.shared: k-means weight sharing); model.pt2 (a "
+    "torch.export program that loads with torch alone) is always written"
 )
+
+
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, the same on every command."""
+    parser.add_argument(
+        "--threads",
+        type=_parse_threads,
+        default=DEFAULT_THREADS,
+        help="torch intra-op threads (one per process keeps runs that share cores fast; "
+        "the number of cores for one large run alone; 'torch' for torch's own setting)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -1136,6 +1526,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p.add_argument("--version", action="version", version=f"pyrocompress {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
     d = sub.add_parser("demo", help="MLP on scikit-learn's digits, group horseshoe, auto pruning")
     d.add_argument("--out", default="demo-out", help="output directory (default: demo-out)")
     d.add_argument("--epochs", type=int, default=DEMO["epochs"], help="passes over the data")
@@ -1159,7 +1550,21 @@ def _parser() -> argparse.ArgumentParser:
         + "; ".join(f"{k}: {e.files}" for k, e in registered.items() if e.files)
         + ")",
     )
-    c.add_argument("--epochs", type=int, default=10, help="passes over the training data")
+    c.add_argument(
+        "--epochs",
+        type=_parse_epochs,
+        default=None,
+        help="the largest number of passes over the training data, or 'auto' (the default: "
+        "about 20,000 steps, pyrocompress.infer.fit_budget); training stops earlier when the "
+        "ELBO has converged (--tol)",
+    )
+    c.add_argument(
+        "--tol",
+        type=_parse_tol,
+        default=FIT_TOL,
+        help="stop when the ELBO has converged to this relative tolerance (pyrocompress.fit), "
+        "or 'off' to run all --epochs",
+    )
     c.add_argument("--batch-size", type=int, default=128, help="examples per SVI step")
     c.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
     c.add_argument("--kl-warmup", type=int, default=0, help="epochs of linear KL warm-up")
@@ -1225,9 +1630,46 @@ def _parser() -> argparse.ArgumentParser:
         "--resume, a checkpoint there is refused)",
     )
     c.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
-    c.add_argument("--out", default=None, help="output directory")
+    c.add_argument(
+        "--out",
+        default=DEFAULT_OUT["compress"],
+        help="output directory: report, model.pt, posterior.pt (for prune), plots",
+    )
     c.add_argument("--export", default="", help=_EXPORT_HELP)
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr = sub.add_parser(
+        "prune",
+        help="prune a saved posterior again (another rule or tolerance), without training",
+    )
+    pr.add_argument(
+        "--posterior",
+        required=True,
+        metavar="DIR",
+        help="the --out folder of a compress run (its posterior.pt), or the file",
+    )
+    pr.add_argument(
+        "--rule",
+        default=None,
+        choices=("auto", *pruning_rules()),
+        help="the pruning rule (default: the compress run's)",
+    )
+    pr.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="auto rule: max error increase (default: the run's)",
+    )
+    pr.add_argument(
+        "--threshold", type=float, default=None, help="the threshold of a threshold rule"
+    )
+    pr.add_argument(
+        "--score", default=None, choices=SCORES, help="what ranks the groups (default: the run's)"
+    )
+    pr.add_argument(
+        "--data-dir", default=None, help="folder of the data set's files (default: the run's)"
+    )
+    pr.add_argument("--out", default=DEFAULT_OUT["prune"], help="output directory")
+    pr.add_argument("--export", default="", help=_EXPORT_HELP)
     sel = sub.add_parser(
         "select", help="select the features of a CSV table by posterior inclusion probability"
     )
@@ -1281,6 +1723,8 @@ def _parser() -> argparse.ArgumentParser:
         help="columns that are neither target nor features (an ID, a date)",
     )
     sel.add_argument("--quiet", action="store_true", help="no progress bar")
+    for command in (d, c, pr, sel):
+        _add_threads(command)
     return p
 
 
@@ -1299,7 +1743,11 @@ def main(argv: list[str] | None = None) -> int:
                 *("fdr", "seed", "out", "guide", "exclude"),
             )
         }
-        return _guarded(run_select, **settings, progress=not args.quiet)
+        return _guarded(run_select, **settings, progress=not args.quiet, threads=args.threads)
+    if args.command == "prune":
+        keys = ("posterior", "rule", "tolerance", "threshold", "score", "data_dir", "out")
+        keys += ("export", "threads")
+        return _guarded(run_prune, **{k: getattr(args, k) for k in keys})
     if args.command == "demo":
         settings = {**DEMO, "data_dir": None, "device": "cpu"}
     else:
@@ -1321,6 +1769,7 @@ def main(argv: list[str] | None = None) -> int:
             rule=args.rule,
             threshold=args.threshold,
             guide=args.guide,
+            tol=args.tol,
         )
     settings.update(
         epochs=args.epochs,
@@ -1328,6 +1777,7 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         export=args.export,
         progress=not args.quiet,
+        threads=args.threads,
     )
     return _guarded(run, **settings)
 

@@ -18,6 +18,7 @@ from pyrocompress.compress.packed import (
     packed_spec,
     save_packed,
 )
+from pyrocompress.compress.program import export_program, load_program, program_bytes
 from pyrocompress.compress.pruning import (
     REPORT_KEYS,
     PruneResult,
@@ -61,16 +62,19 @@ __all__ = [
     "deployable_files",
     "export_module",
     "export_onnx",
+    "export_program",
     "group_scores",
     "kmeans_1d",
     "load_compact",
     "load_packed",
+    "load_program",
     "make_plan",
     "network_groups",
     "onnx_bytes",
     "onnx_latency",
     "packed_bytes",
     "packed_spec",
+    "program_bytes",
     "prune",
     "pruning_curve",
     "pruning_rules",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -49,9 +50,18 @@ class SelectFeatures(nn.Module):
 
     Used where pruning removed input features or flattened positions, so that the compact
     network still takes the original input.
+
+    The module compiles with :func:`torch.jit.script` and :func:`torch.export.export` (a
+    symbolic batch included): its state is the ``indices`` buffer (int64) and the integer
+    attribute ``in_features``, and ``forward`` builds the index's shape as a list of
+    integers rather than by unpacking one.
     """
 
-    indices: torch.Tensor
+    if TYPE_CHECKING:
+        # for the type checker only: TorchScript reads the buffer's type from the tensor,
+        # and cannot read this annotation, which ``from __future__ import annotations``
+        # turns into a string
+        indices: torch.Tensor
 
     def __init__(self, indices: torch.Tensor | list[int], in_features: int):
         super().__init__()
@@ -60,9 +70,11 @@ class SelectFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return ``x[..., indices]``, the kept features of the last dimension of ``x``."""
-        # a gather with a broadcast index is about twice as fast as index_select on CPU
-        index = self.indices.expand(*x.shape[:-1], len(self.indices))
-        return torch.gather(x, -1, index)
+        # a gather with a broadcast index is about twice as fast as index_select on CPU;
+        # the shape is a list (TorchScript cannot size an unpacked ``*x.shape[:-1]``)
+        shape = list(x.shape[:-1])
+        shape.append(self.indices.shape[0])
+        return torch.gather(x, -1, self.indices.expand(shape))
 
     def extra_repr(self) -> str:
         """Return how many features are kept of how many, e.g. ``3 of 10``."""

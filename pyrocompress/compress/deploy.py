@@ -1,8 +1,8 @@
-r"""The files a user deploys: ONNX, the packed file and the weight-shared file, with their sizes.
+r"""The files a user deploys: ONNX, the packed and weight-shared files, a torch.export program.
 
 :func:`deployable_files` turns a :class:`~pyrocompress.PruneResult` into the bytes of the
-files ``pyrocompress compress --export onnx,packed,shared`` writes next to ``model.pt``, and
-adds to its report what each file holds:
+files ``pyrocompress compress --export onnx,packed,shared,pt2`` writes next to ``model.pt``,
+and adds to its report what each file holds:
 
 ``file_bytes_dense``
     The original network's parameters as float32: :math:`4 \times` ``params_before`` bytes
@@ -22,6 +22,11 @@ adds to its report what each file holds:
     The size of ``model.onnx`` — the compact network ``result.module``, as ``model.pt``
     holds it (:func:`~pyrocompress.compress.onnx.onnx_bytes`: float32 weights and the graph)
     — and its largest difference from torch on the checked batches.
+``file_bytes_pt2``, ``pt2_max_abs_diff``
+    The size of ``model.pt2``, the same network as a :func:`torch.export.export` program
+    that :func:`torch.export.load` reads with torch alone
+    (:func:`~pyrocompress.compress.program.program_bytes`), and its largest difference
+    from the module on the checked batches.
 
 The report gains these entries only once every file was made: a failure leaves it as it
 was.
@@ -44,9 +49,14 @@ if TYPE_CHECKING:
 __all__ = ["EXPORT_FORMATS", "FILE_NAMES", "check_formats", "deployable_files"]
 
 #: The formats :func:`deployable_files` writes, in order.
-EXPORT_FORMATS = ("onnx", "packed", "shared")
+EXPORT_FORMATS = ("onnx", "packed", "shared", "pt2")
 #: The file each format is written to.
-FILE_NAMES = {"onnx": "model.onnx", "packed": "model.packed", "shared": "model.shared"}
+FILE_NAMES = {
+    "onnx": "model.onnx",
+    "packed": "model.packed",
+    "shared": "model.shared",
+    "pt2": "model.pt2",
+}
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
@@ -88,11 +98,11 @@ def deployable_files(
         The :class:`~pyrocompress.PruneResult`. Its ``report`` gains the entries of the
         module docstring.
     formats
-        Some of :data:`EXPORT_FORMATS`, as a list or ``"onnx,packed,shared"``.
+        Some of :data:`EXPORT_FORMATS`, as a list or ``"onnx,packed,shared,pt2"``.
     example
         An input batch as the plain network reads it
-        (:func:`~pyrocompress.compress.pruning.plain_input`), for the ONNX export and its
-        check.
+        (:func:`~pyrocompress.compress.pruning.plain_input`), for the ONNX and
+        ``torch.export`` exports and their checks.
     test
         ``(X, y)``, ``X`` as the plain network reads it: the packed and shared networks'
         test errors (with ``error``).
@@ -115,7 +125,7 @@ def deployable_files(
     ImportError
         If ``"onnx"`` is asked for without the ``onnx`` extra installed.
     RuntimeError
-        If the ONNX export fails or disagrees with torch.
+        If the ONNX or ``torch.export`` export fails or disagrees with torch.
     """
     chosen = check_formats(formats)
     report = result.report
@@ -155,5 +165,11 @@ def deployable_files(
             test_error_shared=tested(shared),
             codebook_sizes=[sizes.get(keys.get(n, ""), None) for n in report["layers"]],
         )
+    if "pt2" in chosen:
+        from pyrocompress.compress.program import program_bytes
+
+        data, info = program_bytes(result.module, example)
+        files[FILE_NAMES["pt2"]] = data
+        entries.update(file_bytes_pt2=len(data), pt2_max_abs_diff=info["max_abs_diff"])
     report.update(entries)
     return files

@@ -80,6 +80,7 @@ def _file_rows(report: dict, fmt) -> list[tuple[str, object]]:
         ("model.packed", "file_bytes_packed", "compression_rate_file"),
         ("model.shared", "file_bytes_shared", "compression_rate_file_shared"),
         ("model.onnx", "file_bytes_onnx", None),
+        ("model.pt2", "file_bytes_pt2", None),
     ):
         if report.get(key) is None:
             continue
@@ -89,6 +90,9 @@ def _file_rows(report: dict, fmt) -> list[tuple[str, object]]:
         rows.append((name, f"{report[key]:,} bytes{ratio}"))
     if report.get("codebook_sizes") is not None:
         rows.append(("shared values per layer", ", ".join(map(str, report["codebook_sizes"]))))
+    if report.get("test_error_packed") is not None:
+        metric = report.get("metric", "error")
+        rows.append((f"test {metric} (packed)", fmt(report["test_error_packed"])))
     if report.get("test_error_shared") is not None:
         metric = report.get("metric", "error")
         rows.append((f"test {metric} (shared)", fmt(report["test_error_shared"])))

@@ -19,10 +19,17 @@ from pyrocompress.infer.information import (
     record_information,
 )
 from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts
+from pyrocompress.infer.posterior_file import (
+    POSTERIOR_NAME,
+    load_posterior,
+    save_posterior,
+)
 from pyrocompress.infer.training import (
+    ConvergenceWarning,
     History,
     evaluate,
     fit,
+    fit_budget,
     prepare_data,
     pretrain,
     recalibrate_norms,
@@ -30,7 +37,9 @@ from pyrocompress.infer.training import (
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "POSTERIOR_NAME",
     "CheckpointWriteError",
+    "ConvergenceWarning",
     "History",
     "LocalReparamELBO",
     "LocalReparameterization",
@@ -41,14 +50,17 @@ __all__ = [
     "evaluate",
     "fisher_information",
     "fit",
+    "fit_budget",
     "group_information",
     "kl_sum",
+    "load_posterior",
     "prepare_data",
     "pretrain",
     "recalibrate_norms",
     "record_information",
     "run_nuts",
     "safe_load",
+    "save_posterior",
     "setup",
     "world",
 ]

@@ -37,12 +37,59 @@ from pyrocompress.infer.checkpoint import (
 from pyrocompress.infer.distributed import World
 from pyrocompress.infer.elbo import LocalReparamELBO, MomentELBO
 from pyrocompress.nn import BayesianNetwork
-from pyrocompress.rng import seeded_by
+from pyrocompress.rng import DEFAULT_THREADS, seeded_by, threads_by
 
-__all__ = ["History", "fit", "pretrain", "recalibrate_norms"]
+__all__ = [
+    "ConvergenceWarning",
+    "FIT_MAX_STEPS",
+    "FIT_TOL",
+    "FIT_WINDOW_STEPS",
+    "History",
+    "fit",
+    "fit_budget",
+    "pretrain",
+    "recalibrate_norms",
+]
 
 _SCHEDULES = ("constant", "cosine", "exponential")
 _OBJECTIVES = ("elbo", "moments")
+
+#: :func:`fit`'s default convergence tolerance (relative change of the mean epoch loss).
+FIT_TOL = 1e-2
+#: Optimisation steps that :func:`fit` takes at most when ``epochs`` is ``None``.
+FIT_MAX_STEPS = 20_000
+#: Optimisation steps in one window of the convergence test when ``window`` is ``None``.
+FIT_WINDOW_STEPS = 300
+
+
+class ConvergenceWarning(UserWarning):
+    """:func:`fit` ended before its convergence test was met (the posterior may be poor)."""
+
+
+def fit_budget(steps_per_epoch: int, kl_warmup: int = 0) -> tuple[int, int]:
+    r"""Return the default maximum ``epochs`` and convergence ``window`` of :func:`fit`.
+
+    With :math:`s` optimisation steps per epoch (``ceil(N / batch_size)``), the window
+    holds :math:`W = \max(2, \lceil 300 / s \rceil)` epochs (``FIT_WINDOW_STEPS``
+    steps: enough for the mean loss of a window to average out the Monte-Carlo noise of
+    single steps) and the maximum number of epochs is
+    :math:`\max(\lceil 20\,000 / s \rceil,\ k + 3W)` (``FIT_MAX_STEPS`` steps, but
+    always room for ``kl_warmup`` = :math:`k` epochs, the test's two windows and the
+    anneal after it). For scikit-learn's digits (1,222 rows, batches of 128) that is
+    windows of 30 epochs and at most 2,000 epochs; for MNIST (60,000 rows) windows of
+    2 epochs and at most 43.
+
+    Examples
+    --------
+    >>> fit_budget(10)
+    (2000, 30)
+    >>> fit_budget(469)
+    (43, 2)
+    """
+    steps = max(1, int(steps_per_epoch))
+    window = max(2, math.ceil(FIT_WINDOW_STEPS / steps))
+    epochs = max(math.ceil(FIT_MAX_STEPS / steps), int(kl_warmup) + 3 * window)
+    return epochs, window
 
 
 @dataclass
@@ -451,6 +498,7 @@ def _prior_text(bnn: BayesianNetwork) -> str:
 
 
 @seeded_by("seed")
+@threads_by("threads")
 def pretrain(
     bnn: BayesianNetwork,
     data,
@@ -461,6 +509,7 @@ def pretrain(
     lr: float = 0.01,
     seed: int | None = 0,
     device: str | torch.device = "cpu",
+    threads: int | None = DEFAULT_THREADS,
 ) -> History:
     r"""Move the guide's means to a group-lasso point estimate before SVI.
 
@@ -501,6 +550,8 @@ def pretrain(
         order is that of a seeded :class:`~torch.utils.data.DistributedSampler`, each process
         takes its share of every global minibatch, and the gradients of the means are
         averaged over the processes, so the run takes the steps of one process.
+    threads
+        As in :func:`fit`.
 
     Returns
     -------
@@ -571,12 +622,13 @@ def _check_fit_args(
     objective,
     local_reparam,
     tol=None,
-    window=2,
+    window: int | None = None,
 ) -> None:
     """Validate :func:`fit`'s arguments before anything is read or trained."""
-    _check_common("fit", bnn, epochs, batch_size, lr)
+    _check_common("fit", bnn, 1 if epochs is None else epochs, batch_size, lr)
     check("tol", tol)
-    check("convergence_window", window, label="window")
+    if window is not None:
+        check("convergence_window", window, label="window")
     if lr_schedule not in _SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {_SCHEDULES}, got {lr_schedule!r}")
     check("kl_warmup", kl_warmup)
@@ -604,13 +656,14 @@ def _check_fit_args(
 
 
 @seeded_by("seed")
+@threads_by("threads")
 def fit(
     bnn: BayesianNetwork,
     data,
     *,
-    epochs: int = 10,
+    epochs: int | None = None,
     batch_size: int = 128,
-    lr: float = 1e-3,
+    lr: float = 1e-2,
     lr_schedule: str = "cosine",
     kl_warmup: int = 0,
     validation=None,
@@ -623,8 +676,9 @@ def fit(
     resume: bool = False,
     overwrite_checkpoint: bool = False,
     progress: bool = True,
-    tol: float | None = None,
-    window: int = 50,
+    tol: float | None = FIT_TOL,
+    window: int | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> History:
     r"""Fit the guide of ``bnn`` by stochastic variational inference.
 
@@ -652,11 +706,21 @@ def fit(
         The network from :func:`~pyrocompress.bayesianize`.
     data
         ``(X, y)`` tensors or a :class:`~pyrocompress.data.Dataset`.
-    epochs, batch_size, lr
-        Number of passes, minibatch size, Adam learning rate.
+    epochs
+        The largest number of passes over the data; training stops earlier when the ELBO
+        has converged (``tol``). ``None`` (the default): a budget that follows the data,
+        about 20,000 optimisation steps (:func:`fit_budget`).
+    batch_size
+        Minibatch size.
+    lr
+        Adam's learning rate. The default 0.01 is the rate the demo, the notebooks and the
+        MNIST studies train with; at 0.001 the quickstart's 50 epochs leave every
+        inclusion probability near 1.
     lr_schedule
-        ``"constant"``, ``"cosine"`` (annealed to 1 % of ``lr`` at the last epoch, the
-        default) or ``"exponential"`` (likewise, geometrically).
+        ``"constant"``, ``"cosine"`` (annealed to 1 % of ``lr``, the default) or
+        ``"exponential"`` (likewise, geometrically): with ``tol``, over the ``window``
+        epochs after the convergence test was met (see *Convergence*); with
+        ``tol=None``, over all ``epochs``.
     kl_warmup
         Number of epochs over which the weight :math:`\beta` of the KL terms rises
         linearly from 0 to 1 (Sønderby et al. 2016); 0 switches warm-up off.
@@ -704,11 +768,19 @@ def fit(
     progress
         Show a tqdm progress bar with the loss and the validation metric.
     tol
-        Stop when the ELBO has converged (``None``, the default: run all ``epochs``).
-        ``epochs`` is then the maximum. See *Convergence* below.
+        Stop when the ELBO has converged to this relative tolerance (default 0.01; see
+        *Convergence* below); ``epochs`` is the maximum. A run that reaches ``epochs``
+        first warns with a :class:`ConvergenceWarning` that says what to change.
+        ``None``: run all ``epochs`` under ``lr_schedule``, no test and no warning.
     window
         :math:`W`, the length in epochs of the windows the convergence test compares
-        (an integer >= 2).
+        (an integer >= 2). ``None`` (default): about 300 optimisation steps
+        (:func:`fit_budget`), but at most a third of the ``epochs`` given after the KL
+        warm-up, so that the test and the anneal fit in them.
+    threads
+        torch intra-op threads during the fit, the caller's number restored after
+        (default 1, the library's policy: :func:`pyrocompress.rng.intra_op_threads` says
+        why and when to give more); ``None`` leaves torch's setting alone.
 
     Notes
     -----
@@ -773,7 +845,7 @@ def fit(
     >>> X = torch.randn(64, 4, generator=g)
     >>> y = (X[:, 0] > 0).long()
     >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-horseshoe", seed=0)
-    >>> history = pc.fit(bnn, (X, y), epochs=3, batch_size=32, seed=0, progress=False)
+    >>> history = pc.fit(bnn, (X, y), epochs=3, batch_size=32, tol=None, progress=False)
     >>> len(history), history.metric_name
     (3, 'error')
     """
@@ -793,6 +865,11 @@ def fit(
         X, y, device, batch_size // world.size, world=world, seed=sampler_seed, no_single=normed
     )
     n, steps_per_epoch = batches.n, batches.steps
+    auto_epochs, auto_window = fit_budget(steps_per_epoch, kl_warmup)
+    if window is None and epochs is not None:  # room for the test within the epochs given
+        auto_window = min(auto_window, max(2, (int(epochs) - kl_warmup) // 3))
+    epochs = auto_epochs if epochs is None else int(epochs)
+    window = auto_window if window is None else int(window)
     total_steps = epochs * steps_per_epoch
 
     optimizer = _adam(bnn.parameters(), lr)
@@ -800,7 +877,7 @@ def fit(
     stop = _Stop(tol, window, epochs, kl_warmup, lr_schedule, steps_per_epoch)
     scheduler = (
         _scheduler(optimizer, lr_schedule, total_steps, lr)
-        if tol is None
+        if tol is None or lr_schedule == "constant"  # constant: no scheduler either way
         else torch.optim.lr_scheduler.LambdaLR(optimizer, stop.anneal)
     )
     config = {
@@ -862,6 +939,15 @@ def fit(
     bar.close()
     recalibrate_norms(bnn, X)
     bnn.eval()
+    if tol is not None and history.converged_at is None and world.is_main:
+        warnings.warn(
+            f"fit ended before the ELBO converged: {history.stop_reason}. Give more epochs "
+            f"(now {epochs}, or epochs=None for the budget that follows the data), a larger "
+            f"tol (now {tol:g}) or a smaller lr (now {lr:g}) if the loss oscillates; "
+            "tol=None runs a fixed number of epochs without this test",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     # what the inclusion probabilities are measured against (infer/information.py)
     from pyrocompress.infer.information import information_budget, record_information
 
@@ -871,7 +957,7 @@ def fit(
         warnings.warn(
             f"the Fisher information was not recorded ({e}); inclusion probabilities "
             "need it (pyrocompress.infer.record_information)",
-            stacklevel=2,
+            stacklevel=4,
         )
     return history
 
@@ -1155,10 +1241,16 @@ class _Stop:
                 if self.anneal_epochs
                 else ""
             )
+            need = self.kl_warmup + (3 if self.anneal_epochs else 2) * self.window
+            last = (
+                f"; last test: {self.last_test}"
+                if self.last_test
+                else f"; the test never ran: it needs {need} epochs (KL warm-up, two windows "
+                "and the anneal)"
+            )
             history.stop_reason = (
                 f"maximum of {self.epochs} epochs reached before the convergence test "
-                f"(tol={self.tol:g}, window={self.window}) was met"
-                f"{'; last test: ' + self.last_test if self.last_test else ''}{decay}"
+                f"(tol={self.tol:g}, window={self.window}) was met{last}{decay}"
             )
 
 

@@ -10,7 +10,10 @@ interactions and curvature as well as linearly, where the Lasso only sees linear
 It is a plain scikit-learn estimator: hyper-parameters are set in ``__init__`` only, the
 Pyro model is created in :meth:`FeatureSelector.fit` and held in ``module_`` (the
 estimator is not itself a module), so :func:`sklearn.base.clone`, grid search and
-:class:`~sklearn.pipeline.Pipeline` work as for any transformer.
+:class:`~sklearn.pipeline.Pipeline` work as for any transformer. The fitted network
+also predicts (:meth:`FeatureSelector.predict`, ``predict_proba``, ``score``: the
+posterior predictive, :func:`pyrocompress.predict`), so the selector can be
+cross-validated as a model.
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, check_X_y, validate_data
 
-from pyrocompress.analysis import Posterior
+from pyrocompress.analysis import Posterior, Prediction
+from pyrocompress.analysis import predict as posterior_predict
 from pyrocompress.constraints import check
 from pyrocompress.distributions import (
     BernoulliLikelihood,
@@ -51,6 +57,7 @@ from pyrocompress.selection.encoding import (
 from pyrocompress.selection.rules import bayesian_fdr, median_probability_model, top_k
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -222,6 +229,16 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     ``group_inclusion_probabilities_``. The rules decide per group (``"top-k"`` picks
     ``k`` groups, and the FDR is over groups).
 
+    Prediction: :meth:`predict`, :meth:`predict_proba` (classification) and :meth:`score`
+    (accuracy, or :math:`R^2` for regression, as scikit-learn's classifiers and
+    regressors) use the fitted network's posterior predictive on the inputs encoded and
+    standardised as in :meth:`fit` (with all features; the selection does not refit
+    anything), so ``cross_val_score(FeatureSelector(), X, y)`` measures how well the
+    network the PIPs come from predicts held-out data (the selector is not tagged as a
+    classifier, so scikit-learn's default folds are not stratified: pass
+    ``cv=StratifiedKFold(5)`` for that). :meth:`summary` is a DataFrame of the selection,
+    :meth:`summary_dict` the same as plain data.
+
     Parameters
     ----------
     task
@@ -306,7 +323,11 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         more than ``n_features_in_`` selects every feature); ``None`` for the other rules.
     random_state
         Seed of the initialisation and of SVI, an integer in [0, 2**32); ``None`` draws
-        fresh randomness.
+        fresh randomness. It also seeds the posterior draws of :meth:`predict` (0 when
+        ``None``), so that predictions are a function of the fitted model and ``X``.
+    predict_samples
+        Number of posterior draws of :meth:`predict`, :meth:`predict_proba` and
+        :meth:`score` (at least 2; :func:`pyrocompress.predict`).
     device
         ``"cpu"`` or ``"cuda"`` (any :class:`torch.device` specification).
     progress
@@ -372,6 +393,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     ('regression', (5,))
     >>> bool(sel.support_[0])
     True
+    >>> sel.predict(X[:3]).shape  # the posterior predictive mean, in the units of y
+    (3,)
     """
 
     def __init__(
@@ -394,6 +417,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         fdr_level: float = 0.1,
         k: int | None = None,
         random_state: int | None = 0,
+        predict_samples: int = 100,
         device: str = "cpu",
         progress: bool = False,
     ):
@@ -414,6 +438,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         self.fdr_level = fdr_level
         self.k = k
         self.random_state = random_state
+        self.predict_samples = predict_samples
         self.device = device
         self.progress = progress
 
@@ -452,6 +477,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         check("k", self.k)
         if self.random_state is not None:
             check("seed", self.random_state, label="random_state")
+        self._check_predict_samples()
         try:
             device = torch.device(self.device)
         except (RuntimeError, TypeError, ValueError):
@@ -459,6 +485,16 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was requested but CUDA is not available; use 'cpu'")
         return prior, tuple(int(h) for h in hidden)
+
+    def _check_predict_samples(self) -> int:
+        """Validate ``predict_samples`` and return it."""
+        value = check("num_samples", self.predict_samples, label="predict_samples")
+        if int(value) < 2:
+            raise ValueError(
+                "predict_samples must be at least 2 (the predictive's standard deviation "
+                f"needs two draws), e.g. 100; got {value!r}"
+            )
+        return int(value)
 
     def _check_budget_params(self) -> None:
         """Validate ``epochs``, ``max_steps``, ``tol``, ``batch_size`` and ``lr``."""
@@ -677,7 +713,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         return super().transform(X)
 
     def _rule_labels(self) -> tuple[str, str]:
-        """Return the rule as ``summary()`` names it, and the label of its cut-off in the plot."""
+        """Return the rule as ``summary_dict()`` names it, and the label of its plot cut-off."""
         if self.rule == "median":
             return "median-probability (PIP >= 0.5)", "median-probability cut-off"
         if self.rule == "fdr":
@@ -712,11 +748,47 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             ax=ax,
         )
 
-    def summary(self) -> dict:
-        """Return the selection as plain data.
+    def summary(self) -> pd.DataFrame:
+        """Return the selection as a DataFrame: one row per feature (column of ``X``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``feature`` (its name), ``pip`` (inclusion probability, its group's),
+            ``selected`` (bool) and ``group`` (its group's name: the feature's own unless
+            ``groups`` ties it to others), in the order of the columns of ``X``. The
+            run-level results are in ``attrs``: ``rule`` (as :meth:`summary_dict` names
+            it), ``estimated_fdr``, ``cutoff`` (``cutoff_``) and ``task``.
+
+        Examples
+        --------
+        ``sel.summary().sort_values("pip", ascending=False)`` ranks the features;
+        ``sel.summary().attrs["estimated_fdr"]`` is the selection's estimated FDR.
+        """
+        import pandas as pd
+
+        check_is_fitted(self, "support_")
+        table = pd.DataFrame(
+            {
+                "feature": list(self._encoding.feature_names),
+                "pip": np.asarray(self.inclusion_probabilities_, dtype=np.float64),
+                "selected": np.asarray(self.support_, dtype=bool),
+                "group": [self.group_names_[g] for g in self.groups_],
+            }
+        )
+        table.attrs.update(
+            rule=self._rule_labels()[0],
+            estimated_fdr=float(self.estimated_fdr_),
+            cutoff=self.cutoff_,
+            task=self.task_,
+        )
+        return table
+
+    def summary_dict(self) -> dict:
+        """Return the selection as plain data (what ``pyrocompress select`` writes).
 
         The dict holds ``features``, ``inclusion_probabilities`` (by name), ``selected``
-        (names, in input order), ``rule`` and ``estimated_fdr``.
+        (names, in input order), ``rule`` and ``estimated_fdr``; JSON-ready.
         """
         check_is_fitted(self, "support_")
         names = list(self._encoding.feature_names)  # the columns of X, not the one-hot ones
@@ -729,6 +801,217 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             "rule": self._rule_labels()[0],
             "estimated_fdr": self.estimated_fdr_,
         }
+
+    def effects(self) -> dict:
+        r"""Return each input column's effect, posterior mean and sd, for a linear model.
+
+        Only with ``hidden=()`` (``--hidden 0``), where the network is
+        :math:`f(x) = \sum_j \beta_j z_j + b` on the standardised columns
+        :math:`z_j = (x_j - m_j) / s_j`: the effect of column :math:`j` is its effective
+        weight :math:`\beta_j = g_j \tilde w_j` (gate times weight; :meth:`Posterior.weight_mean`
+        and :meth:`~Posterior.weight_var`, the marginal posterior over the gate included,
+        so a dropped column's effect is shrunk towards 0). It is given per unit of the
+        column (divided by :math:`s_j`) and
+
+        * regression: in units of ``y`` (times the target's sd), the change of the
+          predicted mean per unit of :math:`x_j`;
+        * binary classification: the change of the log-odds of ``classes_[1]`` per unit;
+        * more classes: one effect per class, the change of that class's logit (logits are
+          identified only up to a common shift, so compare classes, not the values).
+
+        Its sign is the direction; the sd is the posterior (guide) sd, so a mean within
+        about two sd of 0 has no clear direction. The mean-field guide ignores posterior
+        correlations between columns, which correlated columns have.
+
+        Returns
+        -------
+        dict
+            ``{"units": str, "classes": list | None, "columns": {name: {"mean": m,
+            "sd": s}}}``, with ``m`` and ``s`` numbers, or lists by class for more than two
+            classes. Column names are those of the network's inputs (``name=level`` for a
+            one-hot column).
+
+        Raises
+        ------
+        ValueError
+            If the selector has hidden layers (the effect of an input is then not one
+            number).
+        """
+        check_is_fitted(self, "support_")
+        layers = self.module_.bayesian_layers()
+        if len(layers) != 1:
+            raise ValueError(
+                "effects() needs the linear model (hidden=(), --hidden 0): with hidden layers "
+                "an input's effect depends on the other inputs"
+            )
+        name = next(iter(layers))
+        post = Posterior(self.module_)
+        mean = post.weight_mean()[name].detach().double().cpu().numpy()  # [out, p]
+        sd = np.sqrt(post.weight_var()[name].detach().double().cpu().numpy())
+        scale = np.asarray(self.x_scale_, dtype=np.float64)
+        mean, sd = mean / scale, sd / scale
+        if self.task_ == "regression":
+            mean, sd = mean * self.y_scale_, sd * self.y_scale_
+            units = "units of y per unit of the column"
+        elif len(self.classes_) == 2:
+            units = f"log-odds of class {_plain_label(self.classes_[1])!r} per unit of the column"
+        else:
+            units = "each class's logit per unit of the column"
+        single = mean.shape[0] == 1
+        columns = {}
+        for j, column in enumerate(self._encoding.column_names):
+            m, s = mean[:, j], sd[:, j]
+            columns[column] = (
+                {"mean": float(m[0]), "sd": float(s[0])}
+                if single
+                else {"mean": m.tolist(), "sd": s.tolist()}
+            )
+        classes = None if self.task_ == "regression" else [_plain_label(c) for c in self.classes_]
+        return {"units": units, "classes": classes, "columns": columns}
+
+    # ----------------------------------------------------------------- prediction
+    def predictive(self, X) -> Prediction:
+        """Return the posterior predictive of the fitted network at ``X``.
+
+        ``X`` is encoded and standardised as in :meth:`fit` and handed to
+        :func:`pyrocompress.predict` with ``predict_samples`` draws, seeded by
+        ``random_state`` (0 when ``None``). The result is in the network's units: class
+        probabilities in the order of ``classes_``, or the standardised target (see
+        :meth:`predict` for the target's units).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+            The columns the selector was fitted on.
+
+        Returns
+        -------
+        Prediction
+            :class:`pyrocompress.analysis.Prediction`.
+        """
+        check_is_fitted(self, "support_")
+        num_samples = self._check_predict_samples()
+        Xt = self._network_inputs(X)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        return posterior_predict(self.module_, Xt, num_samples=num_samples, seed=seed)
+
+    def predict(self, X, return_std: bool = False):
+        """Predict the target of ``X`` from the posterior predictive.
+
+        Classification: the class of largest predictive probability
+        (:meth:`predict_proba`). Regression: the predictive mean, in the units of ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+            The columns the selector was fitted on (all of them, not the selected ones).
+        return_std
+            Regression only: also return the predictive standard deviation, in the units
+            of ``y``, observation noise included (as
+            :class:`~sklearn.gaussian_process.GaussianProcessRegressor`).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or (mean, std)
+            The predictions (and their standard deviations).
+
+        Raises
+        ------
+        ValueError
+            For ``return_std=True`` with a classification (use :meth:`predict_proba`).
+        """
+        check_is_fitted(self, "support_")
+        if return_std and self.task_ == "classification":
+            raise ValueError(
+                "return_std is for regression; for a classification, predict_proba gives "
+                "the class probabilities and pyrocompress.predict their uncertainty"
+            )
+        pred = self.predictive(X)
+        if self.task_ == "classification":
+            return self.classes_[pred.mean.numpy().argmax(axis=1)]
+        mean = pred.mean.double().numpy() * self.y_scale_ + self.y_mean_
+        if return_std:
+            return mean, pred.sd.double().numpy() * self.y_scale_
+        return mean
+
+    def _has_classes(self) -> bool:
+        """Whether :meth:`predict_proba` applies (``available_if``: classification)."""
+        if getattr(self, "task_", self.task) == "regression":
+            raise AttributeError(
+                "predict_proba is for classification; this selector does regression "
+                "(predict(X, return_std=True) gives the predictive mean and sd)"
+            )
+        return True
+
+    @available_if(_has_classes)
+    def predict_proba(self, X) -> np.ndarray:
+        """Return the posterior predictive class probabilities of ``X``.
+
+        The mean over ``predict_samples`` posterior draws of each draw's class
+        probabilities (softmax, or sigmoid, of the network's output).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+            The columns the selector was fitted on.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in the order of ``classes_``; rows sum to 1.
+        """
+        check_is_fitted(self, "support_")
+        probs = self.predictive(X).mean.double().numpy()
+        return probs / probs.sum(axis=1, keepdims=True)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Return the accuracy (classification) or :math:`R^2` (regression) on ``(X, y)``.
+
+        As :meth:`sklearn.base.ClassifierMixin.score` and
+        :meth:`sklearn.base.RegressorMixin.score`, of :meth:`predict`.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+            Inputs.
+        y : array-like of shape (n_samples,)
+            True targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples.
+
+        Returns
+        -------
+        float
+            The score; higher is better.
+        """
+        check_is_fitted(self, "support_")
+        predicted = self.predict(X)
+        if self.task_ == "classification":
+            return float(accuracy_score(y, predicted, sample_weight=sample_weight))
+        return float(r2_score(y, predicted, sample_weight=sample_weight))
+
+    def _network_inputs(self, X) -> torch.Tensor:
+        """Return new inputs as the network's standardised input columns (as in fit).
+
+        A selector fitted on a DataFrame with non-numeric columns needs such a DataFrame:
+        its one-hot columns are those of the levels seen in fit (a level not seen then
+        sets none of them, with a warning); any other ``X`` is checked as scikit-learn
+        does (number and names of the columns, finite values).
+        """
+        encoding = self._encoding
+        if encoding.levels:
+            if not is_frame(X):
+                raise ValueError(
+                    "the selector was fitted on a DataFrame with non-numeric columns "
+                    f"({', '.join(encoding.feature_names[j] for j in encoding.levels)}); "
+                    "give a DataFrame with the same columns"
+                )
+            validate_data(self, X, reset=False, skip_check_array=True)
+            columns = _onehot_known_levels(X, encoding.feature_names, encoding.levels)
+        else:
+            columns = validate_data(self, X, reset=False, dtype=np.float64)
+        Xc = check_array(columns, dtype="float64")
+        return torch.as_tensor((Xc - self.x_mean_) / self.x_scale_, dtype=torch.float32)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -752,6 +1035,54 @@ def _column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unit.mean(0) * size, unit.std(0) * size
 
 
+def _onehot_known_levels(X, names: list[str], levels: dict[int, list]) -> np.ndarray:
+    """Return the input columns of DataFrame ``X`` with the one-hot ``levels`` of fit.
+
+    Parameters
+    ----------
+    X
+        A DataFrame with the columns the selector was fitted on.
+    names
+        The columns' names (for messages).
+    levels
+        The levels seen in fit of each one-hot encoded column, by position.
+
+    Raises
+    ------
+    ValueError
+        For a missing value in a one-hot encoded column (as in fit).
+    """
+    import warnings
+
+    n = X.shape[0]
+    blocks = []
+    for j in range(X.shape[1]):
+        col = X.iloc[:, j]
+        if j not in levels:
+            blocks.append(col.to_numpy(dtype=np.float64, na_value=np.nan).reshape(n, 1))
+            continue
+        missing = col.isna().to_numpy()
+        if missing.any():
+            rows = ", ".join(map(str, np.flatnonzero(missing)[:5].tolist()))
+            raise ValueError(
+                f"column {names[j]!r} of X has missing values (rows {rows}); fill them as "
+                "for fit (X[col].fillna('missing'))"
+            )
+        values = col.to_numpy()
+        onehot = np.stack([values == level for level in levels[j]], axis=1).astype(np.float64)
+        unseen = ~onehot.any(axis=1)
+        if unseen.any():
+            found = sorted({str(v) for v in values[unseen]})
+            warnings.warn(
+                f"column {names[j]!r} of X has levels not seen in fit ({', '.join(found[:5])}); "
+                "their rows set none of its one-hot columns",
+                UserWarning,
+                stacklevel=4,
+            )
+        blocks.append(onehot)
+    return np.concatenate(blocks, axis=1)
+
+
 def _warn_lost_columns(X: np.ndarray, Xt: torch.Tensor, encoding_names: list[str]) -> None:
     """Warn when a varying column is constant (or not finite) after standardisation."""
     import warnings
@@ -769,3 +1100,8 @@ def _warn_lost_columns(X: np.ndarray, Xt: torch.Tensor, encoding_names: list[str
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def _plain_label(value: Any) -> Any:
+    """Return a class label as a JSON-ready Python value."""
+    return value.item() if hasattr(value, "item") else value

@@ -426,8 +426,9 @@ def test_select_contract(tmp_path, capsys):
     args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "4"]
     assert main([*args, "--epochs", "1500", "--out", str(out), "--quiet"]) == 0
     sel = json.loads((out / "selection.json").read_text())
-    run = ["task", "prior", "hidden", "epochs", "seed", "excluded", "version"]
+    run = ["task", "prior", "hidden", "epochs", "seed", "excluded", "version", "effects"]
     assert list(sel) == [*SELECTION_KEYS, "seconds", *run]  # issue 27: the run is recorded
+    assert sel["effects"] is None  # an input's effect is one number only in a linear model
     assert sel["task"] == "regression" and sel["prior"] == "spike-slab"
     assert sel["hidden"] == [4] and sel["epochs"] == 1500 and sel["seed"] == 0
     assert sel["excluded"] == [] and sel["version"] == pc.__version__
@@ -454,6 +455,23 @@ def test_select_infers_classification_and_uses_fdr(tmp_path, capsys):
     assert sel["rule"] == "bayesian-fdr (q=0.05)"
     assert sel["estimated_fdr"] <= 0.05
     assert "age" in sel["selected"]
+    effects = sel["effects"]  # --hidden 0: the direction of each effect (issue 27)
+    assert effects["units"] == "log-odds of class 1 per unit of the column"
+    assert effects["classes"] == [0, 1] and list(effects["columns"]) == sel["features"]
+    age = effects["columns"]["age"]
+    assert age["mean"] > 2 * age["sd"] > 0  # y = 1 when 3 age + noise > 0: positive
+
+
+def test_select_linear_regression_records_the_effects_in_units_of_y(tmp_path):
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "sel"
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "0"]
+    assert main([*args, "--epochs", "1500", "--out", str(out), "--quiet"]) == 0
+    effects = json.loads((out / "selection.json").read_text())["effects"]
+    assert effects["units"] == "units of y per unit of the column" and effects["classes"] is None
+    age = effects["columns"]["age"]  # y = 3 age + N(0, 0.3^2), n = 120: OLS sd about 0.03
+    assert abs(age["mean"] - 3) < 0.15 and 0 < age["sd"] < 0.2
+    for noise in ("dose", "noise1", "noise2"):
+        assert abs(effects["columns"][noise]["mean"]) < 0.15
 
 
 def test_select_explicit_task_and_prior(tmp_path, capsys):

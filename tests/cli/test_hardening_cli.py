@@ -84,6 +84,7 @@ def test_help_shows_the_defaults(capsys, command):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     assert "--seed SEED seed of the initial weights" in text and "(default: 0)" in text
     if command == "compress":
-        assert "passes over the training data (default: 10)" in text
+        assert "the largest number of passes over the training data, or 'auto'" in text
+        assert "(default: 0.01)" in text and "--threads" in text and "(default: 1)" in text
         assert "Adam's learning rate (default: 0.01)" in text
         assert "training device (default: cpu)" in text

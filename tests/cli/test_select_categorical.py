@@ -50,7 +50,7 @@ def test_select_encodes_text_columns_as_groups(tmp_path, capsys, fitted_selector
     assert main([*args, "--epochs", "2", "--quiet"]) == 0  # no --out: no plot to draw
     (sel,) = fitted_selectors
     # the report (selection.json is the summary) names the CSV's columns, one PIP each
-    selection = sel.summary()
+    selection = sel.summary_dict()
     assert selection["features"] == ["age", "colour", "dose", "shape"]
     assert set(selection["inclusion_probabilities"]) == set(selection["features"])
     printed = capsys.readouterr().out
@@ -90,3 +90,23 @@ def test_select_refuses_bad_text_columns_with_one_line(tmp_path, capsys, case):
     code = main(["select", "--csv", str(csv), "--target", "y", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+def test_a_wide_table_is_read_without_a_fragmentation_warning(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    from pyrocompress.cli.app import _load_table
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(20, 150)), columns=[f"x{j}" for j in range(150)])
+    frame["colour"] = rng.choice(["red", "blue"], size=20)
+    frame["y"] = rng.normal(size=20)
+    path = tmp_path / "wide.csv"
+    frame.to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        X, y = _load_table(str(path), "y")
+    assert list(X.columns) == [*(f"x{j}" for j in range(150)), "colour"]
+    assert X["colour"].tolist() == frame["colour"].tolist() and len(y) == 20

@@ -35,8 +35,10 @@ def _data(n=120, p=6, seed=0):
     return X, y
 
 
+# a fixed number of epochs under the cosine schedule (tol=None); runs with the convergence
+# stop resume too (tests/infer/test_convergence.py)
 SETTINGS: dict[str, Any] = dict(
-    epochs=5, batch_size=32, lr=1e-2, kl_warmup=2, seed=3, progress=False
+    epochs=5, batch_size=32, lr=1e-2, kl_warmup=2, seed=3, progress=False, tol=None
 )
 
 

@@ -77,7 +77,7 @@ def test_a_parameter_broken_by_the_last_step_stops_training_with_a_pointer_to_th
     assert len(steps) == 4
     assert message.startswith("the parameter guide.layers.1.weight_loc became NaN or inf")
     assert "at epoch 2; training stopped" in message
-    assert "Lower the learning rate (lr=0.001)" in message and "GroupNormalJeffreys" in message
+    assert "Lower the learning rate (lr=0.01)" in message and "GroupNormalJeffreys" in message
 
 
 def test_finite_parameters_pass_the_final_check():

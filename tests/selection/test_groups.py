@@ -68,8 +68,8 @@ def test_transform_of_a_dataframe_returns_the_selected_original_columns(mixed_fi
     assert isinstance(out["colour"].dtype, pd.CategoricalDtype)  # dtypes kept
     pd.testing.assert_frame_equal(out, df[["x0", "colour", "x1", "x2"]])
     summary = sel.summary()
-    assert summary["features"] == list(df.columns)
-    assert summary["selected"] == ["x0", "colour", "x1", "x2"]
+    assert summary["feature"].tolist() == list(df.columns)
+    assert summary.loc[summary["selected"], "feature"].tolist() == ["x0", "colour", "x1", "x2"]
 
 
 def test_transform_checks_the_columns(mixed_fit):
@@ -104,6 +104,8 @@ def test_groups_tie_columns_into_one_pip():
     # seeded: the basis and x2 in, the nulls out
     assert support.tolist() == [True, True, True, False, False], pip
     np.testing.assert_array_equal(sel.transform(X), X[:, :3])
+    # the summary names each column's group
+    assert sel.summary()["group"].tolist() == ["basis", "basis", "x2", "x3", "x4"]
     # clone keeps the parameter
     assert clone(sel).get_params()["groups"] == groups
 

@@ -108,14 +108,32 @@ def test_the_lasso_keeps_null_inputs_the_selector_drops(nonlinear_fit):
     assert sel.inclusion_probabilities_[1] > 0.9
 
 
-def test_summary_is_the_cli_contract(nonlinear_fit):
+def test_summary_dict_is_the_cli_contract(nonlinear_fit):
     sel, _, _ = nonlinear_fit
-    s = sel.summary()
+    s = sel.summary_dict()
     assert list(s) == ["features", "inclusion_probabilities", "selected", "rule", "estimated_fdr"]
     assert s["features"] == [f"x{j}" for j in range(10)]
     assert s["selected"] == ["x0", "x1"]
     assert s["rule"].startswith("median")
     assert s["inclusion_probabilities"]["x1"] == pytest.approx(sel.inclusion_probabilities_[1])
+
+
+def test_summary_is_a_dataframe_of_the_same_selection(nonlinear_fit):
+    """Issue 27: one row per feature; the run-level results in attrs."""
+    sel, _, _ = nonlinear_fit
+    table, plain = sel.summary(), sel.summary_dict()
+    assert isinstance(table, pd.DataFrame)
+    assert list(table.columns) == ["feature", "pip", "selected", "group"]
+    assert table["feature"].tolist() == plain["features"]
+    assert table["pip"].tolist() == [plain["inclusion_probabilities"][f] for f in plain["features"]]
+    assert table.loc[table["selected"], "feature"].tolist() == plain["selected"]
+    assert table["group"].tolist() == plain["features"]  # no tied groups: each its own
+    assert table.attrs == {
+        "rule": plain["rule"],
+        "estimated_fdr": plain["estimated_fdr"],
+        "cutoff": 0.5,
+        "task": "regression",
+    }
 
 
 #: PIPs in no particular order: by PIP x1, x4, x3, x0, x2; running mean of 1 - PIP in that
@@ -211,13 +229,13 @@ def test_numpy_integer_k_from_a_grid_search():
     grid = GridSearchCV(pipe, {"featureselector__k": np.arange(1, 3)}, cv=2).fit(X, y)
     best = grid.best_estimator_[0]
     assert isinstance(best.k, np.integer)
-    assert best.support_.sum() == best.k and best.summary()["rule"] == f"top-k (k={best.k})"
+    assert best.support_.sum() == best.k and best.summary().attrs["rule"] == f"top-k (k={best.k})"
 
 
 def test_numpy_float_fdr_level():
     X, y = _one_strong_feature(n=60, p=4)
     sel = FeatureSelector(rule="fdr", fdr_level=np.float32(0.2), **FAST).fit(X, y)
-    assert sel.summary()["rule"] == "bayesian-fdr (q=0.2)"
+    assert sel.summary_dict()["rule"] == "bayesian-fdr (q=0.2)"
     assert sel.estimated_fdr_ <= 0.2 + 1e-6
 
 
@@ -233,7 +251,7 @@ def test_pipeline_after_standard_scaler_and_dataframe_names():
     assert list(out.columns) == list(sel.get_feature_names_out())
     # names reach the model too, and the selector fitted on the DataFrame directly
     direct = FeatureSelector(epochs=20, hidden=(4,)).fit(df, y)
-    assert direct.summary()["features"] == ["age", "dose", "a", "b", "c"]
+    assert direct.summary()["feature"].tolist() == ["age", "dose", "a", "b", "c"]
     assert direct.module_.feature_names == ["age", "dose", "a", "b", "c"]
 
 
