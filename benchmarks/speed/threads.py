@@ -102,13 +102,23 @@ def main() -> int:
     kinds = ["select", *(["compress"] if args.also_compress else [])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # one untimed run first: the first start of Python, torch and the package reads
+        # them from disk, later ones from the page cache (without it the first timing
+        # carries several seconds the others do not)
+        warm = Path(tmp) / "warm-up"
+        warm.mkdir()
+        subprocess.run(
+            _commands("select", warm, "1", args.epochs)[0], check=True, capture_output=True
+        )
         for kind in kinds:
             for threads in ("1", "torch"):
                 folder = Path(tmp) / kind
                 folder.mkdir(exist_ok=True)
                 commands = _commands(kind, folder, threads, args.epochs)
-                seq = _sequential(commands)
-                par = _side_by_side(commands)
+                if threads == "1":  # alternate which goes first, in case order matters
+                    seq, par = _sequential(commands), _side_by_side(commands)
+                else:
+                    par, seq = _side_by_side(commands), _sequential(commands)
                 rows.append(
                     {
                         "command": kind,
@@ -125,7 +135,8 @@ def main() -> int:
         f"`{meta['command']}` on {meta['date']}, commit {meta['commit']}; {meta['machine']}.",
         "",
         "Each row: two runs of the command (seeds 0 and 1), first one after the other, then "
-        "both started together (wall time until both finish). `select`: diabetes with 50 "
+        "both started together (wall time until both finish; the order alternates between "
+        "the settings, after one untimed warm-up run). `select`: diabetes with 50 "
         "noise columns, the selector's default budget; `compress`: the demo's network on "
         f"digits, {args.epochs} epochs without the convergence stop.",
         "",
