@@ -274,7 +274,7 @@ def test_a_write_error_after_training_is_one_line_exit_2_and_no_files(
         lambda out, writers: real(out, {**writers, "model.pt": full}),
     )
     out = tmp_path / "out"
-    args = ["--epochs", "1", "--tolerance", "0.5", "--out", str(out), "--quiet"]
+    args = ["--epochs", "1", "--tol", "off", "--tolerance", "0.5", "--out", str(out), "--quiet"]
     assert main([*COMPRESS, *args]) == 2
     err = _one_line_error(capsys)
     assert f"--out {out}: the outputs could not be written (No space left on device)" in err
@@ -286,7 +286,7 @@ def test_a_write_error_after_training_is_one_line_exit_2_and_no_files(
     "argv, message",
     [
         (["--prior", "laplace"], "argument --prior: invalid choice: 'laplace'"),
-        (["--prior", "gaussian", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["--prior", "gaussian", "--epochs", "x"], "--epochs must be a whole number such as 100"),
         (["--prior", "gaussian", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
         (["--prior", "gaussian", "--device", "tpu"], "argument --device: invalid choice"),
         (["--prior", "gaussian", "--bogus"], "unrecognized arguments: --bogus"),
