@@ -59,6 +59,7 @@ def _fake_mnist(folder, n_train=5050, n_test=30):
     return folder
 
 
+@pytest.mark.slow  # 84 s on 2 cores: every plan is scored on the 5,000 held-out images
 def test_compress_lenet5_on_idx_files(tmp_path):
     data = _fake_mnist(tmp_path / "mnist")
     out = tmp_path / "out"
