@@ -107,11 +107,11 @@ def seeded(seed: int | None) -> Iterator[None]:
         set_state(state)
 
 
-def threads_by(parameter: str = "threads") -> Callable[[F], F]:
-    """Make a decorator that runs the function under :func:`intra_op_threads`.
+def _under(context: Callable[[Any], Any], parameter: str) -> Callable[[F], F]:
+    """Make a decorator that runs the function under ``context(<its argument parameter>)``.
 
-    The decorated function's argument ``parameter`` gives the number of threads (its
-    default applies when the caller leaves it out); the caller's setting is restored.
+    The argument's default applies when the caller leaves it out; the decorated function
+    keeps its signature and docstring.
     """
 
     def decorate(fn: F) -> F:
@@ -121,12 +121,21 @@ def threads_by(parameter: str = "threads") -> Callable[[F], F]:
         def wrapper(*args, **kwargs):
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            with intra_op_threads(bound.arguments[parameter]):
+            with context(bound.arguments[parameter]):
                 return fn(*args, **kwargs)
 
         return cast(F, wrapper)
 
     return decorate
+
+
+def threads_by(parameter: str = "threads") -> Callable[[F], F]:
+    """Make a decorator that runs the function under :func:`intra_op_threads`.
+
+    The decorated function's argument ``parameter`` gives the number of threads (its
+    default applies when the caller leaves it out); the caller's setting is restored.
+    """
+    return _under(intra_op_threads, parameter)
 
 
 def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
@@ -143,20 +152,7 @@ def seeded_by(parameter: str = "seed") -> Callable[[F], F]:
     Callable
         The decorator; the decorated function keeps its signature and docstring.
     """
-
-    def decorate(fn: F) -> F:
-        signature = inspect.signature(fn)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            with seeded(bound.arguments[parameter]):
-                return fn(*args, **kwargs)
-
-        return cast(F, wrapper)
-
-    return decorate
+    return _under(seeded, parameter)
 
 
 #: The library's thread policy: torch intra-op threads per process while it trains or

@@ -235,21 +235,30 @@ def _check_agreement(
     for x in inputs:
         ref = _torch_output(module, x).detach().float().cpu()
         (got,) = session.run(None, {name: x.detach().cpu().numpy()})
-        got = torch.from_numpy(got)
-        if tuple(got.shape) != tuple(ref.shape):
-            raise RuntimeError(
-                f"the ONNX graph gives shape {tuple(got.shape)} for a batch of {x.shape[0]}, "
-                f"torch {tuple(ref.shape)}: nothing was written"
-            )
-        diff = float((got - ref).abs().max()) if ref.numel() else 0.0
-        if not diff <= atol:  # NaN disagrees too
-            raise RuntimeError(
-                f"the ONNX graph disagrees with torch on a batch of {x.shape[0]}: max absolute "
-                f"difference {diff:.3g} > atol {atol:g}; nothing was written (raise atol if "
-                "the outputs are large, float32 rounding grows with them)"
-            )
-        worst = max(worst, diff)
+        worst = max(worst, _compare(torch.from_numpy(got), ref, atol, "the ONNX graph", "torch"))
     return worst
+
+
+def _compare(got: torch.Tensor, ref: torch.Tensor, atol: float, what: str, versus: str) -> float:
+    """Return the largest absolute difference of an exported output ``got`` from ``ref``.
+
+    ``RuntimeError`` (saying nothing was written) where the shapes differ or the difference
+    exceeds ``atol`` (NaN included); ``what`` and ``versus`` name the two in the message.
+    """
+    batch = ref.shape[0] if ref.dim() else 0
+    if tuple(got.shape) != tuple(ref.shape):
+        raise RuntimeError(
+            f"{what} gives shape {tuple(got.shape)} for a batch of {batch}, "
+            f"torch {tuple(ref.shape)}: nothing was written"
+        )
+    diff = float((got - ref).abs().max()) if ref.numel() else 0.0
+    if not diff <= atol:  # NaN disagrees too
+        raise RuntimeError(
+            f"{what} disagrees with {versus} on a batch of {batch}: max absolute "
+            f"difference {diff:.3g} > atol {atol:g}; nothing was written (raise atol if "
+            "the outputs are large, float32 rounding grows with them)"
+        )
+    return diff
 
 
 # ---------------------------------------------------------------------------- export

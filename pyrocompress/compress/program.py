@@ -46,6 +46,7 @@ from pyrocompress.compress.onnx import (
     _check_bool,
     _check_example,
     _check_module,
+    _compare,
     _eval_mode,
     _other_batch,
     _torch_output,
@@ -138,19 +139,7 @@ def _check_agreement(
             raise RuntimeError(
                 f"the saved program returns {type(got).__name__}, not a tensor: nothing was written"
             )
-        got = got.detach().float()
-        if tuple(got.shape) != tuple(ref.shape):
-            raise RuntimeError(
-                f"the saved program gives shape {tuple(got.shape)} for a batch of {x.shape[0]}, "
-                f"torch {tuple(ref.shape)}: nothing was written"
-            )
-        diff = float((got - ref).abs().max()) if ref.numel() else 0.0
-        if not diff <= atol:  # NaN disagrees too
-            raise RuntimeError(
-                f"the saved program disagrees with the module on a batch of {x.shape[0]}: max "
-                f"absolute difference {diff:.3g} > atol {atol:g}; nothing was written (raise "
-                "atol if the outputs are large, float32 rounding grows with them)"
-            )
+        diff = _compare(got.detach().float(), ref, atol, "the saved program", "the module")
         worst = max(worst, diff)
     return worst
 
