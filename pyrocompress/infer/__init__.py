@@ -18,7 +18,8 @@ from pyrocompress.infer.information import (
     group_information,
     record_information,
 )
-from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts
+from pyrocompress.infer.gibbs import GIBBS_PRIORS, linear_gibbs
+from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts, site_variable
 from pyrocompress.infer.posterior_file import (
     POSTERIOR_NAME,
     load_posterior,
@@ -39,6 +40,7 @@ __all__ = [
     "CHECKPOINT_NAME",
     "POSTERIOR_NAME",
     "CheckpointWriteError",
+    "GIBBS_PRIORS",
     "ConvergenceWarning",
     "History",
     "LocalReparamELBO",
@@ -53,6 +55,7 @@ __all__ = [
     "fit_budget",
     "group_information",
     "kl_sum",
+    "linear_gibbs",
     "load_posterior",
     "prepare_data",
     "pretrain",
@@ -62,5 +65,6 @@ __all__ = [
     "safe_load",
     "save_posterior",
     "setup",
+    "site_variable",
     "world",
 ]

@@ -31,10 +31,25 @@ draws of a mean-field guide it reads the effective weights, which the likelihood
 identifies, and not the guide's factor of the gate, which a non-centred mean-field guide
 leaves near its prior for a group the data switch off (only the product
 :math:`g\tilde w` is pinned down, not its split).
+
+**A gate bounded above** (the regularised horseshoe's :math:`g < c`, Piironen & Vehtari
+2017, eq. 2.8) has a density in :math:`\log g` that grows like :math:`(c - g)^{-1/2}` at
+the bound: integrable, but no grid uniform in :math:`\log g` integrates it (a grid point
+just under :math:`c` carries a density of order :math:`10^{13}` for a cell of mass near
+zero, and inflated the inclusion probabilities of null groups by up to 0.2). The
+quadrature then runs in the unbounded coordinate
+
+.. math:: x = \log h, \qquad \frac1{g^2} = \frac1{h^2} + \frac1{c^2}
+    \;\Longleftrightarrow\; h = \frac{g}{\sqrt{1 - g^2/c^2}}, \qquad
+    \log\frac{d\log g}{dx} = -\log\Big(1 + \frac{h^2}{c^2}\Big),
+
+an exact change of variables for any prior bounded by :math:`c`; for the regularised
+horseshoe :math:`h = \tau\lambda` is the half-Cauchy scale, whose density is smooth.
 """
 
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import torch
@@ -82,18 +97,22 @@ def relevance_given_weights(
     Tensor
         ``[S, G]`` probabilities (float64).
     """
-    log_g, log_lik, delta = _grid(beta, size, grid, upper)
-    weights = torch.softmax(log_lik + log_prior(log_g), dim=-1)  # the spacing cancels
-    return _above(weights, log_g, delta, threshold)
+    x, log_g, log_lik, delta, log_jac = _grid(beta, size, grid, upper)
+    # the density in the grid's coordinate x (the spacing cancels)
+    weights = torch.softmax(log_lik + log_prior(log_g) + log_jac, dim=-1)
+    return _above(weights, x, delta, _coordinate(threshold, upper, x.dim()))
 
 
 def _grid(
     beta: torch.Tensor, size: torch.Tensor | float, grid: int, upper: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""Return the log-g grid ``[..., G, K]``, the likelihood factor on it, and its spacing.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Return the quadrature grid ``[..., G, K]`` and what lives on it.
 
-    ``upper`` (``[S]``, per draw) is the largest :math:`\log g` the prior allows (a
-    regularised horseshoe's slab width): the grid stays below it.
+    Returns ``(x, log_g, log_lik, delta, log_jac)``: the grid, uniform in its coordinate
+    ``x`` (``log g``; for a gate bounded by ``upper``, ``[S]`` per draw, the unbounded
+    ``log h`` of the module docstring); ``log g`` at its points; the likelihood factor
+    :math:`-m\log g - \beta/g^2`; the spacing of ``x``; and :math:`\log(d\log g/dx)`
+    (zero without a bound), to add to a log density in :math:`\log g`.
     """
     beta = beta.double().clamp_min(1e-300)
     m = torch.as_tensor(size, dtype=torch.float64, device=beta.device)
@@ -101,31 +120,49 @@ def _grid(
     # sd 1/sqrt(2m) in log g; its left tail falls like exp(-beta/g^2) (fast), its right
     # tail like g^-m (slowly for small m), so the grid reaches further to the right
     # (12 sd either side; the prior's slope in log g, at most a few units, moves the peak
-    # by slope / (2m), well inside)
+    # by slope / (2m), well inside). Below a bound h = g to within 1e-6 where the left
+    # tail lies, so the same span serves x = log h.
     center = 0.5 * torch.log(2.0 * beta / m)
     sd = 1.0 / torch.sqrt(2.0 * m)
     low = center - 12.0 * sd
     high = center + 12.0 * sd + 40.0 / (m + 1.0)
-    if upper is not None:
-        top = upper.double().reshape(-1, *([1] * (high.dim() - 1))) - 1e-9
-        high = torch.minimum(high, top)
-        low = torch.minimum(low, high - 24.0 * sd)
     u = torch.linspace(0.0, 1.0, grid, dtype=torch.float64, device=beta.device)
-    log_g = low.unsqueeze(-1) + (high - low).unsqueeze(-1) * u
+    x = low.unsqueeze(-1) + (high - low).unsqueeze(-1) * u
+    if upper is None:
+        log_g, log_jac = x, torch.zeros((), dtype=torch.float64, device=x.device)
+    else:
+        log_c = upper.double().reshape(-1, *([1] * (x.dim() - 1)))
+        log_g = -0.5 * torch.logaddexp(-2.0 * x, -2.0 * log_c)  # g^-2 = h^-2 + c^-2
+        log_jac = -torch.nn.functional.softplus(2.0 * (x - log_c))  # -log(1 + h^2/c^2)
     log_lik = -m.unsqueeze(-1) * log_g - beta.unsqueeze(-1) * torch.exp(-2.0 * log_g)
-    return log_g, log_lik, ((high - low) / (grid - 1)).unsqueeze(-1)
+    return x, log_g, log_lik, ((high - low) / (grid - 1)).unsqueeze(-1), log_jac
+
+
+def _coordinate(threshold: torch.Tensor, upper: torch.Tensor | None, dim: int) -> torch.Tensor:
+    r"""Return the threshold :math:`t` in the grid's coordinate, ``[G]`` or ``[S, G]``.
+
+    :math:`\log t`, or :math:`\log h_t = \log t - \tfrac12\log(1 - t^2/c^2)` below a bound
+    (``+inf`` at or above it: a gate never exceeds :math:`c`).
+    """
+    log_t = torch.log(torch.as_tensor(threshold, dtype=torch.float64))
+    if upper is None:
+        return log_t
+    log_c = upper.double().reshape(-1, *([1] * (dim - 2)))
+    r = 2.0 * (log_t - log_c)
+    inside = r < 0.0
+    log_h = log_t - 0.5 * torch.log(-torch.expm1(torch.where(inside, r, -1.0)))
+    return torch.where(inside, log_h, math.inf)
 
 
 def _above(
-    weights: torch.Tensor, log_g: torch.Tensor, delta: torch.Tensor, threshold: torch.Tensor
+    weights: torch.Tensor, x: torch.Tensor, delta: torch.Tensor, log_t: torch.Tensor
 ) -> torch.Tensor:
-    """Return the mass of the grid's distribution above ``log threshold``.
+    """Return the mass of the grid's distribution above ``log_t`` (in the grid's coordinate).
 
     Each point carries the mass of its cell (width ``delta``); the cell holding the
     threshold counts the part of it above (a piecewise-constant density).
     """
-    t = torch.as_tensor(threshold, dtype=torch.float64, device=log_g.device)
-    above = ((log_g + 0.5 * delta - torch.log(t).unsqueeze(-1)) / delta).clamp(0.0, 1.0)
+    above = ((x + 0.5 * delta - log_t.unsqueeze(-1)) / delta).clamp(0.0, 1.0)
     return (weights * above).sum(-1).clamp(0.0, 1.0)
 
 
@@ -180,15 +217,18 @@ def relevance_given_layer(
     Tensor
         ``[S, G]`` probabilities (float64).
     """
-    log_g, log_lik, delta = _grid(beta, size, grid, upper)  # [S, G, K]
+    x, log_g, log_lik, delta, log_jac = _grid(beta, size, grid, upper)  # [S, G, K]
+    log_t = _coordinate(threshold, upper, x.dim()).expand(x.shape[:-1])
     # the posterior of tau needs only each group's marginal likelihood, a smooth integral:
     # a coarse grid in log g is enough for it; the probabilities use the fine one
     coarse = _grid(beta, size, _COARSE, upper)
+    jac_c, jac = (j.expand(t.shape) for j, t in ((coarse[4], coarse[0]), (log_jac, x)))
     out = []
     for s in range(log_g.shape[0]):
-        lg_c, ll_c, dl_c = (t[s] for t in coarse)
+        x_c, lg_c, ll_c, dl_c = (t[s] for t in coarse[:4])
+        ll_c = ll_c + jac_c[s]  # the change of variables, with the likelihood factor
         # the groups' likelihood peaks, g^2 = 2 beta / m (the grids' left ends + 12 sd)
-        centers = lg_c[:, 0] + 12.0 / torch.sqrt(2.0 * torch.as_tensor(size, dtype=lg_c.dtype))
+        centers = x_c[:, 0] + 12.0 / torch.sqrt(2.0 * torch.as_tensor(size, dtype=lg_c.dtype))
         low, high = float(centers.min()) - 12.0, float(centers.max()) + 4.0
         log_tau = torch.linspace(low, high, global_grid, dtype=torch.float64, device=lg_c.device)
         given = partial(log_prior_given, draw=s)
@@ -208,8 +248,8 @@ def relevance_given_layer(
             )
         keep = post > 1e-6 * post.max()  # the scales that carry the posterior mass
         log_tau, post = log_tau[keep], post[keep] / post[keep].sum()
-        joint = log_lik[s] + log_prior_given(log_g[s], log_tau.reshape(-1, 1, 1), draw=s)
-        above = _above(torch.softmax(joint, -1), log_g[s], delta[s], threshold)  # [T, G]
+        joint = log_lik[s] + jac[s] + log_prior_given(log_g[s], log_tau.reshape(-1, 1, 1), draw=s)
+        above = _above(torch.softmax(joint, -1), x[s], delta[s], log_t[s])  # [T, G]
         out.append((post.unsqueeze(-1) * above).sum(0))
     return torch.stack(out).clamp(0.0, 1.0)
 
