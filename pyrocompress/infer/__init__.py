@@ -13,12 +13,14 @@ from pyrocompress.infer.checkpoint import (
 )
 from pyrocompress.infer.distributed import World, setup, world
 from pyrocompress.infer.elbo import LocalReparamELBO, LocalReparameterization, MomentELBO, kl_sum
+from pyrocompress.infer.gibbs import GIBBS_PRIORS, linear_gibbs
 from pyrocompress.infer.information import (
     fisher_information,
+    glm_layer,
     group_information,
+    newton_square,
     record_information,
 )
-from pyrocompress.infer.gibbs import GIBBS_PRIORS, linear_gibbs
 from pyrocompress.infer.mcmc import compare_svi_nuts, run_nuts, site_variable
 from pyrocompress.infer.posterior_file import (
     POSTERIOR_NAME,
@@ -53,10 +55,12 @@ __all__ = [
     "fisher_information",
     "fit",
     "fit_budget",
+    "glm_layer",
     "group_information",
     "kl_sum",
     "linear_gibbs",
     "load_posterior",
+    "newton_square",
     "prepare_data",
     "pretrain",
     "recalibrate_norms",

@@ -27,19 +27,39 @@ examples scaled up to the data set. A group's information is the mean over its w
 :func:`pyrocompress.fit` records it at the end of training in each layer guide's
 ``information`` buffer (so it is saved with the network), where
 :meth:`pyrocompress.Posterior.inclusion_probabilities` reads it.
+
+**Generalised linear models.** For a network that is one Bayesian ``Linear`` layer (a
+linear, logistic or multinomial regression), :func:`record_information` also records, per
+group, the sum of squares of the one-step estimates of its weights given the others,
+
+.. math:: \hat b_k = \bar w_k + \frac{\partial \ell(\bar w)/\partial w_k}{h_k},
+    \qquad B_g = \sum_{k \in g} \hat b_k^2,
+
+a Newton (Fisher-scoring) step from the posterior-mean weights :math:`\bar w` with the
+diagonal information :math:`h_k`: for a Gaussian likelihood exactly the least-squares
+estimate of :math:`w_k` on the partial residual :math:`y - \sum_{l \neq k} x_l \bar w_l`,
+with standard error :math:`1/\sqrt{h_k}`. Given the other weights, the likelihood of the
+group's weights is then :math:`N(\hat b; w, 1/h)`, so that their prior can be integrated out
+in closed form: the normal-means form of the inclusion probability
+(:mod:`pyrocompress.priors.relevance`).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from pyrocompress.distributions.likelihoods import Likelihood
 from pyrocompress.infer.training import prepare_data
 from pyrocompress.nn import BayesianNetwork
 
 __all__ = [
     "fisher_information",
+    "glm_layer",
     "group_information",
     "information_budget",
+    "newton_square",
     "record_information",
 ]
 
@@ -213,9 +233,14 @@ def group_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.T
     dict of str to Tensor
         ``[G]`` per layer.
     """
+    return _group_means(bnn, fisher_information(bnn, data, **kwargs))
+
+
+def _group_means(bnn: BayesianNetwork, info: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each group's mean over its weights of a per-weight quantity (0 for removed groups)."""
     layers = bnn.bayesian_layers()
     out = {}
-    for name, h in fisher_information(bnn, data, **kwargs).items():
+    for name, h in info.items():
         spec = layers[name].spec
         out[name] = spec.group_sum(h) / spec.group_sum(torch.ones_like(h))
         mask = layers[name].group_mask
@@ -224,10 +249,105 @@ def group_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.T
     return out
 
 
+def glm_layer(bnn: BayesianNetwork) -> str | None:
+    """Return the name of the layer of a generalised linear model, else ``None``.
+
+    A generalised linear model here is a network that is one Bayesian ``Linear`` layer
+    and nothing else (no norm, no other module) whose likelihood has an exact
+    log-likelihood (:meth:`~pyrocompress.distributions.Likelihood.expected_log_prob` at
+    zero variance).
+
+    Parameters
+    ----------
+    bnn
+        The network.
+
+    Returns
+    -------
+    str or None
+        The layer's name.
+    """
+    layers = bnn.bayesian_layers()
+    if len(layers) != 1:
+        return None
+    name, layer = next(iter(layers.items()))
+    own = set(layer.modules())
+    if layer.spec.kind != "linear" or layer.norm is not None:
+        return None
+    if any(m not in own for m in bnn.net.modules() if m is not bnn.net):
+        return None
+    if bnn.net is not layer and not isinstance(bnn.net, torch.nn.Sequential):
+        return None
+    if type(bnn.likelihood).expected_log_prob is Likelihood.expected_log_prob:
+        return None
+    return name
+
+
+def newton_square(
+    bnn: BayesianNetwork, data, information: torch.Tensor, *, batch_size: int = 4096
+) -> torch.Tensor:
+    r"""Return :math:`B_g = \sum_{k \in g} \hat b_k^2` of a generalised linear model's groups.
+
+    :math:`\hat b = \bar w + \nabla \ell(\bar w) / h` (the module docstring): the gradient
+    of the log-likelihood of all the data at the posterior-mean weights, divided by the
+    per-weight Fisher information ``information``.
+
+    Parameters
+    ----------
+    bnn
+        A network for which :func:`glm_layer` is not ``None``.
+    data
+        ``(X, y)`` or a :class:`~pyrocompress.data.Dataset`: every example is used.
+    information
+        The per-weight information of the layer (:func:`fisher_information`).
+    batch_size
+        Examples per pass.
+
+    Returns
+    -------
+    Tensor
+        ``[G]``; zero for removed groups and weights the data do not inform.
+    """
+    name = glm_layer(bnn)
+    if name is None:
+        raise ValueError("newton_square applies to a generalised linear model (glm_layer)")
+    layer = bnn.bayesian_layers()[name]
+    X, y = prepare_data(bnn, data, "data")
+    guide = bnn.guide[name]
+    weight = torch.zeros(layer.spec.weight_shape, dtype=torch.float64, device=bnn.device)
+    grad = torch.zeros_like(weight)
+    was_training = bnn.training
+    bnn.eval()
+    try:
+        with torch.no_grad():
+            weight += layer.point_weights(guide)[0].double()
+        for xb, yb in zip(X.split(batch_size), y.split(batch_size), strict=True):
+            xb, yb = xb.to(bnn.device), yb.to(bnn.device)
+            with torch.no_grad(), bnn.point_estimate():
+                out = bnn.net(xb)
+            out = out.detach().requires_grad_()
+            with torch.enable_grad():
+                log_lik = bnn.likelihood.expected_log_prob(out, torch.zeros_like(out), yb)
+                (delta,) = torch.autograd.grad(log_lik.sum(), out)
+            x_in = layer.mask_input(xb).double()
+            grad += delta.double().reshape(len(xb), -1).T @ x_in.reshape(len(xb), -1)
+    finally:
+        bnn.train(was_training)
+    h = information.double().to(grad)
+    step = torch.where(h > 0, grad / h.clamp_min(1e-300), torch.zeros_like(grad))
+    b_hat = torch.where(h > 0, weight + step, torch.zeros_like(weight))
+    out = layer.spec.group_sum(b_hat.square())
+    mask = layer.group_mask
+    return out if mask is None else out * mask.to(out)
+
+
 @torch.no_grad()
 def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.Tensor]:
     """Compute :func:`group_information` and store it in each layer guide's ``information``.
 
+    For a generalised linear model (:func:`glm_layer`) it also stores
+    :func:`newton_square` in the layer guide's ``newton_square`` (``NaN`` for any other
+    network), from which the inclusion probabilities integrate the weights out.
     :func:`pyrocompress.fit` calls it at the end of training; call it yourself for a
     network trained otherwise (or on other data) before asking for inclusion
     probabilities.
@@ -244,7 +364,8 @@ def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.
     dict of str to Tensor
         The recorded per-group information, by layer name.
     """
-    info = group_information(bnn, data, **kwargs)
+    per_weight = fisher_information(bnn, data, **kwargs)
+    info = _group_means(bnn, per_weight)
     for name, h in info.items():
         if not bool(torch.isfinite(h).all()):
             bad = int((~torch.isfinite(h)).sum())
@@ -252,5 +373,14 @@ def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.
                 f"the Fisher information of layer {name!r} is not finite for {bad} groups; "
                 "the posterior-mean network overflows on the data"
             )
-        bnn.guide[name].information.copy_(h.to(bnn.guide[name].information))
+    glm = glm_layer(bnn)
+    squares = None
+    if glm is not None:
+        squares = newton_square(bnn, data, per_weight[glm])
+    for name, h in info.items():
+        guide = bnn.guide[name]
+        guide.information.copy_(h.to(guide.information))
+        guide.newton_square.fill_(math.nan)
+        if name == glm and squares is not None and bool(torch.isfinite(squares).all()):
+            guide.newton_square.copy_(squares.to(guide.newton_square))
     return info

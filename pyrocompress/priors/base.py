@@ -446,11 +446,16 @@ class LayerGuide(nn.Module):
             )
         # mean Fisher information per weight of each group, recorded by fit (NaN: unknown)
         self.register_buffer("information", torch.full((spec.num_groups,), math.nan))
+        # each group's sum of squared one-step (Newton) estimates of its weights given the
+        # others, recorded by fit for a generalised linear model (NaN: unknown or not one;
+        # pyrocompress.infer.information)
+        self.register_buffer("newton_square", torch.full((spec.num_groups,), math.nan))
 
     @override
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, *args):
-        # networks saved before the information was recorded load with it unknown
-        state_dict.setdefault(prefix + "information", self.information.clone())
+        # networks saved before these were recorded load with them unknown
+        for key in ("information", "newton_square"):
+            state_dict.setdefault(prefix + key, getattr(self, key).clone())
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, *args)
 
     if TYPE_CHECKING:

@@ -97,22 +97,28 @@ def relevance_given_weights(
     Tensor
         ``[S, G]`` probabilities (float64).
     """
-    x, log_g, log_lik, delta, log_jac = _grid(beta, size, grid, upper)
+    x, log_g, log_lik, delta, log_jac, _ = _grid(beta, size, grid, upper)
     # the density in the grid's coordinate x (the spacing cancels)
     weights = torch.softmax(log_lik + log_prior(log_g) + log_jac, dim=-1)
     return _above(weights, x, delta, _coordinate(threshold, upper, x.dim()))
 
 
 def _grid(
-    beta: torch.Tensor, size: torch.Tensor | float, grid: int, upper: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    beta: torch.Tensor,
+    size: torch.Tensor | float,
+    grid: int,
+    upper: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ...]:
     r"""Return the quadrature grid ``[..., G, K]`` and what lives on it.
 
-    Returns ``(x, log_g, log_lik, delta, log_jac)``: the grid, uniform in its coordinate
-    ``x`` (``log g``; for a gate bounded by ``upper``, ``[S]`` per draw, the unbounded
-    ``log h`` of the module docstring); ``log g`` at its points; the likelihood factor
-    :math:`-m\log g - \beta/g^2`; the spacing of ``x``; and :math:`\log(d\log g/dx)`
-    (zero without a bound), to add to a log density in :math:`\log g`.
+    Returns ``(x, log_g, log_lik, delta, log_jac, center)``: the grid, uniform in its
+    coordinate ``x`` (``log g``; for a gate bounded by ``upper``, ``[S]`` per draw, the
+    unbounded ``log h`` of the module docstring); ``log g`` at its points; the likelihood
+    factor :math:`-m\log g - \beta/g^2`, or with ``noise`` :math:`v` (``[G]``)
+    :math:`-\tfrac m2\log(g^2 + v) - \beta/(g^2 + v)`; the spacing of ``x``;
+    :math:`\log(d\log g/dx)` (zero without a bound), to add to a log density in
+    :math:`\log g`; and the factor's peak in ``x`` ``[..., G]``.
     """
     beta = beta.double().clamp_min(1e-300)
     m = torch.as_tensor(size, dtype=torch.float64, device=beta.device)
@@ -122,9 +128,16 @@ def _grid(
     # (12 sd either side; the prior's slope in log g, at most a few units, moves the peak
     # by slope / (2m), well inside). Below a bound h = g to within 1e-6 where the left
     # tail lies, so the same span serves x = log h.
-    center = 0.5 * torch.log(2.0 * beta / m)
     sd = 1.0 / torch.sqrt(2.0 * m)
-    low = center - 12.0 * sd
+    if noise is None:
+        center = 0.5 * torch.log(2.0 * beta / m)
+        low = center - 12.0 * sd
+    else:
+        # with the weights integrated out the factor is flat below g^2 = v, where the
+        # prior's own left tail (a slope of at least one in log g) must be covered
+        v = torch.as_tensor(noise, dtype=torch.float64, device=beta.device).expand_as(beta)
+        center = 0.5 * torch.log(torch.maximum(2.0 * beta / m, v))
+        low = torch.minimum(center - 12.0 * sd, 0.5 * torch.log(v) - 30.0)
     high = center + 12.0 * sd + 40.0 / (m + 1.0)
     u = torch.linspace(0.0, 1.0, grid, dtype=torch.float64, device=beta.device)
     x = low.unsqueeze(-1) + (high - low).unsqueeze(-1) * u
@@ -134,8 +147,12 @@ def _grid(
         log_c = upper.double().reshape(-1, *([1] * (x.dim() - 1)))
         log_g = -0.5 * torch.logaddexp(-2.0 * x, -2.0 * log_c)  # g^-2 = h^-2 + c^-2
         log_jac = -torch.nn.functional.softplus(2.0 * (x - log_c))  # -log(1 + h^2/c^2)
-    log_lik = -m.unsqueeze(-1) * log_g - beta.unsqueeze(-1) * torch.exp(-2.0 * log_g)
-    return x, log_g, log_lik, ((high - low) / (grid - 1)).unsqueeze(-1), log_jac
+    if noise is None:
+        log_lik = -m.unsqueeze(-1) * log_g - beta.unsqueeze(-1) * torch.exp(-2.0 * log_g)
+    else:
+        total = torch.exp(2.0 * log_g) + v.unsqueeze(-1)
+        log_lik = -0.5 * m.unsqueeze(-1) * torch.log(total) - beta.unsqueeze(-1) / total
+    return x, log_g, log_lik, ((high - low) / (grid - 1)).unsqueeze(-1), log_jac, center
 
 
 def _coordinate(threshold: torch.Tensor, upper: torch.Tensor | None, dim: int) -> torch.Tensor:
@@ -176,6 +193,7 @@ def relevance_given_layer(
     grid: int = GRID // 2,
     global_grid: int = 64,
     upper: torch.Tensor | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""Return :math:`P(|g| > t \mid w)` with the layer's global scale integrated out.
 
@@ -211,24 +229,30 @@ def relevance_given_layer(
         Quadrature points in ``log g`` and in ``log tau``.
     upper
         The largest ``log g`` of each draw's prior (``[S]``), or ``None``.
+    noise
+        ``None``: ``beta`` holds the weights of each draw. Else :math:`v_g = t_g^2`
+        (``[G]``) and ``beta`` holds :math:`B_g/(2s^2)` of the one-step estimates
+        :math:`\hat b` of the group's weights given the others, whose likelihood
+        :math:`N(\hat b; w, 1/h)` integrates the weights :math:`w \sim N(0, s^2g^2)` out:
+        :math:`\prod_k N(\hat b_k; 0, s^2(g^2 + v))`, the normal-means form of
+        the module docstring.
 
     Returns
     -------
     Tensor
         ``[S, G]`` probabilities (float64).
     """
-    x, log_g, log_lik, delta, log_jac = _grid(beta, size, grid, upper)  # [S, G, K]
-    log_t = _coordinate(threshold, upper, x.dim()).expand(x.shape[:-1])
+    x, log_g, log_lik, delta, log_jac, peak = _grid(beta, size, grid, upper, noise)
+    log_t = _coordinate(threshold, upper, x.dim()).expand(x.shape[:-1])  # x: [S, G, K]
     # the posterior of tau needs only each group's marginal likelihood, a smooth integral:
     # a coarse grid in log g is enough for it; the probabilities use the fine one
-    coarse = _grid(beta, size, _COARSE, upper)
+    coarse = _grid(beta, size, _COARSE if noise is None else 4 * _COARSE, upper, noise)
     jac_c, jac = (j.expand(t.shape) for j, t in ((coarse[4], coarse[0]), (log_jac, x)))
     out = []
     for s in range(log_g.shape[0]):
-        x_c, lg_c, ll_c, dl_c = (t[s] for t in coarse[:4])
+        lg_c, ll_c, dl_c = (t[s] for t in coarse[1:4])
         ll_c = ll_c + jac_c[s]  # the change of variables, with the likelihood factor
-        # the groups' likelihood peaks, g^2 = 2 beta / m (the grids' left ends + 12 sd)
-        centers = x_c[:, 0] + 12.0 / torch.sqrt(2.0 * torch.as_tensor(size, dtype=lg_c.dtype))
+        centers = peak[s]  # the groups' likelihood peaks, g^2 = 2 beta / m
         low, high = float(centers.min()) - 12.0, float(centers.max()) + 4.0
         log_tau = torch.linspace(low, high, global_grid, dtype=torch.float64, device=lg_c.device)
         given = partial(log_prior_given, draw=s)

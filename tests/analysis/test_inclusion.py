@@ -6,7 +6,7 @@ from torch import nn
 
 import pyrocompress as pc
 from pyrocompress.distributions import GaussianLikelihood
-from pyrocompress.priors import prior_keys
+from pyrocompress.priors import prior_keys, registered_priors
 
 N = 200
 #: least-squares estimates of the six coefficients, exactly (see _controlled)
@@ -67,9 +67,10 @@ def test_given_draws_use_the_same_functional_and_leave_global_state(fitted):
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
-    default = post.inclusion_probabilities(num_samples=300, seed=4)["layer"]
+    # (the guide's draws: a linear model's default is the normal-means form, drawless)
+    default = post.inclusion_probabilities(num_samples=300, seed=4, estimator="draws")["layer"]
     assert torch.equal(torch.rand(3), before)  # the caller's generator is untouched
-    again = post.inclusion_probabilities(num_samples=300, seed=4)["layer"]
+    again = post.inclusion_probabilities(num_samples=300, seed=4, estimator="draws")["layer"]
     assert torch.equal(default, again)
     # the same draws handed in as a mapping of site values give the same numbers
     draws = {}
@@ -110,3 +111,57 @@ def test_datatree_carries_the_relevance_draws_whose_mean_is_the_pip(fitted):
     assert tree["variational"]["layer_threshold"].values == pytest.approx(
         post.relevance_thresholds()["layer"].numpy()
     )
+
+
+# ------------------------------------------------------------ normal-means estimator
+@pytest.mark.parametrize("key", ["group-horseshoe", "regularized-horseshoe"])
+def test_normal_means_pips_match_the_exact_posterior_of_a_linear_model(key):
+    # a linear model's default PIP integrates the weights out given the others: with
+    # orthogonal columns it is the exact posterior probability, which the exact sampler
+    # estimates (Rao-Blackwellised over its draws; Monte-Carlo error from the ESS of the
+    # plain indicator, an upper bound); 0.02 covers the quadratures' grids and the
+    # intercept, which is not orthogonal to the columns
+    from arviz_stats.base.array import array_stats
+
+    X, y = _controlled()
+    bnn = pc.bayesianize(nn.Linear(6, 1), registered_priors()[key](scale_global=0.02), seed=0,
+                         likelihood=GaussianLikelihood(1.0, learn_noise=False))  # fmt: skip
+    pc.fit(bnn, (X, y), **RECIPE)
+    post = pc.Posterior(bnn)
+    pip = post.inclusion_probabilities()["layer"].double()
+    tree = pc.infer.linear_gibbs(bnn, X, y, num_samples=1500, warmup_steps=200, num_chains=4)
+    exact = post.inclusion_probabilities(draws=tree)["layer"].double()
+    beta = tree["posterior"]["layer_effective_weight"].values[..., 0, :]  # [chain, draw, 6]
+    t = post.relevance_thresholds()["layer"].double().numpy()
+    gates = tree["posterior"]["layer_local_a"].values ** 0.5  # with global_a: tau lambda
+    gates = gates * tree["posterior"]["layer_global_a"].values[..., None] ** 0.5
+    if key == "regularized-horseshoe":
+        c2 = tree["posterior"]["layer_slab_var"].values[..., None]
+        gates = (gates**-2 + 1 / c2) ** -0.5
+    above = (gates > t).astype(float)
+    ess = array_stats.ess(above, chain_axis=0, draw_axis=1)
+    frac = torch.as_tensor(above.mean((0, 1)))
+    se = torch.as_tensor((frac.numpy() * (1 - frac.numpy()) / ess) ** 0.5).nan_to_num(0.0)
+    assert (exact - frac).abs().max() < 4.5 * se.max() + 0.01  # the sampler agrees with itself
+    assert ((pip - exact).abs() <= 4.5 * se + 0.02).all(), (pip, exact, se)
+    assert bool(beta.std() > 0)
+
+
+def test_normal_means_is_refused_where_it_does_not_apply(fitted):
+    X, y = _controlled()
+    mlp = pc.bayesianize(pc.mlp([6, 3, 1]), "group-horseshoe", seed=0,
+                         likelihood=GaussianLikelihood(1.0, learn_noise=False))  # fmt: skip
+    pc.fit(mlp, (X, y), epochs=2, batch_size=N, progress=False, tol=None)
+    with pytest.raises(ValueError, match="one Linear layer"):
+        pc.Posterior(mlp).inclusion_probabilities(estimator="normal-means")
+    # auto falls back to the guide's draws there
+    first = next(iter(pc.Posterior(mlp).inclusion_probabilities(num_samples=8).values()))
+    assert first.shape == (6,)
+    with pytest.raises(ValueError, match="proper density"):
+        pc.Posterior(fitted["group-nj"]).inclusion_probabilities(estimator="normal-means")
+    post = pc.Posterior(fitted["group-horseshoe"])
+    draws = {f"layer.{k}": v for k, v in next(post._layer_draws("layer", None, 4, 0)).items()}
+    with pytest.raises(ValueError, match="not draws"):
+        post.inclusion_probabilities(draws=draws, estimator="normal-means")
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        post.inclusion_probabilities(estimator="laplace")

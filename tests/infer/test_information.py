@@ -178,3 +178,65 @@ def test_bad_sizes_are_refused(bad):
     bnn = pc.bayesianize(nn.Linear(4, 1), "group-nj", likelihood=GaussianLikelihood(1.0), seed=0)
     with pytest.raises(ValueError, match="max_examples"):
         fisher_information(bnn, (X, y), max_examples=bad)
+
+
+# ------------------------------------------------------- one-step estimates of a GLM
+def _point(bnn):
+    layer = next(iter(bnn.bayesian_layers().values()))
+    name = next(iter(bnn.bayesian_layers()))
+    w, b = layer.point_weights(bnn.guide[name])[:2]
+    return w.detach().double(), b.detach().double()
+
+
+def test_linear_gaussian_one_step_estimates_are_least_squares_on_the_partial_residual():
+    # b_j = w_j + x_j'(y - Xw - b) / x_j'x_j: the estimate of w_j with the others fixed
+    X, y = _data()
+    bnn = pc.bayesianize(nn.Linear(4, 1), "group-horseshoe", seed=0,
+                         likelihood=GaussianLikelihood(0.5, learn_noise=False))  # fmt: skip
+    pc.fit(bnn, (X, y), epochs=30, batch_size=50, progress=False, tol=None)
+    w, b = _point(bnn)
+    Xd, yd = X.double(), y.double()
+    r = yd - Xd @ w[0] - b[0]
+    expected = (w[0] + Xd.T @ r / Xd.square().sum(0)).square()
+    torch.testing.assert_close(bnn.guide["layer"].newton_square.double(), expected, rtol=1e-4,
+                               atol=1e-7)  # fmt: skip
+
+
+def test_logistic_one_step_estimates_are_a_fisher_scoring_step():
+    X, y = _data()
+    yb = (y > 0).long()
+    bnn = pc.bayesianize(nn.Linear(4, 1), "regularized-horseshoe", seed=0,
+                         likelihood=BernoulliLikelihood())  # fmt: skip
+    pc.fit(bnn, (X, yb), epochs=30, batch_size=50, progress=False, tol=None)
+    w, b = _point(bnn)
+    Xd = X.double()
+    p = torch.sigmoid(Xd @ w[0] + b[0])
+    info = ((p * (1 - p)).unsqueeze(-1) * Xd.square()).sum(0)
+    expected = (w[0] + Xd.T @ (yb.double() - p) / info).square()
+    torch.testing.assert_close(bnn.guide["layer"].newton_square.double(), expected, rtol=1e-3,
+                               atol=1e-6)  # fmt: skip
+
+
+def test_one_step_estimates_are_recorded_for_glms_only_and_saved():
+    X, y = _data()
+    mlp = pc.bayesianize(pc.mlp([4, 3, 1]), "group-horseshoe", seed=0,
+                         likelihood=GaussianLikelihood(0.5))  # fmt: skip
+    pc.fit(mlp, (X, y), epochs=2, batch_size=50, progress=False, tol=None)
+    assert pc.infer.glm_layer(mlp) is None
+    assert all(torch.isnan(mlp.guide[n].newton_square).all() for n in mlp.bayesian_layers())
+    glm = pc.bayesianize(nn.Linear(4, 1), "group-horseshoe", seed=0,
+                         likelihood=GaussianLikelihood(0.5))  # fmt: skip
+    pc.fit(glm, (X, y), epochs=2, batch_size=50, progress=False, tol=None)
+    assert pc.infer.glm_layer(glm) == "layer"
+    state = glm.state_dict()
+    assert torch.isfinite(state["guide.layers.layer.newton_square"]).all()
+    fresh = pc.bayesianize(nn.Linear(4, 1), "group-horseshoe", seed=1,
+                           likelihood=GaussianLikelihood(0.5))  # fmt: skip
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.guide["layer"].newton_square, glm.guide["layer"].newton_square)
+    # a network saved before the estimates existed loads with them unknown
+    old = {k: v for k, v in state.items() if not k.endswith("newton_square")}
+    new = pc.bayesianize(nn.Linear(4, 1), "group-horseshoe", seed=1,
+                         likelihood=GaussianLikelihood(0.5))  # fmt: skip
+    new.load_state_dict(old)
+    assert torch.isnan(new.guide["layer"].newton_square).all()
