@@ -63,6 +63,8 @@ __all__ = [
     "record_information",
 ]
 
+#: Modules that only reshape, allowed beside the layer of a generalised linear model.
+_SHAPE_ONLY = (torch.nn.Flatten, torch.nn.Identity)
 #: Default number of examples the information is computed on (a random subset beyond it).
 MAX_EXAMPLES = 4096
 
@@ -253,7 +255,8 @@ def glm_layer(bnn: BayesianNetwork) -> str | None:
     """Return the name of the layer of a generalised linear model, else ``None``.
 
     A generalised linear model here is a network that is one Bayesian ``Linear`` layer
-    and nothing else (no norm, no other module) whose likelihood has an exact
+    and nothing else (no norm; besides it only a ``Flatten`` or ``Identity``, as in
+    :func:`~pyrocompress.mlp` without hidden layers) whose likelihood has an exact
     log-likelihood (:meth:`~pyrocompress.distributions.Likelihood.expected_log_prob` at
     zero variance).
 
@@ -274,7 +277,8 @@ def glm_layer(bnn: BayesianNetwork) -> str | None:
     own = set(layer.modules())
     if layer.spec.kind != "linear" or layer.norm is not None:
         return None
-    if any(m not in own for m in bnn.net.modules() if m is not bnn.net):
+    others = [m for m in bnn.net.modules() if m is not bnn.net and m not in own]
+    if any(not isinstance(m, _SHAPE_ONLY) for m in others):
         return None
     if bnn.net is not layer and not isinstance(bnn.net, torch.nn.Sequential):
         return None
@@ -321,16 +325,22 @@ def newton_square(
     try:
         with torch.no_grad():
             weight += layer.point_weights(guide)[0].double()
-        for xb, yb in zip(X.split(batch_size), y.split(batch_size), strict=True):
-            xb, yb = xb.to(bnn.device), yb.to(bnn.device)
-            with torch.no_grad(), bnn.point_estimate():
-                out = bnn.net(xb)
-            out = out.detach().requires_grad_()
-            with torch.enable_grad():
-                log_lik = bnn.likelihood.expected_log_prob(out, torch.zeros_like(out), yb)
-                (delta,) = torch.autograd.grad(log_lik.sum(), out)
-            x_in = layer.mask_input(xb).double()
-            grad += delta.double().reshape(len(xb), -1).T @ x_in.reshape(len(xb), -1)
+        seen: list[torch.Tensor] = []
+        handle = layer.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+        try:
+            for xb, yb in zip(X.split(batch_size), y.split(batch_size), strict=True):
+                xb, yb = xb.to(bnn.device), yb.to(bnn.device)
+                seen.clear()
+                with torch.no_grad(), bnn.point_estimate():
+                    out = bnn.net(xb)
+                out = out.detach().requires_grad_()
+                with torch.enable_grad():
+                    log_lik = bnn.likelihood.expected_log_prob(out, torch.zeros_like(out), yb)
+                    (delta,) = torch.autograd.grad(log_lik.sum(), out)
+                x_in = layer.mask_input(seen[0]).double()  # the layer's own input
+                grad += delta.double().reshape(len(xb), -1).T @ x_in.reshape(len(xb), -1)
+        finally:
+            handle.remove()
     finally:
         bnn.train(was_training)
     h = information.double().to(grad)
