@@ -244,7 +244,10 @@ def to_datatree(
     or ``<layer>_channel`` (Conv2d); where inclusion probabilities are defined, each
     group's ``<layer>_relevance``, the probability that it is relevant given the draw's
     weights (:meth:`~pyrocompress.Posterior.relevance`), whose mean over the draws
-    estimates its inclusion probability (so ArviZ gives its Monte-Carlo error); with
+    is the guide-draw estimate of its inclusion probability (``estimator="draws"``; so
+    ArviZ gives its Monte-Carlo error; for a generalised linear model the default
+    estimate in ``variational`` is the normal-means one, which does not read these
+    draws); with
     ``all_weights=True`` also ``<layer>_weight``), ``log_likelihood`` (``obs``,
     pointwise), ``posterior_predictive``, ``observed_data``, ``sample_stats`` (``log_q``,
     ``log_p``: the guide's and the model's log-density of each draw, for PSIS),
@@ -319,7 +322,7 @@ def to_datatree(
             variational[f"{prefix}_pip"] = v.cpu().numpy()
             variational[f"{prefix}_threshold"] = thresholds[name].cpu().numpy()
             vdims[f"{prefix}_pip"] = vdims[f"{prefix}_threshold"] = [dim]
-            # per draw, P(|g| > t | w, ...): its mean over the draws estimates the PIP
+            # per draw, P(|g| > t | w, ...): its mean is the guide-draw estimate of the PIP
             spec = bnn.bayesian_layers()[name].spec
             parts = {p: d["sites"][spec.site(p)].double().cpu()
                      for p in bnn.bayesian_layers()[name].prior.site_priors(spec, X)

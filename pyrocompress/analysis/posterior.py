@@ -395,20 +395,24 @@ class Posterior:
         smaller variance, and under a mean-field guide it reads the effective weights,
         which the data identify, instead of the guide's factor of the gate, which the
         non-centred family leaves near its prior for groups the data switch off.
-        **Generalised linear models** (a network that is one ``Linear`` layer:
-        :func:`~pyrocompress.infer.glm_layer`) with a proper gate prior (the horseshoes)
-        are estimated in *normal-means* form by default: ``fit`` records the one-step
-        estimate :math:`\hat b` of each group's weights given the others, whose likelihood
-        is :math:`N(\hat b; w, 1/h)` (exactly so for a Gaussian likelihood), so the weights
-        are integrated out in closed form and :math:`P(|g_g| > t_g \mid \hat b)` is one
-        quadrature over the gate and the global scale
-        (:mod:`pyrocompress.infer.information`, :mod:`pyrocompress.priors.relevance`).
-        It leaves out the guide's approximation of the weights, which a mean-field guide
+        **Generalised linear models** (a network that is one ``Linear`` layer with one
+        output: :func:`~pyrocompress.infer.glm_layer`; each input its own group) with a
+        proper gate prior (the horseshoes) are estimated in *normal-means* form by
+        default: ``fit`` records the one-step estimate :math:`\hat b_j` of each weight
+        given the others at their posterior means, whose likelihood is taken as
+        :math:`N(\hat b_j; w_j, 1/h_j)` (for a Gaussian likelihood of known noise this is
+        the exact conditional likelihood of :math:`w_j` given the others), so the weight
+        is integrated out in closed form and :math:`P(|g_j| > t_j \mid \hat b)` is one
+        quadrature over the gate and the global scale (a regularised horseshoe's slab
+        width is averaged over the guide's draws;
+        :mod:`pyrocompress.infer.information`, :mod:`pyrocompress.priors.relevance`). It
+        leaves out the guide's approximation of the weights, which a mean-field guide
         makes too wide for every coefficient under a global scale (it cannot trade the
         local scale against the global one): on the linear problems of
         ``benchmarks/inference/svi_vs_nuts.py`` its PIPs are within 0.04 of exact
-        posterior draws where the guide's draws were 0.06 to 0.41 off
-        (docs/results/svi-vs-nuts.md). For orthogonal designs it is exact.
+        posterior draws where the guide's draws were 0.06 to 0.64 off
+        (docs/results/svi-vs-nuts.md). It conditions on the other weights' posterior
+        means, so it is an approximation where the inputs are strongly correlated.
         Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024) for
         groups whose slab the data can see (:math:`s^2 h_g > 1`), exactly.
         Log :math:`\alpha` and the dropout rate (:meth:`log_alpha`,
@@ -433,7 +437,9 @@ class Posterior:
             Seed of the guide draws (the caller's random state is restored).
         estimator
             ``"auto"`` (default): ``"normal-means"`` where it applies (a generalised
-            linear model with a horseshoe prior, recorded by ``fit``, no ``draws``), else
+            linear model with one output and a horseshoe prior, recorded by ``fit``, no
+            ``draws``; ``num_samples`` and ``seed`` then only draw a regularised
+            horseshoe's slab width), else
             ``"draws"``: the Rao-Blackwellised average over the guide's draws (or
             ``draws``). ``"normal-means"`` raises where it does not apply.
 
@@ -459,12 +465,12 @@ class Posterior:
                 guide.gate_exceedance()  # raises, naming the alternatives
             with torch.no_grad():
                 threshold = guide.relevance_threshold().double().cpu()
-                if draws is None and not _has_gate_density(layer.prior):
-                    out[name] = guide.gate_exceedance(threshold).detach().float().cpu()
-                    continue
                 why = self._normal_means_unavailable(name, draws)
                 if estimator == "normal-means" and why is not None:
                     raise ValueError(f"estimator='normal-means' does not apply: {why}")
+                if draws is None and not _has_gate_density(layer.prior):
+                    out[name] = guide.gate_exceedance(threshold).detach().float().cpu()
+                    continue
                 if estimator != "draws" and why is None:
                     out[name] = self._normal_means(name, threshold, num_samples, seed)
                     continue
@@ -491,6 +497,14 @@ class Posterior:
                 f"layer {name!r} has no recorded one-step estimates: fit records them for a "
                 "network that is one Linear layer (pyrocompress.infer.glm_layer)"
             )
+        spec = layer.spec
+        if spec.weight_shape[0] != 1 or spec.column_groups is not None:
+            return (
+                f"layer {name!r} has groups of several weights (outputs {spec.weight_shape[0]}"
+                + (", column groups" if spec.column_groups is not None else "")
+                + "), whose one-step estimates are not independent given the others; the "
+                "form applies to one weight per group (one output, no column groups)"
+            )
         return None
 
     def _normal_means(
@@ -504,21 +518,25 @@ class Posterior:
         layer = self._layers[name]
         prior, spec = layer.prior, layer.spec
         squares = self.bnn.guide[name].newton_square.double().cpu()
+        # groups the data do not inform (h = 0: removed, or a constant column) are not
+        # relevant, and carry no evidence on the global scale: left out of the quadrature
         informed = torch.isfinite(threshold) & (threshold > 0)
-        noise = torch.where(informed, threshold, torch.ones_like(threshold)).square()
-        size = spec.group_sum(torch.ones(spec.weight_shape, dtype=torch.float64))
-        beta = squares / (2.0 * prior.layer_weight_scale(spec) ** 2)
-        total, count = torch.zeros_like(threshold), 0
+        total = torch.zeros_like(threshold)
+        if not bool(informed.any()):
+            return total.float()
+        t = threshold[informed]
+        beta = squares[informed] / (2.0 * prior.layer_weight_scale(spec) ** 2)
+        count = 0
         for values in self._layer_draws(name, None, num_samples, seed):
             upper = prior.gate_log_upper(spec, values)
             densities = prior.global_scale_densities(spec, values)
             assert densities is not None  # (_normal_means_unavailable)
             rows = 1 if upper is None else int(upper.shape[0])
             pip = relevance_given_layer(
-                *densities, beta.expand(rows, -1), size, threshold, upper=upper, noise=noise,
+                *densities, beta.expand(rows, -1), 1.0, t, upper=upper, noise=t.square(),
                 grid=_NORMAL_MEANS_GRID,
             )  # fmt: skip
-            total += pip.sum(0)
+            total[informed] += pip.sum(0)
             count += rows
             if upper is None:  # nothing of the draws is read
                 break

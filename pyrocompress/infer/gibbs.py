@@ -25,8 +25,10 @@ One sweep draws
    \lambda, c`, then :math:`\log c^2 \mid \beta, \lambda, \tau`: one-dimensional
    conditionals, drawn exactly up to the resolution of a grid (a "griddy Gibbs" step,
    Ritter & Tanner 1992) of ``grid`` points placed from where the likelihood factor
-   :math:`\exp(-\beta^2/2v)` vanishes to where the prior's tail leaves less than
-   :math:`e^{-30}` of the mass, with a uniform draw within the chosen cell.
+   :math:`\exp(-\beta^2/2v)` vanishes to 36 log units beyond (where the priors' tails,
+   falling at least like :math:`e^{-\nu x/2}` in :math:`x = \log c^2` and :math:`e^{-x}`
+   in :math:`\log\lambda`, :math:`\log\tau`, leave a negligible mass for the defaults),
+   with a uniform draw within the chosen cell.
 
 Makalic & Schmidt's inverse-Gamma auxiliary variables would make step 2 conjugate for
 the group horseshoe only; the grid serves both priors with one code path. The draws are
@@ -46,6 +48,7 @@ import numpy as np
 import torch
 
 from pyrocompress.distributions.likelihoods import GaussianLikelihood
+from pyrocompress.infer.information import glm_layer
 from pyrocompress.infer.training import prepare_data
 from pyrocompress.nn import BayesianNetwork
 
@@ -168,12 +171,15 @@ def _check_model(bnn: BayesianNetwork):
         )
     name, layer = next(iter(layers.items()))
     spec = layer.spec
-    children = [m for m in bnn.net.modules() if m is not bnn.net and m is not layer]
-    own = set(layer.modules())
-    if bnn.net is not layer and any(m not in own for m in children):
+    if glm_layer(bnn) is None and spec.kind == "linear" and layer.norm is None:
         raise ValueError(
             "linear_gibbs samples a network that is one Linear layer (y = Xw + b); this one "
             "has other modules: use run_nuts"
+        )
+    if layer.group_mask is not None:
+        raise ValueError(
+            f"layer {name!r} is restricted (BayesianNetwork.restrict), a model with fewer "
+            "inputs: sample the network without the restriction, or use run_nuts"
         )
     if spec.kind != "linear" or spec.weight_shape[0] != 1 or spec.column_groups is not None:
         raise ValueError(

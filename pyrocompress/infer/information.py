@@ -287,14 +287,13 @@ def glm_layer(bnn: BayesianNetwork) -> str | None:
     return name
 
 
-def newton_square(
-    bnn: BayesianNetwork, data, information: torch.Tensor, *, batch_size: int = 4096
-) -> torch.Tensor:
+def newton_square(bnn: BayesianNetwork, data, *, batch_size: int = 4096) -> torch.Tensor:
     r"""Return :math:`B_g = \sum_{k \in g} \hat b_k^2` of a generalised linear model's groups.
 
     :math:`\hat b = \bar w + \nabla \ell(\bar w) / h` (the module docstring): the gradient
     of the log-likelihood of all the data at the posterior-mean weights, divided by the
-    per-weight Fisher information ``information``.
+    per-weight Fisher information of the same data, both summed over every example in
+    one pass (the information of :func:`fisher_information` may be a scaled subset).
 
     Parameters
     ----------
@@ -302,8 +301,6 @@ def newton_square(
         A network for which :func:`glm_layer` is not ``None``.
     data
         ``(X, y)`` or a :class:`~pyrocompress.data.Dataset`: every example is used.
-    information
-        The per-weight information of the layer (:func:`fisher_information`).
     batch_size
         Examples per pass.
 
@@ -320,6 +317,7 @@ def newton_square(
     guide = bnn.guide[name]
     weight = torch.zeros(layer.spec.weight_shape, dtype=torch.float64, device=bnn.device)
     grad = torch.zeros_like(weight)
+    info = torch.zeros_like(weight)
     was_training = bnn.training
     bnn.eval()
     try:
@@ -339,11 +337,15 @@ def newton_square(
                     (delta,) = torch.autograd.grad(log_lik.sum(), out)
                 x_in = layer.mask_input(seen[0]).double()  # the layer's own input
                 grad += delta.double().reshape(len(xb), -1).T @ x_in.reshape(len(xb), -1)
+                factor = bnn.likelihood.fisher_factor(out.detach()).double()
+                for k in range(factor.shape[-1]):  # the exact diagonal of the Fisher
+                    cotangent = factor[:, : out.shape[-1], k].reshape(out.shape)
+                    info += layer.weight_information(x_in, cotangent).double()
         finally:
             handle.remove()
     finally:
         bnn.train(was_training)
-    h = information.double().to(grad)
+    h = info
     step = torch.where(h > 0, grad / h.clamp_min(1e-300), torch.zeros_like(grad))
     b_hat = torch.where(h > 0, weight + step, torch.zeros_like(weight))
     out = layer.spec.group_sum(b_hat.square())
@@ -386,7 +388,7 @@ def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.
     glm = glm_layer(bnn)
     squares = None
     if glm is not None:
-        squares = newton_square(bnn, data, per_weight[glm])
+        squares = newton_square(bnn, data)
     for name, h in info.items():
         guide = bnn.guide[name]
         guide.information.copy_(h.to(guide.information))

@@ -234,8 +234,8 @@ def relevance_given_layer(
         (``[G]``) and ``beta`` holds :math:`B_g/(2s^2)` of the one-step estimates
         :math:`\hat b` of the group's weights given the others, whose likelihood
         :math:`N(\hat b; w, 1/h)` integrates the weights :math:`w \sim N(0, s^2g^2)` out:
-        :math:`\prod_k N(\hat b_k; 0, s^2(g^2 + v))`, the normal-means form of
-        the module docstring.
+        :math:`\prod_k N(\hat b_k; 0, s^2(g^2 + v))` (the normal-means form of
+        :meth:`pyrocompress.Posterior.inclusion_probabilities`).
 
     Returns
     -------

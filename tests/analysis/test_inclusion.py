@@ -1,5 +1,7 @@
 """Posterior inclusion probabilities: one definition, for guide draws and other draws."""
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -43,8 +45,9 @@ def fitted():
 
 @pytest.mark.parametrize("key", prior_keys(inclusion_probabilities=True))
 def test_pips_are_probabilities_monotone_in_the_signal(fitted, key):
+    # (the normal-means form for the horseshoes here: no Monte-Carlo error; for the others
     # 2000 draws: each probability has a Monte-Carlo standard error below 0.5/sqrt(2000) =
-    # 0.011, a difference of two below 0.016; 0.05 is three of those
+    # 0.011, a difference of two below 0.016; 0.05 is three of those)
     pip = pc.Posterior(fitted[key]).inclusion_probabilities(num_samples=2000)["layer"]
     assert bool(((pip >= 0) & (pip <= 1)).all())
     assert bool((pip.diff() >= -0.05).all()), pip
@@ -103,11 +106,14 @@ def test_datatree_carries_the_relevance_draws_whose_mean_is_the_pip(fitted):
     post = pc.Posterior(bnn)
     tree = post.to_datatree(X, y, num_samples=400, seed=1)
     rel = tree["posterior"]["layer_relevance"].values  # [chain, draw, group]
-    pip = tree["variational"]["layer_pip"].values
-    # two estimates of one quantity from independent draws (400 and the default 256): their
-    # difference has a standard error below 0.5 * sqrt(1/400 + 1/256) = 0.040
+    by_draws = post.inclusion_probabilities(estimator="draws")["layer"].numpy()
+    # two guide-draw estimates of one quantity from independent draws (400 and the default
+    # 256): their difference has a standard error below 0.5 * sqrt(1/400 + 1/256) = 0.040
     assert rel.shape == (1, 400, 6)
-    assert abs(rel.mean((0, 1)) - pip).max() < 4 * 0.040
+    assert abs(rel.mean((0, 1)) - by_draws).max() < 4 * 0.040
+    # the tree's PIP is the default estimate (for this linear model, the normal-means one)
+    pip = tree["variational"]["layer_pip"].values
+    assert pip == pytest.approx(post.inclusion_probabilities()["layer"].numpy())
     assert tree["variational"]["layer_threshold"].values == pytest.approx(
         post.relevance_thresholds()["layer"].numpy()
     )
@@ -165,3 +171,34 @@ def test_normal_means_is_refused_where_it_does_not_apply(fitted):
         post.inclusion_probabilities(draws=draws, estimator="normal-means")
     with pytest.raises(ValueError, match="estimator must be one of"):
         post.inclusion_probabilities(estimator="laplace")
+
+
+def test_normal_means_leaves_groups_without_information_out(fitted):
+    # a group the data do not inform (h = 0: a constant column, a removed group) is not
+    # relevant and says nothing of the global scale: the others' PIPs do not move
+    # whatever its recorded estimate (as a fake observation b = 0 with variance s^2, or a
+    # large one, it would pull the global scale down or up)
+    bnn = copy.deepcopy(fitted["group-horseshoe"])
+    bnn.guide["layer"].information[0] = 0.0
+    pips = []
+    for square in (0.0, 100.0):
+        bnn.guide["layer"].newton_square[0] = square
+        pips.append(pc.Posterior(bnn).inclusion_probabilities()["layer"])
+    assert float(pips[0][0]) == float(pips[1][0]) == 0.0
+    torch.testing.assert_close(pips[0], pips[1], atol=0, rtol=0)
+    assert bool((pips[0][1:] > 0).all())
+
+
+def test_normal_means_is_for_one_weight_per_group():
+    X, y = _controlled()
+    labels = (y > 0).long() + (y > 1).long()
+    bnn = pc.bayesianize(nn.Linear(6, 3), "group-horseshoe", seed=0)
+    pc.fit(bnn, (X, labels), epochs=2, batch_size=N, progress=False, tol=None)
+    assert pc.infer.glm_layer(bnn) == "layer"  # a multinomial regression: recorded...
+    post = pc.Posterior(bnn)
+    with pytest.raises(ValueError, match="several weights"):
+        post.inclusion_probabilities(estimator="normal-means")
+    pip = post.inclusion_probabilities(num_samples=16)["layer"]  # ...but auto: the draws
+    torch.testing.assert_close(
+        pip, post.inclusion_probabilities(num_samples=16, estimator="draws")["layer"]
+    )
