@@ -26,6 +26,7 @@ import torch
 
 from pyrocompress.analysis import diagnostics
 from pyrocompress.constraints import check
+from pyrocompress.infer.information import glm_layer
 from pyrocompress.infer.mcmc import site_variable
 from pyrocompress.nn import BayesianLayer, BayesianNetwork
 from pyrocompress.priors import Prior
@@ -492,10 +493,11 @@ class Posterior:
                 f"the {layer.prior.key} prior's gate has no proper density with its global "
                 "scale (the horseshoes have one)"
             )
-        if not bool(torch.isfinite(self.bnn.guide[name].newton_square).all()):
+        recorded = bool(torch.isfinite(self.bnn.guide[name].newton_square).all())
+        if glm_layer(self.bnn) != name or not recorded:
             return (
-                f"layer {name!r} has no recorded one-step estimates: fit records them for a "
-                "network that is one Linear layer (pyrocompress.infer.glm_layer)"
+                f"layer {name!r} has no one-step estimates: fit records them for a network "
+                "that is one Linear layer (pyrocompress.infer.glm_layer)"
             )
         spec = layer.spec
         if spec.weight_shape[0] != 1 or spec.column_groups is not None:

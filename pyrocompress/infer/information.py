@@ -46,8 +46,6 @@ in closed form: the normal-means form of the inclusion probability
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from pyrocompress.distributions.likelihoods import Likelihood
@@ -358,8 +356,9 @@ def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.
     """Compute :func:`group_information` and store it in each layer guide's ``information``.
 
     For a generalised linear model (:func:`glm_layer`) it also stores
-    :func:`newton_square` in the layer guide's ``newton_square`` (``NaN`` for any other
-    network), from which the inclusion probabilities integrate the weights out.
+    :func:`newton_square` in the layer guide's ``newton_square`` (zero for the layers of
+    any other network; ``NaN`` until recorded), from which the inclusion probabilities
+    integrate the weights out.
     :func:`pyrocompress.fit` calls it at the end of training; call it yourself for a
     network trained otherwise (or on other data) before asking for inclusion
     probabilities.
@@ -392,7 +391,9 @@ def record_information(bnn: BayesianNetwork, data, **kwargs) -> dict[str, torch.
     for name, h in info.items():
         guide = bnn.guide[name]
         guide.information.copy_(h.to(guide.information))
-        guide.newton_square.fill_(math.nan)
-        if name == glm and squares is not None and bool(torch.isfinite(squares).all()):
+        # zero for the layers of other networks (recorded, not used: the state of a fitted
+        # network compares equal with itself, which NaN would not)
+        guide.newton_square.zero_()
+        if name == glm and squares is not None:
             guide.newton_square.copy_(squares.to(guide.newton_square))
     return info

@@ -447,8 +447,8 @@ class LayerGuide(nn.Module):
         # mean Fisher information per weight of each group, recorded by fit (NaN: unknown)
         self.register_buffer("information", torch.full((spec.num_groups,), math.nan))
         # each group's sum of squared one-step (Newton) estimates of its weights given the
-        # others, recorded by fit for a generalised linear model (NaN: unknown or not one;
-        # pyrocompress.infer.information)
+        # others, recorded by fit for a generalised linear model (zero for other networks,
+        # NaN until recorded; pyrocompress.infer.information)
         self.register_buffer("newton_square", torch.full((spec.num_groups,), math.nan))
 
     @override
