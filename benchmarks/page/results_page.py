@@ -230,6 +230,16 @@ def selection_section() -> list[str]:
             "Sun et al. designs, 10 replications, three group priors against LassoCV and "
             "ARDRegression) is not yet measured.",
         ]
+    speed = RESULTS / "select-speed.md"
+    if speed.exists():
+        lines += ["", *_body(speed, level=3), "", *_note("select-speed")]
+    else:
+        lines += [
+            "",
+            "`pyrocompress select` on a small table: not yet measured "
+            "(`benchmarks/selection/select_speed.py`).",
+            "",
+        ]
     return lines
 
 

@@ -49,6 +49,7 @@ import torch
 
 from pyrocompress.distributions.likelihoods import GaussianLikelihood
 from pyrocompress.infer.information import glm_layer
+from pyrocompress.infer.mcmc import site_variable
 from pyrocompress.infer.training import prepare_data
 from pyrocompress.nn import BayesianNetwork
 
@@ -149,14 +150,8 @@ def linear_gibbs(
         if part in ("weight", "effective_weight"):
             arr = arr.reshape(*arr.shape[:2], 1, p)
         key = f"{name}.effective_weight" if part == "effective_weight" else spec.site(part)
-        posterior[_variable(key)] = arr
+        posterior[site_variable(key)] = arr
     return from_dict({"posterior": posterior})
-
-
-def _variable(site: str) -> str:
-    from pyrocompress.infer.mcmc import site_variable
-
-    return site_variable(site)
 
 
 def _check_model(bnn: BayesianNetwork):
