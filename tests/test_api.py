@@ -47,6 +47,22 @@ def test_quickstart_converges_and_its_pips_separate_kept_from_pruned():
     )
 
 
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_feature_selection_block_runs():
+    """The README's second block, as written: the selector on scikit-learn's diabetes data."""
+    blocks = _python_blocks()
+    assert len(blocks) == 2, "README.md: the quickstart and the selection block"
+    namespace: dict = {"pc": pc}
+    exec(compile(blocks[1], str(README), "exec"), namespace)
+    table = namespace["sel"].summary()
+    assert len(table) == 10 and set(table.columns) >= {"feature", "pip", "selected"}
+    # bmi is the strongest predictor of the diabetes target (the Lasso path's first entry)
+    assert table.set_index("feature").loc["bmi", "selected"]
+
+
 def test_public_api_names():
     for name in pc.__all__:
         assert hasattr(pc, name), name

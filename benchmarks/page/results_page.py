@@ -260,7 +260,7 @@ def study_sections() -> list[str]:
         path = RESULTS / f"{stem}.md"
         lines += [f"## {title}", ""]
         if path.exists():
-            lines += _body(path, level=3)[1:] + [""] + _note(stem)
+            lines += _body(path, level=2)[1:] + [""] + _note(stem)
         else:
             lines += [f"Not yet measured (`{script}`).", ""]
     return lines

@@ -417,7 +417,10 @@ class MarginalizedBernoulli(dist.Bernoulli):
         return self.sample(sample_shape)
 
     def expand(self, batch_shape, _instance=None):
-        """Return the gate expanded to ``batch_shape`` (as :meth:`Bernoulli.expand`)."""
+        """Return the gate expanded to ``batch_shape``.
+
+        As :meth:`torch.distributions.Bernoulli.expand`.
+        """
         new = _checked_instance(self, MarginalizedBernoulli, _instance)
         return super().expand(batch_shape, _instance=new)
 

@@ -14,7 +14,7 @@ tolerance. The file is a plain ``torch.save`` dict that loads with ``weights_onl
     ``None`` and lists of numbers (for the CLI: model, prior, guide, dataset, data folder,
     seed, pixel range, objective, score, rule, tolerance, threshold, epochs).
 ``state``
-    :meth:`~pyrocompress.nn.BayesianNetwork.state_dict` of the fitted network: the model's
+    :meth:`~torch.nn.Module.state_dict` of the fitted network: the model's
     and the guide's parameters, the norms' running statistics and the recorded Fisher
     information, everything the analysis and the pruning read.
 ``history``

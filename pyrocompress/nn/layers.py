@@ -83,7 +83,8 @@ class BayesianLayer(PyroModule):
     #: The axis of the layer's output that its weight's first dimension indexes.
     output_axis: int = -1
 
-    #: The normalisation after the layer (:meth:`attach_norm`), or ``None``.
+    #: The normalisation after the layer
+    #: (:meth:`~pyrocompress.nn.BayesianLayer.attach_norm`), or ``None``.
     norm: nn.Module | None
     #: Where the norm was in the user's module tree (export puts it back there).
     norm_path: str | None
@@ -191,9 +192,10 @@ class BayesianLayer(PyroModule):
         moments ``(E g, E g^2)`` of each group's gate (combined with the weights by
         :func:`product_moments`), or per-example draws ``[batch, groups]``. Masks of
         :meth:`~pyrocompress.nn.BayesianNetwork.restrict` are the caller's. A norm after
-        the layer (:meth:`attach_norm`) enters as its evaluation-mode affine map
-        (:meth:`norm_affine`), before an output gate; ``norm=False`` leaves it out (the
-        local reparametrisation samples first and normalises the sample).
+        the layer (:meth:`~pyrocompress.nn.BayesianLayer.attach_norm`) enters as its
+        evaluation-mode affine map (:meth:`norm_affine`), before an output gate;
+        ``norm=False`` leaves it out (the local reparametrisation samples first and
+        normalises the sample).
         """
         spec = self.spec
         if gate is not None and not spec.bias_gated:  # groups are the inputs
@@ -383,7 +385,8 @@ class BayesianLayer(PyroModule):
 
         The per-example squared gradients of the weights, summed over the examples, for
         output cotangents :math:`\delta_n`: with :math:`\delta_n` the columns of a factor
-        of the output's Fisher information (:meth:`Likelihood.fisher_factor`,
+        of the output's Fisher information
+        (:meth:`~pyrocompress.distributions.likelihoods.Likelihood.fisher_factor`,
         back-propagated), the sum over the columns is the diagonal of the Fisher
         (Gauss-Newton) information of the weights. The layer's op is linear in its weight,
         so the gradient does not depend on the weight's value. This generic version maps

@@ -27,7 +27,9 @@ __all__ = [
 
 
 def mlp(sizes: list[int] | tuple[int, ...], activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """Build a plain multilayer perceptron ``sizes[0] -> ... -> sizes[-1]`` with a leading Flatten.
+    """Build a plain multilayer perceptron of layer widths ``sizes``, with a leading Flatten.
+
+    The layers are ``sizes[0] → sizes[1] → … → sizes[-1]``.
 
     Parameters
     ----------

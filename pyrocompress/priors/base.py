@@ -9,9 +9,9 @@ unit, i.e. a column of the weight matrix; Conv2d: one output channel, its bias i
 and broadcasts along the group's weights. A prior defines
 
 * the model-side ``pyro.sample`` statements of a layer (:meth:`Prior.model`),
-* the variational parameters and guide-side statements (:meth:`Prior.init_guide`,
-  :meth:`Prior.guide`), fully factorised so that :class:`~pyro.infer.TraceMeanField_ELBO`
-  uses the analytic KL of every site,
+* the variational parameters and guide-side statements (its guide family, a
+  :class:`LayerGuide` subclass named by ``guide_family``), fully factorised so that
+  :class:`~pyro.infer.TraceMeanField_ELBO` uses the analytic KL of every site,
 * the per-example gate for local reparametrisation (:meth:`Prior.local_gate`), and
 * the posterior summaries the analysis layer needs (gate moments, group log-alpha and
   inclusion probabilities).
@@ -64,8 +64,9 @@ QUADRATURE_NODES = 16
 
 #: Initial value of every guide log-variance (Louizos et al. 2017, public code).
 LOG_VAR_INIT = -9.0
-#: Range of every guide log-variance; :meth:`NetworkGuide.clamp_log_var_` projects the
-#: parameters into it after each optimiser step (as Louizos et al. 2017 clip variances).
+#: Range of every guide log-variance;
+#: :meth:`~pyrocompress.priors.NetworkGuide.clamp_log_var_` projects the parameters into
+#: it after each optimiser step (as Louizos et al. 2017 clip variances).
 LOG_VAR_RANGE = (-30.0, 10.0)
 _LOG_VAR_MIN, _LOG_VAR_MAX = LOG_VAR_RANGE
 
@@ -380,7 +381,9 @@ def _hashable(value: object) -> Hashable:
 #: weights or biases (kept in ``LOG_VAR_RANGE`` and under a layer's weight-variance cap,
 #: see :meth:`~pyrocompress.priors.NetworkGuide.log_var_bounds`).
 Role = Literal["weight_loc", "loc", "logit", "log_var", "weight_log_var"]
+#: Every role a guide parameter can declare (:meth:`LayerGuide.declare`).
 ROLES: tuple[Role, ...] = ("weight_loc", "loc", "logit", "log_var", "weight_log_var")
+#: The roles whose parameters are projected into bounds after each optimiser step.
 BOUNDED_ROLES: tuple[Role, ...] = ("log_var", "weight_log_var")
 
 
@@ -726,10 +729,11 @@ class Prior:
     statements, and the posterior summaries read from its parameters.
     Subclasses add a per-group gate through the ``_gate_*`` hooks and are made known to
     the CLI, the selector and :func:`~pyrocompress.bayesianize` by
-    :func:`~pyrocompress.priors.register_prior`.
+    :func:`~pyrocompress.priors.register_prior`. Its class attributes declare what it
+    can do:
 
-    Class attributes (declared capabilities)
-    ----------------------------------------
+    Attributes
+    ----------
     key
         Registry key (``"group-nj"``); set by :func:`register_prior`.
     guide_family

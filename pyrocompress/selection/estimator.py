@@ -224,7 +224,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     missing value in a non-numeric column is refused (fill it with a level of its own).
     ``groups`` ties columns of ``X`` in the same way (a spline basis, dummy codes of your
     own). Everything the selector reports is per column of ``X`` (each column carrying
-    its group's PIP and decision), so :meth:`get_support`, ``feature_names_in_`` and
+    its group's PIP and decision), so ``get_support()``, ``feature_names_in_`` and
     :meth:`transform` work as for any scikit-learn selector; per group see
     ``group_inclusion_probabilities_``. The rules decide per group (``"top-k"`` picks
     ``k`` groups, and the FDR is over groups).
@@ -335,14 +335,14 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
     Attributes
     ----------
-    inclusion_probabilities_ : ndarray of shape (n_features_in_,)
+    inclusion_probabilities_ : ndarray of shape (n_features,)
         Posterior inclusion probability of each feature (column of ``X``): its group's.
-    support_ : ndarray of bool, shape (n_features_in_,)
-        The selected features (also :meth:`get_support`); a group's columns together.
+    support_ : ndarray of bool, shape (n_features,)
+        The selected features (also ``get_support()``); a group's columns together.
     group_inclusion_probabilities_ : ndarray of shape (n_groups,)
         Posterior inclusion probability of each group (of each column of ``X`` without
         ``groups``; a categorical column's one-hot columns are one group).
-    groups_ : ndarray of int, shape (n_features_in_,)
+    groups_ : ndarray of int, shape (n_features,)
         Group of each column of ``X``, numbered ``0..n_groups-1`` in order of appearance.
     group_names_ : list of str
         Name of each group: its label in ``groups``, or its column's name.
@@ -698,7 +698,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             The columns the selector was fitted on.
 
         Returns
@@ -881,7 +881,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             The columns the selector was fitted on.
 
         Returns
@@ -903,7 +903,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             The columns the selector was fitted on (all of them, not the selected ones).
         return_std
             Regression only: also return the predictive standard deviation, in the units
@@ -952,7 +952,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             The columns the selector was fitted on.
 
         Returns
@@ -972,7 +972,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features_in_)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             Inputs.
         y : array-like of shape (n_samples,)
             True targets.

@@ -2,6 +2,7 @@ r"""Feature-selection rules on posterior inclusion probabilities, and their metr
 
 The rules are those of :mod:`pyrocompress.analysis.decisions` (one implementation, shared
 with the PIP pruning rules), re-exported here:
+
 :func:`median_probability_model`
     Select every feature with PIP :math:`\ge 0.5` (Barbieri & Berger 2004): the model
     with the best predictions under squared loss in the linear case.

@@ -77,7 +77,12 @@ FUNCTIONS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("key", MODULES + FUNCTIONS, ids=str)
+def _op_id(key) -> str:
+    """A test id without a memory address, so that pytest-xdist's workers agree."""
+    return key if isinstance(key, str) else f"{key.__module__}.{key.__qualname__}"
+
+
+@pytest.mark.parametrize("key", MODULES + FUNCTIONS, ids=_op_id)
 def test_every_listed_op_has_moments_and_a_covariance_rule(key):
     rule = get_rule(key)
     assert rule is not None and rule.moments is not None and rule.covariance is not None
