@@ -44,6 +44,7 @@ _SHARED = (int, float, str, bool, type(None))
 
 
 def _stage(obj) -> str | None:
+    """Return the title of the stage ``obj``'s module belongs to, or None."""
     module = getattr(obj, "__module__", None) or ""
     for title, prefixes in STAGES:
         if module.startswith(prefixes):
@@ -54,6 +55,7 @@ def _stage(obj) -> str | None:
 def api_names() -> dict[str, list[str]]:
     """Return the names of ``pyrocompress.__all__`` by section title."""
     sections: dict[str, list[str]] = {title: [] for title, _ in STAGES}
+    sections["Other"] = []  # data, random streams, effects, plots
     sections["Subpackages"] = []
     sections["Constants"] = []
     for name in pyrocompress.__all__:
@@ -62,11 +64,8 @@ def api_names() -> dict[str, list[str]]:
         obj = getattr(pyrocompress, name)
         if isinstance(obj, types.ModuleType):
             sections["Subpackages"].append(name)
-        elif inspect.isclass(obj) or callable(obj):
-            title = _stage(obj)
-            if title is None:
-                raise ValueError(f"pyrocompress.{name}: no stage for module {obj.__module__!r}")
-            sections[title].append(name)
+        elif _is_code(obj):
+            sections[_stage(obj) or "Other"].append(name)
         else:
             sections["Constants"].append(name)
     return {k: v for k, v in sections.items() if v}
@@ -104,43 +103,67 @@ def _candidates(module: types.ModuleType) -> list[str]:
     return list(dict.fromkeys([*(declared or []), *own]))
 
 
+def _exported(module: types.ModuleType, name: str):
+    """Return ``module.name`` for a name of its ``__all__`` (a lazy one imported), or None."""
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        return None
+
+
+def _is_code(obj) -> bool:
+    return inspect.isclass(obj) or callable(obj)
+
+
 def public_paths() -> dict[int, str]:
-    """Return ``{id(object): its shortest public path}`` for classes, functions, data."""
-    paths: dict[int, str] = {}
+    """Return ``{id(object): its shortest public path}`` for classes, functions and data.
+
+    A class or function in some ``__all__`` gets the shortest of those paths (fewest dots,
+    then alphabetical), so ``pyrocompress.selection.top_k`` rather than
+    ``pyrocompress.analysis.decisions.top_k``; anything else gets the module that assigns
+    it. Lazy names (PEP 562) are imported, so the result does not depend on what was
+    imported before.
+    """
     modules = [importlib.import_module(m) for m in module_names()]
-    # pass 1: __all__ of the package, then of the subpackages; pass 2: defining modules
-    for declared_only in (True, False):
-        for module in modules:
-            names = getattr(module, "__all__", []) if declared_only else _assigned(module)
-            for name in names:
-                if name not in vars(module):  # a lazy name (PEP 562): its defining module
-                    continue
-                obj = getattr(module, name, None)
-                if obj is None or isinstance(obj, _SHARED) or name == "__version__":
-                    continue
-                if declared_only and not (inspect.isclass(obj) or callable(obj)):
-                    continue  # data: autodoc documents it where it is assigned
-                paths.setdefault(id(obj), f"{module.__name__}.{name}")
+    exported: dict[int, list[str]] = {}
+    for module in modules:
+        for name in getattr(module, "__all__", []):
+            obj = _exported(module, name)
+            if obj is None or name == "__version__" or not _is_code(obj):
+                continue  # data: autodoc documents it where it is assigned
+            if isinstance(obj, types.ModuleType):
+                continue
+            exported.setdefault(id(obj), []).append(f"{module.__name__}.{name}")
+    paths = {key: min(found, key=lambda p: (p.count("."), p)) for key, found in exported.items()}
+    for module in modules:
+        for name in _assigned(module):
+            obj = vars(module).get(name)
+            if obj is None or isinstance(obj, _SHARED):
+                continue
+            paths.setdefault(id(obj), f"{module.__name__}.{name}")
     return paths
 
 
 def documented_members(paths: dict[int, str] | None = None) -> dict[str, list[str]]:
-    """Return, per module, the names its page documents (those whose public path it is)."""
+    """Return, per module, the names its page documents (those whose public path it is).
+
+    The package itself documents none: its names have their own pages
+    (:func:`write_api_pages`).
+    """
     paths = public_paths() if paths is None else paths
     out: dict[str, list[str]] = {}
     for name in module_names():
         module = importlib.import_module(name)
+        assigned = set(_assigned(module))
         keep = []
         for member in _candidates(module):
-            if member not in vars(module):
+            obj = _exported(module, member)
+            if obj is None or isinstance(obj, types.ModuleType) or name == "pyrocompress":
                 continue
-            obj = vars(module)[member]
-            if obj is None or isinstance(obj, types.ModuleType) or member == "__version__":
-                continue
-            if isinstance(obj, _SHARED) or not (inspect.isclass(obj) or callable(obj)):
-                if member in _assigned(module) and name != "pyrocompress":
+            if isinstance(obj, _SHARED) or not _is_code(obj):
+                if member in assigned:
                     keep.append(member)
-            elif paths.get(id(obj)) == f"{name}.{member}" and name != "pyrocompress":
+            elif paths.get(id(obj)) == f"{name}.{member}":
                 keep.append(member)
         out[name] = keep
     return out

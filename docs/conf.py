@@ -141,25 +141,33 @@ def _lookup(target: str):
     return _MISSING
 
 
+def _candidates(node, target: str) -> tuple[list[str], set[str]]:
+    """Return the dotted paths ``target`` may mean, and the docstring's subpackages."""
+    if target.startswith("pyrocompress."):
+        return [target], set()
+    # relative to the docstring's module and class
+    module, cls = node.get("py:module"), node.get("py:class")
+    scope = {_subpackage(module)} if module else set()
+    candidates = [f"{module}.{cls}.{target}"] if module and cls else []
+    candidates += [f"{module}.{target}"] if module else []
+    # the module that defines the object whose page this is (autosummary's pages are
+    # named by the object's path), or the docstring's class
+    page = node.get("refdoc", "").rpartition("/")[2]
+    for owner in (f"{module}.{cls}" if module and cls else None, page):
+        obj = _lookup(owner) if owner and owner.startswith("pyrocompress") else _MISSING
+        defined_in = getattr(obj, "__module__", None)
+        if defined_in:
+            candidates.append(f"{defined_in}.{target}")
+            scope.add(_subpackage(defined_in))
+    candidates.append(f"pyrocompress.{target}")
+    return candidates, scope
+
+
 def _resolve_elsewhere(app, env, node, contnode):
     target = node.get("reftarget", "")
     if node.get("refdomain") != "py":
         return None
-    if target.startswith("pyrocompress."):
-        candidates = [target]
-    else:  # relative to the docstring's module and class
-        module, cls = node.get("py:module"), node.get("py:class")
-        candidates = [f"{module}.{cls}.{target}"] if module and cls else []
-        candidates += [f"{module}.{target}"] if module else []
-        # the module that defines the object whose page this is (autosummary's pages are
-        # named by the object's path), or the docstring's class
-        page = node.get("refdoc", "").rpartition("/")[2]
-        for owner in (f"{module}.{cls}" if module and cls else None, page):
-            obj = _lookup(owner) if owner and owner.startswith("pyrocompress") else _MISSING
-            defined_in = getattr(obj, "__module__", None)
-            if defined_in:
-                candidates.append(f"{defined_in}.{target}")
-        candidates.append(f"pyrocompress.{target}")
+    candidates, scope = _candidates(node, target)
     if not _PATHS:
         _PATHS.update(public_paths())
     domain = env.get_domain("py")
@@ -180,12 +188,20 @@ def _resolve_elsewhere(app, env, node, contnode):
             break
     if "." not in target and not node.get("refspecific"):
         # a bare name (``:data:`SCALE_RANGE```) written in a module that does not import
-        # it: the documented object of that name, if there is exactly one
+        # it: the documented object of that name, if there is exactly one, and only in the
+        # docstring's own subpackage (so a typo cannot link to a namesake elsewhere)
         node["refspecific"] = True
-        return domain.resolve_xref(
+        found = domain.resolve_xref(
             env, node["refdoc"], app.builder, node["reftype"], target, node, contnode
         )
+        if found is not None and _subpackage(found.get("reftitle", "")) in scope:
+            return found
     return None
+
+
+def _subpackage(path: str) -> str:
+    """Return ``pyrocompress.sub`` of a dotted path (the top two parts)."""
+    return ".".join(path.split(".")[:2])
 
 
 def _skip(app, what, name, obj, skip, options):

@@ -81,8 +81,8 @@ def bayesian_fdr(pip: ArrayLike | torch.Tensor, q: float = 0.1) -> tuple[list[in
     \le q` (Newton, Noueiry, Sarkar & Ahlquist 2004, Biostatistics 5(2), §3; Müller,
     Parmigiani & Rice 2006). Because the sets are thresholds on the PIP, features with
     equal PIPs are selected or left out together, whatever the order of the columns. The
-    comparison allows :data:`FDR_TOLERANCE` of rounding, so a set whose estimated FDR is
-    exactly ``q`` is taken.
+    comparison allows :data:`~pyrocompress.analysis.decisions.FDR_TOLERANCE` of rounding,
+    so a set whose estimated FDR is exactly ``q`` is taken.
 
     Parameters
     ----------

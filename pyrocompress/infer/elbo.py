@@ -6,13 +6,14 @@ they do, so the same model runs under NUTS, ``Predictive`` or any other guide.
 
 During SVI the model and the guide run under one :class:`LocalReparameterization` (with
 any Pyro ELBO) or inside :class:`LocalReparamELBO` (what :func:`pyrocompress.fit` uses: the
-same estimator, faster). The guide side records the variational distribution of
-every latent site; a model layer asks for them with :func:`guide_distributions` (a Pyro
-effect, answered ``None`` when no handler is active) and, when it gets one, replaces the
-single shared weight draw by the local reparametrisation trick of Kingma, Salimans &
-Welling (2015): it samples the pre-activations of every example from their exact
-Gaussian distribution given the example's group scales, and draws those scales per
-example too (Louizos et al. 2017, §3). Both are unbiased estimators of the same expected
+same estimator, faster). The guide side records the variational distribution of every
+latent site; a model layer asks for them with
+:func:`~pyrocompress.effects.guide_distributions` (a Pyro effect, answered ``None`` when no
+handler is active) and, when it gets one, replaces the single shared weight draw by the
+local reparametrisation trick of Kingma, Salimans & Welling (2015): it samples the
+pre-activations of every example from their exact Gaussian distribution given the
+example's group scales, and draws those scales per example too (Louizos et al. 2017, §3).
+Both are unbiased estimators of the same expected
 log-likelihood with much lower variance; the KL terms are unaffected.
 """
 
@@ -89,7 +90,10 @@ class LocalReparameterization:
         return _Recorder(self._store)(fn)
 
     def model(self, fn: Callable) -> Callable:
-        """Wrap the model so that :func:`guide_distributions` answers from the record."""
+        """Wrap the model so that the guide distributions it asks for come from the record.
+
+        :func:`~pyrocompress.effects.guide_distributions` answers from it.
+        """
         return _Provider(self._store)(fn)
 
 
@@ -117,8 +121,9 @@ class _GuideSites(Messenger):
 class _ModelSites(Messenger):
     """Model side of :class:`LocalReparamELBO`.
 
-    It replays the guide's sites, answers :func:`guide_distributions`, and records the
-    latent and observed sites.
+    It replays the guide's sites, answers
+    :func:`~pyrocompress.effects.guide_distributions`, and records the latent and
+    observed sites.
 
     It does the work of ``poutine.trace``, ``poutine.replay`` and the provider of
     :class:`LocalReparameterization` in one handler, so that every ``pyro.sample`` of a

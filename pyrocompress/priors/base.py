@@ -742,7 +742,8 @@ class Prior:
         Names of the constructor arguments that define the prior. Their values form the
         prior's identity (:meth:`identity`: equality, hashing, caches and checkpoints).
     has_inclusion_probabilities
-        Whether :meth:`inclusion_probabilities` is defined (feature selection).
+        Whether the prior has inclusion probabilities
+        (:meth:`pyrocompress.Posterior.inclusion_probabilities`; feature selection).
     needs_local_reparam
         Whether training needs the local reparametrisation (gates marginalised there).
     supports_moments

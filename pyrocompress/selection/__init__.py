@@ -54,3 +54,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(estimator, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """List the module's names with the lazy ones (PEP 562), for ``dir()`` and completion."""
+    return sorted({*globals(), *_LAZY})

@@ -288,13 +288,15 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``None`` runs all ``max_steps``. With the default 5e-3, diabetes with 50 noise
         columns stops after 1300 of the 4000 steps and selects bmi, bp and s5; longer
         runs select noise columns too, ones the Lasso also keeps (the 12 000-step budget
-        before this rule adds noise49; ten times the maximum without the stop adds
-        noise21, noise43 and noise49): ``benchmarks/selection/select_speed.py``,
-        docs/results/select-speed.md.
+        before this rule adds noise49, docs/results/select-speed.md at commit ac7ffa8;
+        ten times the maximum without the stop adds noise21, noise43 and noise49 and
+        reaches a lower loss: ``benchmarks/selection/select_speed.py``,
+        docs/results/select-speed.md).
     batch_size, lr
         Minibatch size (when minibatches are used, see ``epochs``) and Adam learning
         rate; ``lr=None`` (default): ``FULL_BATCH_LR`` = 0.03 for full-batch steps
-        (measured against 0.01 and 0.05 in docs/results/select-speed.md), 0.01 for
+        (measured against 0.01 and 0.05 in docs/results/select-speed.md at commit
+        ac7ffa8), 0.01 for
         minibatch steps.
     pretrain_epochs
         Epochs of group-lasso pre-training of the variational means before SVI
