@@ -68,3 +68,16 @@ def test_every_relative_link_of_the_readme_and_the_guides_exists():
             if path.parent == DOCS / "notebooks":  # the build copies notebooks/ there
                 path = DOCS.parent / "notebooks" / path.name
             assert path.exists(), f"{page.name}: {target}"
+
+
+def test_the_getting_started_quickstart_is_the_readme_one():
+    """tests/test_api.py runs the README's block; the guide's copy must be the same code."""
+    import re
+
+    def first_block(path: Path) -> str:
+        section = path.read_text(encoding="utf-8").split("## Quickstart", 1)[1]
+        match = re.search(r"```python\n(.*?)```", section, flags=re.S)
+        assert match, path
+        return re.sub(r"\s+", " ", match.group(1)).strip()
+
+    assert first_block(DOCS / "guide" / "getting-started.md") == first_block(README)
