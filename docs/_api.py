@@ -21,6 +21,7 @@ edit here.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -82,9 +83,14 @@ def module_names() -> list[str]:
 
 def _assigned(module: types.ModuleType) -> list[str]:
     """Return the public names a module's source defines at top level, in order."""
-    path = getattr(module, "__file__", None)
+    return list(_assigned_in(getattr(module, "__file__", None) or ""))
+
+
+@functools.cache
+def _assigned_in(path: str) -> tuple[str, ...]:
+    """Return :func:`_assigned` of the source file ``path`` (each file parsed once)."""
     if not path:
-        return []
+        return ()
     tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     names: list[str] = []
     for node in tree.body:
@@ -94,7 +100,7 @@ def _assigned(module: types.ModuleType) -> list[str]:
             names += [t.id for t in node.targets if isinstance(t, ast.Name)]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names.append(node.target.id)
-    return [n for n in dict.fromkeys(names) if not n.startswith("_")]
+    return tuple(n for n in dict.fromkeys(names) if not n.startswith("_"))
 
 
 def _candidates(module: types.ModuleType) -> list[str]:

@@ -346,6 +346,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.from_json:
         saved = Path(__file__).resolve().parents[2] / "docs" / "results" / "select-speed.json"
+        if not saved.exists():
+            parser.error(f"--from-json: {saved} does not exist; run the script without it first")
         result = json.loads(saved.read_text())
         write_results("select-speed", result, markdown(result))
         return 0
