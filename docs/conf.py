@@ -14,9 +14,14 @@ name inside it, so a broken cross-reference to pyrocompress fails the build (``-
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
+
+from sphinxcontrib.bibtex.plugin import register_plugin
+from sphinxcontrib.bibtex.style.referencing import BracketStyle
+from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -86,7 +91,28 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 bibtex_bibfiles = ["references.bib"]
 bibtex_default_style = "plain"
-bibtex_reference_style = "author_year"
+
+
+def _semicolons() -> BracketStyle:
+    return BracketStyle(sep="; ", sep2="; ", last_sep="; ")
+
+
+@dataclasses.dataclass
+class AuthorYearSemicolons(AuthorYearReferenceStyle):
+    """Author-year citations; several in one bracket are separated by semicolons.
+
+    The stock ``author_year`` style separates them by commas, which reads as one list of
+    authors and years ("[Müller et al., 2007, Newton et al., 2004]").
+    """
+
+    bracket_parenthetical: BracketStyle = dataclasses.field(default_factory=_semicolons)
+    bracket_textual: BracketStyle = dataclasses.field(default_factory=_semicolons)
+
+
+register_plugin(
+    "sphinxcontrib.bibtex.style.referencing", "author_year_semicolons", AuthorYearSemicolons
+)
+bibtex_reference_style = "author_year_semicolons"
 
 nitpicky = True
 # names outside pyrocompress, and the type words of numpy-style "Parameters" sections

@@ -558,12 +558,12 @@ def plot_pip_stem(
     threshold
         The PIP cut-off of the selection rule, drawn as a dashed line; ``None`` (the
         default) draws none. Pass it only when the rule is a threshold on the PIP: 0.5
-        for the median-probability model (Barbieri & Berger 2004); for the Bayesian-FDR
-        rule (Newton et al. 2004) the smallest selected PIP, for top-k the k-th largest
+        for the median-probability model :cite:p:`barbieri2004optimal`; for the Bayesian-FDR rule
+        :cite:p:`newton2004detecting` the smallest selected PIP, for top-k the k-th largest
         (``FeatureSelector.cutoff_`` is that value, and
-        :meth:`FeatureSelector.plot_inclusion_probabilities` passes it). A rule that
-        ranks by something else (``prune``'s automatic rule ranks by SNR) has none: its
-        selection is in ``selected``.
+        :meth:`FeatureSelector.plot_inclusion_probabilities` passes it). A rule that ranks by
+        something else (``prune``'s automatic rule ranks by SNR) has none: its selection is in
+        ``selected``.
     threshold_label
         Legend entry of the line, which gets ``" (PIP ≥ t)"`` appended; default
         ``"cut-off"``.

@@ -1,13 +1,12 @@
 r"""Decision rules on posterior inclusion probabilities: which groups or features to keep.
 
 :func:`median_probability_model`
-    Keep every one with PIP :math:`\ge 0.5` (Barbieri & Berger 2004): the model with the
+    Keep every one with PIP :math:`\ge 0.5` :cite:p:`barbieri2004optimal`: the model with the
     best predictions under squared loss in the linear case.
 :func:`bayesian_fdr`
     The largest set :math:`\{j : \mathrm{PIP}_j \ge t\}` whose estimated false-discovery
     rate :math:`\widehat{\mathrm{FDR}}(S) = \frac{1}{|S|}\sum_{j \in S}(1 - \mathrm{PIP}_j)`
-    is at most :math:`q` (Newton, Noueiry, Sarkar & Ahlquist 2004; Müller, Parmigiani &
-    Rice 2006).
+    is at most :math:`q` :cite:p:`newton2004detecting,muller2007fdr`.
 :func:`top_k`
     The :math:`k` with the largest PIPs.
 
@@ -45,9 +44,8 @@ def _pip(pip: ArrayLike | torch.Tensor) -> torch.Tensor:
 def median_probability_model(pip: ArrayLike | torch.Tensor, threshold: float = 0.5) -> list[int]:
     """Return the indices with inclusion probability at least ``threshold``, in order.
 
-    At the default 0.5, the median-probability model of Barbieri & Berger (2004),
-    "Optimal predictive model selection", Ann. Statist. 32(3); another threshold keeps
-    the groups or features a stricter (or looser) cut-off on the PIP keeps.
+    At the default 0.5, the median-probability model of :cite:t:`barbieri2004optimal`; another
+    threshold keeps the groups or features a stricter (or looser) cut-off on the PIP keeps.
 
     Parameters
     ----------
@@ -78,11 +76,11 @@ def bayesian_fdr(pip: ArrayLike | torch.Tensor, q: float = 0.1) -> tuple[list[in
     The candidates are the sets :math:`S_t = \{j : \mathrm{PIP}_j \ge t\}`; the rule
     takes the largest one with
     :math:`\widehat{\mathrm{FDR}}(S_t) = \frac{1}{|S_t|}\sum_{j \in S_t}(1 - \mathrm{PIP}_j)
-    \le q` (Newton, Noueiry, Sarkar & Ahlquist 2004, Biostatistics 5(2), §3; Müller,
-    Parmigiani & Rice 2006). Because the sets are thresholds on the PIP, features with
-    equal PIPs are selected or left out together, whatever the order of the columns. The
-    comparison allows :data:`~pyrocompress.analysis.decisions.FDR_TOLERANCE` of rounding,
-    so a set whose estimated FDR is exactly ``q`` is taken.
+    \le q` :cite:p:`newton2004detecting{§3}`; :cite:p:`muller2007fdr`. Because the sets are
+    thresholds on the PIP, features with equal PIPs are selected or left out together, whatever the
+    order of the columns. The comparison allows
+    :data:`~pyrocompress.analysis.decisions.FDR_TOLERANCE` of rounding, so a set whose estimated FDR
+    is exactly ``q`` is taken.
 
     Parameters
     ----------

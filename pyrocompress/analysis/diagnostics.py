@@ -41,7 +41,7 @@ __all__ = [
     "vi_diagnostics",
 ]
 
-#: Yao, Vehtari, Simpson & Gelman (2018), "Yes, but did it work?": k-hat < 0.5 the
+#: The thresholds of :cite:t:`yao2018yes`: k-hat < 0.5 the
 #: approximation is good and importance sampling can correct it; 0.5-0.7 usable with care;
 #: > 0.7 the approximation is poor and even PSIS cannot fix estimates from it.
 KHAT_THRESHOLDS = {
@@ -55,7 +55,8 @@ KHAT_THRESHOLDS = {
 
 #: What to try when the approximation is not good (issue 27): the usual causes of a high
 #: k-hat for a mean-field guide on a network are an unconverged fit and posterior
-#: correlations the factorised guide cannot hold (Yao et al. 2018, §3; Blei et al. 2017).
+#: correlations the factorised guide cannot hold :cite:p:`yao2018yes{§3}`;
+#: :cite:p:`blei2017variational`.
 KHAT_ADVICE = {
     "good": "",
     "ok": "train longer (more epochs, or until the ELBO's convergence stop), then check "
@@ -358,11 +359,10 @@ def to_datatree(
 def psis_khat(log_weights: ArrayLike) -> float:
     r"""Return the Pareto k-hat of importance log-weights.
 
-    The log-weights are :math:`\log p(\theta, D) - \log q(\theta)`; Yao, Vehtari, Simpson
-    & Gelman (2018). arviz-stats' ``psislw`` smooths the *negated* input (it is written
-    for leave-one-out, where the raw log-weights are minus the log-likelihood), so the
-    weights are passed negated here; the tests check the sign against a case with a
-    known answer.
+    The log-weights are :math:`\log p(\theta, D) - \log q(\theta)` :cite:p:`yao2018yes`.
+    arviz-stats' ``psislw`` smooths the *negated* input (it is written for leave-one-out, where the
+    raw log-weights are minus the log-likelihood), so the weights are passed negated here; the tests
+    check the sign against a case with a known answer.
 
     Parameters
     ----------

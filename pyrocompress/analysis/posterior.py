@@ -10,7 +10,7 @@ is sampled. For a layer with gate :math:`g` per group and non-centred weights
     E[w] = E[g]\,\mu, \qquad
     \mathrm{Var}[w] = E[g^2](\sigma^2 + \mu^2) - E[g]^2\mu^2,
 
-which for the group normal-Jeffreys guide is Louizos et al. (2017)'s
+which for the group normal-Jeffreys guide is :cite:t:`louizos2017bayesian`'s
 :math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 + \sigma_z^2\sigma_w^2`.
 """
 
@@ -44,7 +44,7 @@ _MAX_MANTISSA = 23
 def mantissa_bits(variance: torch.Tensor) -> torch.Tensor:
     r"""Return the mantissa bits each weight needs given its posterior variance.
 
-    Louizos et al. (2017), §4: the largest :math:`t \in \{1, \dots, 23\}` whose unit
+    :cite:t:`louizos2017bayesian{§4}`: the largest :math:`t \in \{1, \dots, 23\}` whose unit
     round-off :math:`u_t = \tfrac12 2^{1-t}` still exceeds :math:`2V`, i.e. the number of
     such :math:`t` (0 when even :math:`u_1 = 1/2` is below the noise).
 
@@ -66,7 +66,7 @@ def mantissa_bits(variance: torch.Tensor) -> torch.Tensor:
 def exponent_bits(max_abs: float) -> int:
     r"""Return the exponent bits for weights whose largest magnitude is ``max_abs``.
 
-    Louizos et al. (2017), §4: :math:`\lceil \log_2(\log_2 m + 1) + 1 \rceil` for
+    :cite:t:`louizos2017bayesian{§4}`: :math:`\lceil \log_2(\log_2 m + 1) + 1 \rceil` for
     :math:`m = \max|w|`, with the inner argument clamped at 1, so that at least one bit is
     used when :math:`m < 1`.
 
@@ -308,10 +308,11 @@ class Posterior:
     def log_alpha(self) -> dict[str, torch.Tensor]:
         r"""Return the per-group :math:`\log\alpha`, the log relative posterior variance of a gate.
 
-        Group normal-Jeffreys: :math:`\log\sigma_z^2 - \log\mu_z^2` (Louizos et al. 2017,
-        §3.1); horseshoe: :math:`\log(e^{v} - 1)` with :math:`v = \mathrm{Var}\log g`;
-        spike-and-slab: :math:`\log((1-\pi)/\pi)`; Gaussian (no gate): the group's
-        :math:`\log(\sum \mathrm{Var}\,w / \sum (E w)^2)`. Large values mark groups to prune.
+        Group normal-Jeffreys: :math:`\log\sigma_z^2 - \log\mu_z^2`
+        :cite:p:`louizos2017bayesian{§3.1}`; horseshoe: :math:`\log(e^{v} - 1)` with
+        :math:`v = \mathrm{Var}\log g`; spike-and-slab: :math:`\log((1-\pi)/\pi)`; Gaussian (no
+        gate): the group's :math:`\log(\sum \mathrm{Var}\,w / \sum (E w)^2)`. Large values mark
+        groups to prune.
 
         Returns
         -------
@@ -376,8 +377,8 @@ class Posterior:
 
         with :math:`g_g` the group's gate, :math:`s` the prior scale of its non-centred
         weights and :math:`h_g` the mean Fisher information per weight of the group
-        (:meth:`information`). :math:`\kappa_g` is the shrinkage factor of Carvalho,
-        Polson & Scott (2010, eq. 2) and Piironen & Vehtari (2017, eq. 2.5): the
+        (:meth:`information`). :math:`\kappa_g` is the shrinkage factor of
+        :cite:t:`carvalho2010horseshoe{eq. 2}` and :cite:t:`piironen2017sparsity{eq. 2.5}`: the
         posterior mean of a weight is :math:`(1 - \kappa)` times its maximum-likelihood
         estimate, and :math:`\sum (1 - \kappa)` is the effective number of parameters;
         :math:`\kappa < \tfrac12` (Carvalho et al.'s selection rule) is the point where
@@ -414,7 +415,7 @@ class Posterior:
         posterior draws where the guide's draws were 0.06 to 0.64 off
         (docs/results/svi-vs-nuts.md). It conditions on the other weights' posterior
         means, so it is an approximation where the inputs are strongly correlated.
-        Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024) for
+        Spike-and-slab: :math:`\pi_g = q(\gamma_g = 1)` :cite:p:`saha2024efficient` for
         groups whose slab the data can see (:math:`s^2 h_g > 1`), exactly.
         Log :math:`\alpha` and the dropout rate (:meth:`log_alpha`,
         :meth:`dropout_rates`) measure the gate's relative variance, not its size, and
@@ -730,7 +731,7 @@ class Posterior:
     ) -> dict[str, BitPrecision]:
         """Return each layer's fixed-point precision from the posterior variance.
 
-        Louizos et al. (2017), §4. Mantissa bits: the mean over the layer's kept weights
+        :cite:t:`louizos2017bayesian{§4}`. Mantissa bits: the mean over the layer's kept weights
         of :func:`mantissa_bits` of their posterior variance (given inclusion), rounded
         up. Exponent bits: :func:`exponent_bits` of the largest kept posterior-mean
         magnitude.

@@ -10,7 +10,7 @@ on the inputs and averages what the likelihood gives for each draw:
     \hat E[y \mid x] = \frac1S \sum_s E[y \mid f_{\theta_s}(x)],
 
 the Monte-Carlo estimate of the posterior predictive :math:`\int p(y \mid x, \theta)
-q(\theta)\, d\theta` (Bishop 2006, §3.3.2; Blundell et al. 2015, §3.4). Unlike
+q(\theta)\, d\theta` :cite:p:`bishop2006pattern{§3.3.2}`; :cite:p:`blundell2015weight{§3.4}`. Unlike
 :func:`~pyrocompress.analysis.predictive_moments`, which propagates moments without
 sampling and needs independent Gaussian weights, it holds for the group priors too
 (normal-Jeffreys, horseshoe, spike-and-slab), whose gates make a group's weights

@@ -39,9 +39,9 @@ def predictive_moments(
         ``{"mean", "var"}`` of the network output (logits, or the regression mean) and:
         for regression ``"predictive_var"`` = ``var`` + noise variance; for
         classification ``"probs"``, the probit approximation of the predictive class
-        probabilities, :math:`\mathrm{softmax}\big(m / \sqrt{1 + \pi v / 8}\big)` (MacKay
-        1992; for the Bernoulli likelihood the sigmoid of the same ratio). With
-        ``covariance="full"`` the moments come from the full-covariance propagation and
+        probabilities, :math:`\mathrm{softmax}\big(m / \sqrt{1 + \pi v / 8}\big)`
+        (:cite:p:`mackay1992evidence`; for the Bernoulli likelihood the sigmoid of the same ratio).
+        With ``covariance="full"`` the moments come from the full-covariance propagation and
         ``"cov"``, each example's covariance of the output units, is added.
 
     Raises
@@ -79,7 +79,7 @@ def unit_scores(
     r"""Return the self-compression scores of every group, from propagated moments.
 
     The groups are the units a pruning plan keeps or drops; the moments are propagated over
-    the inputs ``X`` (Carannante et al. 2020, §4). For group :math:`g` of a layer (an input
+    the inputs ``X`` :cite:p:`carannante2020self{§4}`. For group :math:`g` of a layer (an input
     unit :math:`j` of a Linear layer, an output channel of a Conv2d), with :math:`(m, v)`
     the propagated moments of the layer's input and :math:`(M, S)` of its weights, the
     group's contribution :math:`c` to a pre-activation it feeds (:math:`c_{ij} = w_{ij} x_j`

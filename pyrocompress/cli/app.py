@@ -1188,10 +1188,9 @@ def run_select(
     :class:`~pyrocompress.FeatureSelector`); the report names the CSV's columns.
 
     ``pip.png`` marks the cut-off of the rule used: PIP 0.5 for the median-probability
-    model (Barbieri & Berger 2004), the smallest selected PIP with ``--fdr`` (Newton et al.
-    2004). Every option is checked before the CSV is read; a bad one raises
-    :class:`UsageError` naming it. Returns the selection (the contents of
-    ``selection.json``).
+    model :cite:p:`barbieri2004optimal`, the smallest selected PIP with ``--fdr``
+    :cite:p:`newton2004detecting`. Every option is checked before the CSV is read; a bad one raises
+    :class:`UsageError` naming it. Returns the selection (the contents of ``selection.json``).
     """
     _check_writable_dir(out, "--out")
     if epochs is not None:

@@ -13,7 +13,7 @@ and adds to its report what each file holds:
     :func:`~pyrocompress.save_packed` (entropy-coded where smaller; every byte of the
     file, header and spec included); ``file_bytes_dense / file_bytes_packed``; and the
     quantised network's test error. Compare the rate with ``compression_rate_bits``, which
-    counts the kept weights at the :math:`1 + e + t` bits of Louizos et al. (2017, §4) and
+    counts the kept weights at the :math:`1 + e + t` bits of :cite:t:`louizos2017bayesian{§4}` and
     the biases at 32 bits but no header.
 ``file_bytes_shared``, ``compression_rate_file_shared``, ``test_error_shared``, ``codebook_sizes``
     The same for ``model.shared``, the weight-shared network

@@ -1,9 +1,9 @@
 r"""Packed files: a compact network at the bits its report counts, in a safetensors container.
 
 A quantised compact network (``prune(..., quantize=True)``) holds each layer's weights on
-the fixed-point grid :math:`2^{-t}` of its mantissa bits :math:`t` (Louizos et al. 2017,
-§4), yet ``model.pt`` stores them as float32. :func:`save_packed` stores every tensor of
-the network's state losslessly in the cheapest of four codes:
+the fixed-point grid :math:`2^{-t}` of its mantissa bits :math:`t`
+:cite:p:`louizos2017bayesian{§4}`, yet ``model.pt`` stores them as float32. :func:`save_packed`
+stores every tensor of the network's state losslessly in the cheapest of four codes:
 
 ``"fixed"``
     A per-tensor scale :math:`2^{-t}` and integer codes: :math:`w = (k_{\min} + u)\,2^{-t}`
@@ -21,16 +21,16 @@ the network's state losslessly in the cheapest of four codes:
 ``"codebook"``
     The tensor's distinct values as a float32 codebook of :math:`K` entries and each
     value's index in :math:`\lceil\log_2 K\rceil` bits, bit-packed: the code of a network
-    after weight sharing (:func:`~pyrocompress.compress.share_weights`; Han, Mao & Dally
-    2016, "Deep Compression", §3; Louizos et al. 2017, "maximum compression").
+    after weight sharing (:func:`~pyrocompress.compress.share_weights`; :cite:p:`han2016deep{§3}`;
+    the "maximum compression" of :cite:t:`louizos2017bayesian`).
 ``"raw"``
     The values as they are (little-endian), when no code is smaller: biases and norm
     statistics, which the report also counts at 32 bits.
 
 With ``entropy=True`` the integer codes of ``"fixed"`` and ``"codebook"`` tensors are
-Huffman-coded (Huffman 1952; canonical codes, as in DEFLATE) wherever that is smaller,
-table included: weights concentrate near zero, so their codes carry fewer bits of
-information than their width (Han et al. 2016, §4).
+Huffman-coded (:cite:p:`huffman1952method`; canonical codes, as in DEFLATE) wherever that is
+smaller, table included: weights concentrate near zero, so their codes carry fewer bits of
+information than their width :cite:p:`han2016deep{§4}`.
 
 The file is a safetensors file (the ``safetensors`` package; nothing is pickled) holding one
 ``uint8`` tensor, ``"packed"``, and the metadata ``{"format": FORMAT_PACKED}``. The tensor
@@ -213,7 +213,7 @@ _MAX_HUFFMAN_VALUES = 1 << 21
 def _code_lengths(counts: np.ndarray) -> np.ndarray:
     """Return Huffman code lengths for symbol ``counts`` (0 for absent symbols).
 
-    Huffman (1952): merge the two least frequent subtrees until one is left; a symbol's
+    :cite:t:`huffman1952method`: merge the two least frequent subtrees until one is left; a symbol's
     code length is its depth. A single present symbol gets length 1.
     """
     import heapq

@@ -3,7 +3,7 @@ r"""Pruning: from posterior summaries to a pruning plan, a compact network and a
 Rules (``prune(bnn, rule=...)``): the threshold rules of the registry in
 :mod:`pyrocompress.compress.rules` (``"log_alpha"``, ``"pip"``, ``"fdr"``, ``"snr"``, and any
 rule added with :func:`~pyrocompress.compress.register_rule`), each with ``threshold`` a
-number or a dict from every layer name to its threshold (Louizos et al. 2017 set
+number or a dict from every layer name to its threshold (:cite:t:`louizos2017bayesian` set
 −2.8, −3, −5 for LeNet-300-100's three layers by eye), and two search rules:
 
 ``"sparsity"``
@@ -17,8 +17,8 @@ number or a dict from every layer name to its threshold (Louizos et al. 2017 set
 
 Scores (``score=``, for ``"sparsity"`` and ``"auto"``): ``"snr"``, ``"log_alpha"``,
 ``"pip"`` from the posterior; ``"output_snr"``, ``"kernel_norm"``, ``"variance_share"``
-from moments propagated over the validation inputs (Gaussian prior; self-compression,
-Carannante et al. 2020; :func:`pyrocompress.analysis.unit_scores`).
+from moments propagated over the validation inputs (Gaussian prior; the self-compression of
+:cite:t:`carannante2020self`; :func:`pyrocompress.analysis.unit_scores`).
 
 Every layer keeps at least one group: a rule that would empty a layer keeps its
 best-scoring group and warns.
@@ -139,7 +139,7 @@ class PruneResult:
         """Return the compact network with each layer's weights on its fixed-point grid.
 
         :func:`~pyrocompress.compress.quantize_weights` of :attr:`exact` with
-        :attr:`mantissa_bits` (Louizos et al. 2017, §4): the network a packed file holds.
+        :attr:`mantissa_bits` :cite:p:`louizos2017bayesian{§4}`: the network a packed file holds.
         """
         return quantize_weights(self.exact, self.mantissa_bits)
 
@@ -148,8 +148,8 @@ class PruneResult:
 
         Each layer's weights (of :attr:`exact`) are replaced by k-means centres, as few as
         keep the mean squared change within that of rounding the layer to its
-        fixed-point grid (:func:`~pyrocompress.compress.share_weights`; the weight sharing
-        of Louizos et al. 2017's "maximum compression", after Han et al. 2016).
+        fixed-point grid (:func:`~pyrocompress.compress.share_weights`; the weight sharing of the
+        "maximum compression" of :cite:t:`louizos2017bayesian`, after :cite:t:`han2016deep`).
 
         Parameters
         ----------
@@ -453,12 +453,12 @@ def prune(
         network) and ``test_error_compact``; ``None`` in the report without it.
     quantize
         Round the compact network's weights to each layer's fixed-point grid
-        :math:`2^{-t}` (Louizos et al. 2017, §4; :func:`~pyrocompress.compress.quantize_weights`),
-        so that :func:`~pyrocompress.save_packed` stores them as integer codes (about the
-        bits the report counts; see :func:`~pyrocompress.compress.quantize_weights`);
-        ``result.unquantized`` keeps the network before rounding, and the report's
-        ``test_error_compact`` is the quantised network's. The packed file of
-        :func:`~pyrocompress.deployable_files` quantises on its own
+        :math:`2^{-t}` (:cite:p:`louizos2017bayesian{§4}`;
+        :func:`~pyrocompress.compress.quantize_weights`), so that :func:`~pyrocompress.save_packed`
+        stores them as integer codes (about the bits the report counts; see
+        :func:`~pyrocompress.compress.quantize_weights`); ``result.unquantized`` keeps the network
+        before rounding, and the report's ``test_error_compact`` is the quantised network's. The
+        packed file of :func:`~pyrocompress.deployable_files` quantises on its own
         (:meth:`PruneResult.quantized`), whatever this says.
     example_input
         An input for shape propagation when neither validation nor test data is given.

@@ -9,14 +9,14 @@ Built-in rules:
 
 ``"log_alpha"``
     keep a group when :math:`\log\alpha <` threshold (default 0: dropout rate below one
-    half; Louizos et al. 2017 set per-layer thresholds by eye).
+    half; :cite:t:`louizos2017bayesian` set per-layer thresholds by eye).
 ``"pip"``
     keep a group when its inclusion probability is at least the threshold; at the
-    default 0.5 this is the median-probability model of Barbieri & Berger (2004), computed
+    default 0.5 this is the median-probability model of :cite:t:`barbieri2004optimal`, computed
     by :func:`~pyrocompress.analysis.decisions.median_probability_model` (any threshold).
 ``"fdr"``
     in each layer, the largest set of groups whose estimated Bayesian FDR is at most the
-    threshold (default 0.1; Newton et al. 2004), computed by
+    threshold (default 0.1; :cite:p:`newton2004detecting`), computed by
     :func:`~pyrocompress.analysis.decisions.bayesian_fdr`.
 ``"snr"``
     keep a group when its SNR :math:`\lVert E w_g\rVert / (\sum \mathrm{Var}\,w_g)^{1/2}`

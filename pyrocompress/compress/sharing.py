@@ -1,10 +1,10 @@
 r"""Weight sharing: per-layer k-means codebooks sized by the posterior, as the bit widths are.
 
-Louizos et al. (2017, the "maximum compression" column) report, on top of the bit widths, the
+:cite:t:`louizos2017bayesian{"maximum compression" column}` report, on top of the bit widths, the
 compression of weight sharing: each layer's kept weights are clustered and every weight is
 replaced by its cluster's centre, so that a weight costs the index of its centre
 (:math:`\lceil\log_2 K\rceil` bits, fewer after entropy coding) and the layer a codebook of
-:math:`K` floats (Han, Mao & Dally 2016, "Deep Compression", §3: k-means with a linear
+:math:`K` floats (:cite:t:`han2016deep{§3}`: k-means with a linear
 initialisation, which their experiments found best because it keeps the few large
 weights).
 
@@ -20,7 +20,7 @@ codebook is the smallest :math:`K` whose k-means distortion stays within it,
     \bigl(w_i - \delta \lfloor w_i/\delta + \tfrac12 \rfloor\bigr)^2 ,
 
 so that the shared network is as close to the posterior mean as the quantised one
-(Louizos et al. 2017, §4, choose :math:`t` from the posterior variance), but with the
+(:cite:t:`louizos2017bayesian{§4}` choose :math:`t` from the posterior variance), but with the
 :math:`K` values k-means places where the weights are instead of every grid point between
 the extremes. A layer the posterior pins down tightly (large :math:`t`) gets a large
 codebook, a noisy one a small one. The clustering is deterministic (linear
@@ -31,7 +31,7 @@ never gives a larger codebook.
 
 What to expect: at the same mean squared error, a uniform grid whose values are
 entropy-coded is within a fraction of a bit of the best scalar quantiser at high rates
-(Gish & Pierce 1968), and the packed file Huffman-codes the grid's values; sharing saves
+:cite:p:`gish1968asymptotically`, and the packed file Huffman-codes the grid's values; sharing saves
 distinct values, not bits, and pays 4 bytes for each centre. Measured
 (``docs/results/deployable-files.md``), the shared file is no smaller than the packed
 one; it is the representation to use where a runtime wants a lookup table.
@@ -52,8 +52,8 @@ __all__ = ["kmeans_1d", "share_weights"]
 def kmeans_1d(x: np.ndarray, k: int, *, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Cluster the values ``x`` into at most ``k`` centres by Lloyd's algorithm.
 
-    The centres start evenly spaced over ``[min x, max x]`` (Han et al. 2016, §3.2,
-    linear initialisation); in one dimension the assignment is a search among the sorted
+    The centres start evenly spaced over ``[min x, max x]`` (the linear initialisation of
+    :cite:t:`han2016deep{§3.2}`); in one dimension the assignment is a search among the sorted
     centres' midpoints. Empty clusters are dropped.
 
     Parameters

@@ -11,8 +11,8 @@ BatchNorms, depthwise convolutions, a torchvision model) is exported in three st
 2. **Coupled groups** (:func:`coupled_groups`): the channels that must be removed together
    — the outputs of every convolution feeding one residual sum, a norm's channels and the
    convolution before it, the pieces of a concatenation, the blocks a flatten makes of a
-   channel — from Torch-Pruning's dependency graph (Fang et al. 2023, "DepGraph: Towards
-   Any Structural Pruning", CVPR), built on the dense copy.
+   channel — from Torch-Pruning's dependency graph :cite:p:`fang2023depgraph`, built on the dense
+   copy.
 3. **Removal**: a coupled channel is removed when it is provably dead in the dense copy —
    every module producing it produces zero (its filter, bias and norm affine are zero),
    or every layer reading it reads it with zero weights — by Torch-Pruning's

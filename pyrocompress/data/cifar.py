@@ -1,4 +1,4 @@
-"""The binary format of CIFAR-10 (Krizhevsky 2009): a checked reader and a writer.
+"""The binary format of CIFAR-10 :cite:p:`krizhevsky2009learning`: a checked reader and a writer.
 
 The binary version of CIFAR-10 (``cifar-10-binary.tar.gz``, unpacked to
 ``cifar-10-batches-bin/``) holds five training batches ``data_batch_1.bin`` ..

@@ -152,7 +152,7 @@ def load_mnist(
     The directory must hold ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
     ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz`` (the same names without
     ``.gz`` are used when the compressed file is absent). Pixels are scaled to float32 in
-    ``pixel_range`` (``[0, 1]`` by default; the code of Louizos et al. 2017 uses
+    ``pixel_range`` (``[0, 1]`` by default; the code of :cite:t:`louizos2017bayesian` uses
     ``[-1, 1]``). A seeded random subset of ``val_size`` training examples is held out as the
     validation split; the remaining training examples and the validation examples keep
     their original relative order.
@@ -245,10 +245,10 @@ def load_mnist32(
 
     :func:`load_mnist`'s splits (the same files, checks, validation split and scaling),
     each 28x28 image padded by 2 pixels of intensity 0 (MNIST's background) on every side,
-    so that the padding is ``pixel_range[0]`` after scaling. The LeNet-5 input of LeCun et
-    al. (1998) was MNIST padded to 32x32 in the same way; here it lets the CIFAR-style
-    networks (:func:`~pyrocompress.nn.vgg_bn_cifar`, :func:`~pyrocompress.nn.resnet20`) be
-    trained and measured where CIFAR-10 is not at hand.
+    so that the padding is ``pixel_range[0]`` after scaling. The LeNet-5 input of
+    :cite:t:`lecun1998gradient` was MNIST padded to 32x32 in the same way; here it lets the
+    CIFAR-style networks (:func:`~pyrocompress.nn.vgg_bn_cifar`, :func:`~pyrocompress.nn.resnet20`)
+    be trained and measured where CIFAR-10 is not at hand.
 
     Parameters
     ----------
@@ -344,7 +344,7 @@ def load_cifar10(
     flatten: bool = False,
     pixel_range: tuple[float, float] = (0.0, 1.0),
 ) -> Splits:
-    """Load CIFAR-10 (Krizhevsky 2009) from the batch files of its binary version.
+    """Load CIFAR-10 :cite:p:`krizhevsky2009learning` from the batch files of its binary version.
 
     The directory (or its subfolder ``cifar-10-batches-bin``, as the archive unpacks) must
     hold ``data_batch_1.bin`` .. ``data_batch_5.bin`` and ``test_batch.bin``, read by

@@ -1,4 +1,4 @@
-"""Simulation designs of the feature-selection literature (Bai et al. 2020; Sun et al. 2021)."""
+"""Simulation designs of :cite:t:`bai2020efficient` and :cite:t:`sun2021consistent`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _check_size(n: int, p: int, minimum_p: int) -> None:
 def simulate_bai2020(
     n: int = 3000, p: int = 200, *, noise: float = 1.0, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Simulate the feature-selection design of Bai, Song & Cheng (2020), NeurIPS, §5.
+    r"""Simulate the feature-selection design of :cite:t:`bai2020efficient{§5}`.
 
     :math:`x \sim U(-1, 1)^p`,
     :math:`y = 7x_2/(1 + x_1^2) + 5\sin(x_3x_4) + 2x_5 + \varepsilon`,
@@ -63,9 +63,7 @@ def _sun2021_inputs(n: int, p: int, seed: int) -> tuple[torch.Tensor, torch.Gene
 def simulate_sun2021(
     n: int = 10_000, p: int = 2000, *, noise: float = 1.0, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Simulate the regression design of Sun, Song & Liang (2021), JASA.
-
-    From "Consistent sparse deep learning" (Sun, Song & Liang 2021, JASA).
+    r"""Simulate the regression design of :cite:t:`sun2021consistent`.
 
     Correlated inputs :math:`x_j = (e + z_j)/\sqrt2` with :math:`e, z_j \sim N(0, 1)`
     independent (so :math:`\mathrm{Var}\,x_j = 1` and pairwise correlation 0.5), and
@@ -103,9 +101,9 @@ def simulate_sun2021(
 def simulate_sun2021_classification(
     n: int = 10_000, p: int = 1000, *, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Simulate the classification design of Sun, Song & Liang (2021), JASA.
+    r"""Simulate the classification design of :cite:t:`sun2021consistent`.
 
-    From "Consistent sparse deep learning" (Sun, Song & Liang 2021, JASA). The correlated
+    The correlated
     inputs of :func:`simulate_sun2021` and a noiseless label,
     :math:`y = 1` if :math:`e^{x_1} + x_2^2 + 5\sin(x_3x_4) - 3 > 0` and 0 otherwise; the
     relevant inputs are :math:`x_1, \dots, x_4`, columns 0..3.

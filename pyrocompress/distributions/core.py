@@ -7,11 +7,10 @@ nothing in torch or Pyro is patched.
 Registered pairs
 ----------------
 ``KL(Normal || LogUniform)``
-    Molchanov, Ashukha & Vetrov (2017), "Variational Dropout Sparsifies Deep Neural
-    Networks", eq. (14), as used by Louizos, Ullrich & Welling (2017), "Bayesian
-    Compression for Deep Learning", §3.1, for the group normal-Jeffreys scale.
+    :cite:t:`molchanov2017variational{eq. 14}`, as used by :cite:t:`louizos2017bayesian{§3.1}` for
+    the group normal-Jeffreys scale.
 ``KL(LogNormal || Gamma)`` and ``KL(LogNormal || InverseGamma)``
-    Closed forms used by the group horseshoe of Louizos et al. (2017), §3.2, where each
+    Closed forms used by the group horseshoe of :cite:t:`louizos2017bayesian{§3.2}`, where each
     half-Cauchy scale is written as the square root of a Gamma times an inverse-Gamma
     variable.
 ``KL(LogVarNormal || Normal)`` and ``KL(FactorisedLogVarNormal || Independent)``
@@ -22,8 +21,8 @@ Registered pairs
     Inherited from torch's Bernoulli–Bernoulli KL (spike-and-slab inclusion gates).
 ``KL(ConditionalSlab || Normal)``
     The expected conditional KL :math:`\pi\,\mathrm{KL}(N(\mu, \sigma^2) \,\|\, p)` of the
-    slab weights under the structured spike-and-slab family (Titsias & Lázaro-Gredilla
-    2011; Bai, Song & Cheng 2020, eq. 5).
+    slab weights under the structured spike-and-slab family :cite:p:`titsias2011spike`;
+    :cite:p:`bai2020efficient{eq. 5}`.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ __all__ = [
     "neg_kl_log_uniform",
 ]
 
-#: Constants of the Molchanov et al. (2017) approximation, eq. (14).
+#: Constants of the approximation of :cite:t:`molchanov2017variational` (their eq. 14).
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
 
 _EULER_GAMMA = 0.5772156649015329
@@ -78,7 +77,7 @@ def _checked_instance[D: Distribution](
 
 
 def neg_kl_log_uniform(log_alpha: torch.Tensor) -> torch.Tensor:
-    r"""Return the Molchanov et al. (2017) approximation of :math:`-\mathrm{KL}(q\,\|\,p)`.
+    r"""Return :cite:t:`molchanov2017variational`'s approximation of :math:`-\mathrm{KL}(q\,\|\,p)`.
 
     For :math:`q(z) = N(\mu, \mu^2\alpha)` and the log-uniform :math:`p(z) \propto 1/|z|`,
 
@@ -87,8 +86,9 @@ def neg_kl_log_uniform(log_alpha: torch.Tensor) -> torch.Tensor:
         -\mathrm{KL} \approx k_1\,\sigma(k_2 + k_3 \log\alpha)
         - \tfrac12 \log(1 + \alpha^{-1}) - k_1,
 
-    with :math:`k_1 = 0.63576, k_2 = 1.87320, k_3 = 1.48695` (Molchanov et al. 2017,
-    eq. 14; Louizos et al. 2017, eq. 10). The value depends on ``log_alpha`` only.
+    with :math:`k_1 = 0.63576, k_2 = 1.87320, k_3 = 1.48695`
+    :cite:p:`molchanov2017variational{eq. 14}`; :cite:p:`louizos2017bayesian{eq. 10}`. The value
+    depends on ``log_alpha`` only.
 
     Parameters
     ----------
@@ -112,11 +112,12 @@ class LogUniform(TorchDistribution):
 
     .. math:: p(z) \propto |z|^{-1}
 
-    It is the hyper-prior of the group normal-Jeffreys prior (Louizos et al. 2017, §3.1,
-    eq. 8). Being improper it cannot be sampled; it only scores values (``log_prob``) and
-    acts as the model side of the registered KL. The arbitrary normalising constant is
-    fixed so that ``E_q[log q(z) - log p(z)]`` for ``q = N(mu, mu^2 alpha)`` tends to zero
-    as ``alpha -> inf``, the convention of the Molchanov et al. approximation.
+    It is the hyper-prior of the group normal-Jeffreys prior
+    :cite:p:`louizos2017bayesian{§3.1, eq. 8}`. Being improper it cannot be sampled; it only scores
+    values (``log_prob``) and acts as the model side of the registered KL. The arbitrary normalising
+    constant is fixed so that ``E_q[log q(z) - log p(z)]`` for ``q = N(mu, mu^2 alpha)`` tends to
+    zero as ``alpha -> inf``, the convention of the :cite:t:`molchanov2017variational`
+    approximation.
 
     Parameters
     ----------
@@ -340,7 +341,7 @@ class _GaussianKLSum(torch.autograd.Function):
 
 
 class _LogUniformKLSum(torch.autograd.Function):
-    r"""Sum the Molchanov et al. (2017) KL approximation over the event dims, in one node.
+    r"""Sum the :cite:t:`molchanov2017variational` KL approximation over the event dims in one node.
 
     With :math:`\log\alpha = v - \log\mu^2` clamped to :math:`[-30, 30]` (and
     :math:`|\mu| \ge 10^{-16}`), :math:`\mathrm{KL} = -(k_1\sigma(k_2 + k_3\log\alpha) -
@@ -400,10 +401,10 @@ class MarginalizedBernoulli(dist.Bernoulli):
     The spike-and-slab guide samples inclusion gates :math:`\gamma_g \sim
     \mathrm{Bernoulli}(\pi_g)`. pyrocompress never back-propagates through the sampled
     value: during training the layers marginalise :math:`\gamma` exactly in the first two
-    moments of the locally reparametrised pre-activations (Hubin & Storvik 2019;
-    Kingma et al. 2015), so the gradient with respect to :math:`\pi` is the gradient of a
-    deterministic function and needs no score-function term. This class declares
-    ``has_rsample`` so that Pyro's mean-field ELBO accepts the site; ``rsample`` returns a
+    moments of the locally reparametrised pre-activations
+    :cite:p:`hubin2019combining,kingma2015variational`, so the gradient with respect to :math:`\pi`
+    is the gradient of a deterministic function and needs no score-function term. This class
+    declares ``has_rsample`` so that Pyro's mean-field ELBO accepts the site; ``rsample`` returns a
     detached draw. The KL to a Bernoulli prior is torch's Bernoulli–Bernoulli KL.
 
     Use it only with the local reparametrisation estimator (``fit(local_reparam=True)``,
@@ -432,15 +433,15 @@ class ConditionalSlab(LogVarNormal):
     :math:`\gamma_g = 0`: its exact posterior given exclusion is the prior. The structured
     family :math:`q(\gamma, \tilde w) = q(\gamma)\,q(\tilde w \mid \gamma)` with
     :math:`q(\tilde w \mid \gamma = 1) = N(\mu, \sigma^2)` and
-    :math:`q(\tilde w \mid \gamma = 0) = p(\tilde w)` (Titsias & Lázaro-Gredilla 2011;
-    Carbonetto & Stephens 2012) keeps that exact, and its KL is
+    :math:`q(\tilde w \mid \gamma = 0) = p(\tilde w)`
+    :cite:p:`titsias2011spike,carbonetto2012scalable` keeps that exact, and its KL is
 
     .. math::
 
         \mathrm{KL}(q \,\|\, p) = \mathrm{KL}(q(\gamma) \,\|\, p(\gamma))
         + \pi\,\mathrm{KL}(N(\mu, \sigma^2) \,\|\, p(\tilde w)),
 
-    the form of Bai, Song & Cheng (2020), eq. (5), used by Saha, Liu & Liang (2024). This
+    the form of :cite:t:`bai2020efficient{eq. 5}`, used by :cite:t:`saha2024efficient`. This
     distribution is the :math:`\tilde w` factor: its registered KL to a Normal prior is the
     second term, so the price of a group's slab is paid only in proportion to its
     inclusion probability. A mean-field :math:`q(\tilde w)` would charge it in full
@@ -538,8 +539,8 @@ def half_cauchy_scale_parts(
     If :math:`a \sim \mathrm{Gamma}(\tfrac12, \text{rate } b^{-2})` and
     :math:`\beta \sim \mathrm{InvGamma}(\tfrac12, 1)` then
     :math:`a\beta = b^2 F(1, 1)` and :math:`\sqrt{a\beta} \sim C^+(0, b)`
-    (Louizos et al. 2017, §3.2; Ingraham & Marks 2017). The tensors take the dtype and
-    device of ``like``.
+    :cite:p:`louizos2017bayesian{§3.2}`; :cite:p:`ingraham2017variational`. The tensors take the
+    dtype and device of ``like``.
 
     Parameters
     ----------

@@ -93,7 +93,7 @@ class Likelihood(nn.Module):
     ) -> torch.Tensor:
         r"""Return :math:`E_{f \sim N(mean, var)} \log p(y \mid f)` per example, or a lower bound.
 
-        Used by the moment-propagation objective (Wu et al. 2019, §4);
+        Used by the moment-propagation objective :cite:p:`wu2019deterministic{§4}`;
         :mod:`pyrocompress.nn.moments` explains the bounds.
 
         Parameters
@@ -143,8 +143,9 @@ class Likelihood(nn.Module):
         :math:`f_n` of example :math:`n`, :math:`\Lambda_n = E_{y \sim p(\cdot \mid f_n)}
         [\nabla_f \log p\,\nabla_f \log p^\top]`, equals the expected Hessian of
         :math:`-\log p`; back-propagating the columns of a factor of it gives the diagonal
-        of the generalised Gauss-Newton matrix (Schraudolph 2002; Martens 2020, §9) — the
-        Fisher information of the weights — without sampling targets.
+        of the generalised Gauss-Newton matrix (:cite:t:`schraudolph2002fast`;
+        :cite:t:`martens2020new{§9}`) — the Fisher information of the weights — without sampling
+        targets.
 
         Parameters
         ----------
@@ -207,7 +208,7 @@ class CategoricalLikelihood(Likelihood):
     def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
         r"""Return the probit approximation :math:`\mathrm{softmax}(m / \sqrt{1 + \pi v / 8})`.
 
-        MacKay (1992).
+        See :cite:t:`mackay1992evidence`.
         """
         return {"probs": torch.softmax(_probit_scaled(mean, var), -1)}
 
@@ -283,7 +284,10 @@ class BernoulliLikelihood(Likelihood):
 
     @override
     def predictive(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Return the probit approximation of the probability of class 1 (MacKay 1992)."""
+        """Return the probit approximation of the probability of class 1.
+
+        See :cite:t:`mackay1992evidence`.
+        """
         return {"probs": torch.sigmoid(_probit_scaled(mean, var))}
 
     @override

@@ -10,9 +10,9 @@ same estimator, faster). The guide side records the variational distribution of 
 latent site; a model layer asks for them with
 :func:`~pyrocompress.effects.guide_distributions` (a Pyro effect, answered ``None`` when no
 handler is active) and, when it gets one, replaces the single shared weight draw by the
-local reparametrisation trick of Kingma, Salimans & Welling (2015): it samples the
+local reparametrisation trick of :cite:t:`kingma2015variational`: it samples the
 pre-activations of every example from their exact Gaussian distribution given the
-example's group scales, and draws those scales per example too (Louizos et al. 2017, §3).
+example's group scales, and draws those scales per example too :cite:p:`louizos2017bayesian{§3}`.
 Both are unbiased estimators of the same expected
 log-likelihood with much lower variance; the KL terms are unaffected.
 """
@@ -185,15 +185,14 @@ class LocalReparamELBO(ELBO):
 
     with :math:`s` the site's scale (minibatch ``N / B`` from ``pyro.plate``
     subsampling, KL warm-up from ``poutine.scale``), the observations' log-density at the
-    locally reparametrised pre-activations (Kingma, Salimans & Welling 2015; Louizos et
-    al. 2017, §3) and every KL analytic. It differs only in what it does not do: it
-    never draws the guide's latent sites (under the local reparametrisation no model
-    statement reads them; they take their means), it records sites with one effect
-    handler per program instead of building traces, and it computes no log-density of a
-    latent site, no score-function parts and no per-step validation, all of which the
-    generic ELBO computes and then does not use. With the same random numbers in the
-    model it gives the same value as the generic path (``tests/infer/test_local_reparam.py``).
-    Every latent site needs a registered KL.
+    locally reparametrised pre-activations (:cite:t:`kingma2015variational`;
+    :cite:t:`louizos2017bayesian{§3}`) and every KL analytic. It differs only in what it does not
+    do: it never draws the guide's latent sites (under the local reparametrisation no model
+    statement reads them; they take their means), it records sites with one effect handler per
+    program instead of building traces, and it computes no log-density of a latent site, no
+    score-function parts and no per-step validation, all of which the generic ELBO computes and then
+    does not use. With the same random numbers in the model it gives the same value as the generic
+    path (``tests/infer/test_local_reparam.py``). Every latent site needs a registered KL.
 
     The model and the guide stay ordinary Pyro programs; use it as any Pyro ELBO. The
     guide's parameters are module-local (not in Pyro's parameter store), so a torch
@@ -278,13 +277,13 @@ class MomentELBO(ELBO):
             - \beta \sum_{\text{latent } z} \mathrm{KL}\big(q(z)\,\|\,p(z)\big),
 
     the expectation from the propagated output moments (:func:`propagate`,
-    :func:`expected_log_likelihood`; Wu et al. 2019, §3-4) and every KL analytic, as in
-    :class:`~pyrocompress.infer.LocalReparamELBO`: the guide runs as a Pyro program and
-    each latent site's KL is taken against the prior the model samples that site from.
-    No random numbers are drawn, so its gradient has no Monte Carlo variance. Used by
-    ``fit(..., objective="moments")``; the model must be a :class:`BayesianNetwork` with
-    the Gaussian prior. ``covariance="full"`` propagates full covariances (Linear and ReLU
-    networks, :func:`propagate`); the expected log-likelihood uses their diagonal.
+    :func:`expected_log_likelihood`; :cite:p:`wu2019deterministic{§3-4}`) and every KL analytic, as
+    in :class:`~pyrocompress.infer.LocalReparamELBO`: the guide runs as a Pyro program and each
+    latent site's KL is taken against the prior the model samples that site from. No random numbers
+    are drawn, so its gradient has no Monte Carlo variance. Used by ``fit(...,
+    objective="moments")``; the model must be a :class:`BayesianNetwork` with the Gaussian prior.
+    ``covariance="full"`` propagates full covariances (Linear and ReLU networks, :func:`propagate`);
+    the expected log-likelihood uses their diagonal.
     """
 
     def __init__(self, *, covariance: str = "diagonal", **kwargs) -> None:

@@ -13,22 +13,22 @@ of known noise, the posterior has a Gibbs sampler whose every step is exact:
 
 with the gate :math:`g_j` of the layer's prior: :math:`g_j = \tau\lambda_j` for the group
 horseshoe, :math:`g_j^2 = \tau^2 c^2\lambda_j^2 / (c^2 + \tau^2\lambda_j^2)` for the
-regularised horseshoe (Piironen & Vehtari 2017, eq. 2.8), :math:`\lambda_j \sim C^+(0, 1)`,
+regularised horseshoe :cite:p:`piironen2017sparsity{eq. 2.8}`, :math:`\lambda_j \sim C^+(0, 1)`,
 :math:`\tau \sim C^+(0, \tau_0)`, :math:`c^2 \sim \mathrm{InvGamma}(\nu/2, \nu s_c^2/2)`.
 One sweep draws
 
 1. :math:`(\beta, b) \mid g, y`: Gaussian with precision
    :math:`A = Z^\top Z/\sigma^2 + \mathrm{diag}(1/(s^2g^2), 1/s_b^2)`, :math:`Z = [X, 1]`,
-   and mean :math:`A^{-1}Z^\top y/\sigma^2` (the conjugate block of Makalic & Schmidt
-   2016, "A simple sampler for the horseshoe estimator", IEEE SPL 23(1), eq. 7);
+   and mean :math:`A^{-1}Z^\top y/\sigma^2` (the conjugate block of
+   :cite:t:`makalic2016simple{eq. 7}`);
 2. each :math:`\log\lambda_j \mid \beta_j, \tau, c`, then :math:`\log\tau \mid \beta,
    \lambda, c`, then :math:`\log c^2 \mid \beta, \lambda, \tau`: one-dimensional
-   conditionals, drawn exactly up to the resolution of a grid (a "griddy Gibbs" step,
-   Ritter & Tanner 1992) of ``grid`` points placed from where the likelihood factor
-   :math:`\exp(-\beta^2/2v)` vanishes to 36 log units beyond (where the priors' tails,
-   falling at least like :math:`e^{-\nu x/2}` in :math:`x = \log c^2` and :math:`e^{-x}`
-   in :math:`\log\lambda`, :math:`\log\tau`, leave a negligible mass for the defaults),
-   with a uniform draw within the chosen cell.
+   conditionals, drawn exactly up to the resolution of a grid (the "griddy Gibbs" step of
+   :cite:t:`ritter1992facilitating`) of ``grid`` points placed from where the likelihood factor
+   :math:`\exp(-\beta^2/2v)` vanishes to 36 log units beyond (where the priors' tails, falling at
+   least like :math:`e^{-\nu x/2}` in :math:`x = \log c^2` and :math:`e^{-x}` in
+   :math:`\log\lambda`, :math:`\log\tau`, leave a negligible mass for the defaults), with a uniform
+   draw within the chosen cell.
 
 Makalic & Schmidt's inverse-Gamma auxiliary variables would make step 2 conjugate for
 the group horseshoe only; the grid serves both priors with one code path. The draws are

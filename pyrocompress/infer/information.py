@@ -6,7 +6,7 @@ information :math:`h` the posterior mean of :math:`w` is shrunk towards zero by 
 
 .. math:: \kappa = \frac{1}{1 + g^2 s^2 h},
 
-(Carvalho, Polson & Scott 2010, eq. 2; Piironen & Vehtari 2017, eq. 2.5, where
+(:cite:p:`carvalho2010horseshoe{eq. 2}`; :cite:p:`piironen2017sparsity{eq. 2.5}`, where
 :math:`h = n s_x^2 / \sigma^2` for a regression coefficient), and :math:`1 - \kappa` is the
 weight's share of the effective number of parameters :math:`m_{\mathrm{eff}} = \sum_j (1 -
 \kappa_j)`. Its information :math:`h` is what this module measures, for every weight of a
@@ -17,12 +17,12 @@ data at the posterior-mean network — the generalised Gauss-Newton diagonal
    \qquad J_n = \partial f(x_n) / \partial w,
 
 with :math:`\Lambda_n` the Fisher information of the output (:math:`1/\sigma^2` for a
-Gaussian likelihood, :math:`\mathrm{diag}(p) - pp^\top` for a softmax; Martens 2020,
-§9). It is computed exactly by back-propagating the columns of a factor of
-:math:`\Lambda_n` (:meth:`~pyrocompress.distributions.Likelihood.fisher_factor`) and
-summing the per-example squared weight gradients
-(:meth:`~pyrocompress.nn.BayesianLayer.weight_information`), on at most ``max_examples``
-examples scaled up to the data set. A group's information is the mean over its weights.
+Gaussian likelihood, :math:`\mathrm{diag}(p) - pp^\top` for a softmax;
+:cite:p:`martens2020new{§9}`). It is computed exactly by back-propagating the columns of a factor of
+:math:`\Lambda_n` (:meth:`~pyrocompress.distributions.Likelihood.fisher_factor`) and summing the
+per-example squared weight gradients (:meth:`~pyrocompress.nn.BayesianLayer.weight_information`), on
+at most ``max_examples`` examples scaled up to the data set. A group's information is the mean over
+its weights.
 
 :func:`pyrocompress.fit` records it at the end of training in each layer guide's
 ``information`` buffer (so it is saved with the network), where
@@ -87,11 +87,11 @@ def fisher_information(
     :math:`L_n` (:math:`K` for :math:`K` classes). With ``projections=r`` it back-propagates
     :math:`r` random cotangents :math:`L_n z`, :math:`z \sim N(0, I_K)`, instead: since
     :math:`E[(J^\top L z)^2] = \mathrm{diag}(J^\top L L^\top J)`, the estimate is unbiased
-    (the sketch of Hutchinson 1990 applied per weight). Each example's term has a relative
-    variance of at most 2 (a weighted :math:`\chi^2_1`), so the relative standard deviation
+    (the sketch of :cite:t:`hutchinson1990stochastic` applied per weight). Each example's term has a
+    relative variance of at most 2 (a weighted :math:`\chi^2_1`), so the relative standard deviation
     per weight is between :math:`\sqrt{2/(r n)}` (examples contributing alike) and
-    :math:`\sqrt{2/r}` (one example dominating), and smaller for a group's mean over its
-    weights; the cost is :math:`r/K` of the exact one, which convolutional networks need.
+    :math:`\sqrt{2/r}` (one example dominating), and smaller for a group's mean over its weights;
+    the cost is :math:`r/K` of the exact one, which convolutional networks need.
 
     Parameters
     ----------

@@ -359,11 +359,10 @@ def recalibrate_norms(
     pre-activations, whose variance includes the weights' posterior variance; the
     posterior-mean network — the one that is evaluated, pruned and exported — has less,
     so its normalised outputs would shrink (the variance shift of dropout before
-    BatchNorm, Li et al. 2019, "Understanding the disharmony between dropout and batch
-    normalization", CVPR). As for stochastic weight averaging (Izmailov et al. 2018, §3.2),
-    the statistics are recomputed as plain averages over up to ``max_examples`` training
-    inputs through the posterior-mean network. :func:`fit` calls it at the end of
-    training; a network without norms is left as it is.
+    BatchNorm, :cite:p:`li2019understanding`). As for stochastic weight averaging
+    :cite:p:`izmailov2018averaging{§3.2}`, the statistics are recomputed as plain averages over up
+    to ``max_examples`` training inputs through the posterior-mean network. :func:`fit` calls it at
+    the end of training; a network without norms is left as it is.
 
     Parameters
     ----------
@@ -521,15 +520,14 @@ def pretrain(
         \frac{1}{N}\sum_i -\log p(y_i \mid f_{\bar W}(x_i))
         + \lambda \sum_{j} \lVert \bar W^{(1)}_{\cdot j} \rVert_2 ,
 
-    the group lasso (Yuan & Lin 2006) over the groups of the first layer — one per input
-    feature for a Linear first layer (Scardapane et al. 2017, "Group sparse
-    regularization for deep neural networks"). The negative log-likelihood is the
-    likelihood's :meth:`~pyrocompress.distributions.Likelihood.point_loss` (half the squared
+    the group lasso :cite:p:`yuan2006model` over the groups of the first layer — one per input
+    feature for a Linear first layer :cite:p:`scardapane2017group`. The negative log-likelihood is
+    the likelihood's :meth:`~pyrocompress.distributions.Likelihood.point_loss` (half the squared
     error for regression, so :math:`\lambda` is meant for a standardised target).
 
     Why: in a wide network most inputs are nulls, and at the usual :math:`1/\sqrt{\text{fan-in}}`
     initialisation an input that acts only through an interaction or a curvature (the
-    :math:`x_1` of Bai, Song & Cheng 2020, entering through :math:`x_2/(1+x_1^2)`) sits
+    :math:`x_1` of :cite:t:`bai2020efficient`, entering through :math:`x_2/(1+x_1^2)`) sits
     at a saddle whose escape direction is second order; SVI's Occam pressure switches its
     gate off together with the nulls before it is learned. The group penalty shrinks the
     nulls first, which frees the network to pick up the weak signal; SVI then starts from
@@ -691,7 +689,7 @@ def fit(
     divided by ``N`` and minimised with Adam (the fused kernel) on the module-local
     parameters of the model and guide. After each step the guide's log-variances are
     projected into ``priors.LOG_VAR_RANGE``, or below the caps of ``max_weight_variance``
-    (variance clipping, Louizos et al. 2017).
+    (the variance clipping of :cite:t:`louizos2017bayesian`).
 
     The data stay in memory as tensors, with no DataLoader: on the device when they fit
     (on a GPU, at most half its free memory), else in host memory with each minibatch
@@ -723,7 +721,7 @@ def fit(
         ``tol=None``, over all ``epochs``.
     kl_warmup
         Number of epochs over which the weight :math:`\beta` of the KL terms rises
-        linearly from 0 to 1 (Sønderby et al. 2016); 0 switches warm-up off.
+        linearly from 0 to 1 :cite:p:`sonderby2016ladder`; 0 switches warm-up off.
     validation
         Optional ``(X, y)``; its error (or RMSE) of the posterior-mean network is shown
         in the progress bar and recorded each epoch.
@@ -735,18 +733,18 @@ def fit(
         ``"cpu"`` or ``"cuda"``; the network (and the data, see above) are moved there.
     local_reparam
         Sample pre-activations (and per-example group gates) instead of one weight draw
-        per minibatch (Kingma et al. 2015). Required by the spike-and-slab prior.
+        per minibatch :cite:p:`kingma2015variational`. Required by the spike-and-slab prior.
     max_weight_variance
         Layer name (a key of ``bnn.bayesian_layers()``) -> largest variance of that layer's
-        weights and biases in the guide. The code of Louizos et al. (2017) caps the first
+        weights and biases in the guide. The code of :cite:t:`louizos2017bayesian` caps the first
         layer of LeNet-300-100 at 0.04, ``{"1": 0.04}`` here; by default only
         ``priors.LOG_VAR_RANGE`` applies.
     objective
         ``"elbo"`` (default): the ELBO with a sampled log-likelihood, as above.
         ``"moments"``: the same ELBO with the expected log-likelihood in closed form from
-        propagated means and variances (deterministic variational inference, Wu et al.
-        2019; :class:`~pyrocompress.infer.MomentELBO`); no random numbers, so no Monte
-        Carlo variance in the gradient. Needs the Gaussian prior.
+        propagated means and variances (the deterministic variational inference of
+        :cite:t:`wu2019deterministic`; :class:`~pyrocompress.infer.MomentELBO`); no random numbers,
+        so no Monte Carlo variance in the gradient. Needs the Gaussian prior.
     checkpoint_dir
         Folder for ``checkpoint.pt``: network (model and guide), optimiser, scheduler,
         random-number generators, epoch and history, written atomically at the end of every

@@ -3,8 +3,8 @@ r"""Bayesian layers: Pyro programs for the weights of one Linear, convolution or
 A layer's ``forward(x)`` samples its sites from its prior (or, under SVI, takes them
 from the guide) and returns its output. What the context asks of it comes through the
 effects of :mod:`pyrocompress.effects`: under a point estimate it computes with the
-posterior-mean weights; under the local reparametrisation (Kingma, Salimans & Welling
-2015) it samples its pre-activations instead, with per-example group gates.
+posterior-mean weights; under the local reparametrisation :cite:p:`kingma2015variational` it samples
+its pre-activations instead, with per-example group gates.
 
 Every way of computing a layer on input moments goes through one protocol,
 :meth:`BayesianLayer.output_moments`: the local reparametrisation calls it with
@@ -186,9 +186,9 @@ class BayesianLayer(PyroModule):
 
         For independent inputs :math:`(m, v)`, weights :math:`(M, S)` and bias
         :math:`(m_b, s_b)`: :math:`E a = M m + m_b` and
-        :math:`\mathrm{Var}\,a = (M^2 + S)v + S m^2 + s_b` (Wu et al. 2019, eq. 9);
+        :math:`\mathrm{Var}\,a = (M^2 + S)v + S m^2 + s_b` :cite:p:`wu2019deterministic{eq. 9}`;
         ``var=None`` means a deterministic input (:math:`v = 0`, the local
-        reparametrisation of Kingma, Salimans & Welling 2015). ``gate`` is ``None``, the
+        reparametrisation of :cite:t:`kingma2015variational`). ``gate`` is ``None``, the
         moments ``(E g, E g^2)`` of each group's gate (combined with the weights by
         :func:`product_moments`), or per-example draws ``[batch, groups]``. Masks of
         :meth:`~pyrocompress.nn.BayesianNetwork.restrict` are the caller's. A norm after
@@ -363,8 +363,8 @@ class BayesianLayer(PyroModule):
         (:attr:`gate_after_norm`) the weight and bias are :math:`E[\tilde W]` and a third
         entry is the per-channel scale :math:`E[g]` (masked) of the norm's output. With
         ``conditional=True`` the gate's mean given that the group is kept is used
-        (spike-and-slab: the weights of the median-probability model, Barbieri & Berger
-        2004).
+        (spike-and-slab: the weights of the median-probability model of
+        :cite:t:`barbieri2004optimal`).
         """
         w, _ = guide.weight_moments()
         b = guide.bias_moments()[0] if self.spec.has_bias else None
@@ -618,7 +618,7 @@ class BayesianEmbedding(BayesianLayer):
     ``[*input.shape, embedding_dim]``: their groups are on the *last* axis
     (:attr:`output_axis`). With a deterministic input the lookup's moments are exact: the
     output's mean and variance are the looked-up entries' (:meth:`output_moments`). Under
-    the local reparametrisation (Kingma, Salimans & Welling 2015) each position of an
+    the local reparametrisation :cite:p:`kingma2015variational` each position of an
     example draws its own noise, so an index repeated within one example is treated as
     two independent draws of its row — the same approximation the local reparametrisation
     makes for a convolution's positions.

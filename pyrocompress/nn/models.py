@@ -1,8 +1,8 @@
 """Ready-made plain torch models of the compression literature.
 
 LeNet-300-100 and LeNet-5-Caffe for MNIST, and two CNNs for 32x32 images (CIFAR-10, or
-MNIST zero-padded to 32x32): the VGG with BatchNorm of Louizos et al. (2017)
-(:func:`vgg_bn_cifar`) and ResNet-20 of He et al. (2016) (:func:`resnet20`). The CNNs are
+MNIST zero-padded to 32x32): the VGG with BatchNorm of :cite:t:`louizos2017bayesian`
+(:func:`vgg_bn_cifar`) and ResNet-20 of :cite:t:`he2016deep` (:func:`resnet20`). The CNNs are
 classes with their own ``forward``, traceable by ``torch.fx``.
 """
 
@@ -60,7 +60,7 @@ def mlp(sizes: list[int] | tuple[int, ...], activation: type[nn.Module] = nn.ReL
 
 
 def lenet_300_100(in_features: int = 784, num_classes: int = 10) -> nn.Sequential:
-    """Build LeNet-300-100 (LeCun et al. 1998): 784-300-100-10 with ReLU.
+    """Build LeNet-300-100 :cite:p:`lecun1998gradient`: 784-300-100-10 with ReLU.
 
     Parameters
     ----------
@@ -80,8 +80,8 @@ def lenet_300_100(in_features: int = 784, num_classes: int = 10) -> nn.Sequentia
 def lenet5_caffe(in_channels: int = 1, num_classes: int = 10) -> nn.Sequential:
     """Build LeNet-5-Caffe: conv 5x5 20 → max-pool → conv 5x5 50 → max-pool → 800-500-10.
 
-    The Caffe variant used by Louizos et al. (2017) and Molchanov et al. (2017), for
-    28×28 inputs.
+    The Caffe variant used by :cite:t:`louizos2017bayesian` and :cite:t:`molchanov2017variational`,
+    for 28×28 inputs.
 
     Parameters
     ----------
@@ -111,7 +111,7 @@ def lenet5_caffe(in_channels: int = 1, num_classes: int = 10) -> nn.Sequential:
 
 # --------------------------------------------------------------------------- CIFAR-style CNNs
 
-#: The convolutional widths of the CIFAR VGG-16 of Louizos et al. (2017), ``"M"`` a 2x2
+#: The convolutional widths of the CIFAR VGG-16 of :cite:t:`louizos2017bayesian`, ``"M"`` a 2x2
 #: max-pool: 13 convolutions in five blocks, each block ending in a pool (32 -> 1 pixel).
 VGG16_CIFAR_CFG: tuple[int | str, ...] = (
     *(64, 64, "M"),
@@ -129,19 +129,16 @@ def _check_count(value: int, name: str) -> int:
 
 
 class VGGBN(nn.Module):
-    """A VGG-style CNN with BatchNorm for 32x32 images (Louizos, Ullrich & Welling 2017).
+    """A VGG-style CNN with BatchNorm for 32x32 images :cite:p:`louizos2017bayesian`.
 
-    The network of the CIFAR-10 experiments of *Bayesian Compression for Deep Learning*
-    (Louizos et al. 2017, Table 1: BC-GNJ 8.6 % error and 14x compression by pruning,
-    BC-GHS 9.0 % and 18x), after Zagoruyko's VGG for CIFAR-10: every entry of ``cfg`` is a
-    3x3 convolution (padding 1, no bias) followed by ``BatchNorm2d`` and ``ReLU``, or
-    ``"M"``, a 2x2 max-pool; then ``Linear(c, hidden)`` (no bias) + ``BatchNorm1d`` +
-    ``ReLU`` and
-    ``Linear(hidden, num_classes)``, ``c`` the last convolution's width. With the default
-    ``cfg`` (:data:`VGG16_CIFAR_CFG`) five pools take 32x32 inputs to 1x1, so the
-    classifier reads ``c = 512`` features; in general the inputs must be ``2**p`` pixels
-    square for ``p`` pools. Dropout of the original VGG is left out (the
-    group priors are the regularisers).
+    The network of the CIFAR-10 experiments of :cite:t:`louizos2017bayesian` (Table 1: BC-GNJ 8.6 %
+    error and 14x compression by pruning, BC-GHS 9.0 % and 18x), after Zagoruyko's VGG for CIFAR-10:
+    every entry of ``cfg`` is a 3x3 convolution (padding 1, no bias) followed by ``BatchNorm2d`` and
+    ``ReLU``, or ``"M"``, a 2x2 max-pool; then ``Linear(c, hidden)`` (no bias) + ``BatchNorm1d`` +
+    ``ReLU`` and ``Linear(hidden, num_classes)``, ``c`` the last convolution's width. With the
+    default ``cfg`` (:data:`VGG16_CIFAR_CFG`) five pools take 32x32 inputs to 1x1, so the classifier
+    reads ``c = 512`` features; in general the inputs must be ``2**p`` pixels square for ``p``
+    pools. Dropout of the original VGG is left out (the group priors are the regularisers).
 
     Parameters
     ----------
@@ -217,7 +214,7 @@ class VGGBN(nn.Module):
 
 
 def vgg_bn_cifar(num_classes: int = 10, in_channels: int = 3) -> VGGBN:
-    """Build the CIFAR VGG-16 with BatchNorm of Louizos, Ullrich & Welling (2017).
+    """Build the CIFAR VGG-16 with BatchNorm of :cite:t:`louizos2017bayesian`.
 
     13 convolutions 3x3 (64, 64, M, 128, 128, M, 256 x3, M, 512 x3, M, 512 x3, M; each
     with BatchNorm and ReLU) and two fully connected layers, 512-512 with BatchNorm and
@@ -240,12 +237,12 @@ def vgg_bn_cifar(num_classes: int = 10, in_channels: int = 3) -> VGGBN:
 
 
 class BasicBlock(nn.Module):
-    """The basic residual block of He et al. (2016): two 3x3 convolutions and a shortcut.
+    """The basic residual block of :cite:t:`he2016deep`: two 3x3 convolutions and a shortcut.
 
     ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``, where ``conv1`` has stride
     ``stride``; the shortcut is the identity when the shape is kept and a 1x1 convolution
     with stride ``stride`` followed by BatchNorm otherwise (the projection shortcut,
-    option B of He et al. 2016, sec. 3.3).
+    option B of :cite:t:`he2016deep{§3.3}`).
 
     Parameters
     ----------
@@ -294,7 +291,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNetCIFAR(nn.Module):
-    """The CIFAR ResNet of He et al. (2016, sec. 4.2): 6n + 2 layers in three stages.
+    """The CIFAR ResNet of :cite:t:`he2016deep{§4.2}`: 6n + 2 layers in three stages.
 
     A 3x3 convolution to ``widths[0]`` channels with BatchNorm and ReLU, then three stages
     of :class:`BasicBlock` (``num_blocks[i]`` blocks of ``widths[i]`` channels; the first
@@ -371,7 +368,7 @@ class ResNetCIFAR(nn.Module):
 
 
 def resnet20(num_classes: int = 10, in_channels: int = 3) -> ResNetCIFAR:
-    """Build ResNet-20 for CIFAR (He et al. 2016, sec. 4.2, n = 3) with projection shortcuts.
+    """Build ResNet-20 for CIFAR (:cite:t:`he2016deep{§4.2}`, n = 3) with projection shortcuts.
 
     Three stages of three :class:`BasicBlock` with 16, 32 and 64 channels: 19 convolutions
     and a linear layer: 269,722 parameters with He et al.'s parameter-free shortcuts

@@ -4,11 +4,9 @@ It computes the mean and variance of every activation of a Gaussian mean-field n
 
 Under the guide the weights of a :class:`~pyrocompress.Gaussian`-prior network are
 independent Gaussians, :math:`w \sim \mathcal N(M, S)`. Propagating the first two moments
-of every unit through the layers — extended variational inference (Dera et al. 2019,
-"Extended Variational Inference for Propagating Uncertainty in Convolutional Neural
-Networks"; the mechanism behind self-compression in Carannante et al. 2020, §3) and
-deterministic variational inference (Wu et al. 2019, "Deterministic Variational
-Inference for Robust Bayesian Neural Networks", §3) — gives
+of every unit through the layers — extended variational inference :cite:p:`dera2019extended` (the
+mechanism behind self-compression in :cite:t:`carannante2020self{§3}`) and deterministic variational
+inference :cite:p:`wu2019deterministic{§3}` — gives
 
 * a sampling-free training objective: the ELBO with the expected log-likelihood computed
   from the output moments (:class:`MomentELBO`, ``fit(..., objective="moments")``);
@@ -23,20 +21,21 @@ Linear layers and ReLUs (below):
 
 Linear / Conv2d, input :math:`(m, v)`, weights :math:`(M, S)`, bias :math:`(m_b, s_b)`
     :math:`\mathrm E[a] = M m + m_b`, :math:`\mathrm{Var}[a] = (M^2 + S)\,v + S\,m^2 + s_b`
-    — exact for independent inputs and weights (Wu et al. 2019, eq. 9).
+    — exact for independent inputs and weights :cite:p:`wu2019deterministic{eq. 9}`.
 ReLU
     rectified-Gaussian moments, exact for a Gaussian input: with :math:`\alpha = m/\sqrt v`,
     :math:`\mathrm E = m\Phi(\alpha) + \sqrt v\,\varphi(\alpha)` and
     :math:`\mathrm E[y^2] = (m^2 + v)\Phi(\alpha) + m\sqrt v\,\varphi(\alpha)`
-    (Frey & Hinton 1999; Wu et al. 2019, eq. 10).
+    :cite:p:`frey1999variational`; :cite:p:`wu2019deterministic{eq. 10}`.
 AvgPool2d
     a linear map: the mean pools, and the variance pools and is divided by the divisor
     (the window size) — exact for uncorrelated inputs, so exact within the diagonal
     approximation (neighbouring outputs of a convolution share its weights and are
     correlated; the diagonal propagation drops that, here as everywhere).
 MaxPool2d
-    approximate: the maximum of a window taken pairwise with Clark's (1961) moment-matched
-    maximum of two independent Gaussians, each intermediate maximum treated as Gaussian.
+    approximate: the maximum of a window taken pairwise with :cite:t:`clark1961greatest`'s
+    moment-matched maximum of two independent Gaussians, each intermediate maximum treated as
+    Gaussian.
 Flatten, Dropout (evaluation: identity)
     reshape / identity.
 
@@ -53,7 +52,7 @@ ReLU
     \Phi(\alpha_i)\Phi(\alpha_j)\Sigma_{ij}` — exact for uncorrelated units, and the
     matrix stays positive semi-definite because
     :math:`\mathrm{Var}[\mathrm{relu}(a_i)] \ge \Phi(\alpha_i)^2\Sigma_{ii}` (Stein's
-    lemma with Cauchy–Schwarz). Wu et al. (2019) approximate these terms to higher
+    lemma with Cauchy–Schwarz). :cite:t:`wu2019deterministic` approximate these terms to higher
     order; this is the cheaper first-order variant.
 
 The cost is :math:`O(d^2)` memory and :math:`O(d^2 d_{in})` time per example and layer,

@@ -129,7 +129,7 @@ class BayesianNetwork(PyroModule):
         The removed groups (False in ``masks``) contribute exactly zero in training and in
         every prediction; ``None`` lifts the restriction.
 
-        Used to fine-tune a pruned posterior (Han et al. 2015 retrain the kept weights of
+        Used to fine-tune a pruned posterior (:cite:t:`han2015learning` retrain the kept weights of
         a pruned network; here SVI refits the variational posterior of the kept groups):
         ``bnn.restrict(plan.masks)`` then :func:`~pyrocompress.fit`. The likelihood no
         longer depends on a removed group's parameters, so their KL terms decouple from

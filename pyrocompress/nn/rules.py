@@ -49,13 +49,13 @@ ReLU
     rectified-Gaussian moments, exact for a Gaussian input: with :math:`\alpha = m/\sqrt v`,
     :math:`E = m\Phi(\alpha) + \sqrt v\,\varphi(\alpha)` and
     :math:`E[y^2] = (m^2 + v)\Phi(\alpha) + m\sqrt v\,\varphi(\alpha)`
-    (Frey & Hinton 1999; Wu et al. 2019, eq. 10).
+    :cite:p:`frey1999variational`; :cite:p:`wu2019deterministic{eq. 10}`.
 LeakyReLU, Hardtanh, ReLU6, Hardsigmoid, Hardswish
     exact for a Gaussian input: they are piecewise polynomials of degree at most 2, whose
     moments are sums of truncated Gaussian moments (:func:`piecewise_polynomial_moments`).
 GELU, SiLU, Mish, ELU, SELU, CELU, Tanh, Sigmoid, Softplus (any other activation)
     :math:`E f(a)` and :math:`E f(a)^2` by Gauss–Hermite quadrature with 32 nodes
-    (:func:`gauss_hermite_moments`; Abramowitz & Stegun 1964, 25.4.46) — exact for
+    (:func:`gauss_hermite_moments`; :cite:p:`abramowitz1964handbook{25.4.46}`) — exact for
     polynomials of degree up to 63; for input sd up to 2, within :math:`10^{-4}` input sd
     for the smooth ones, :math:`10^{-3}` for Tanh and ELU, :math:`10^{-2}` for SELU
     (a kink in its derivative), measured in ``tests/nn/test_rules_ops.py``.
@@ -65,9 +65,9 @@ AvgPool2d, AdaptiveAvgPool2d, a mean over spatial dimensions (global average poo
     windows differ in size from one output position to the next
     (:func:`adaptive_avgpool2d_moments`).
 MaxPool2d
-    approximate: the maximum of a window taken pairwise with Clark's (1961)
-    moment-matched maximum of two independent Gaussians; padded positions (minus infinity
-    in torch) are skipped, exact for windows of at most two inside positions.
+    approximate: the maximum of a window taken pairwise with :cite:t:`clark1961greatest`'s
+    moment-matched maximum of two independent Gaussians; padded positions (minus infinity in torch)
+    are skipped, exact for windows of at most two inside positions.
 MaxPool1d, AvgPool1d, AdaptiveAvgPool1d
     the 2-d rules on a ``1 x length`` image.
 Sums and products (``a + b``, ``a - b``, ``a * b``; a tensor and a number)
@@ -76,8 +76,8 @@ Sums and products (``a + b``, ``a - b``, ``a * b``; a tensor and a number)
     :math:`x` and on the weights before it), so this is the diagonal propagation's
     approximation once more; it is exact when one summand is deterministic. A product
     of independent inputs has :math:`\mathrm{Var}[ab] = v_a v_b + v_a m_b^2 + v_b m_a^2`
-    (Goodman 1960). A number :math:`c` shifts the mean (:math:`a + c`) or scales the mean
-    by :math:`c` and the variance by :math:`c^2` (:math:`c a`, :math:`a / c`).
+    :cite:p:`goodman1960exact`. A number :math:`c` shifts the mean (:math:`a + c`) or scales the
+    mean by :math:`c` and the variance by :math:`c^2` (:math:`c a`, :math:`a / c`).
 torch.cat
     the means and the variances are concatenated.
 BatchNorm1d, BatchNorm2d
@@ -330,7 +330,10 @@ def relu_moments(mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, t
 
 
 def _clark_max(ma, va, mb, vb) -> tuple[torch.Tensor, torch.Tensor]:
-    """Moments of ``max(A, B)`` for independent Gaussians (Clark 1961, eqs. 2-3)."""
+    """Moments of ``max(A, B)`` for independent Gaussians.
+
+    Eqs. 2-3 of :cite:t:`clark1961greatest`.
+    """
     theta = (va + vb + _TINY).sqrt()
     pdf, cdf = _pdf_cdf((ma - mb) / theta)
     cdf_neg = 1.0 - cdf
@@ -549,7 +552,7 @@ def gauss_hermite_moments(
     r"""Return the moments of ``f(a)`` for ``a ~ N(mean, var)``, by Gauss–Hermite quadrature.
 
     With the probabilists' nodes and weights :math:`(z_k, w_k)`, :math:`\sum_k w_k = 1`
-    (Abramowitz & Stegun 1964, 25.4.46; :func:`numpy.polynomial.hermite_e.hermegauss`),
+    (:cite:p:`abramowitz1964handbook{25.4.46}`; :func:`numpy.polynomial.hermite_e.hermegauss`),
 
     .. math::
         E\,g(a) \approx \sum_k w_k\, g(m + \sqrt v\, z_k),
@@ -655,7 +658,7 @@ def piecewise_polynomial_moments(
     :math:`a_0 = p(m) - f(m)`, :math:`a_1 = \sigma p'(m)`, :math:`a_2 = c_2 \sigma^2`, so
     :math:`E d`, :math:`E d^2` and :math:`E f'(a)` are sums of the truncated Gaussian
     moments :math:`M_k = \int z^k\varphi` over the interval's standardised bounds
-    (:math:`k \le 4`; e.g. Johnson, Kotz & Balakrishnan 1994, §13.10). Centring at
+    (:math:`k \le 4`; :cite:p:`{e.g.}johnson1994continuous{§13.10}`). Centring at
     :math:`f(m)` keeps the variance :math:`E d^2 - (E d)^2` accurate for small
     :math:`\sigma`.
 
@@ -1023,7 +1026,7 @@ def batchnorm_affine(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Return a BatchNorm's evaluation-mode map as per-channel :math:`(a, b)`, :math:`y = a x + b`.
 
     :math:`a = \gamma / \sqrt{\hat\sigma^2 + \epsilon}`, :math:`b = \beta - a\hat\mu` with
-    the running statistics :math:`(\hat\mu, \hat\sigma^2)` (Ioffe & Szegedy 2015, Alg. 2);
+    the running statistics :math:`(\hat\mu, \hat\sigma^2)` :cite:p:`ioffe2015batch{Alg. 2}`;
     :math:`\gamma = 1, \beta = 0` without affine parameters.
 
     Raises
@@ -1218,7 +1221,7 @@ def _add_rule(sign: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
 
 def _mul_moments(op, a, b):
-    r"""Return the moments of ``a * b`` for independent inputs (Goodman 1960).
+    r"""Return the moments of ``a * b`` for independent inputs :cite:p:`goodman1960exact`.
 
     :math:`E = m_a m_b`, :math:`\mathrm{Var} = v_a v_b + v_a m_b^2 + v_b m_a^2`.
     """

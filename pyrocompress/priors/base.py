@@ -22,7 +22,7 @@ gate sites (``L.scale``; ``L.global_a``, ``L.global_b``, ``L.local_a``, ``L.loca
 
 Guide parameters use log-variances initialised at -9, weight means at
 :math:`N(0, 1/\text{fan-in})` and gates near one, as in the public code of
-Louizos, Ullrich & Welling (2017).
+:cite:t:`louizos2017bayesian`.
 """
 
 from __future__ import annotations
@@ -62,11 +62,11 @@ _COUPLING_INIT = -6.0
 #: Gauss-Hermite nodes of the gate quadratures (the conditional weights' KL and moments).
 QUADRATURE_NODES = 16
 
-#: Initial value of every guide log-variance (Louizos et al. 2017, public code).
+#: Initial value of every guide log-variance (the public code of :cite:t:`louizos2017bayesian`).
 LOG_VAR_INIT = -9.0
 #: Range of every guide log-variance;
 #: :meth:`~pyrocompress.priors.NetworkGuide.clamp_log_var_` projects the parameters into
-#: it after each optimiser step (as Louizos et al. 2017 clip variances).
+#: it after each optimiser step (as :cite:t:`louizos2017bayesian` clip variances).
 LOG_VAR_RANGE = (-30.0, 10.0)
 _LOG_VAR_MIN, _LOG_VAR_MAX = LOG_VAR_RANGE
 
@@ -94,7 +94,7 @@ class LayerSpec:
         Linear layers only: the group id of each input column (``in`` integers using
         every id in ``0..G-1``), so that one gate multiplies the weights of several
         columns and the columns are kept or dropped together (the one-hot columns of a
-        categorical feature, a spline basis; the group lasso of Yuan & Lin 2006).
+        categorical feature, a spline basis; the group lasso of :cite:t:`yuan2006model`).
         ``None`` (the default): each column is its own group.
 
     Raises
@@ -274,10 +274,10 @@ def product_moments(m1: torch.Tensor, m2: torch.Tensor, mean: torch.Tensor, var:
     .. math:: E[gw] = m_1\mu, \qquad
               \mathrm{Var}[gw] = m_2(\sigma^2 + \mu^2) - m_1^2\mu^2,
 
-    Louizos et al. (2017)'s :math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 +
+    :cite:t:`louizos2017bayesian`'s :math:`\mu_z^2\sigma_w^2 + \sigma_z^2\mu_w^2 +
     \sigma_z^2\sigma_w^2` for the group normal-Jeffreys guide; with :math:`g` Bernoulli
-    the moments of a spike-and-slab weight marginalised over its gate (Hubin & Storvik
-    2019). The one place this formula is written.
+    the moments of a spike-and-slab weight marginalised over its gate :cite:p:`hubin2019combining`.
+    The one place this formula is written.
     """
     gm = m1 * mean
     return gm, m2 * (var + mean**2) - gm**2
@@ -663,8 +663,8 @@ class LayerGuide(nn.Module):
         :func:`pyrocompress.fit`; :mod:`pyrocompress.infer.information`). At
         :math:`|g| = t_g` the prior variance of the group's weights equals the sampling
         variance of their estimates, so their shrinkage factor is
-        :math:`\kappa = 1/(1 + g^2 s^2 h) = 1/2` (Carvalho, Polson & Scott 2010;
-        Piironen & Vehtari 2017, eq. 2.5); ``inf`` where :math:`h_g = 0`.
+        :math:`\kappa = 1/(1 + g^2 s^2 h) = 1/2` (:cite:t:`carvalho2010horseshoe`;
+        :cite:t:`piironen2017sparsity{eq. 2.5}`); ``inf`` where :math:`h_g = 0`.
 
         Raises
         ------

@@ -1,4 +1,4 @@
-"""The mean-field Gaussian prior (Blundell et al. 2015)."""
+"""The mean-field Gaussian prior :cite:p:`blundell2015weight`."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ class GaussianGuide(LayerGuide):
 
 @register_prior("gaussian")
 class Gaussian(Prior):
-    r"""Mean-field Gaussian prior :math:`w \sim N(0, s^2)` (Blundell et al. 2015).
+    r"""Mean-field Gaussian prior :math:`w \sim N(0, s^2)` :cite:p:`blundell2015weight`.
 
     No group structure: the pruning signal is the signal-to-noise ratio of the weights
     (:meth:`pyrocompress.Posterior.snr`); inclusion probabilities are not defined.

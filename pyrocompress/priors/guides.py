@@ -104,7 +104,7 @@ class NetworkGuide(nn.Module):
 
         ``LOG_VAR_RANGE`` for all of them; the weight and bias log-variances of a layer
         named in ``max_weight_variance`` (layer name -> largest variance) are capped at the
-        log of that variance instead, as Louizos et al. (2017) cap the first layer of
+        log of that variance instead, as :cite:t:`louizos2017bayesian` cap the first layer of
         LeNet-300-100 at 0.04 in their code.
 
         Parameters
@@ -153,7 +153,7 @@ class NetworkGuide(nn.Module):
 
         :func:`pyrocompress.fit` calls it after each optimiser step (with the
         :meth:`log_var_bounds`, collected once), the projected-gradient form of the
-        variance clipping of Louizos et al. (2017): the guide's distributions then need no
+        variance clipping of :cite:t:`louizos2017bayesian`: the guide's distributions then need no
         clamp in the autograd graph of every step.
 
         Parameters

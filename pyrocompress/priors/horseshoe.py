@@ -1,4 +1,4 @@
-"""The group horseshoe prior (Louizos, Ullrich & Welling 2017, §3.2)."""
+"""The group horseshoe prior :cite:p:`louizos2017bayesian{§3.2}`."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ class GroupHorseshoeGuide(LayerGuide):
 
 @register_prior("group-horseshoe")
 class GroupHorseshoe(Prior):
-    r"""Group horseshoe prior, Louizos, Ullrich & Welling (2017), §3.2.
+    r"""Group horseshoe prior of :cite:t:`louizos2017bayesian{§3.2}`.
 
     .. math::
 
@@ -143,11 +143,11 @@ class GroupHorseshoe(Prior):
     scale_global
         :math:`\tau_0`, in :data:`SCALE_RANGE` (``1e-6`` to ``1e6``; under ``1e-19`` the
         Gamma rate :math:`\tau_0^{-2}` is infinite in float32). The
-        default ``1e-5`` is the value of Louizos et al. (2017, §5). A
-        small :math:`\tau_0` states that most groups are irrelevant (Piironen & Vehtari 2017
-        relate it to the expected number of relevant groups); the Cauchy tail still lets
-        the data pull the scale of a useful layer to order one at the cost of a few nats,
-        negligible against the likelihood of thousands of examples.
+        default ``1e-5`` is the value of :cite:t:`louizos2017bayesian{§5}`. A
+        small :math:`\tau_0` states that most groups are irrelevant (:cite:t:`piironen2017sparsity`
+        relate it to the expected number of relevant groups); the Cauchy tail still lets the data
+        pull the scale of a useful layer to order one at the cost of a few nats, negligible against
+        the likelihood of thousands of examples.
     """
 
     hyper_parameters = ("scale_global",)

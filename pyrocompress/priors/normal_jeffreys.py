@@ -1,4 +1,4 @@
-"""The group normal-Jeffreys prior (Louizos, Ullrich & Welling 2017, §3.1)."""
+"""The group normal-Jeffreys prior :cite:p:`louizos2017bayesian{§3.1}`."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ class GroupNormalJeffreysGuide(LayerGuide):
 
 @register_prior("group-nj")
 class GroupNormalJeffreys(Prior):
-    r"""Group normal-Jeffreys (log-uniform) prior, Louizos, Ullrich & Welling (2017), §3.1.
+    r"""Group normal-Jeffreys (log-uniform) prior of :cite:t:`louizos2017bayesian{§3.1}`.
 
     .. math::
 
@@ -85,10 +85,10 @@ class GroupNormalJeffreys(Prior):
 
     so that :math:`w \mid z_g \sim N(0, z_g^2)`. Guide :math:`q(z_g) = N(\mu_g, \mu_g^2
     \alpha_g)` and :math:`q(\tilde w) = N(\mu_w, \sigma_w^2)`, i.e. :math:`q(w \mid z) =
-    N(z\mu_w, z^2\sigma_w^2)` (eqs. 8–9). The KL of :math:`z` uses the Molchanov et al.
-    (2017) approximation (eq. 10); the conditional KL of the weights reduces to the
-    standard-normal KL of :math:`\tilde w`. :math:`\log\alpha_g = \log\sigma^2_{z,g} -
-    \log\mu^2_{z,g}`; large values mark groups to prune.
+    N(z\mu_w, z^2\sigma_w^2)` (eqs. 8–9). The KL of :math:`z` uses the
+    :cite:t:`molchanov2017variational` approximation (eq. 10); the conditional KL of the
+    weights reduces to the standard-normal KL of :math:`\tilde w`. :math:`\log\alpha_g =
+    \log\sigma^2_{z,g} - \log\mu^2_{z,g}`; large values mark groups to prune.
     """
 
     nuts_unsupported = (

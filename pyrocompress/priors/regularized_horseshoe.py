@@ -1,14 +1,12 @@
-r"""The regularised horseshoe prior (Piironen & Vehtari 2017), per group, with its guide.
+r"""The regularised horseshoe prior :cite:p:`piironen2017sparsity`, per group, with its guide.
 
-Piironen, J. & Vehtari, A. (2017), "Sparsity information and regularization in the
-horseshoe and other shrinkage priors", *Electronic Journal of Statistics* 11, 5018-5051
-(P&V 2017 below). The group gate of a layer is
+The group gate of a layer is, with the regularised local scale :math:`\tilde\lambda_g` of
+:cite:t:`piironen2017sparsity{eq. 2.8}`,
 
 .. math::
 
     g_g = \tau\tilde\lambda_g, \qquad
-    \tilde\lambda_g^2 = \frac{c^2\lambda_g^2}{c^2 + \tau^2\lambda_g^2}
-    \quad\text{(P\&V 2017, eq. 2.8)}, \qquad
+    \tilde\lambda_g^2 = \frac{c^2\lambda_g^2}{c^2 + \tau^2\lambda_g^2}, \qquad
     \frac{1}{g_g^2} = \frac{1}{\tau^2\lambda_g^2} + \frac{1}{c^2},
 
 so :math:`g_g^2 = c^2\,\sigma(\log\tau^2\lambda_g^2 - \log c^2)` with :math:`\sigma` the
@@ -365,10 +363,10 @@ class RegularizedHorseshoeGuide(LayerGuide):
 
 @register_prior("regularized-horseshoe")
 class RegularizedHorseshoe(Prior):
-    r"""Regularised (group) horseshoe prior, Piironen & Vehtari (2017), §2.3, eq. 2.8.
+    r"""Regularised (group) horseshoe prior of :cite:t:`piironen2017sparsity{§2.3}`.
 
     Per Bayesian layer, with groups :math:`g = 1..G` as for
-    :class:`~pyrocompress.priors.GroupHorseshoe`:
+    :class:`~pyrocompress.priors.GroupHorseshoe` (their eq. 2.8):
 
     .. math::
 
@@ -383,9 +381,9 @@ class RegularizedHorseshoe(Prior):
     :math:`g_g^2 \to c^2` and the prior of those weights tends to :math:`N(0, c^2)`: the slab
     bounds the scale of the large coefficients, where the horseshoe's Cauchy tail leaves
     them unregularised (and, with a weak likelihood, e.g. separable classes or a network
-    that can grow a weight without limit, lets them drift). P&V 2017 show the prior is the
-    continuous counterpart of a spike-and-slab with a slab of finite width :math:`c`; the
-    inverse-Gamma on :math:`c^2` makes the slab a Student-:math:`t_\nu(0, s^2)` marginally
+    that can grow a weight without limit, lets them drift). :cite:t:`piironen2017sparsity` show the
+    prior is the continuous counterpart of a spike-and-slab with a slab of finite width :math:`c`;
+    the inverse-Gamma on :math:`c^2` makes the slab a Student-:math:`t_\nu(0, s^2)` marginally
     (their §2.3). :math:`c \to \infty` recovers :class:`GroupHorseshoe`.
 
     Each half-Cauchy is written through its Gamma / inverse-Gamma parts
@@ -400,18 +398,18 @@ class RegularizedHorseshoe(Prior):
     ----------
     scale_global
         :math:`\tau_0`, in :data:`~pyrocompress.priors.SCALE_RANGE`; default ``1e-5`` as
-        :class:`GroupHorseshoe` (Louizos et al. 2017, §5), for the same reason: it states
+        :class:`GroupHorseshoe` :cite:p:`louizos2017bayesian{§5}`, for the same reason: it states
         that most groups are irrelevant, and the Cauchy tail lets the data pull a useful
         layer's scale up. :meth:`from_expected_relevant` sets it from a prior guess of the
-        number of relevant groups instead (P&V 2017, eq. 3.12).
+        number of relevant groups instead :cite:p:`piironen2017sparsity{eq. 3.12}`.
     slab_scale
-        :math:`s`, the scale of the largest weights a priori; default 2.0. P&V 2017 put a
-        Student-:math:`t_\nu(0, s^2)` slab on the large coefficients and choose :math:`s`
-        from what is known of their size; for standardised inputs and outputs of unit
-        scale, weights beyond a few units are implausible, and ``s = 2`` is the default of
-        ``brms::horseshoe`` (``scale_slab = 2``), the implementation of the paper by its
-        co-authors' group. The non-centred weights are :math:`N(0, 1)` (``weight_scale``
-        1), so :math:`s` is directly the scale of :math:`w`.
+        :math:`s`, the scale of the largest weights a priori; default 2.0.
+        :cite:t:`piironen2017sparsity` put a Student-:math:`t_\nu(0, s^2)` slab on the large
+        coefficients and choose :math:`s` from what is known of their size; for standardised inputs
+        and outputs of unit scale, weights beyond a few units are implausible, and ``s = 2`` is the
+        default of ``brms::horseshoe`` (``scale_slab = 2``), the implementation of the paper by its
+        co-authors' group. The non-centred weights are :math:`N(0, 1)` (``weight_scale`` 1), so
+        :math:`s` is directly the scale of :math:`w`.
     slab_df
         :math:`\nu > 0`, the degrees of freedom of the slab; default 4, as ``brms``
         (``df_slab = 4``): heavy enough a tail that data can override :math:`s`, light
@@ -457,13 +455,13 @@ class RegularizedHorseshoe(Prior):
 
         .. math:: \tau_0 = \frac{p_0}{D - p_0}\,\frac{\sigma}{\sqrt n}
 
-        (P&V 2017, eq. 3.12): the global scale that puts the prior mean of the effective
-        number of non-zero coefficients :math:`m_\text{eff}` near :math:`p_0`, for
-        :math:`D` groups, :math:`n` examples and noise :math:`\sigma` (for a non-Gaussian
-        likelihood a pseudo-noise, as P&V 2017 do, e.g. :math:`1/\sqrt{\mu(1-\mu)}` for
-        logistic regression with mean :math:`\mu`). It is derived for one regression
-        layer; for a network, use it for the input layer (the selected features) and give
-        the other layers their own prior.
+        :cite:p:`piironen2017sparsity{eq. 3.12}`: the global scale that puts the prior mean of the
+        effective number of non-zero coefficients :math:`m_\text{eff}` near :math:`p_0`, for
+        :math:`D` groups, :math:`n` examples and noise :math:`\sigma` (for a non-Gaussian likelihood
+        a pseudo-noise, as :cite:t:`piironen2017sparsity` do, e.g. :math:`1/\sqrt{\mu(1-\mu)}` for
+        logistic regression with mean :math:`\mu`). It is derived for one regression layer; for a
+        network, use it for the input layer (the selected features) and give the other layers their
+        own prior.
 
         Parameters
         ----------

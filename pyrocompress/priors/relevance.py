@@ -21,7 +21,7 @@ in :math:`g`). The probability that the group is relevant, that its shrinkage fa
 
     P(|g| > t \mid \mathcal D) = E\big[\,P(|g| > t \mid w_g, \theta)\;\big|\;\mathcal D\big],
 
-the Rao-Blackwellisation of the indicator :math:`[|g| > t]` (Casella & Robert 1996): an
+the Rao-Blackwellisation of the indicator :math:`[|g| > t]` :cite:p:`casella1996rao`: an
 average over posterior draws of :math:`(w_g, \theta)` of a probability computed exactly
 here, by quadrature of the one-dimensional density on a grid in :math:`\log g` placed
 around the likelihood factor's peak (:math:`g^2 = 2\beta/m`, width
@@ -32,11 +32,11 @@ identifies, and not the guide's factor of the gate, which a non-centred mean-fie
 leaves near its prior for a group the data switch off (only the product
 :math:`g\tilde w` is pinned down, not its split).
 
-**A gate bounded above** (the regularised horseshoe's :math:`g < c`, Piironen & Vehtari
-2017, eq. 2.8) has a density in :math:`\log g` that grows like :math:`(c - g)^{-1/2}` at
-the bound: integrable, but no grid uniform in :math:`\log g` integrates it (a grid point
-just under :math:`c` carries a density of order :math:`10^{13}` for a cell of mass near
-zero, and inflated the inclusion probabilities of null groups by up to 0.2). The
+**A gate bounded above** (the regularised horseshoe's :math:`g < c`,
+:cite:p:`piironen2017sparsity{eq. 2.8}`) has a density in :math:`\log g` that grows like
+:math:`(c - g)^{-1/2}` at the bound: integrable, but no grid uniform in :math:`\log g` integrates
+it (a grid point just under :math:`c` carries a density of order :math:`10^{13}` for a cell of
+mass near zero, and inflated the inclusion probabilities of null groups by up to 0.2). The
 quadrature then runs in the unbounded coordinate
 
 .. math:: x = \log h, \qquad \frac1{g^2} = \frac1{h^2} + \frac1{c^2}

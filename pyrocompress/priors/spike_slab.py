@@ -1,4 +1,4 @@
-"""The spike-and-slab prior on groups (Saha, Liu & Liang 2024)."""
+"""The spike-and-slab prior on groups :cite:p:`saha2024efficient`."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class SpikeAndSlabGuide(LayerGuide):
     def gate_exceedance(self, threshold: torch.Tensor | None = None) -> torch.Tensor:
         r"""Return :math:`P(\gamma_g > t_g) = \pi_g\,[t_g < 1]`.
 
-        :math:`\pi_g = q(\gamma_g = 1)` (Saha, Liu & Liang 2024) for every group whose
+        :math:`\pi_g = q(\gamma_g = 1)` :cite:p:`saha2024efficient` for every group whose
         weights, once included, are relevant (their slab is wide enough for the data to
         see them: :math:`s^2 h_g > 1`); see :meth:`LayerGuide.gate_exceedance`.
         """
@@ -105,7 +105,7 @@ class SpikeAndSlabGuide(LayerGuide):
 
 @register_prior("spike-slab")
 class SpikeAndSlab(Prior):
-    r"""Spike-and-slab prior on groups (nodes), as in Saha, Liu & Liang (2024).
+    r"""Spike-and-slab prior on groups (nodes), as in :cite:t:`saha2024efficient`.
 
     .. math::
 
@@ -122,9 +122,9 @@ class SpikeAndSlab(Prior):
     moments of the locally reparametrised pre-activations,
     :math:`E[\gamma\tilde w] = \pi\mu` and
     :math:`\mathrm{Var}[\gamma\tilde w] = \pi(\sigma^2 + \mu^2) - \pi^2\mu^2`
-    (Hubin & Storvik 2019). Gradients with respect to :math:`\pi` are then exact gradients
+    :cite:p:`hubin2019combining`. Gradients with respect to :math:`\pi` are then exact gradients
     of a deterministic function: no score-function (REINFORCE) noise and no temperature
-    to anneal, unlike a relaxed Bernoulli (Maddison et al. 2017), whose bias and variance
+    to anneal, unlike a relaxed Bernoulli :cite:p:`maddison2017concrete`, whose bias and variance
     depend on the temperature. The price is the Gaussian approximation of the
     pre-activation, the same one the local reparametrisation already makes for Conv2d.
 
@@ -139,7 +139,7 @@ class SpikeAndSlab(Prior):
     slab_scaling
         ``"none"`` (the default): the slab is :math:`N(0, s^2)` in every layer.
         ``"fan_in"``: :math:`N(0, c^2/\text{fan-in})` in each layer, the scale of weights
-        initialised as in LeCun et al. (1998) and of the guide's initial means. A slab much
+        initialised as in :cite:t:`lecun1998gradient` and of the guide's initial means. A slab much
         wider than the weights (:math:`N(0, 1)` for LeNet-300-100's first layer, whose
         weights are about :math:`1/\sqrt{784}`) makes a large :math:`\mu` nearly free,
         while the structured KL charges each group :math:`\pi` times a few nats per weight:
@@ -156,7 +156,7 @@ class SpikeAndSlab(Prior):
         units, with the gradient of a relaxed draw (biased, with temperature).
     temperature
         :math:`\tau > 0` of the relaxed draws of ``estimator="straight-through"``;
-        :math:`2/3` by default (Maddison et al. 2017).
+        :math:`2/3` by default :cite:p:`maddison2017concrete`.
     """
 
     hyper_parameters = (
@@ -247,8 +247,8 @@ class SpikeAndSlab(Prior):
         the group feeds, as :math:`\gamma = [\ell + L > 0]` with logistic noise
         :math:`L` (from :func:`~pyrocompress.effects.example_noise` through the normal
         CDF), whose gradient is that of the relaxed draw
-        :math:`\sigma((\ell + L)/\tau)` (Maddison et al. 2017; Jang et al. 2017; the
-        straight-through estimator of Bengio et al. 2013).
+        :math:`\sigma((\ell + L)/\tau)` (:cite:p:`maddison2017concrete,jang2017categorical`; the
+        straight-through estimator of :cite:t:`bengio2013estimating`).
         """
         # the gate factor _gate_guide samples the inclusions from
         q = cast(MarginalizedBernoulli, qs["inclusion"])

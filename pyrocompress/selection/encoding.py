@@ -5,9 +5,9 @@ of a pandas DataFrame with :math:`k` levels becomes :math:`k` one-hot columns, a
 them (no reference level is dropped: with one gate on the whole group no level is
 privileged), tied into one group: one gate multiplies the weights of the :math:`k`
 columns, so the feature is kept or dropped as a whole and has one inclusion probability
-(the group selection of Yuan & Lin 2006, with a gate per group as in Louizos, Ullrich &
-Welling 2017, §3). ``groups`` ties columns of the table further (a spline basis, dummy
-codes of the user's own): every input column of a tied column joins its group.
+(the group selection of :cite:t:`yuan2006model`, with a gate per group as in
+:cite:t:`louizos2017bayesian{§3}`). ``groups`` ties columns of the table further (a spline basis,
+dummy codes of the user's own): every input column of a tied column joins its group.
 
 pandas is imported only when a DataFrame is given (a NumPy array never needs it).
 """

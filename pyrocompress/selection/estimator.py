@@ -5,7 +5,7 @@ prior — one group per input feature, the weights leaving that input — and se
 features whose posterior inclusion probability (PIP) passes a rule from
 :mod:`pyrocompress.selection`. Because the network is nonlinear, a feature enters through
 interactions and curvature as well as linearly, where the Lasso only sees linear effects
-(Saha, Liu & Liang 2024, §4; Bai, Song & Cheng 2020, §5).
+:cite:p:`saha2024efficient{§4}`; :cite:p:`bai2020efficient{§5}`.
 
 It is a plain scikit-learn estimator: hyper-parameters are set in ``__init__`` only, the
 Pyro model is created in :meth:`FeatureSelector.fit` and held in ``module_`` (the
@@ -219,15 +219,14 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
     columns, all levels (no reference level: one gate multiplies the :math:`k` columns'
     weights, so none is privileged), standardised as every input column. The :math:`k`
     columns form one group with one gate: the feature is kept or dropped as a whole and
-    has one inclusion probability (group selection, Yuan & Lin 2006; a gate per group as
-    in Louizos, Ullrich & Welling 2017, §3). Boolean columns are one 0/1 column. A
-    missing value in a non-numeric column is refused (fill it with a level of its own).
-    ``groups`` ties columns of ``X`` in the same way (a spline basis, dummy codes of your
-    own). Everything the selector reports is per column of ``X`` (each column carrying
-    its group's PIP and decision), so ``get_support()``, ``feature_names_in_`` and
-    :meth:`transform` work as for any scikit-learn selector; per group see
-    ``group_inclusion_probabilities_``. The rules decide per group (``"top-k"`` picks
-    ``k`` groups, and the FDR is over groups).
+    has one inclusion probability (the group selection of :cite:t:`yuan2006model`, with a gate per
+    group as in :cite:t:`louizos2017bayesian{§3}`). Boolean columns are one 0/1 column. A missing
+    value in a non-numeric column is refused (fill it with a level of its own). ``groups`` ties
+    columns of ``X`` in the same way (a spline basis, dummy codes of your own). Everything the
+    selector reports is per column of ``X`` (each column carrying its group's PIP and decision), so
+    ``get_support()``, ``feature_names_in_`` and :meth:`transform` work as for any scikit-learn
+    selector; per group see ``group_inclusion_probabilities_``. The rules decide per group
+    (``"top-k"`` picks ``k`` groups, and the FDR is over groups).
 
     Prediction: :meth:`predict`, :meth:`predict_proba` (classification) and :meth:`score`
     (accuracy, or :math:`R^2` for regression, as scikit-learn's classifiers and
@@ -245,9 +244,9 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``"auto"`` (the default: :func:`infer_task`), ``"regression"`` or
         ``"classification"``.
     prior
-        ``"spike-slab"`` (the default; PIP = :math:`q(\gamma_j = 1)`, Saha et al. 2024),
+        ``"spike-slab"`` (the default; PIP = :math:`q(\gamma_j = 1)`, :cite:p:`saha2024efficient`),
         ``"group-horseshoe"`` or ``"group-nj"`` (PIP = :math:`1/(1 + \alpha_j)`, the
-        complement of the group's dropout rate, Louizos et al. 2017, §3), or a
+        complement of the group's dropout rate, :cite:p:`louizos2017bayesian{§3}`), or a
         :class:`~pyrocompress.priors.Prior` instance of one of those kinds.
     groups
         ``None`` (default: each column of ``X`` is its own group), or one label per column
@@ -256,9 +255,10 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         named by its label, a lone column by its own name.
     hidden
         Hidden-layer widths; ``()`` for a linear model. The default (50, 20) is the
-        network measured on the Bai et al. (2020) design (``benchmarks/selection/selection_bai.py``,
-        docs/results/selection-bai.md: exactly the five relevant inputs in 4 of 5 seeds,
-        2026-11-23) and on the Sun et al. (2021) design (docs/results/selection-study.md).
+        network measured on the :cite:t:`bai2020efficient` design
+        (``benchmarks/selection/selection_bai.py``, docs/results/selection-bai.md: exactly the five
+        relevant inputs in 4 of 5 seeds, 2026-11-23) and on the :cite:t:`sun2021consistent` design
+        (docs/results/selection-study.md).
     guide
         The guide's family of the weights: ``"mean-field"`` or ``"conditional"``
         (Gaussian given their group's gate, :mod:`pyrocompress.priors.conditional`; for
@@ -309,15 +309,15 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         commit 00a4285) missed :math:`x_1`, an effect through :math:`x_2/(1+x_1^2)` only,
         in 3 of 5 seeds. Other values of :math:`\lambda` have not been compared.
     kl_warmup
-        Fraction of the epochs over which the KL weight rises from 0 to 1 (Sønderby et
-        al. 2016): early epochs fit the data with a weakened prior, so a feature's weights
-        can grow before the KL term's pull towards exclusion is at full strength.
+        Fraction of the epochs over which the KL weight rises from 0 to 1
+        :cite:p:`sonderby2016ladder`: early epochs fit the data with a weakened prior, so a
+        feature's weights can grow before the KL term's pull towards exclusion is at full strength.
     rule
-        ``"median"`` — the median-probability model, PIP :math:`\ge 0.5` (Barbieri &
-        Berger 2004); ``"fdr"`` — the largest set :math:`\{j: \mathrm{PIP}_j \ge t\}` with
-        estimated Bayesian FDR :math:`\le` ``fdr_level`` (Newton et al. 2004; tied PIPs are
-        kept or dropped together); ``"top-k"`` — the ``k`` largest PIPs (ties broken by
-        column order).
+        ``"median"`` — the median-probability model, PIP :math:`\ge 0.5`
+        :cite:p:`barbieri2004optimal`; ``"fdr"`` — the largest set
+        :math:`\{j: \mathrm{PIP}_j \ge t\}` with estimated Bayesian FDR :math:`\le`
+        ``fdr_level`` (:cite:p:`newton2004detecting`; tied PIPs are kept or dropped together);
+        ``"top-k"`` — the ``k`` largest PIPs (ties broken by column order).
     fdr_level
         :math:`q` of the ``"fdr"`` rule, in [0, 1) (a Python or NumPy number).
     k
@@ -729,8 +729,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         The selected features are in a second colour and the cut-off of the rule used
         (``cutoff_``) is a dashed line. For ``"fdr"`` the line is the smallest selected PIP
-        (Newton et al. 2004: the set is a PIP threshold), for ``"top-k"`` the ``k``-th
-        largest PIP, for ``"median"`` 0.5 (Barbieri & Berger 2004); with nothing selected
+        (:cite:p:`newton2004detecting`: the set is a PIP threshold), for ``"top-k"`` the ``k``-th
+        largest PIP, for ``"median"`` 0.5 :cite:p:`barbieri2004optimal`; with nothing selected
         by ``"fdr"`` no line is drawn.
 
         Returns

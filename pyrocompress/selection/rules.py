@@ -4,13 +4,12 @@ The rules are those of :mod:`pyrocompress.analysis.decisions` (one implementatio
 with the PIP pruning rules), re-exported here:
 
 :func:`median_probability_model`
-    Select every feature with PIP :math:`\ge 0.5` (Barbieri & Berger 2004): the model
+    Select every feature with PIP :math:`\ge 0.5` :cite:p:`barbieri2004optimal`: the model
     with the best predictions under squared loss in the linear case.
 :func:`bayesian_fdr`
     The largest set :math:`\{j : \mathrm{PIP}_j \ge t\}` whose estimated false-discovery
     rate :math:`\widehat{\mathrm{FDR}}(S) = \frac{1}{|S|}\sum_{j \in S}(1 - \mathrm{PIP}_j)`
-    is at most :math:`q` (Newton, Noueiry, Sarkar & Ahlquist 2004; Müller, Parmigiani &
-    Rice 2006).
+    is at most :math:`q` :cite:p:`newton2004detecting,muller2007fdr`.
 :func:`top_k`
     The :math:`k` features with the largest PIPs.
 
