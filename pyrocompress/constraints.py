@@ -110,6 +110,8 @@ PARAMETERS: dict[str, Constraint] = {
     "max_weight_variance": Constraint("real", low=0, low_open=True, example="0.04"),
     "group_penalty": Constraint("real", low=0, example="1.5e-3"),
     "num_samples": Constraint("integer", low=1, example="500"),
+    # Monte-Carlo draws of an estimate with a standard error (elbo_estimate)
+    "num_particles": Constraint("integer", low=2, example="100"),
     "seed": Constraint("integer", low=0, high=SEED_LIMIT - 1, example="0"),
     # torch intra-op threads for the duration of a call (None: leave torch's setting)
     "threads": Constraint("integer", low=1, high=4096, optional=True, example="1"),
@@ -129,6 +131,7 @@ PARAMETERS: dict[str, Constraint] = {
     "kl_warmup_fraction": Constraint("real", low=0, high=1, example="0.1"),
     "fdr_level": Constraint("real", low=0, high=1, high_open=True, example="0.1"),
     "k": Constraint("integer", low=1, optional=True, example="5"),
+    "n_init": Constraint("integer", low=1, high=100, example="1 or 3"),
 }
 
 

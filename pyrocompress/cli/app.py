@@ -1165,6 +1165,7 @@ def run_select(
     out: str | None = None,
     guide: str = "mean-field",
     exclude: str = "",
+    n_init: int = 1,
     progress: bool = True,
     threads: int | None = DEFAULT_THREADS,
 ) -> dict:
@@ -1180,7 +1181,9 @@ def run_select(
     The training budget is the selector's
     (:func:`~pyrocompress.selection.estimator.training_budget`):
     ``epochs`` fixes it, else ``max_steps`` and ``tol`` (``None``: no convergence stop)
-    shape the default one.
+    shape the default one. ``n_init`` fits from that many initialisations and keeps the one
+    with the highest ELBO (``FeatureSelector(n_init=...)``), recorded in ``selection.json``
+    with every initialisation's ELBO.
 
     Numeric (and boolean) columns are features as they are; a non-numeric column (text
     labels) is one-hot encoded, every level a column, and its columns share one gate, so
@@ -1201,6 +1204,7 @@ def run_select(
     if fdr is not None:
         _check("fdr_level", fdr, "--fdr")
     _check("seed", seed, "--seed")
+    _check("n_init", n_init, "--n-init")
     widths = _parse_hidden(hidden)
     reason = None
     excluded = [c.strip() for c in exclude.split(",") if c.strip()]
@@ -1228,6 +1232,7 @@ def run_select(
         rule="median" if fdr is None else "fdr",
         fdr_level=0.1 if fdr is None else fdr,
         random_state=seed,
+        n_init=n_init,
         progress=progress,
     )
     try:
@@ -1249,6 +1254,10 @@ def run_select(
         "hidden": list(widths),
         "epochs": selector.history_.epoch[-1],
         "seed": seed,
+        "n_init": n_init,
+        # per example, nats; None with one initialisation (not computed)
+        "elbo": selector.elbo_,
+        "init_elbos": None if selector.init_elbos_ is None else selector.init_elbos_.tolist(),
         "excluded": excluded,
         "version": __version__,
         # the sign and size of each column's effect, where the model is linear
@@ -1715,6 +1724,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sel.add_argument("--guide", default="mean-field", choices=GUIDES, help=_GUIDE_HELP)
     sel.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    sel.add_argument(
+        "--n-init",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit from N initialisations and keep the one with the highest ELBO (N times the time)",
+    )
     sel.add_argument("--out", default=None, help="output directory")
     sel.add_argument(
         "--exclude",
@@ -1740,7 +1756,7 @@ def main(argv: list[str] | None = None) -> int:
             k: getattr(args, k)
             for k in (
                 *("csv", "target", "task", "prior", "hidden", "epochs", "max_steps", "tol"),
-                *("fdr", "seed", "out", "guide", "exclude"),
+                *("fdr", "seed", "out", "guide", "exclude", "n_init"),
             )
         }
         return _guarded(run_select, **settings, progress=not args.quiet, threads=args.threads)

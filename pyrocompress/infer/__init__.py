@@ -29,7 +29,9 @@ from pyrocompress.infer.posterior_file import (
 )
 from pyrocompress.infer.training import (
     ConvergenceWarning,
+    ElboEstimate,
     History,
+    elbo_estimate,
     evaluate,
     fit,
     fit_budget,
@@ -51,6 +53,8 @@ __all__ = [
     "World",
     "atomic_save",
     "compare_svi_nuts",
+    "ElboEstimate",
+    "elbo_estimate",
     "evaluate",
     "fisher_information",
     "fit",

@@ -63,7 +63,27 @@ FIT_WINDOW_STEPS = 300
 
 
 class ConvergenceWarning(UserWarning):
-    """:func:`fit` ended before its convergence test was met (the posterior may be poor)."""
+    """:func:`fit` ended before its convergence test was met (the posterior may be poor).
+
+    Examples
+    --------
+    Two epochs are too few for the convergence test (``tol``). Make the warning an error
+    to stop a script there (or ``"ignore"`` it where a short fit is meant):
+
+    >>> import warnings
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", pc.ConvergenceWarning)
+    ...     try:
+    ...         _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=0.01, progress=False)
+    ...     except pc.ConvergenceWarning as warning:
+    ...         print(warning)  # doctest: +ELLIPSIS
+    fit ended before the ELBO converged: ...
+    """
 
 
 def fit_budget(steps_per_epoch: int, kl_warmup: int = 0) -> tuple[int, int]:
@@ -106,6 +126,29 @@ class History:
     sentence why training stopped: it starts with ``"converged"`` (the test was met; any
     learning-rate decay that followed is named), ``"maximum"`` (``tol`` was set but the
     epochs ran out first) or ``"epochs"`` (no test: the requested epochs ran).
+
+    Examples
+    --------
+    Three epochs, the first two warming the KL term up, with validation data:
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> history = pc.fit(
+    ...     bnn, (X, y), epochs=3, batch_size=32, kl_warmup=2, validation=(X, y), tol=None,
+    ...     progress=False,
+    ... )
+    >>> history.epoch, history.kl_scale, history.metric_name
+    ([1, 2, 3], [0.5, 1.0, 1.0], 'error')
+    >>> history.converged_at, history.stop_reason
+    (None, 'epochs: ran the 3 epochs requested (no tol)')
+    >>> all(0.0 <= e <= 1.0 for e in history.val_metric)  # validation error rates
+    True
+    >>> sorted(history.to_dict())  # doctest: +NORMALIZE_WHITESPACE
+    ['converged_at', 'epoch', 'kl_scale', 'loss', 'lr', 'metric_name', 'seconds',
+     'stop_reason', 'val_metric']
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -343,10 +386,131 @@ def _num_outputs(bnn: BayesianNetwork) -> int:
 
 
 def evaluate(bnn: BayesianNetwork, data, *, batch_size: int = 1000) -> float:
-    """Error rate (classification) or RMSE (regression) of the posterior-mean network."""
+    """Error rate (classification) or RMSE (regression) of the posterior-mean network.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> error = pc.evaluate(bnn, (X, y))
+    >>> error == (bnn.predict_point(X).argmax(-1) != y).float().mean().item()
+    True
+
+    For regression (``likelihood="gaussian"``) it is the RMSE:
+
+    >>> reg = pc.bayesianize(pc.mlp([4, 1]), "gaussian", likelihood="gaussian", seed=0)
+    >>> rmse = pc.evaluate(reg, (X, X[:, 0]))
+    >>> expected = (reg.predict_point(X).squeeze(-1) - X[:, 0]).pow(2).mean().sqrt()
+    >>> abs(rmse - expected.item()) < 1e-6
+    True
+    """
     device = bnn.device
     X, y = prepare_data(bnn, data, "data", device)
     return bnn.point_error(X, y, batch_size=batch_size)
+
+
+@dataclass(frozen=True)
+class ElboEstimate:
+    """A Monte-Carlo estimate of the ELBO per example, in nats (:func:`elbo_estimate`)."""
+
+    #: the estimate, :math:`\hat{\mathcal L} / N`
+    mean: float
+    #: its Monte-Carlo standard error
+    se: float
+    #: the number of examples :math:`N`
+    n: int
+    #: the number of draws averaged
+    num_particles: int
+
+
+@seeded_by("seed")
+def elbo_estimate(
+    bnn: BayesianNetwork,
+    data,
+    *,
+    num_particles: int = 100,
+    batch_size: int = 4096,
+    seed: int | None = 0,
+) -> ElboEstimate:
+    r"""Estimate the evidence lower bound of the fitted posterior, per example.
+
+    .. math::
+
+        \mathcal L(q) = \mathbb E_q\big[\log p(y \mid X, w)\big]
+        - \mathrm{KL}\big(q(w) \,\|\, p(w)\big) \;\le\; \log p(y \mid X),
+
+    at full KL weight, averaged over ``num_particles`` draws of the locally
+    reparametrised pre-activations (:class:`~pyrocompress.infer.LocalReparamELBO`, the
+    estimator :func:`fit` trains with; unbiased for :math:`\mathcal L`), and divided by the
+    number of examples :math:`N`. Fits of the same model to the same data compare by it:
+    the one with the higher ELBO is the closer to the posterior in KL divergence
+    (:cite:t:`blei2017variational{§2.2}`), which is how
+    :class:`~pyrocompress.FeatureSelector` picks among its ``n_init`` initialisations.
+
+    Parameters
+    ----------
+    bnn
+        The fitted network.
+    data
+        ``(X, y)`` tensors or a :class:`~pyrocompress.data.Dataset`, as for :func:`fit`.
+    num_particles
+        Draws averaged, at least 2 (the standard error needs two).
+    batch_size
+        With more examples than this, each draw reads a random minibatch of this size,
+        scaled to :math:`N` (still unbiased; the standard error then includes the
+        subsampling).
+    seed
+        Seeds the draws; the caller's random state is left as it was. ``None`` draws from
+        the global generators.
+
+    Returns
+    -------
+    ElboEstimate
+        ``mean`` and ``se`` per example, in nats; ``n``; ``num_particles``.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> from pyrocompress.infer import elbo_estimate
+    >>> g = torch.Generator().manual_seed(0)
+    >>> X, y = torch.randn(64, 3, generator=g), torch.randint(0, 2, (64,), generator=g)
+    >>> bnn = pc.bayesianize(pc.mlp([3, 8, 2]), "group-horseshoe", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=5, progress=False)
+    >>> est = elbo_estimate(bnn, (X, y), num_particles=20)
+    >>> est.n, est.num_particles, est.mean < 0 < est.se
+    (64, 20, True)
+    """
+    num_particles = int(check("num_particles", num_particles))
+    batch_size = int(check("batch_size", batch_size))
+    X, y = prepare_data(bnn, data, "data", bnn.device)
+    n = len(y)
+    elbo = LocalReparamELBO()
+    values = []
+    was_training = bnn.training
+    bnn.eval()
+    try:
+        with torch.no_grad():
+            for _ in range(num_particles):
+                index = (
+                    torch.arange(n, device=X.device)
+                    if n <= batch_size
+                    else torch.randperm(n, device=X.device)[:batch_size]
+                )
+                loss = elbo.differentiable_loss(
+                    bnn, bnn.guide, X[index], y[index],
+                    dataset_size=n, subsample=index, kl_scale=1.0,
+                )  # fmt: skip
+                values.append(-float(loss) / n)
+    finally:
+        bnn.train(was_training)
+    v = torch.tensor(values, dtype=torch.float64)
+    return ElboEstimate(
+        float(v.mean()), float(v.std() / math.sqrt(num_particles)), n, num_particles
+    )
 
 
 @torch.no_grad()
@@ -555,6 +719,25 @@ def pretrain(
     -------
     History
         Per-epoch penalised objective in ``loss`` (``kl_scale`` is 0: no KL is involved).
+
+    Examples
+    --------
+    Pre-train the means, then run SVI from them:
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-horseshoe", seed=0)
+    >>> before = bnn.predict_point(X)
+    >>> history = pc.pretrain(bnn, (X, y), group_penalty=1e-2, epochs=2, batch_size=32)
+    >>> history.epoch, history.kl_scale
+    ([1, 2], [0.0, 0.0])
+    >>> torch.equal(bnn.predict_point(X), before)  # the means moved
+    False
+    >>> history = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> len(history)
+    2
     """
     _check_common("pretrain", bnn, epochs, batch_size, lr)
     check("group_penalty", group_penalty)

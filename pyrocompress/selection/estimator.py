@@ -18,6 +18,7 @@ cross-validated as a model.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import time
@@ -40,8 +41,8 @@ from pyrocompress.distributions import (
     CategoricalLikelihood,
     GaussianLikelihood,
 )
+from pyrocompress.infer import elbo_estimate, pretrain
 from pyrocompress.infer import fit as fit_svi
-from pyrocompress.infer import pretrain
 from pyrocompress.nn import bayesianize, mlp
 from pyrocompress.priors import Prior, get_prior, prior_keys
 from pyrocompress.priors.conditional import GUIDES
@@ -245,9 +246,11 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``"classification"``.
     prior
         ``"spike-slab"`` (the default; PIP = :math:`q(\gamma_j = 1)`, :cite:p:`saha2024efficient`),
-        ``"group-horseshoe"`` or ``"group-nj"`` (PIP = :math:`1/(1 + \alpha_j)`, the
-        complement of the group's dropout rate, :cite:p:`louizos2017bayesian{§3}`), or a
-        :class:`~pyrocompress.priors.Prior` instance of one of those kinds.
+        ``"group-horseshoe"``, ``"regularized-horseshoe"`` or ``"group-nj"`` (PIP = the
+        posterior probability :math:`P(\kappa_j < \tfrac12 \mid \text{data})` that the
+        feature's shrinkage factor lets more than half of its signal through,
+        :cite:p:`carvalho2010horseshoe`; :meth:`pyrocompress.Posterior.inclusion_probabilities`),
+        or a :class:`~pyrocompress.priors.Prior` instance of one of those kinds.
     groups
         ``None`` (default: each column of ``X`` is its own group), or one label per column
         of ``X`` (strings or integers): columns with equal labels share one gate and are
@@ -327,6 +330,14 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         Seed of the initialisation and of SVI, an integer in [0, 2**32); ``None`` draws
         fresh randomness. It also seeds the posterior draws of :meth:`predict` (0 when
         ``None``), so that predictions are a function of the fitted model and ``X``.
+    n_init
+        Number of initialisations (default 1). With more, the network is fitted from
+        ``n_init`` seeds (``random_state`` first, then seeds derived from it) and the fit with
+        the highest ELBO (:func:`~pyrocompress.infer.elbo_estimate`, 200 draws) is kept, as
+        :class:`~sklearn.cluster.KMeans` keeps its best ``n_init`` run: SVI's objective has
+        local optima, and an input that acts only through an interaction can be switched off
+        before the network learns it (docs/results/selection-study.md). Time grows
+        ``n_init``-fold.
     predict_samples
         Number of posterior draws of :meth:`predict`, :meth:`predict_proba` and
         :meth:`score` (at least 2; :func:`pyrocompress.predict`).
@@ -381,6 +392,13 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         columns of a categorical feature each have their own), used to standardise them.
     fit_seconds_ : float
         Wall time of :meth:`fit`.
+    elbo_ : float or None
+        The kept fit's ELBO per example, in nats (``None`` when ``n_init`` is 1: it is not
+        computed).
+    init_elbos_ : ndarray of shape (n_init,) or None
+        Each initialisation's ELBO per example (``None`` when ``n_init`` is 1).
+    best_init_ : int
+        Index of the kept initialisation (0 is the one seeded by ``random_state``).
 
     Examples
     --------
@@ -419,6 +437,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         fdr_level: float = 0.1,
         k: int | None = None,
         random_state: int | None = 0,
+        n_init: int = 1,
         predict_samples: int = 100,
         device: str = "cpu",
         progress: bool = False,
@@ -440,6 +459,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         self.fdr_level = fdr_level
         self.k = k
         self.random_state = random_state
+        self.n_init = n_init
         self.predict_samples = predict_samples
         self.device = device
         self.progress = progress
@@ -479,6 +499,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         check("k", self.k)
         if self.random_state is not None:
             check("seed", self.random_state, label="random_state")
+        check("n_init", self.n_init)
         self._check_predict_samples()
         try:
             device = torch.device(self.device)
@@ -566,15 +587,6 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             likelihood, out = GaussianLikelihood(), 1
 
         encoding = self._encoding
-        self.module_ = bayesianize(
-            mlp([p, *hidden, out]),
-            prior=prior,
-            likelihood=likelihood,
-            feature_names=encoding.column_names,
-            groups=encoding.column_groups if encoding.tied else None,
-            guide=self.guide,
-            seed=seed,
-        )
         budget = training_budget(
             n,
             epochs=self.epochs,
@@ -586,33 +598,57 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
             pretrain_epochs=self.pretrain_epochs,
         )
         self.budget_ = budget
-        self.pretrain_history_ = None
+        seeds = _init_seeds(seed, int(self.n_init))
+        elbos: list[float] = []
         cpu = torch.device(self.device).type == "cpu"
         with intra_op_threads(budget.threads if cpu else None):
-            if budget.pretrain_epochs:
-                self.pretrain_history_ = pretrain(
-                    self.module_,
+            for i, init_seed in enumerate(seeds):
+                with seeded(init_seed):  # the network's initial weights
+                    network = mlp([p, *hidden, out])
+                module = bayesianize(
+                    network,
+                    prior=prior,
+                    # its own copy: a Gaussian likelihood's noise scale is a parameter
+                    likelihood=copy.deepcopy(likelihood),
+                    feature_names=encoding.column_names,
+                    groups=encoding.column_groups if encoding.tied else None,
+                    guide=self.guide,
+                    seed=init_seed,
+                )
+                pretrained = None
+                if budget.pretrain_epochs:
+                    pretrained = pretrain(
+                        module,
+                        (Xt, yt),
+                        group_penalty=float(self.pretrain_penalty),
+                        epochs=budget.pretrain_epochs,
+                        batch_size=budget.batch_size,
+                        lr=budget.lr,
+                        seed=init_seed,
+                        device=self.device,
+                    )
+                history = fit_svi(
+                    module,
                     (Xt, yt),
-                    group_penalty=float(self.pretrain_penalty),
-                    epochs=budget.pretrain_epochs,
+                    epochs=budget.epochs,
                     batch_size=budget.batch_size,
                     lr=budget.lr,
-                    seed=seed,
+                    kl_warmup=budget.kl_warmup,
+                    tol=budget.tol,
+                    window=budget.window,
+                    seed=init_seed,
                     device=self.device,
+                    progress=self.progress,
                 )
-            self.history_ = fit_svi(
-                self.module_,
-                (Xt, yt),
-                epochs=budget.epochs,
-                batch_size=budget.batch_size,
-                lr=budget.lr,
-                kl_warmup=budget.kl_warmup,
-                tol=budget.tol,
-                window=budget.window,
-                seed=seed,
-                device=self.device,
-                progress=self.progress,
-            )
+                if len(seeds) > 1:  # every initialisation judged on the same draws
+                    elbos.append(
+                        elbo_estimate(module, (Xt, yt), num_particles=200, seed=seed or 0).mean
+                    )
+                if i == 0 or elbos[i] > max(elbos[:i]):
+                    self.module_, self.history_ = module, history
+                    self.pretrain_history_, self.best_init_ = pretrained, i
+        self.init_elbos_ = np.array(elbos) if elbos else None
+        self.elbo_ = float(max(elbos)) if elbos else None
         first = next(iter(self.module_.bayesian_layers()))
         pip = Posterior(self.module_).inclusion_probabilities()[first]  # one per group
         self.group_inclusion_probabilities_ = pip.detach().double().cpu().numpy()
@@ -1020,6 +1056,19 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         tags.target_tags.required = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _init_seeds(seed: int | None, n_init: int) -> list[int | None]:
+    """Seeds of ``n_init`` initialisations: ``seed`` first, then seeds derived from it.
+
+    The derived seeds come from :class:`numpy.random.SeedSequence` (independent streams,
+    not ``seed + 1``, which would be another replication's ``random_state``); with
+    ``seed=None`` every initialisation draws fresh randomness.
+    """
+    if seed is None:
+        return [None] * n_init
+    children = np.random.SeedSequence(seed).spawn(n_init - 1)
+    return [seed, *(int(c.generate_state(1)[0]) for c in children)]
 
 
 def _column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -427,12 +427,14 @@ def test_select_contract(tmp_path, capsys):
     args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "4"]
     assert main([*args, "--epochs", "1500", "--out", str(out), "--quiet"]) == 0
     sel = json.loads((out / "selection.json").read_text())
-    run = ["task", "prior", "hidden", "epochs", "seed", "excluded", "version", "effects"]
+    run = ["task", "prior", "hidden", "epochs", "seed", "n_init", "elbo", "init_elbos"]
+    run += ["excluded", "version", "effects"]
     assert list(sel) == [*SELECTION_KEYS, "seconds", *run]  # issue 27: the run is recorded
     assert sel["effects"] is None  # an input's effect is one number only in a linear model
     assert sel["task"] == "regression" and sel["prior"] == "spike-slab"
     assert sel["hidden"] == [4] and sel["epochs"] == 1500 and sel["seed"] == 0
     assert sel["excluded"] == [] and sel["version"] == pc.__version__
+    assert sel["n_init"] == 1 and sel["elbo"] is None and sel["init_elbos"] is None
     assert sel["features"] == ["age", "dose", "noise1", "noise2"]
     assert set(sel["inclusion_probabilities"]) == set(sel["features"])
     assert all(0 <= p <= 1 for p in sel["inclusion_probabilities"].values())
@@ -473,6 +475,15 @@ def test_select_linear_regression_records_the_effects_in_units_of_y(tmp_path):
     assert abs(age["mean"] - 3) < 0.15 and 0 < age["sd"] < 0.2
     for noise in ("dose", "noise1", "noise2"):
         assert abs(effects["columns"][noise]["mean"]) < 0.15
+
+
+def test_select_n_init_keeps_the_initialisation_with_the_highest_elbo(tmp_path):
+    csv, out = _table(tmp_path / "t.csv"), tmp_path / "sel"
+    args = ["select", "--csv", str(csv), "--target", "outcome", "--hidden", "0"]
+    assert main([*args, "--epochs", "1500", "--n-init", "2", "--out", str(out), "--quiet"]) == 0
+    sel = json.loads((out / "selection.json").read_text())
+    assert sel["n_init"] == 2 and len(sel["init_elbos"]) == 2
+    assert sel["elbo"] == max(sel["init_elbos"]) and sel["selected"] == ["age"]
 
 
 def test_select_explicit_task_and_prior(tmp_path, capsys):
@@ -532,6 +543,7 @@ def test_select_bad_csv_exits_2_with_one_line(tmp_path, capsys, case):
         (["--fdr", "1.5"], "--fdr must be a number in [0, 1)"),
         (["--hidden", "20,x"], "--hidden must be comma-separated"),
         (["--epochs", "0"], "--epochs must be an integer in [1, 1000000]"),
+        (["--n-init", "0"], "--n-init must be an integer in [1, 100]"),
     ],
 )
 def test_select_bad_options(tmp_path, capsys, extra, message):
