@@ -168,7 +168,9 @@ def intra_op_threads(count: int | None) -> Iterator[None]:
 
     **The thread policy.** :func:`~pyrocompress.fit`, :func:`~pyrocompress.pretrain` and
     the command line run with ``DEFAULT_THREADS`` = 1 intra-op thread per process unless
-    told otherwise (``threads=``, ``--threads``), and give torch's setting back after.
+    told otherwise (``threads=``, ``--threads``), and give torch's setting back after;
+    :meth:`Posterior.inclusion_probabilities <pyrocompress.Posterior.inclusion_probabilities>`
+    always does (its many small operations gain nothing from more).
     Why: torch starts one busy-waiting OpenMP thread per core in every process, so two
     processes on the same cores (two fits side by side, a study's ``--jobs``, any other
     job) oversubscribe them, and each step waits on threads that are descheduled:

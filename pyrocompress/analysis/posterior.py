@@ -31,7 +31,7 @@ from pyrocompress.infer.mcmc import site_variable
 from pyrocompress.nn import BayesianLayer, BayesianNetwork
 from pyrocompress.priors import Prior
 from pyrocompress.priors.relevance import relevance_given_layer, relevance_given_weights
-from pyrocompress.rng import seeded
+from pyrocompress.rng import DEFAULT_THREADS, intra_op_threads, seeded
 
 if TYPE_CHECKING:
     from pyrocompress.priors import LayerGuide
@@ -100,6 +100,20 @@ class BitPrecision:
         Mantissa bits (:func:`mantissa_bits`).
     exponent
         Exponent bits (:func:`exponent_bits`).
+
+    Examples
+    --------
+    >>> import pyrocompress as pc
+    >>> bits = pc.BitPrecision(mantissa=7, exponent=3)
+    >>> bits.total  # sign + exponent + mantissa
+    11
+
+    :meth:`Posterior.bit_precision` gives one per layer, from the posterior variances:
+
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> precision = pc.Posterior(bnn).bit_precision()
+    >>> list(precision), all(isinstance(b, pc.BitPrecision) for b in precision.values())
+    (['1', '3'], True)
     """
 
     mantissa: int
@@ -460,6 +474,14 @@ class Posterior:
         if estimator not in _ESTIMATORS:
             raise ValueError(f"estimator must be one of {_ESTIMATORS}, got {estimator!r}")
         names = self.layer_names if layers is None else layers
+        # the library's thread policy (pyrocompress.rng.intra_op_threads): many small ops,
+        # which more threads slow down as soon as another process shares the cores
+        with intra_op_threads(DEFAULT_THREADS):
+            return self._inclusion_probabilities(names, draws, num_samples, seed, estimator)
+
+    def _inclusion_probabilities(
+        self, names: list[str], draws: Any, num_samples: int, seed: int, estimator: str
+    ) -> dict[str, torch.Tensor]:
         out = {}
         for name in names:
             layer, guide = self._layers[name], self.bnn.guide[name]

@@ -55,6 +55,19 @@ class SelectFeatures(nn.Module):
     symbolic batch included): its state is the ``indices`` buffer (int64) and the integer
     attribute ``in_features``, and ``forward`` builds the index's shape as a list of
     integers rather than by unpacking one.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> select = pc.SelectFeatures([0, 2], in_features=4)
+    >>> select
+    SelectFeatures(2 of 4)
+    >>> select(torch.arange(8.0).reshape(2, 4))
+    tensor([[0., 2.],
+            [4., 6.]])
+
+    :func:`~pyrocompress.prune` puts one in front of the compact network when it removes
+    input features (:class:`~pyrocompress.PruneResult`).
     """
 
     if TYPE_CHECKING:

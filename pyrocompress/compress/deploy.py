@@ -126,6 +126,35 @@ def deployable_files(
         If ``"onnx"`` is asked for without the ``onnx`` extra installed.
     RuntimeError
         If the ONNX or ``torch.export`` export fails or disagrees with torch.
+
+    Examples
+    --------
+    The packed and weight-shared files of a pruned network, written to a temporary
+    folder and the packed one read back:
+
+    >>> import os, tempfile, torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+    >>> files = pc.deployable_files(
+    ...     result, "packed,shared", example=X, test=(X, y), error=bnn.likelihood.error
+    ... )
+    >>> sorted(files)
+    ['model.packed', 'model.shared']
+    >>> result.report["file_bytes_packed"] == len(files["model.packed"])
+    True
+    >>> 0.0 <= result.report["test_error_packed"] <= 1.0
+    True
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     for name, blob in files.items():
+    ...         with open(os.path.join(folder, name), "wb") as f:
+    ...             _ = f.write(blob)
+    ...     packed = pc.load_packed(os.path.join(folder, "model.packed"))
+    >>> torch.equal(packed(X), result.quantized()(X))
+    True
     """
     chosen = check_formats(formats)
     report = result.report

@@ -398,6 +398,27 @@ def save_compact(
         ``nn.Sequential`` comes without ``factory``.
     ValueError
         If ``factory`` is not of the form ``"package.module:function"``.
+
+    Examples
+    --------
+    A round trip of a pruned network, in a temporary folder:
+
+    >>> import os, tempfile, torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "model.pt")
+    ...     pc.save_compact(result.module, path, dataset="made-up")
+    ...     payload = torch.load(path, weights_only=True)  # torch alone reads it
+    ...     loaded = pc.load_compact(path)
+    >>> payload["format"], payload["metadata"]
+    ('pyrocompress.compact/1', {'dataset': 'made-up'})
+    >>> torch.equal(loaded(X), result.module(X))
+    True
     """
     path = Path(path)
     state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
@@ -438,6 +459,26 @@ def load_compact(path: str | os.PathLike, *, factory=None) -> nn.Module:
     ValueError
         If the file is not a compact model, names an unknown module type or a factory that
         cannot be imported, or cannot be read safely.
+
+    Examples
+    --------
+    A network that is not an ``nn.Sequential`` is rebuilt by the factory it was saved
+    with (one of pyrocompress's models here, a trusted factory):
+
+    >>> import os, tempfile, torch, pyrocompress as pc
+    >>> net = pc.resnet20(num_classes=3).eval()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "resnet.pt")
+    ...     pc.save_compact(
+    ...         net, path, factory="pyrocompress.nn.models:resnet20",
+    ...         factory_kwargs={"num_classes": 3},
+    ...     )
+    ...     loaded = pc.load_compact(path)
+    >>> type(loaded).__name__, loaded.training
+    ('ResNetCIFAR', False)
+    >>> x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    >>> torch.equal(loaded(x), net(x))
+    True
     """
     payload = safe_load(path, "compact model")
     kind = payload.get("format") if isinstance(payload, dict) else None

@@ -792,6 +792,29 @@ def load_packed(
         match the architecture. No code stored in the file is executed: only the
         registered module classes and a trusted (or given) factory are called, with the
         file's arguments.
+
+    Examples
+    --------
+    A round trip of a pruned network with its weights on their fixed-point grids, in a
+    temporary folder:
+
+    >>> import os, tempfile, torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> result = pc.prune(bnn, "sparsity", sparsity=0.5, example_input=X)
+    >>> net = result.quantized()
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "model.packed")
+    ...     info = pc.save_packed(net, path)
+    ...     size = os.path.getsize(path)
+    ...     loaded = pc.load_packed(path)
+    >>> info["bytes"] == size, loaded.training
+    (True, False)
+    >>> torch.equal(loaded(X), net(X))
+    True
     """
     p = Path(path)
     spec, body = _read(p)

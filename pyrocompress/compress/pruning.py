@@ -97,7 +97,27 @@ REPORT_KEYS = (
 
 @dataclass
 class PruningPlan:
-    """Boolean group masks per layer (True = kept) and how they were chosen."""
+    """Boolean group masks per layer (True = kept) and how they were chosen.
+
+    Examples
+    --------
+    :func:`make_plan` (which :func:`~pyrocompress.prune` calls) makes one from a fitted
+    network; here ``y`` depends on the first of four inputs only:
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=20, batch_size=64, lr=0.05, tol=None, progress=False)
+    >>> plan = pc.make_plan(bnn, "sparsity", sparsity=0.5)  # remove 6 of the 12 groups
+    >>> plan.rule, plan.score, sum(plan.kept().values())
+    ('sparsity', 'snr', 6)
+    >>> plan.masks["1"]  # the inputs kept
+    tensor([ True, False, False, False])
+    >>> bnn.predict_point(X[:3], plan.masks).shape  # the pruned posterior-mean network
+    torch.Size([3, 2])
+    """
 
     masks: dict[str, torch.Tensor]
     rule: str
@@ -121,6 +141,32 @@ class PruneResult:
     grids :math:`2^{-t}`, and :meth:`share` sizes codebooks from the rounding's error.
     ``unquantized`` is the compact network before its weights were rounded
     (``prune(..., quantize=True)``; ``None`` otherwise).
+
+    Examples
+    --------
+    :func:`~pyrocompress.prune` returns one; here ``y`` depends on the first of four
+    inputs only, and the automatic rule keeps that one:
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=20, batch_size=64, lr=0.05, tol=None, progress=False)
+    >>> result = pc.prune(bnn, validation=(X, y))
+    >>> result.module[1]  # the compact network reads the kept input only
+    SelectFeatures(1 of 4)
+    >>> result.report["params_before"], result.report["params_after"] < 58
+    (58, True)
+    >>> torch.allclose(result.module(X), bnn.predict_point(X, result.plan.masks), atol=1e-6)
+    True
+    >>> sorted(result.mantissa_bits)  # each layer's precision, by its weight's state key
+    ['2.weight', '4.weight']
+    >>> result.quantized()(X).shape  # the weights rounded to those grids
+    torch.Size([64, 2])
+    >>> shared, sizes = result.share()  # weight sharing: one codebook per layer
+    >>> sorted(sizes)
+    ['2.weight', '4.weight']
     """
 
     module: nn.Module
@@ -258,10 +304,35 @@ def make_plan(
     score: str = "snr",
     conditional: bool = False,
 ) -> PruningPlan:
-    """Choose which groups to keep; see the module docstring for the rules.
+    r"""Choose which groups to keep; see the module docstring for the rules.
 
     On a network restricted by :meth:`~pyrocompress.nn.BayesianNetwork.restrict`, the
     groups it removed stay removed whatever the rule says.
+
+    Examples
+    --------
+    The automatic rule, the largest pruning whose validation error stays within
+    ``tolerance`` of the unpruned network's; here ``y`` depends on the first of four
+    inputs only:
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=20, batch_size=64, lr=0.05, tol=None, progress=False)
+    >>> plan = pc.make_plan(bnn, "auto", validation=(X, y), tolerance=0.01)
+    >>> plan.masks["1"]  # the inputs kept
+    tensor([ True, False, False, False])
+    >>> plan.validation_error_pruned <= plan.validation_error_unpruned + 0.01
+    True
+
+    A threshold rule, with one threshold per layer (``log_alpha``: keep the groups with
+    :math:`\log\alpha` below it):
+
+    >>> plan = pc.make_plan(bnn, "log_alpha", threshold={"1": 0.0, "3": 1.0})
+    >>> plan.rule, plan.thresholds, plan.kept()
+    ('log_alpha', {'1': 0.0, '3': 1.0}, {'1': 4, '3': 8})
     """
     rules = ("auto", "sparsity", *pruning_rules())
     if rule not in rules:

@@ -179,7 +179,22 @@ class Likelihood(nn.Module):
 
 
 class CategoricalLikelihood(Likelihood):
-    """``y ~ Categorical(softmax(out))``; the metric is the classification error rate."""
+    """``y ~ Categorical(softmax(out))``; the metric is the classification error rate.
+
+    Examples
+    --------
+    The default of :func:`~pyrocompress.bayesianize` (``likelihood="categorical"``): the
+    network gives one logit per class.
+
+    >>> import torch, pyrocompress as pc
+    >>> bnn = pc.bayesianize(pc.mlp([4, 3]), "group-nj", seed=0)
+    >>> lik = bnn.likelihood
+    >>> type(lik).__name__, lik.task, lik.metric_name, lik.num_classes(3)
+    ('CategoricalLikelihood', 'classification', 'error', 3)
+    >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    >>> lik.error(logits, torch.tensor([0, 2]))  # the second is wrong
+    0.5
+    """
 
     task = "classification"
     metric_name = "error"
@@ -229,6 +244,19 @@ class BernoulliLikelihood(Likelihood):
 
     With no hidden layer this is Bayesian logistic regression. The metric is the error
     rate.
+
+    Examples
+    --------
+    Bayesian logistic regression on three features:
+
+    >>> import torch, pyrocompress as pc
+    >>> bnn = pc.bayesianize(pc.mlp([3, 1]), "group-horseshoe", likelihood="bernoulli", seed=0)
+    >>> lik = bnn.likelihood
+    >>> type(lik).__name__, lik.num_classes(1)
+    ('BernoulliLikelihood', 2)
+    >>> logits = torch.tensor([[1.5], [-0.5], [0.3]])  # class 1 where the logit is positive
+    >>> round(lik.error(logits, torch.tensor([1, 0, 0])), 4)  # the third is wrong
+    0.3333
     """
 
     task = "classification"
@@ -316,6 +344,20 @@ class GaussianLikelihood(Likelihood):
     ------
     ValueError
         If ``noise`` is not a positive number.
+
+    Examples
+    --------
+    ``likelihood="gaussian"`` learns the noise from 1; pass an instance to fix it:
+
+    >>> import torch, pyrocompress as pc
+    >>> lik = pc.GaussianLikelihood(noise=0.5, learn_noise=False)
+    >>> lik.task, lik.metric_name, float(lik.noise)
+    ('regression', 'rmse', 0.5)
+    >>> round(lik.error(torch.tensor([[1.0], [2.0]]), torch.tensor([1.0, 4.0])), 4)  # RMSE
+    1.4142
+    >>> bnn = pc.bayesianize(pc.mlp([3, 1]), "gaussian", likelihood=lik, seed=0)
+    >>> len(list(bnn.likelihood.parameters()))  # the noise is a buffer, not trained
+    0
     """
 
     task = "regression"

@@ -479,7 +479,7 @@ def elbo_estimate(
     >>> g = torch.Generator().manual_seed(0)
     >>> X, y = torch.randn(64, 3, generator=g), torch.randint(0, 2, (64,), generator=g)
     >>> bnn = pc.bayesianize(pc.mlp([3, 8, 2]), "group-horseshoe", seed=0)
-    >>> _ = pc.fit(bnn, (X, y), epochs=5, progress=False)
+    >>> _ = pc.fit(bnn, (X, y), epochs=5, tol=None, progress=False)
     >>> est = elbo_estimate(bnn, (X, y), num_particles=20)
     >>> est.n, est.num_particles, est.mean < 0 < est.se
     (64, 20, True)

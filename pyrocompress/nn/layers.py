@@ -444,7 +444,26 @@ class BayesianLayer(PyroModule):
 
 
 class BayesianLinear(BayesianLayer):
-    """Bayesian counterpart of :class:`torch.nn.Linear`; groups are its input units."""
+    """Bayesian counterpart of :class:`torch.nn.Linear`; groups are its input units.
+
+    Examples
+    --------
+    :func:`~pyrocompress.bayesianize` makes one of each ``nn.Linear``; its weight is
+    ``[out, in]`` and its groups are the columns (one per input unit):
+
+    >>> import torch, pyrocompress as pc
+    >>> bnn = pc.bayesianize(pc.mlp([4, 3]), "group-nj", seed=0)
+    >>> layer = bnn.bayesian_layers()["1"]
+    >>> layer
+    BayesianLinear(in=4, out=3, prior=GroupNormalJeffreys())
+    >>> layer.spec.weight_shape, layer.spec.num_groups
+    ((3, 4), 4)
+    >>> weight, bias = layer.point_weights(bnn.guide["1"])[:2]  # the posterior means
+    >>> plain = layer.to_plain(weight, bias)
+    >>> x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    >>> torch.allclose(plain(x), bnn.predict_point(x))
+    True
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool, *, name: str, prior):
         super().__init__(LayerSpec(name, "linear", (out_features, in_features), bias), prior)
@@ -576,6 +595,23 @@ class BayesianConv2d(_BayesianConv):
     The gate multiplies the whole output channel, bias included, so a pruned channel
     outputs exactly zero. Grouped and depthwise convolutions (``groups > 1``) compute as
     torch does; their weight is ``[out, in / groups, kh, kw]``.
+
+    Examples
+    --------
+    :func:`~pyrocompress.bayesianize` makes one of each ``nn.Conv2d``:
+
+    >>> import torch, pyrocompress as pc
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    >>> bnn = pc.bayesianize(net, "group-horseshoe", seed=0)
+    >>> conv = bnn.bayesian_layers()["0"]
+    >>> conv  # doctest: +NORMALIZE_WHITESPACE
+    BayesianConv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(0, 0),
+                   prior=GroupHorseshoe(scale_global=1e-05))
+    >>> conv.spec.weight_shape, conv.spec.num_groups  # one group per output channel
+    ((4, 1, 3, 3), 4)
+    >>> bnn.predict_point(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 2])
     """
 
     _kind = "conv2d"
@@ -588,6 +624,21 @@ class BayesianConv1d(_BayesianConv):
 
     As :class:`BayesianConv2d` along one spatial axis: inputs are ``[batch, channels,
     length]`` and the weight is ``[out, in / groups, k]``.
+
+    Examples
+    --------
+    :func:`~pyrocompress.bayesianize` makes one of each ``nn.Conv1d`` (here in a
+    regression network on sequences of length 10 with 2 channels):
+
+    >>> import torch, pyrocompress as pc
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Conv1d(2, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 8, 1))
+    >>> bnn = pc.bayesianize(net, "group-nj", likelihood="gaussian", seed=0)
+    >>> conv = bnn.bayesian_layers()["0"]
+    >>> type(conv).__name__, conv.spec.weight_shape, conv.spec.num_groups
+    ('BayesianConv1d', (3, 2, 3), 3)
+    >>> bnn.predict_point(torch.zeros(5, 2, 10)).shape
+    torch.Size([5, 1])
     """
 
     _kind = "conv1d"
@@ -625,6 +676,22 @@ class BayesianEmbedding(BayesianLayer):
 
     ``padding_idx`` is kept: its row is zero, in every mode, and at export. ``max_norm``
     (renormalising rows in place at lookup) is refused at conversion.
+
+    Examples
+    --------
+    :func:`~pyrocompress.bayesianize` makes one of each ``nn.Embedding`` (here a table of
+    10 tokens in 4 dimensions, read by sequences of 3 tokens):
+
+    >>> import torch, pyrocompress as pc
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(3 * 4, 2))
+    >>> bnn = pc.bayesianize(net, "group-nj", seed=0)
+    >>> table = bnn.bayesian_layers()["0"]
+    >>> type(table).__name__, table.spec.weight_shape, table.spec.num_groups
+    ('BayesianEmbedding', (4, 10), 4)
+    >>> tokens = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    >>> bnn.predict_point(tokens).shape
+    torch.Size([2, 2])
     """
 
     input_axis = -1

@@ -47,6 +47,23 @@ def mlp(sizes: list[int] | tuple[int, ...], activation: type[nn.Module] = nn.ReL
     ------
     ValueError
         If there are fewer than two sizes or one is not positive.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pyrocompress import mlp
+    >>> net = mlp([4, 8, 2])
+    >>> net
+    Sequential(
+      (0): Flatten(start_dim=1, end_dim=-1)
+      (1): Linear(in_features=4, out_features=8, bias=True)
+      (2): ReLU()
+      (3): Linear(in_features=8, out_features=2, bias=True)
+    )
+    >>> sum(p.numel() for p in net.parameters())  # 4*8 + 8 + 8*2 + 2
+    58
+    >>> net(torch.zeros(5, 4)).shape
+    torch.Size([5, 2])
     """
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or any(s < 1 for s in sizes):
@@ -73,6 +90,19 @@ def lenet_300_100(in_features: int = 784, num_classes: int = 10) -> nn.Sequentia
     -------
     torch.nn.Sequential
         The network, as :func:`mlp` builds it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from pyrocompress import lenet_300_100
+    >>> net = lenet_300_100()
+    >>> [tuple(m.weight.shape) for m in net if isinstance(m, nn.Linear)]
+    [(300, 784), (100, 300), (10, 100)]
+    >>> sum(p.numel() for p in net.parameters())
+    266610
+    >>> net(torch.zeros(2, 1, 28, 28)).shape  # images are flattened
+    torch.Size([2, 10])
     """
     return mlp([in_features, 300, 100, num_classes])
 
@@ -94,6 +124,18 @@ def lenet5_caffe(in_channels: int = 1, num_classes: int = 10) -> nn.Sequential:
     -------
     torch.nn.Sequential
         The network.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pyrocompress import lenet5_caffe
+    >>> net = lenet5_caffe()
+    >>> [tuple(p.shape) for name, p in net.named_parameters() if name.endswith("weight")]
+    [(20, 1, 5, 5), (50, 20, 5, 5), (500, 800), (10, 500)]
+    >>> sum(p.numel() for p in net.parameters())
+    431080
+    >>> net(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
     """
     return nn.Sequential(
         nn.Conv2d(in_channels, 20, 5),
@@ -232,6 +274,18 @@ def vgg_bn_cifar(num_classes: int = 10, in_channels: int = 3) -> VGGBN:
     -------
     VGGBN
         The network, in training mode, initialised by torch's defaults.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from pyrocompress import vgg_bn_cifar
+    >>> net = vgg_bn_cifar()
+    >>> sum(p.numel() for p in net.parameters())
+    14987210
+    >>> sum(isinstance(m, nn.Conv2d) for m in net.modules())
+    13
+    >>> [m.out_features for m in net.modules() if isinstance(m, nn.Linear)]
+    [512, 10]
     """
     return VGGBN(num_classes=num_classes, in_channels=in_channels)
 
@@ -387,5 +441,20 @@ def resnet20(num_classes: int = 10, in_channels: int = 3) -> ResNetCIFAR:
     -------
     ResNetCIFAR
         The network, in training mode, initialised by torch's defaults.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from pyrocompress import resnet20
+    >>> net = resnet20()
+    >>> sum(p.numel() for p in net.parameters())
+    272474
+    >>> sum(isinstance(m, nn.Conv2d) for m in net.modules())  # 19 and two 1x1 shortcuts
+    21
+    >>> sum(p.numel() for p in resnet20(in_channels=1).parameters())
+    272186
+    >>> net.eval()(torch.zeros(1, 3, 32, 32)).shape
+    torch.Size([1, 10])
     """
     return ResNetCIFAR((3, 3, 3), (16, 32, 64), num_classes=num_classes, in_channels=in_channels)

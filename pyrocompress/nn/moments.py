@@ -132,6 +132,26 @@ def propagate(
     The network is walked by :meth:`~pyrocompress.nn.graph.NetworkGraph.run`: Bayesian
     layers answer :meth:`~pyrocompress.nn.BayesianLayer.output_moments`, every other op
     its rule's ``moments`` (:mod:`pyrocompress.nn.rules`).
+
+    Examples
+    --------
+    The output moments of a network with the Gaussian prior, for 64 examples and 3
+    outputs:
+
+    >>> import torch, pyrocompress as pc
+    >>> X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 3]), "gaussian", seed=0)
+    >>> mean, var = pc.propagate(bnn, X)
+    >>> mean.shape, var.shape, bool((var > 0).all())
+    (torch.Size([64, 3]), torch.Size([64, 3]), True)
+    >>> mean, cov = pc.propagate(bnn, X, covariance="full")  # one matrix per example
+    >>> cov.shape
+    torch.Size([64, 3, 3])
+    >>> mean, var, inputs = pc.propagate(bnn, X, record=True)  # each layer's input moments
+    >>> {name: tuple(m.shape) for name, (m, v) in inputs.items()}
+    {'1': (64, 4), '3': (64, 8)}
+    >>> bool((inputs["1"][1] == 0).all())  # the data have no variance
+    True
     """
     check_supported(bnn)
     if covariance not in COVARIANCES:

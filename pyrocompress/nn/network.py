@@ -50,6 +50,35 @@ class BayesianNetwork(PyroModule):
     guide
         The guide's family of the weights, ``"mean-field"`` or ``"conditional"``
         (:func:`~pyrocompress.bayesianize`).
+
+    Examples
+    --------
+    :func:`~pyrocompress.bayesianize` builds it. Fit it, predict with the posterior-mean
+    network, then fix a pruning with :meth:`restrict` (here: drop inputs 2 and 3):
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj", seed=0)
+    >>> list(bnn.bayesian_layers()), bnn.prior
+    (['1', '3'], GroupNormalJeffreys())
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> bnn.predict_point(X[:5]).shape
+    torch.Size([5, 2])
+    >>> keep = torch.tensor([True, True, False, False])
+    >>> masks = {"1": keep, "3": torch.ones(8, dtype=torch.bool)}
+    >>> masked = bnn.predict_point(X, masks)
+    >>> torch.equal(bnn.restrict(masks).predict_point(X), masked)
+    True
+    >>> X_other = X.clone()
+    >>> X_other[:, 2:] = 0.0  # the removed inputs no longer matter
+    >>> torch.equal(bnn.predict_point(X_other), masked)
+    True
+    >>> {name: int(m.sum()) for name, m in bnn.group_masks().items()}
+    {'1': 2, '3': 8}
+    >>> bnn.restrict(None).group_masks() is None
+    True
     """
 
     def __init__(

@@ -89,6 +89,24 @@ class GroupNormalJeffreys(Prior):
     :cite:t:`molchanov2017variational` approximation (eq. 10); the conditional KL of the
     weights reduces to the standard-normal KL of :math:`\tilde w`. :math:`\log\alpha_g =
     \log\sigma^2_{z,g} - \log\mu^2_{z,g}`; large values mark groups to prune.
+
+    Examples
+    --------
+    It has no hyper-parameters. Fit, read :math:`\log\alpha_g`, and prune the groups with
+    :math:`\log\alpha_g \ge 3` (none, after two epochs):
+
+    >>> import torch, pyrocompress as pc
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), pc.GroupNormalJeffreys(), seed=0)
+    >>> bnn.prior == pc.bayesianize(pc.mlp([4, 8, 2]), "group-nj").prior
+    True
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> {name: tuple(a.shape) for name, a in pc.Posterior(bnn).log_alpha().items()}
+    {'1': (4,), '3': (8,)}
+    >>> pc.make_plan(bnn, "log_alpha", threshold=3.0).kept()
+    {'1': 4, '3': 8}
     """
 
     nuts_unsupported = (

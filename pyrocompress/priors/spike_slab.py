@@ -157,6 +157,23 @@ class SpikeAndSlab(Prior):
     temperature
         :math:`\tau > 0` of the relaxed draws of ``estimator="straight-through"``;
         :math:`2/3` by default :cite:p:`maddison2017concrete`.
+
+    Examples
+    --------
+    >>> import torch, pyrocompress as pc
+    >>> prior = pc.SpikeAndSlab(prior_inclusion=0.5)
+    >>> prior.prior_inclusion, prior.estimator, prior.needs_local_reparam
+    (0.5, 'moments', True)
+    >>> g = torch.Generator().manual_seed(0)  # a local generator: global state untouched
+    >>> X = torch.randn(64, 4, generator=g)
+    >>> y = (X[:, 0] > 0).long()
+    >>> bnn = pc.bayesianize(pc.mlp([4, 8, 2]), prior, seed=0)
+    >>> _ = pc.fit(bnn, (X, y), epochs=2, batch_size=32, tol=None, progress=False)
+    >>> pips = pc.Posterior(bnn).inclusion_probabilities()  # one per group (input unit)
+    >>> {name: tuple(p.shape) for name, p in pips.items()}
+    {'1': (4,), '3': (8,)}
+    >>> all(bool(((p >= 0) & (p <= 1)).all()) for p in pips.values())
+    True
     """
 
     hyper_parameters = (

@@ -86,6 +86,22 @@ def test_given_draws_use_the_same_functional_and_leave_global_state(fitted):
         post.inclusion_probabilities(draws={"layer.weight": draws["layer.weight"]})
 
 
+def test_it_runs_on_one_thread_and_gives_torchs_setting_back(fitted, monkeypatch):
+    post = pc.Posterior(fitted["group-horseshoe"])
+    seen = []
+    relevance = post._relevance
+    monkeypatch.setattr(
+        post, "_relevance", lambda *a: (seen.append(torch.get_num_threads()), relevance(*a))[1]
+    )
+    torch.set_num_threads(2)  # (the tests' session runs on one)
+    try:
+        post.inclusion_probabilities(num_samples=20, estimator="draws")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    assert seen and set(seen) == {1}  # the library's thread policy (pyrocompress.rng)
+
+
 def test_spike_and_slab_pip_is_the_inclusion_probability(fitted):
     bnn = fitted["spike-slab"]
     pip = pc.Posterior(bnn).inclusion_probabilities()["layer"]
