@@ -109,8 +109,11 @@ class AuthorYearSemicolons(AuthorYearReferenceStyle):
     bracket_textual: BracketStyle = dataclasses.field(default_factory=_semicolons)
 
 
-register_plugin(
-    "sphinxcontrib.bibtex.style.referencing", "author_year_semicolons", AuthorYearSemicolons
+register_plugin(  # force: a rerun of this file (sphinx-autobuild) registers it again
+    "sphinxcontrib.bibtex.style.referencing",
+    "author_year_semicolons",
+    AuthorYearSemicolons,
+    force=True,
 )
 bibtex_reference_style = "author_year_semicolons"
 

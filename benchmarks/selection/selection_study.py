@@ -22,6 +22,11 @@ model (PIP ≥ 1/2, the selector's default rule) and, from the same inclusion pr
 (``inclusion_probabilities_``, P(κ_j < 1/2 | data), :meth:`pyrocompress.Posterior.
 inclusion_probabilities`), the Bayesian-FDR rule
 (:func:`pyrocompress.selection.bayesian_fdr`, Newton et al. 2004) at q = 0.05, 0.1, 0.2.
+``--n-init 1 2`` adds, per prior, a row for the selector fitted from two initialisations
+(the highest-ELBO fit kept; ``FeatureSelector(n_init=2)``), labelled "PRIOR, n_init=2".
+A design's page rows are the fits this command wants (its ``--priors`` × ``--n-init``
+and peers): list the baseline with the variant (``--n-init 1 2``) to keep both, also with
+``--from-log``.
 Peers: scikit-learn's ``LassoCV`` (non-zero coefficients) and ``ARDRegression``
 (coefficients whose precision stays below its 1e4 threshold) for regression,
 ``LogisticRegressionCV`` with the L1 penalty for classification. (Model-X knockoffs, issue
@@ -304,6 +309,8 @@ def _parse() -> argparse.Namespace:
     if args.quick:
         args.reps, args.n, args.p, args.sun_n, args.sun_p, args.epochs = 2, 200, 12, 200, 12, 10
         args.friedman_n, args.friedman_p, args.no_write, args.log = 200, 12, True, None
+    if any(k < 1 for k in args.n_init) or len(set(args.n_init)) < len(args.n_init):
+        ap.error(f"--n-init takes distinct positive integers, got {args.n_init}")
     args.reps_by = {d: args.reps for d in args.designs}
     for item in args.reps_for:
         design, _, count = item.partition("=")

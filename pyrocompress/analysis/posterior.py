@@ -377,6 +377,7 @@ class Posterior:
         num_samples: int = 256,
         seed: int = 0,
         estimator: str = "auto",
+        threads: int | None = DEFAULT_THREADS,
     ) -> dict[str, torch.Tensor]:
         r"""Return the posterior inclusion probability (PIP) of each group.
 
@@ -458,6 +459,11 @@ class Posterior:
             horseshoe's slab width), else
             ``"draws"``: the Rao-Blackwellised average over the guide's draws (or
             ``draws``). ``"normal-means"`` raises where it does not apply.
+        threads
+            torch intra-op threads while it runs, torch's setting restored after (the
+            library's thread policy, :func:`pyrocompress.rng.intra_op_threads`: one; its
+            many small operations gain little from more threads and lose when another
+            process shares the cores). ``None`` keeps torch's setting.
 
         Returns
         -------
@@ -476,7 +482,7 @@ class Posterior:
         names = self.layer_names if layers is None else layers
         # the library's thread policy (pyrocompress.rng.intra_op_threads): many small ops,
         # which more threads slow down as soon as another process shares the cores
-        with intra_op_threads(DEFAULT_THREADS):
+        with intra_op_threads(threads):
             return self._inclusion_probabilities(names, draws, num_samples, seed, estimator)
 
     def _inclusion_probabilities(

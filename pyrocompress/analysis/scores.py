@@ -40,7 +40,7 @@ def predictive_moments(
         for regression ``"predictive_var"`` = ``var`` + noise variance; for
         classification ``"probs"``, the probit approximation of the predictive class
         probabilities, :math:`\mathrm{softmax}\big(m / \sqrt{1 + \pi v / 8}\big)`
-        (:cite:p:`mackay1992evidence`; for the Bernoulli likelihood the sigmoid of the same ratio).
+        (:cite:t:`mackay1992evidence`; for the Bernoulli likelihood the sigmoid of the same ratio).
         With ``covariance="full"`` the moments come from the full-covariance propagation and
         ``"cov"``, each example's covariance of the output units, is added.
 

@@ -1255,9 +1255,9 @@ def run_select(
         "epochs": selector.history_.epoch[-1],
         "seed": seed,
         "n_init": n_init,
-        # per example, nats; None with one initialisation (not computed)
+        # per example, in nats: the kept fit's, and every initialisation's
         "elbo": selector.elbo_,
-        "init_elbos": None if selector.init_elbos_ is None else selector.init_elbos_.tolist(),
+        "init_elbos": selector.init_elbos_.tolist(),
         "excluded": excluded,
         "version": __version__,
         # the sign and size of each column's effect, where the model is linear

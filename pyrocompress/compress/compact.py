@@ -295,7 +295,7 @@ def quantize_weights(module: nn.Module, mantissa_bits: dict[str, int]) -> nn.Mod
 
     Each state entry ``key`` of ``mantissa_bits`` (``"1.weight"``) is rounded to the
     nearest point of the grid :math:`\delta = 2^{-t}`,
-    :math:`w \mapsto \delta\,\lfloor w/\delta + 1/2 \rfloor` (:cite:p:`louizos2017bayesian{§4}`;
+    :math:`w \mapsto \delta\,\lfloor w/\delta + 1/2 \rfloor` (:cite:t:`louizos2017bayesian{§4}`;
     :meth:`~pyrocompress.Posterior.bit_precision` gives :math:`t`, from the posterior of
     the effective weight :math:`E[g]\,\tilde W`). Where a norm follows a layer, the stored
     weight is the layer's own :math:`\tilde W` (its gate lives in the norm's scale) and it

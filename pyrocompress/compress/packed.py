@@ -28,7 +28,7 @@ stores every tensor of the network's state losslessly in the cheapest of four co
     statistics, which the report also counts at 32 bits.
 
 With ``entropy=True`` the integer codes of ``"fixed"`` and ``"codebook"`` tensors are
-Huffman-coded (:cite:p:`huffman1952method`; canonical codes, as in DEFLATE) wherever that is
+Huffman-coded (:cite:t:`huffman1952method`; canonical codes, as in DEFLATE) wherever that is
 smaller, table included: weights concentrate near zero, so their codes carry fewer bits of
 information than their width :cite:p:`han2016deep{§4}`.
 

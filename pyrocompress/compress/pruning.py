@@ -524,7 +524,7 @@ def prune(
         network) and ``test_error_compact``; ``None`` in the report without it.
     quantize
         Round the compact network's weights to each layer's fixed-point grid
-        :math:`2^{-t}` (:cite:p:`louizos2017bayesian{§4}`;
+        :math:`2^{-t}` (:cite:t:`louizos2017bayesian{§4}`;
         :func:`~pyrocompress.compress.quantize_weights`), so that :func:`~pyrocompress.save_packed`
         stores them as integer codes (about the bits the report counts; see
         :func:`~pyrocompress.compress.quantize_weights`); ``result.unquantized`` keeps the network

@@ -6,7 +6,7 @@ information :math:`h` the posterior mean of :math:`w` is shrunk towards zero by 
 
 .. math:: \kappa = \frac{1}{1 + g^2 s^2 h},
 
-(:cite:p:`carvalho2010horseshoe{eq. 2}`; :cite:p:`piironen2017sparsity{eq. 2.5}`, where
+(:cite:t:`carvalho2010horseshoe{eq. 2}`; :cite:p:`piironen2017sparsity{eq. 2.5}`, where
 :math:`h = n s_x^2 / \sigma^2` for a regression coefficient), and :math:`1 - \kappa` is the
 weight's share of the effective number of parameters :math:`m_{\mathrm{eff}} = \sum_j (1 -
 \kappa_j)`. Its information :math:`h` is what this module measures, for every weight of a

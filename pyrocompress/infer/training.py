@@ -443,11 +443,19 @@ def elbo_estimate(
         \mathcal L(q) = \mathbb E_q\big[\log p(y \mid X, w)\big]
         - \mathrm{KL}\big(q(w) \,\|\, p(w)\big) \;\le\; \log p(y \mid X),
 
-    at full KL weight, averaged over ``num_particles`` draws of the locally
-    reparametrised pre-activations (:class:`~pyrocompress.infer.LocalReparamELBO`, the
-    estimator :func:`fit` trains with; unbiased for :math:`\mathcal L`), and divided by the
-    number of examples :math:`N`. Fits of the same model to the same data compare by it:
-    the one with the higher ELBO is the closer to the posterior in KL divergence
+    at full KL weight, averaged over ``num_particles`` draws and divided by the number of
+    examples :math:`N`: an unbiased estimate of the objective :func:`fit` maximises
+    (:class:`~pyrocompress.infer.LocalReparamELBO`, which draws the pre-activations of each
+    example from their exact Gaussian marginals, :cite:t:`kingma2015variational`; the
+    network in evaluation mode). That objective is the ELBO above wherever its terms are
+    exact, and the library's approximation of it elsewhere: the group normal-Jeffreys KL
+    is :cite:t:`molchanov2017variational`'s fit; spike-and-slab layers with
+    ``estimator="moments"`` (the default) replace the gated weights by moment-matched
+    Gaussians; norms use the running statistics of the posterior-mean network
+    (:func:`recalibrate_norms`), not the batch statistics of training. Fits of the same
+    model to the same data compare by it: by
+    :math:`\log p(y \mid X) = \mathcal L(q) + \mathrm{KL}(q \,\|\, p(w \mid y, X))`,
+    the higher ELBO is the fit closer to the posterior in KL divergence
     (:cite:t:`blei2017variational{§2.2}`), which is how
     :class:`~pyrocompress.FeatureSelector` picks among its ``n_init`` initialisations.
 

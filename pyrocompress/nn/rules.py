@@ -552,7 +552,7 @@ def gauss_hermite_moments(
     r"""Return the moments of ``f(a)`` for ``a ~ N(mean, var)``, by Gauss–Hermite quadrature.
 
     With the probabilists' nodes and weights :math:`(z_k, w_k)`, :math:`\sum_k w_k = 1`
-    (:cite:p:`abramowitz1964handbook{25.4.46}`; :func:`numpy.polynomial.hermite_e.hermegauss`),
+    (:cite:t:`abramowitz1964handbook{25.4.46}`; :func:`numpy.polynomial.hermite_e.hermegauss`),
 
     .. math::
         E\,g(a) \approx \sum_k w_k\, g(m + \sqrt v\, z_k),

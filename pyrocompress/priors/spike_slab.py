@@ -264,7 +264,7 @@ class SpikeAndSlab(Prior):
         the group feeds, as :math:`\gamma = [\ell + L > 0]` with logistic noise
         :math:`L` (from :func:`~pyrocompress.effects.example_noise` through the normal
         CDF), whose gradient is that of the relaxed draw
-        :math:`\sigma((\ell + L)/\tau)` (:cite:p:`maddison2017concrete,jang2017categorical`; the
+        :math:`\sigma((\ell + L)/\tau)` (:cite:t:`maddison2017concrete,jang2017categorical`; the
         straight-through estimator of :cite:t:`bengio2013estimating`).
         """
         # the gate factor _gate_guide samples the inclusions from

@@ -319,7 +319,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         ``"median"`` — the median-probability model, PIP :math:`\ge 0.5`
         :cite:p:`barbieri2004optimal`; ``"fdr"`` — the largest set
         :math:`\{j: \mathrm{PIP}_j \ge t\}` with estimated Bayesian FDR :math:`\le`
-        ``fdr_level`` (:cite:p:`newton2004detecting`; tied PIPs are kept or dropped together);
+        ``fdr_level`` (:cite:t:`newton2004detecting`; tied PIPs are kept or dropped together);
         ``"top-k"`` — the ``k`` largest PIPs (ties broken by column order).
     fdr_level
         :math:`q` of the ``"fdr"`` rule, in [0, 1) (a Python or NumPy number).
@@ -334,10 +334,13 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         Number of initialisations (default 1). With more, the network is fitted from
         ``n_init`` seeds (``random_state`` first, then seeds derived from it) and the fit with
         the highest ELBO (:func:`~pyrocompress.infer.elbo_estimate`, 200 draws) is kept, as
-        :class:`~sklearn.cluster.KMeans` keeps its best ``n_init`` run: SVI's objective has
-        local optima, and an input that acts only through an interaction can be switched off
-        before the network learns it (docs/results/selection-study.md). Time grows
-        ``n_init``-fold.
+        :class:`~sklearn.cluster.KMeans` keeps its best ``n_init`` run. SVI's objective has
+        local optima: on the :cite:t:`bai2020efficient` design an input that acts only
+        through an interaction was switched off before the network learnt it in some fits
+        (docs/results/selection-bai.md, docs/results/selection-study.md). A higher ELBO is a
+        fit closer to the model's posterior, which is not always the sparser selection: on
+        the diabetes table with 50 noise columns the better optimum keeps more of them
+        (docs/results/select-speed.md). Time grows ``n_init``-fold.
     predict_samples
         Number of posterior draws of :meth:`predict`, :meth:`predict_proba` and
         :meth:`score` (at least 2; :func:`pyrocompress.predict`).
@@ -392,11 +395,14 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         columns of a categorical feature each have their own), used to standardise them.
     fit_seconds_ : float
         Wall time of :meth:`fit`.
-    elbo_ : float or None
-        The kept fit's ELBO per example, in nats (``None`` when ``n_init`` is 1: it is not
-        computed).
-    init_elbos_ : ndarray of shape (n_init,) or None
-        Each initialisation's ELBO per example (``None`` when ``n_init`` is 1).
+    elbo_ : float
+        The kept fit's ELBO per example, in nats: an estimate from 200 draws seeded by
+        ``random_state`` (0 when ``None``) of the objective SVI maximised
+        (:func:`~pyrocompress.infer.elbo_estimate`, which says where that objective only
+        approximates the ELBO). Fits of the same data compare by it.
+    init_elbos_, init_elbo_ses_ : ndarray of shape (n_init,)
+        Each initialisation's ELBO per example and its Monte-Carlo standard error (the
+        same draws for every initialisation, so their differences are more precise).
     best_init_ : int
         Index of the kept initialisation (0 is the one seeded by ``random_state``).
 
@@ -600,6 +606,8 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
         self.budget_ = budget
         seeds = _init_seeds(seed, int(self.n_init))
         elbos: list[float] = []
+        ses: list[float] = []
+        best = -math.inf
         cpu = torch.device(self.device).type == "cpu"
         with intra_op_threads(budget.threads if cpu else None):
             for i, init_seed in enumerate(seeds):
@@ -640,15 +648,17 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
                     device=self.device,
                     progress=self.progress,
                 )
-                if len(seeds) > 1:  # every initialisation judged on the same draws
-                    elbos.append(
-                        elbo_estimate(module, (Xt, yt), num_particles=200, seed=seed or 0).mean
-                    )
-                if i == 0 or elbos[i] > max(elbos[:i]):
+                # every initialisation judged on the same draws (seeded by random_state)
+                estimate = elbo_estimate(module, (Xt, yt), num_particles=200, seed=seed or 0)
+                elbos.append(estimate.mean)
+                ses.append(estimate.se)
+                value = estimate.mean if math.isfinite(estimate.mean) else -math.inf
+                if i == 0 or value > best:  # a NaN ELBO never wins over a finite one
+                    best = value
                     self.module_, self.history_ = module, history
                     self.pretrain_history_, self.best_init_ = pretrained, i
-        self.init_elbos_ = np.array(elbos) if elbos else None
-        self.elbo_ = float(max(elbos)) if elbos else None
+        self.init_elbos_, self.init_elbo_ses_ = np.array(elbos), np.array(ses)
+        self.elbo_ = float(self.init_elbos_[self.best_init_])
         first = next(iter(self.module_.bayesian_layers()))
         pip = Posterior(self.module_).inclusion_probabilities()[first]  # one per group
         self.group_inclusion_probabilities_ = pip.detach().double().cpu().numpy()
@@ -765,7 +775,7 @@ class FeatureSelector(SelectorMixin, BaseEstimator):
 
         The selected features are in a second colour and the cut-off of the rule used
         (``cutoff_``) is a dashed line. For ``"fdr"`` the line is the smallest selected PIP
-        (:cite:p:`newton2004detecting`: the set is a PIP threshold), for ``"top-k"`` the ``k``-th
+        (:cite:t:`newton2004detecting`: the set is a PIP threshold), for ``"top-k"`` the ``k``-th
         largest PIP, for ``"median"`` 0.5 :cite:p:`barbieri2004optimal`; with nothing selected
         by ``"fdr"`` no line is drawn.
 

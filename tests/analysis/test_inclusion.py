@@ -93,13 +93,16 @@ def test_it_runs_on_one_thread_and_gives_torchs_setting_back(fitted, monkeypatch
     monkeypatch.setattr(
         post, "_relevance", lambda *a: (seen.append(torch.get_num_threads()), relevance(*a))[1]
     )
-    torch.set_num_threads(2)  # (the tests' session runs on one)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
     try:
         post.inclusion_probabilities(num_samples=20, estimator="draws")
         assert torch.get_num_threads() == 2
+        assert seen and set(seen) == {1}  # the library's thread policy (pyrocompress.rng)
+        post.inclusion_probabilities(num_samples=20, estimator="draws", threads=None)
+        assert seen[-1] == 2  # threads=None: torch's own setting
     finally:
-        torch.set_num_threads(1)
-    assert seen and set(seen) == {1}  # the library's thread policy (pyrocompress.rng)
+        torch.set_num_threads(before)
 
 
 def test_spike_and_slab_pip_is_the_inclusion_probability(fitted):

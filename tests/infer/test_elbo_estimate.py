@@ -23,7 +23,7 @@ def test_it_is_minus_the_training_loss_per_example_at_full_kl_weight(fitted):
     bnn, X, y = fitted
     est = elbo_estimate(bnn, (X, y), num_particles=50, seed=1)
     assert (est.n, est.num_particles) == (300, 50)
-    with torch.no_grad():
+    with torch.no_grad(), pc.rng.seeded(11):
         draws = [
             -float(LocalReparamELBO().differentiable_loss(bnn, bnn.guide, X, y)) / 300
             for _ in range(400)
@@ -61,3 +61,45 @@ def test_bad_arguments_are_refused_by_name(fitted, kwargs, match):
     bnn, X, y = fitted
     with pytest.raises(ValueError, match=match):
         elbo_estimate(bnn, (X, y), **kwargs)
+
+
+def test_it_equals_the_closed_form_elbo_of_a_gaussian_linear_model():
+    """Gaussian prior, linear layer, Gaussian likelihood of known noise: the ELBO is exact.
+
+    With :math:`a_n = w^\top x_n + b`, :math:`q` Gaussian with means :math:`m` and
+    variances :math:`v`, :math:`E_q \\log N(y_n; a_n, \\sigma^2) = \\log N(y_n; \bar a_n,
+    \\sigma^2) - \\operatorname{Var}(a_n) / (2\\sigma^2)`, and both KLs are analytic.
+    """
+    import pyro.poutine as poutine
+    from torch import nn
+    from torch.distributions import Normal, kl_divergence
+
+    from pyrocompress.distributions import GaussianLikelihood
+
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(200, 3, generator=g)
+    y = X @ torch.tensor([1.0, 0.0, -0.5]) + 0.5 * torch.randn(200, generator=g)
+    bnn = pc.bayesianize(
+        nn.Linear(3, 1), "gaussian", seed=0, likelihood=GaussianLikelihood(0.5, learn_noise=False)
+    )
+    pc.fit(bnn, (X, y), epochs=20, batch_size=50, tol=None, progress=False)
+    est = elbo_estimate(bnn, (X, y), num_particles=400, seed=0)
+
+    params = dict(bnn.named_parameters())
+    q = {
+        site: Normal(
+            params[f"guide.layers.layer.{site}_loc"].detach().reshape(-1),
+            (params[f"guide.layers.layer.{site}_log_var"].detach().reshape(-1) / 2).exp(),
+        )
+        for site in ("weight", "bias")
+    }
+    trace = poutine.trace(bnn).get_trace(X, y)
+    kl = sum(
+        kl_divergence(q[site], trace.nodes[f"layer.{site}"]["fn"].base_dist).sum()
+        for site in ("weight", "bias")
+    )
+    mean = X @ q["weight"].mean + q["bias"].mean
+    var = X**2 @ q["weight"].variance + q["bias"].variance
+    expected_log_lik = (Normal(mean, 0.5).log_prob(y) - var / (2 * 0.25)).sum()
+    exact = float(expected_log_lik - kl) / 200
+    assert abs(est.mean - exact) < 4 * est.se + 1e-6, (est, exact)
