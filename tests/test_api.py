@@ -25,7 +25,7 @@ GUIDES = ROOT / "docs" / "guide"
 
 #: every guide page with ``python`` blocks and how many it has; a page that gains code
 #: must gain a test here (``test_every_guide_with_code_is_run``)
-GUIDE_BLOCKS = {"compress.md": 4, "files.md": 5, "posterior.md": 1, "select.md": 2}
+GUIDE_BLOCKS = {"compress.md": 4, "files.md": 5, "posterior.md": 1, "select.md": 3}
 QUICKSTART_PAGE = "getting-started.md"  # its one block is the README's quickstart
 
 
@@ -151,6 +151,9 @@ def test_the_select_guide_runs_as_written(tmp_path, monkeypatch):
     assert ns["sel"].get_feature_names_out().tolist() == ["colour", "dose", "dose_sq"]
     assert ns["tied"].group_names_ == ["colour", "age", "dose"]
     assert ns["tied"].get_support().tolist() == [True, False, True, True]
+    # the third block: three starts, the best ELBO kept
+    starts = ns["starts"]
+    assert starts.init_elbos_.shape == (3,) and starts.elbo_ == starts.init_elbos_.max()
 
 
 def test_the_file_formats_guide_runs_as_written(after_quickstart, tmp_path):
