@@ -159,8 +159,7 @@ def optimum_fit(cfg: dict) -> dict:
     """One API fit of ``cfg`` and its loss, −ELBO / n at full KL weight (200 draws)."""
     import torch
 
-    from pyrocompress.infer.elbo import LocalReparamELBO
-    from pyrocompress.rng import seeded
+    from pyrocompress.infer import elbo_estimate
     from pyrocompress.selection.estimator import FeatureSelector
 
     frame = table(cfg.pop("data_seed"))
@@ -169,31 +168,15 @@ def optimum_fit(cfg: dict) -> dict:
     bnn = sel.module_
     Xt = torch.as_tensor((X.to_numpy() - sel.x_mean_) / sel.x_scale_, dtype=torch.float32)
     yt = torch.as_tensor((y - sel.y_mean_) / sel.y_scale_, dtype=torch.float32)
-    n, elbo, gen = len(yt), LocalReparamELBO(), torch.Generator().manual_seed(12345)
-    with torch.no_grad(), seeded(int(torch.randint(2**31, (1,), generator=gen))):
-        losses = np.array(
-            [
-                float(
-                    elbo.differentiable_loss(
-                        bnn,
-                        bnn.guide,
-                        Xt,
-                        yt,
-                        dataset_size=n,
-                        subsample=torch.arange(n),
-                        kl_scale=1.0,
-                    )
-                )
-                / n
-                for _ in range(200)
-            ]
-        )
+    gen = torch.Generator().manual_seed(12345)
+    seed = int(torch.randint(2**31, (1,), generator=gen))
+    estimate = elbo_estimate(bnn, (Xt, yt), num_particles=200, seed=seed)  # per example
     return {
         **cfg,
         "epochs": len(sel.history_),
         "fit_seconds": round(sel.fit_seconds_, 1),
-        "loss": round(float(losses.mean()), 4),
-        "loss_se": round(float(losses.std(ddof=1) / np.sqrt(len(losses))), 4),
+        "loss": round(-estimate.mean, 4),
+        "loss_se": round(estimate.se, 4),
         "selected": list(np.asarray(X.columns)[sel.support_]),
         "pip": dict(zip(X.columns, np.round(sel.inclusion_probabilities_, 4).tolist())),
     }
