@@ -474,9 +474,12 @@ def _figure_legend(fig: Figure, handles: list[Any], title: str | None) -> None:
     """Put one legend under the axes of a constrained-layout figure, and its title."""
     if title:
         _suptitle(fig, title)
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8,
-                   frameon=False)  # fmt: skip
+    for ncols in range(len(handles), 0, -1):  # one row, or as many as fit the width
+        legend = fig.legend(handles=handles, loc="outside lower center", ncols=ncols,
+                            fontsize=8, frameon=False)  # fmt: skip
+        if ncols == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            return
+        legend.remove()  # wider than the figure: a saved image would clip it at both edges
 
 
 def _histogram(

@@ -284,6 +284,25 @@ def test_plot_pip_stem_draws_the_given_cut_off():
     assert [_data(ln.get_ydata()) for ln in _dashed(fig.axes[0])] == [[0.5, 0.5]]
 
 
+def test_plot_pip_stem_legend_wider_than_a_narrow_figure_wraps_inside_it():
+    """The CLI's pip.png of 10 features clipped its one-row legend at both edges (session
+    18): the legend now takes as many rows as it needs to lie within the figure."""
+    pip = torch.linspace(0, 1, 10)
+    fig = plots.plot_pip_stem(
+        pip, threshold=0.5, threshold_label="median-probability model", selected=pip >= 0.5,
+        feature_names=[f"f{i}" for i in range(10)], title="median rule",
+    )  # fmt: skip
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    box = legend.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y0 >= 0
+    assert len(_figure_legend(fig)) == 3  # every entry is still there
+    wide = plots.plot_pip_stem(torch.linspace(0, 1, 60), threshold=0.5)  # room for one row
+    wide.canvas.draw()
+    (one_row,) = wide.legends
+    assert one_row.get_window_extent().height < box.height
+
+
 def test_plot_pip_stem_of_ten_thousand_inputs_is_readable():
     """Issue 27: MNIST's pip.png was 10,568 × 330 pixels of unnamed stems. Now: at most
     MAX_WIDTH inches, the top 40 named, every PIP against its rank, the rest summarised."""

@@ -23,6 +23,7 @@ from pyrocompress.priors.base import (
 )
 from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
+from pyrocompress.priors.relevance import softplus_outer
 
 #: The four scale factors of each gate: global (shared by a layer's groups) and local.
 _PARTS = ("global_a", "global_b", "local_a", "local_b")
@@ -219,8 +220,8 @@ class GroupHorseshoe(Prior):
         def log_prior_given(
             log_g: torch.Tensor, log_s: torch.Tensor, draw: int = 0
         ) -> torch.Tensor:
-            d = log_g - log_s
-            return math.log(2.0 / math.pi) + d - torch.nn.functional.softplus(2.0 * d)
+            d = log_g - log_s  # softplus(2d), factored over the grids of g and s
+            return math.log(2.0 / math.pi) + d - softplus_outer(2.0 * log_g, -2.0 * log_s)
 
         def log_global_prior(log_s: torch.Tensor) -> torch.Tensor:
             d = log_s - log_tau0

@@ -43,6 +43,7 @@ from pyrocompress.priors.base import (
 )
 from pyrocompress.priors.guides import LayerGuide
 from pyrocompress.priors.registry import register_prior
+from pyrocompress.priors.relevance import softplus_outer
 
 __all__ = ["RegularizedHorseshoe", "RegularizedHorseshoeGuide"]
 
@@ -556,12 +557,7 @@ class RegularizedHorseshoe(Prior):
             r = 2.0 * log_g - log_c2[draw]
             inside = r < 0.0
             big_l = torch.log(-torch.expm1(torch.where(inside, r, -1.0)))
-            lp = (
-                log_g
-                - log_tau
-                - 1.5 * big_l
-                - torch.nn.functional.softplus(2.0 * log_g - big_l - 2.0 * log_tau)
-            )
+            lp = log_g - log_tau - 1.5 * big_l - softplus_outer(2.0 * log_g - big_l, -2.0 * log_tau)
             return torch.where(inside, lp, -math.inf)
 
         def log_global_prior(log_tau: torch.Tensor) -> torch.Tensor:

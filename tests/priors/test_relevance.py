@@ -158,3 +158,19 @@ def test_regularized_horseshoe_global_scale_integrated_out_matches_importance_sa
         mc = min(float((wts * (g[:, j] > t)).sum()), 1.0)
         se = math.sqrt(max(mc * (1 - mc), 1e-6) / ess)
         assert abs(float(got[j]) - mc) < 4 * se + 3e-3, (j, float(got[j]), mc, se, ess)
+
+
+@pytest.mark.parametrize("spread", [1.0, 30.0, 400.0])
+def test_softplus_outer_is_the_softplus_of_the_sum(spread):
+    """The factored exponentials equal softplus(a + b) to rounding, on grids of log scales
+    a few units apart (the factored path) and hundreds apart (the fallback: a product of
+    the two factors would overflow)."""
+    from pyrocompress.priors.relevance import softplus_outer
+
+    gen = torch.Generator().manual_seed(0)
+    a = spread * torch.randn(7, 48, generator=gen, dtype=torch.float64)
+    b = spread * torch.randn(5, generator=gen, dtype=torch.float64).reshape(-1, 1, 1)
+    got = softplus_outer(a, b)
+    want = torch.logaddexp(a + b, torch.zeros((), dtype=torch.float64))  # exact, no threshold
+    assert got.shape == (5, 7, 48) and torch.isfinite(got).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-300)
