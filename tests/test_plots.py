@@ -297,9 +297,13 @@ def test_plot_pip_stem_legend_wider_than_a_narrow_figure_wraps_inside_it():
     box = legend.get_window_extent()
     assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y0 >= 0
     assert len(_figure_legend(fig)) == 3  # every entry is still there
-    wide = plots.plot_pip_stem(torch.linspace(0, 1, 60), threshold=0.5)  # room for one row
+    many = torch.linspace(0, 1, 60)  # a figure wide enough for the three in one row
+    wide = plots.plot_pip_stem(
+        many, threshold=0.5, threshold_label="median-probability model", selected=many >= 0.5,
+    )  # fmt: skip
     wide.canvas.draw()
     (one_row,) = wide.legends
+    assert len(_figure_legend(wide)) == 3
     assert one_row.get_window_extent().height < box.height
 
 

@@ -220,7 +220,8 @@ class GroupHorseshoe(Prior):
         def log_prior_given(
             log_g: torch.Tensor, log_s: torch.Tensor, draw: int = 0
         ) -> torch.Tensor:
-            d = log_g - log_s  # softplus(2d), factored over the grids of g and s
+            d = log_g - log_s
+            # softplus(2d), its exponentials factored over the grids of g and s
             return math.log(2.0 / math.pi) + d - softplus_outer(2.0 * log_g, -2.0 * log_s)
 
         def log_global_prior(log_s: torch.Tensor) -> torch.Tensor:

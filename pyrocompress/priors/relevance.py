@@ -56,8 +56,9 @@ import torch
 
 __all__ = ["relevance_given_layer", "relevance_given_weights"]
 
-#: Largest argument of ``exp`` kept finite in float64, with a margin (exp(709.78) overflows).
-_EXP_MAX = 700.0
+#: Margin below the largest finite ``exp`` argument of the dtype (709.78 in float64, 88.72 in
+#: float32) that :func:`softplus_outer` keeps its factored exponentials under.
+_EXP_MARGIN = 10.0
 #: Number of grid points of the quadrature in log g.
 GRID = 256
 #: Grid points in log g for a group's marginal likelihood (the posterior of tau).
@@ -71,20 +72,23 @@ def softplus_outer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     :math:`\log g`; ``b``: ``[T, 1, 1]``, from the global scales) are evaluated on every
     ``[T, G, K]`` triple. :math:`e^{a + b} = e^{a + r}\,e^{b - r}` takes one exponential per
     entry of ``a`` and of ``b`` instead of one per triple (:math:`r` centres ``b``, so both
-    factors stay representable; a factor that underflows to 0 makes the result 0 where it
-    is below :math:`e^{-745 + 700}`, an absolute error under 1e-19), ``logaddexp`` of
-    the sum where a factor or the product could overflow (never for scales within
-    :math:`e^{\pm 300}` of each other). The triples' exponentials were the largest single
-    cost of :meth:`pyrocompress.Posterior.inclusion_probabilities` (its profile). The
-    values agree with ``log(1 + exp(a + b))`` to rounding (``torch.nn.functional.softplus``
-    returns ``x`` above 20, off by up to 2e-9).
+    factors stay representable), ``logaddexp`` of the sum where a factor or the product
+    could overflow (in float64, never for scales within :math:`e^{\pm 300}` of each other).
+    A factor that underflows to 0 gives 0 where the exact value is below
+    :math:`e^{\ell - 745}` in float64 (:math:`\ell`: the overflow bound the factors are
+    kept under, 699.8), an absolute error under 1e-19. Otherwise the values agree with
+    :math:`\log(1 + e^{a + b})` to rounding (``torch.nn.functional.softplus``, which
+    returns ``x`` above 20, is off by up to 2.1e-9). The dtype is that of ``a + b``.
     """
-    b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+    b = torch.as_tensor(b, device=a.device)
+    dtype = torch.promote_types(a.dtype, b.dtype)  # as a + b would be
+    a, b = a.to(dtype), b.to(dtype)
     a_hi, b_lo, b_hi = (float(v) for v in (a.amax(), b.amin(), b.amax()))
     r = 0.5 * (b_lo + b_hi)
-    if max(a_hi + r, b_hi - r, a_hi + b_hi) < _EXP_MAX:  # no factor, no product overflows
+    limit = math.log(torch.finfo(dtype).max) - _EXP_MARGIN
+    if max(a_hi + r, b_hi - r, a_hi + b_hi) < limit:  # no factor, no product overflows
         return torch.log1p(torch.exp(a + r) * torch.exp(b - r))
-    return torch.logaddexp(a + b, torch.zeros((), dtype=a.dtype, device=a.device))
+    return torch.logaddexp(a + b, torch.zeros((), dtype=dtype, device=a.device))
 
 
 def relevance_given_weights(

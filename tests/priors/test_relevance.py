@@ -160,17 +160,44 @@ def test_regularized_horseshoe_global_scale_integrated_out_matches_importance_sa
         assert abs(float(got[j]) - mc) < 4 * se + 3e-3, (j, float(got[j]), mc, se, ess)
 
 
+def _log1p_exp(x):
+    """log(1 + e^x) by its two stable branches (not softplus, whose threshold rounds)."""
+    return torch.where(x > 0, x + torch.log1p(torch.exp(-x.abs())), torch.log1p(torch.exp(x)))
+
+
 @pytest.mark.parametrize("spread", [1.0, 30.0, 400.0])
 def test_softplus_outer_is_the_softplus_of_the_sum(spread):
-    """The factored exponentials equal softplus(a + b) to rounding, on grids of log scales
-    a few units apart (the factored path) and hundreds apart (the fallback: a product of
-    the two factors would overflow)."""
+    """The factored exponentials equal log(1 + e^(a + b)) to rounding, on grids of log
+    scales a few units apart and tens apart (the factored path) and hundreds apart (the
+    fallback: a product of the two factors would overflow)."""
     from pyrocompress.priors.relevance import softplus_outer
 
     gen = torch.Generator().manual_seed(0)
     a = spread * torch.randn(7, 48, generator=gen, dtype=torch.float64)
     b = spread * torch.randn(5, generator=gen, dtype=torch.float64).reshape(-1, 1, 1)
     got = softplus_outer(a, b)
-    want = torch.logaddexp(a + b, torch.zeros((), dtype=torch.float64))  # exact, no threshold
-    assert got.shape == (5, 7, 48) and torch.isfinite(got).all()
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-300)
+    assert got.shape == (5, 7, 48) and got.dtype == torch.float64
+    torch.testing.assert_close(got, _log1p_exp(a + b), rtol=1e-12, atol=1e-300)
+
+
+def test_softplus_outer_underflow_and_float32():
+    """A factor that underflows gives 0 for a value below 1e-19 (the documented bound); in
+    float32 the overflow bound is float32's (exp overflows above 88.7 there), and a float32
+    grid with float64 offsets is computed in float64, as their sum would be."""
+    from pyrocompress.priors.relevance import softplus_outer
+
+    a = torch.tensor([[-1450.0, -700.0, -695.0]], dtype=torch.float64)
+    b = torch.tensor([0.0, 1390.0], dtype=torch.float64).reshape(-1, 1, 1)
+    got = softplus_outer(a, b)  # r = 695: e^(a + r) = e^-755 underflows, e^(b - r) = e^695
+    want = _log1p_exp(a + b)
+    assert float(want[1, 0, 0]) > 0.0 and float(got[1, 0, 0]) == 0.0  # e^-60, given as 0
+    assert float(got[1, 0, 2]) > 600.0  # the factored path: a + r and b - r near ±695
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-19)
+    big = torch.tensor([[100.0, -3.0]])
+    off = torch.tensor([-10.0, 40.0]).reshape(-1, 1, 1)
+    got32 = softplus_outer(big, off)
+    assert got32.dtype == torch.float32 and torch.isfinite(got32).all()
+    torch.testing.assert_close(got32, _log1p_exp(big.double() + off.double()).float())
+    mixed = softplus_outer(big, off.double())
+    assert mixed.dtype == torch.float64
+    torch.testing.assert_close(mixed, _log1p_exp(big.double() + off.double()))
