@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "python3.12 not found: install Python 3.12 or pass PYTHON=/path/to/python3.12"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet -c constraints.txt uv
-	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -c constraints.txt -e '.[dev]'
+	# --compile-bytecode: pip compiles at install, uv does not, and with PYTHONDONTWRITEBYTECODE
+	# set (as on CI) every process would compile torch's modules again (5 s per import)
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(VENV)/bin/python -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
